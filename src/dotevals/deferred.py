@@ -1,0 +1,161 @@
+"""Fixtures of pytest items that run after pytest's own test loop.
+
+Evaluation items are collected like tests but run later by the Runner. This
+module gives them pytest's real fixture machinery at that point: an item is
+set up through the session's ``SetupState`` (so every fixture is created once
+for its scope, exactly as in plain pytest) and torn down after its
+evaluation, also when it fails.
+
+Async evaluations may run concurrently with each other. Their items are then
+set up one after another and *detached*: the item's own finalizers and the
+state of its function-scoped fixtures are kept aside, so the next item gets
+fresh function-scoped fixtures, and are put back when that item is torn down.
+
+Async fixtures (``async def``, async generators) are run on the event loop the
+evaluations run on, so loop-bound clients work in the evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from _pytest.fixtures import FixtureDef, SubRequest, resolve_fixture_function
+
+if sys.version_info < (3, 11):  # pragma: no cover - pytest brings the backport there
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["DeferredSetup", "DetachedItem", "setup_async_fixture"]
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+@dataclass
+class DetachedItem:
+    """An item that is set up but no longer on the SetupState stack."""
+
+    item: pytest.Item
+    finalizers: list[Callable[[], object]]
+    fixture_state: dict[FixtureDef[Any], tuple[Any, list[Callable[[], object]]]] = field(
+        default_factory=dict
+    )
+
+
+class DeferredSetup:
+    """Sets up and tears down pytest items outside pytest's runtest protocol.
+
+    Every method is blocking and must run in a worker thread (``asyncio.to_thread``)
+    while the event loop of the evaluations runs: async fixtures are scheduled
+    on that loop.
+    """
+
+    def __init__(self, session: pytest.Session, loop: asyncio.AbstractEventLoop):
+        global _loop
+        _loop = loop
+        self._state = session._setupstate
+
+    def setup(self, item: pytest.Item) -> dict[str, Any]:
+        """Set the item up and return its fixture values."""
+        self._state.setup(item)
+        return dict(item.funcargs)  # type: ignore[attr-defined]
+
+    def teardown(self, nextitem: pytest.Item | None) -> None:
+        """Tear down the current item and every scope ``nextitem`` does not share."""
+        self._state.teardown_exact(nextitem)
+
+    def detach(self, item: pytest.Item) -> DetachedItem:
+        """Take a set-up item off the stack so the next one can be set up."""
+        finalizers, _ = self._state.stack.pop(item)
+        detached = DetachedItem(item, finalizers)
+        for fixturedef in _function_fixturedefs(item):
+            detached.fixture_state[fixturedef] = _take_state(fixturedef)
+        return detached
+
+    def teardown_detached(self, detached: DetachedItem) -> None:
+        """Run a detached item's finalizers with its own fixture state put back."""
+        others = {fd: _take_state(fd) for fd in detached.fixture_state}
+        for fixturedef, state in detached.fixture_state.items():
+            _put_state(fixturedef, state)
+        errors: list[BaseException] = []
+        try:
+            while detached.finalizers:
+                try:
+                    detached.finalizers.pop()()
+                except BaseException as exc:  # noqa: BLE001 - reported below, like pytest does
+                    errors.append(exc)
+        finally:
+            for fixturedef, state in others.items():
+                _put_state(fixturedef, state)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise BaseExceptionGroup(f"errors tearing down {detached.item.nodeid}", errors)
+
+
+def _function_fixturedefs(item: pytest.Item) -> list[FixtureDef[Any]]:
+    request = item._request  # type: ignore[attr-defined]
+    return [fd for fd in request._fixture_defs.values() if fd.scope == "function"]
+
+
+def _take_state(fixturedef: FixtureDef[Any]) -> tuple[Any, list[Callable[[], object]]]:
+    state = (fixturedef.cached_result, list(fixturedef._finalizers))
+    fixturedef.cached_result = None
+    fixturedef._finalizers.clear()
+    return state
+
+
+def _put_state(fixturedef: FixtureDef[Any], state: tuple[Any, list[Callable[[], object]]]) -> None:
+    fixturedef.cached_result = state[0]
+    fixturedef._finalizers[:] = state[1]
+
+
+def is_async_fixture(fixturedef: FixtureDef[Any]) -> bool:
+    func = fixturedef.func
+    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any:
+    """Run an async fixture on the evaluations' event loop and cache its value.
+
+    Implements ``pytest_fixture_setup`` for async fixtures of evaluation items;
+    the teardown of an async generator fixture is registered as a finalizer.
+    """
+    loop = _loop
+    if loop is None or not loop.is_running():
+        pytest.fail(
+            f"async fixture {request.fixturename!r} can only be set up while dotevals "
+            "runs evaluations",
+            pytrace=False,
+        )
+    kwargs = {name: request.getfixturevalue(name) for name in fixturedef.argnames}
+    func = resolve_fixture_function(fixturedef, request)
+    cache_key = fixturedef.cache_key(request)
+
+    def on_loop(awaitable: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
+
+    try:
+        if inspect.isasyncgenfunction(func):
+            generator = func(**kwargs)
+            value = on_loop(generator.__anext__())
+            request.addfinalizer(lambda: _finish_async_generator(on_loop, generator))
+        else:
+            value = on_loop(func(**kwargs))
+    except BaseException as exc:
+        fixturedef.cached_result = (None, cache_key, (exc, exc.__traceback__))
+        raise
+    fixturedef.cached_result = (value, cache_key, None)
+    return value
+
+
+def _finish_async_generator(on_loop: Callable[[Any], Any], generator: Any) -> None:
+    try:
+        on_loop(generator.__anext__())
+    except StopAsyncIteration:
+        return
+    raise RuntimeError(f"async fixture {generator.__name__} yielded more than once")

@@ -1,0 +1,58 @@
+"""Scoring one row: call the evaluation (with retries), turn the outcome into a Record.
+
+This is the only place a row's code runs, in the main process or in a
+worker. Whatever the row does, the caller gets a Record back: a row's
+exception or a wrong return type becomes that row's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import tenacity
+
+from dotevals.evaluation import as_async_retrying
+from dotevals.models import Record, Result, as_result
+
+
+def error_text(exc: BaseException) -> str:
+    """How a row's exception is stored: ``"TypeName: message"``."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Record:
+    return Record(Result(), item_id, row, error=error_text(exc))
+
+
+def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Callable[..., Any]:
+    """``func`` wrapped in its retry policy (each call gets its own retry state)."""
+    return retrying.wraps(func)
+
+
+def async_caller(
+    func: Callable[..., Awaitable[Any]], retrying: tenacity.BaseRetrying
+) -> Callable[..., Awaitable[Any]]:
+    return as_async_retrying(retrying).wraps(func)
+
+
+def score_row(
+    call: Callable[..., Any], item_id: int, row: dict[str, Any], fixtures: dict[str, Any]
+) -> Record:
+    try:
+        return Record(as_result(call(**row, **fixtures)), item_id, row)
+    except Exception as exc:
+        return failed_record(item_id, row, exc)
+
+
+async def ascore_row(
+    call: Callable[..., Awaitable[Any]],
+    item_id: int,
+    row: dict[str, Any],
+    fixtures: dict[str, Any],
+) -> Record:
+    try:
+        return Record(as_result(await call(**row, **fixtures)), item_id, row)
+    except Exception as exc:
+        return failed_record(item_id, row, exc)

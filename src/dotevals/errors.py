@@ -1,0 +1,32 @@
+"""Exceptions raised by dotevals. Each message says what was wrong and what to do."""
+
+
+class DotevalsError(Exception):
+    """Base class of every error dotevals raises on purpose."""
+
+
+class ConfigurationError(DotevalsError, ValueError):
+    """An option, argument or decorator call that cannot work as given."""
+
+
+class DatasetError(DotevalsError, ValueError):
+    """A dataset or one of its rows does not fit the evaluation's columns."""
+
+
+class StorageError(DotevalsError):
+    """Storage cannot be opened, read or written."""
+
+
+class UnknownStorageError(StorageError, ValueError):
+    """A storage URL names a scheme no backend is registered for."""
+
+
+class ExperimentNotFoundError(StorageError, KeyError):
+    """An experiment that does not exist was asked for."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ExperimentInUseError(StorageError):
+    """Another process is running the same experiment."""

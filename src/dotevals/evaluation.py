@@ -1,0 +1,174 @@
+"""What ``@foreach`` knows about one evaluation: its function, columns and dataset.
+
+An :class:`Evaluation` turns dataset rows into keyword arguments lazily (a
+generator is never materialised) and builds the retrying call of one row.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from dotevals.errors import ConfigurationError, DatasetError
+
+if TYPE_CHECKING:
+    from dotevals.concurrency import AsyncStrategy, SyncStrategy
+
+#: What the default retry policy retries: network failures and timeouts.
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+DEFAULT_RETRIES = 3
+
+
+def parse_columns(column_spec: str) -> tuple[str, ...]:
+    """``"question, answer"`` -> ``("question", "answer")``; names must be identifiers."""
+    if not isinstance(column_spec, str):
+        raise ConfigurationError(
+            f"@foreach expects the column names as one string like 'question,answer', "
+            f"got {type(column_spec).__name__}"
+        )
+    columns = tuple(c.strip() for c in column_spec.split(","))
+    bad = [c for c in columns if not c.isidentifier()]
+    if bad or not columns:
+        raise ConfigurationError(
+            f"@foreach column spec {column_spec!r} is not a comma-separated list of Python "
+            f"names (bad: {', '.join(map(repr, bad))})"
+        )
+    if len(set(columns)) != len(columns):
+        raise ConfigurationError(f"@foreach column spec {column_spec!r} repeats a column")
+    return columns
+
+
+def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.Retrying:
+    """The retry policy of one evaluation.
+
+    An int is a number of retries of connection errors and timeouts with
+    exponential jitter; a tenacity ``Retrying`` is used as given; ``None`` is
+    the default of 3 retries.
+    """
+    if isinstance(retries, tenacity.BaseRetrying):
+        return retries
+    count = DEFAULT_RETRIES if retries is None else retries
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigurationError(
+            f"retries must be a number >= 0 or a tenacity Retrying object, got {retries!r}"
+        )
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
+        stop=tenacity.stop_after_attempt(count + 1),
+        wait=tenacity.wait_exponential_jitter(max=30),
+        reraise=True,
+    )
+
+
+def as_async_retrying(retrying: tenacity.BaseRetrying) -> tenacity.AsyncRetrying:
+    """The same policy, for coroutines."""
+    if isinstance(retrying, tenacity.AsyncRetrying):
+        return retrying
+    return tenacity.AsyncRetrying(
+        stop=retrying.stop,
+        wait=retrying.wait,
+        retry=retrying.retry,
+        before=retrying.before,
+        after=retrying.after,
+        before_sleep=retrying.before_sleep,
+        reraise=retrying.reraise,
+        retry_error_callback=retrying.retry_error_callback,
+    )
+
+
+@dataclass
+class Evaluation:
+    """A function scored over every row of a dataset.
+
+    ``fixture_names`` are the function's parameters that are not columns:
+    pytest (or the caller of :func:`dotevals.run`) provides them.
+    """
+
+    func: Callable[..., Any]
+    columns: tuple[str, ...]
+    dataset: Iterable[Any]
+    retrying: tenacity.BaseRetrying
+    concurrency: SyncStrategy | AsyncStrategy | None = None
+    fixture_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        name = self.name
+        params = inspect.signature(self.func).parameters
+        missing = [c for c in self.columns if c not in params]
+        accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if missing and not accepts_kwargs:
+            raise ConfigurationError(
+                f"{name}: column {', '.join(map(repr, missing))} is not a parameter of "
+                f"the function; add it to the signature or remove it from the column spec"
+            )
+        if isinstance(self.dataset, (str, bytes)) or not isinstance(self.dataset, Iterable):
+            raise ConfigurationError(
+                f"{name}: the dataset must be an iterable of rows (list, tuple, generator, "
+                f"registered dataset), got {type(self.dataset).__name__}"
+            )
+        self.fixture_names = tuple(
+            p.name
+            for p in params.values()
+            if p.name not in self.columns and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+
+    @property
+    def name(self) -> str:
+        return getattr(self.func, "__name__", repr(self.func))
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
+    def total(self) -> int | None:
+        """Number of rows when the dataset knows it (for progress bars)."""
+        num_rows = getattr(self.dataset, "num_rows", None)
+        if isinstance(num_rows, int):
+            return num_rows
+        return len(self.dataset) if isinstance(self.dataset, Sized) else None
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any] | DatasetError]]:
+        """``(item_id, keyword arguments)`` per row, lazily, in dataset order.
+
+        A row that does not fit the columns gives a :class:`DatasetError` in
+        place of its arguments (it is stored as that row's error); a first row
+        that does not fit raises at once, since then the whole spec is wrong.
+        """
+        for item_id, row in enumerate(self.dataset):
+            try:
+                yield item_id, self.row_arguments(item_id, row)
+            except DatasetError as exc:
+                if item_id == 0:
+                    raise
+                yield item_id, exc
+
+    def row_arguments(self, item_id: int, row: Any) -> dict[str, Any]:
+        columns = self.columns
+        if isinstance(row, dict):
+            absent = [c for c in columns if c not in row]
+            if absent:
+                raise DatasetError(
+                    f"{self.name}: row {item_id} has no key {', '.join(map(repr, absent))} "
+                    f"(its keys: {', '.join(map(str, row))}); rename the keys or the columns"
+                )
+            return {c: row[c] for c in columns}
+        if len(columns) == 1:
+            if isinstance(row, (tuple, list)) and len(row) == 1:
+                return {columns[0]: row[0]}
+            return {columns[0]: row}
+        if not isinstance(row, (tuple, list)):
+            raise DatasetError(
+                f"{self.name}: row {item_id} is a {type(row).__name__}, but the columns "
+                f"{','.join(columns)} need a tuple, list or dict per row"
+            )
+        if len(row) != len(columns):
+            raise DatasetError(
+                f"{self.name}: row {item_id} has {len(row)} values but the columns are "
+                f"{','.join(columns)} ({len(columns)}); make every row match the column spec"
+            )
+        return dict(zip(columns, row, strict=True))

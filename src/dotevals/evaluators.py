@@ -1,0 +1,291 @@
+"""Evaluators: comparison functions that return a :class:`~dotevals.models.Score`.
+
+An evaluator is a plain function that compares a model's output with what was
+expected and returns a value (usually a bool or a number). :func:`evaluator`
+wraps it so that it returns a ``Score`` named after the function, carrying the
+metrics that aggregate it and the call's arguments as metadata::
+
+    @evaluator(metrics=accuracy())
+    def contains(result: str, expected: str) -> bool:
+        return expected in result
+
+    contains("Paris, France", "Paris")
+    # Score(name="contains", value=True, metrics=[Metric("accuracy")],
+    #       metadata={"result": "Paris, France", "expected": "Paris"})
+
+The built-ins :func:`exact_match`, :func:`numeric_match`, :func:`valid_json`
+and :func:`ast_evaluation` are evaluators aggregated with ``accuracy()``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import json
+import math
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from numbers import Real
+from typing import Any, ParamSpec
+
+from dotevals.metrics import Metric, accuracy
+from dotevals.models import Score
+
+__all__ = ["evaluator", "exact_match", "numeric_match", "valid_json", "ast_evaluation"]
+
+P = ParamSpec("P")
+
+
+def _as_metric_list(metrics: Metric | Sequence[Metric] | None) -> list[Metric]:
+    if metrics is None:
+        raise TypeError(
+            "evaluator() needs metrics=, a Metric or a list of Metrics, "
+            "e.g. @evaluator(metrics=accuracy())"
+        )
+    if isinstance(metrics, Metric):
+        return [metrics]
+    if callable(metrics):  # used bare, as @evaluator, or given a factory like `accuracy`
+        raise TypeError(
+            f"evaluator() needs metrics=, a Metric or a list of Metrics, got {metrics!r}; "
+            "write @evaluator(metrics=accuracy()), with the parentheses"
+        )
+    if isinstance(metrics, (str, bytes)) or not isinstance(metrics, Sequence):
+        raise TypeError(
+            f"evaluator(metrics=...) takes a Metric or a list of Metrics, "
+            f"got {type(metrics).__name__}"
+        )
+    listed = list(metrics)
+    if not listed:
+        raise ValueError("evaluator(metrics=...) needs at least one Metric")
+    for m in listed:
+        if not isinstance(m, Metric):
+            raise TypeError(
+                f"evaluator(metrics=...) takes Metrics, got {m!r}; "
+                "call the factory, e.g. accuracy() rather than accuracy"
+            )
+    return listed
+
+
+def evaluator(
+    metrics: Metric | Sequence[Metric] | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[P, Any]], Callable[P, Score]]:
+    """Turn a comparison function into one that returns a :class:`Score`.
+
+    Args:
+        metrics: The Metric, or list of Metrics, that aggregate the score over
+            the rows. Required.
+        name: The score's name; the function's ``__name__`` by default.
+
+    The score's ``value`` is what the function returns and its ``metadata`` maps
+    each parameter name to the argument it was called with, defaults included.
+    An ``async def`` function gives an ``async`` evaluator. The result can be
+    pickled with cloudpickle, so it can be sent to worker processes.
+
+    Raises:
+        TypeError: ``metrics`` is missing or is not a Metric / list of Metrics.
+        ValueError: ``metrics`` is an empty list.
+    """
+    metric_list = _as_metric_list(metrics)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"evaluator(name=...) takes a str, got {type(name).__name__}")
+
+    def decorate(fn: Callable[P, Any]) -> Callable[P, Score]:
+        signature = inspect.signature(fn)
+        score_name = name if name is not None else fn.__name__
+
+        def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return dict(bound.arguments)
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
+                metadata = arguments(args, kwargs)
+                value = await fn(*args, **kwargs)
+                return Score(score_name, value, list(metric_list), metadata)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
+            metadata = arguments(args, kwargs)
+            value = fn(*args, **kwargs)
+            return Score(score_name, value, list(metric_list), metadata)
+
+        return wrapper
+
+    return decorate
+
+
+@evaluator(metrics=accuracy())
+def exact_match(result: Any, expected: Any) -> bool:
+    """``result == expected``, as they are.
+
+    No normalisation: strings are compared exactly (case, whitespace and
+    punctuation count), and ``"42"`` does not match ``42``. Use
+    :func:`numeric_match` for numbers.
+    """
+    return bool(result == expected)
+
+
+_CURRENCY = "$€£"
+_NUMBER = re.compile(
+    rf"""
+    (?P<sign1>[+-]?)
+    (?:(?P<cur1>[{_CURRENCY}])\s*)?
+    (?P<sign2>[+-]?)
+    (?P<body>
+        (?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d*)?   # 1,000 / 1000 / 1000. / 1000.5
+        |\.\d+                                     # .5
+    )
+    (?P<exp>[eE][+-]?\d+)?
+    (?:\s*(?P<cur2>[{_CURRENCY}]))?
+    (?:\s*(?P<pct>%))?
+    """,
+    re.VERBOSE,
+)
+
+
+def _to_number(value: Any) -> float | None:
+    """``value`` as a float, or None when it is not a number (see numeric_match)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (Real, Decimal)):
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):
+            return None
+        return number if math.isfinite(number) else None
+    if not isinstance(value, str):
+        return None
+    match = _NUMBER.fullmatch(value.strip())
+    if match is None:
+        return None
+    if match["sign1"] and match["sign2"]:
+        return None
+    if match["cur1"] and match["cur2"]:
+        return None
+    if match["pct"] and (match["cur1"] or match["cur2"]):
+        return None
+    sign = match["sign1"] or match["sign2"]
+    try:
+        number = float(sign + match["body"].replace(",", "") + (match["exp"] or ""))
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+@evaluator(metrics=accuracy())
+def numeric_match(result: Any, expected: Any) -> bool:
+    """Whether ``result`` and ``expected`` are the same number.
+
+    Each side may be a number (int, float, Decimal, Fraction; not a bool), or a
+    string holding one number, which may have:
+
+    - surrounding whitespace: ``" 42 "``;
+    - a sign: ``"-3"``, ``"+3"``;
+    - thousands separators, as commas in groups of three: ``"1,000"``
+      (``"1,5"`` is not a number, so European decimal commas never match);
+    - a decimal part and/or an exponent: ``"1000.0"``, ``".5"``, ``"1e3"``;
+    - one currency symbol ``$``, ``€`` or ``£`` before or after the number:
+      ``"$5"``, ``"-$5"``, ``"5 €"``;
+    - a trailing ``%``, which is dropped: ``"50%"`` matches ``50`` (not ``0.5``).
+
+    The numbers are compared with ``math.isclose(rel_tol=1e-9, abs_tol=1e-9)``.
+    Anything else (words, several numbers, ``None``, NaN or infinite values,
+    numbers too big for a float) makes the match False; it never raises.
+    """
+    a, b = _to_number(result), _to_number(expected)
+    if a is None or b is None:
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+@evaluator(metrics=accuracy())
+def valid_json(result: Any, schema: dict[str, Any] | bool | None = None) -> bool:
+    """Whether ``result`` is a JSON document and, given ``schema``, matches it.
+
+    ``result`` must be a ``str`` (or bytes) of strict JSON: ``NaN`` and
+    ``Infinity`` are rejected, and no markdown code fence is stripped.
+    ``schema`` is a JSON Schema, checked with ``jsonschema`` (the optional extra
+    ``dotevals[jsonschema]``). A result that is not JSON or does not match the
+    schema gives False; an invalid *schema* raises
+    ``jsonschema.exceptions.SchemaError``.
+
+    Raises:
+        ImportError: ``schema`` is given and jsonschema is not installed.
+    """
+    validator = None
+    if schema is not None:
+        try:
+            import jsonschema
+        except ImportError as e:
+            raise ImportError(
+                'valid_json(schema=...) needs jsonschema: pip install "dotevals[jsonschema]"'
+            ) from e
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = cls(schema)
+    if not isinstance(result, (str, bytes, bytearray)):
+        return False
+    try:
+        document = json.loads(result, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        return False
+    return validator is None or bool(validator.is_valid(document))
+
+
+_FENCE = re.compile(r"\s*```[^\n`]*\n(?P<code>.*?)\n?[ \t]*```\s*", re.DOTALL)
+
+
+def _parse_python(source: str) -> ast.Module | None:
+    """The module ``source`` parses to, dedented if it only parses that way; else None."""
+    for attempt in (source, textwrap.dedent(source)):
+        try:
+            return ast.parse(attempt)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    return None
+
+
+@evaluator(metrics=accuracy())
+def ast_evaluation(result: Any, expected: str | None = None) -> bool:
+    """Whether ``result`` is valid Python and, given ``expected``, the same code.
+
+    A markdown code fence around the whole of ``result`` (```` ```python ````,
+    ```` ```py ```` or a bare ```` ``` ````) is stripped first; ``expected`` is
+    not fence-stripped. A side that only parses once dedented (a uniformly
+    indented snippet) is dedented. With ``expected``, both must parse and have
+    equal ASTs (``ast.dump`` without line/column attributes): formatting,
+    whitespace and comments do not matter, but names, literals and docstrings
+    do. Anything that is not a string, or does not parse, gives False.
+    """
+    if not isinstance(result, str):
+        return False
+    fenced = _FENCE.fullmatch(result)
+    tree = _parse_python(fenced["code"] if fenced else result)
+    if tree is None:
+        return False
+    if expected is None:
+        return True
+    if not isinstance(expected, str):
+        return False
+    expected_tree = _parse_python(expected)
+    if expected_tree is None:
+        return False
+    try:
+        return ast.dump(tree, include_attributes=False) == ast.dump(
+            expected_tree, include_attributes=False
+        )
+    except RecursionError:
+        return False

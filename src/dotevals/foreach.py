@@ -1,0 +1,106 @@
+"""The ``@foreach`` decorator: a function scored over every row of a dataset.
+
+::
+
+    @foreach("question,answer", [("1+1", "2"), ("2+2", "4")])
+    def eval_math(question, answer, model):
+        return exact_match(model(question), answer)
+
+Columns become the function's row arguments; every other parameter is a
+pytest fixture (or a keyword argument of :func:`dotevals.run`). The decorated
+function keeps a signature made of those other parameters only, so pytest
+never mistakes a column for a missing fixture.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import tenacity
+
+from dotevals.concurrency import AsyncStrategy, SyncStrategy
+from dotevals.datasets.registry import get_dataset
+from dotevals.evaluation import Evaluation, make_retrying, parse_columns
+from dotevals.models import EvaluationSummary
+
+__all__ = ["ForEach", "foreach", "get_evaluation"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_ATTRIBUTE = "__dotevals__"
+
+
+class ForEach:
+    """A configured ``@foreach`` decorator.
+
+    Args:
+        retries: retries of connection errors and timeouts per row (default 3,
+            with exponential jitter), or a tenacity ``Retrying`` object.
+        concurrency: how rows are scheduled: an async strategy
+            (:class:`~dotevals.concurrency.Adaptive` by default) for ``async def``
+            evaluations, a sync one (:class:`~dotevals.concurrency.Sequential`
+            by default) for plain functions.
+    """
+
+    def __init__(
+        self,
+        *,
+        retries: int | tenacity.BaseRetrying | None = None,
+        concurrency: SyncStrategy | AsyncStrategy | None = None,
+    ):
+        self.retrying = make_retrying(retries)
+        self.concurrency = concurrency
+
+    def __call__(self, column_spec: str, dataset: Iterable[Any]) -> Callable[[F], F]:
+        columns = parse_columns(column_spec)
+
+        def decorate(func: F) -> F:
+            evaluation = Evaluation(func, columns, dataset, self.retrying, self.concurrency)
+            return _evaluation_function(evaluation)
+
+        return decorate
+
+    def __getattr__(self, name: str) -> Callable[..., Callable[[F], F]]:
+        """``foreach.<dataset>(split, **kwargs)``: a registered dataset's rows."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        dataset_class = get_dataset(name)
+
+        def registered(split: str, **kwargs: Any) -> Callable[[F], F]:
+            dataset = dataset_class(split, **kwargs)
+            return self(",".join(dataset_class.columns), dataset)
+
+        registered.__name__ = name
+        return registered
+
+
+def _evaluation_function(evaluation: Evaluation) -> Callable[..., Any]:
+    func = evaluation.func
+
+    @functools.wraps(func)
+    def run_evaluation(**fixtures: Any) -> EvaluationSummary:
+        from dotevals.runners import run
+
+        return run(run_evaluation, **fixtures)
+
+    parameters = inspect.signature(func).parameters
+    run_evaluation.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for name, p in parameters.items()
+            if name in evaluation.fixture_names
+        ]
+    )
+    setattr(run_evaluation, _ATTRIBUTE, evaluation)
+    return run_evaluation
+
+
+def get_evaluation(obj: Any) -> Evaluation | None:
+    """The :class:`Evaluation` behind a ``@foreach`` function, or None."""
+    return getattr(obj, _ATTRIBUTE, None)
+
+
+#: The default decorator: ``@foreach("col1,col2", dataset)``.
+foreach = ForEach()

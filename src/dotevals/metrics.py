@@ -1,0 +1,91 @@
+"""Metrics: functions from the list of one score's values to a number.
+
+A metric is declared with :func:`metric` on a factory, so that it can take
+options and be named in storage::
+
+    @metric
+    def accuracy() -> Metric:
+        def compute(values: list) -> float:
+            return sum(bool(v) for v in values) / len(values) if values else 0.0
+        return compute
+
+``accuracy()`` then returns a :class:`Metric` named ``"accuracy"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["Metric", "metric", "accuracy", "mean", "get_metric"]
+
+_REGISTRY: dict[str, Callable[..., Metric]] = {}
+
+
+class Metric:
+    """A named aggregate over the values of one score."""
+
+    def __init__(self, name: str, compute: Callable[[list[Any]], float]):
+        self.name = name
+        self._compute = compute
+
+    def __call__(self, values: Sequence[Any]) -> float:
+        return self._compute(list(values))
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Metric) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def metric(factory: Callable[..., Callable[[list[Any]], float]]) -> Callable[..., Metric]:
+    """Turn a factory of ``values -> number`` functions into a named metric factory."""
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Metric:
+        return Metric(factory.__name__, factory(*args, **kwargs))
+
+    _REGISTRY[factory.__name__] = make
+    return make
+
+
+def get_metric(name: str) -> Metric | None:
+    """The registered metric called ``name`` (built with no arguments), or None."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        return None
+    try:
+        return factory()
+    except TypeError:  # a factory that needs arguments cannot be rebuilt from a name
+        return None
+
+
+def _numbers(values: list[Any]) -> list[float]:
+    return [float(v) for v in values if v is not None]
+
+
+@metric
+def accuracy() -> Callable[[list[Any]], float]:
+    """Share of truthy values (errored rows count as False)."""
+
+    def compute(values: list[Any]) -> float:
+        return sum(1 for v in values if v) / len(values) if values else 0.0
+
+    return compute
+
+
+@metric
+def mean() -> Callable[[list[Any]], float]:
+    """Arithmetic mean of numeric values (booleans count as 0/1)."""
+
+    def compute(values: list[Any]) -> float:
+        numbers = _numbers(values)
+        return math.fsum(numbers) / len(numbers) if numbers else 0.0
+
+    return compute

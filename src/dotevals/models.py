@@ -1,0 +1,168 @@
+"""What an evaluation produces: scores, results, stored records and their summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dotevals.metrics import Metric, get_metric
+
+__all__ = ["Score", "Result", "Record", "EvaluationSummary"]
+
+
+@dataclass
+class Score:
+    """One named value for one row, with the metrics that aggregate it."""
+
+    name: str
+    value: Any
+    metrics: list[Metric] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "metrics": [m.name for m in self.metrics],
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Score:
+        metrics = [m for m in map(get_metric, data.get("metrics", [])) if m is not None]
+        return cls(data["name"], data["value"], metrics, data.get("metadata", {}))
+
+
+class Result:
+    """What an evaluation function returns for one row: its scores and context."""
+
+    def __init__(
+        self,
+        *scores: Score,
+        prompt: str | None = None,
+        error: str | None = None,
+        model_response: str | None = None,
+    ):
+        for score in scores:
+            if not isinstance(score, Score):
+                raise TypeError(f"Result() takes Score objects, got {type(score).__name__}")
+        self.scores: list[Score] = list(scores)
+        self.prompt = prompt
+        self.error = error
+        self.model_response = model_response
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(scores={self.scores!r}, prompt={self.prompt!r}, "
+            f"error={self.error!r}, model_response={self.model_response!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Result) and self.to_dict() == other.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scores": [s.to_dict() for s in self.scores],
+            "prompt": self.prompt,
+            "error": self.error,
+            "model_response": self.model_response,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(
+            *(Score.from_dict(s) for s in data.get("scores", [])),
+            prompt=data.get("prompt"),
+            error=data.get("error"),
+            model_response=data.get("model_response"),
+        )
+
+
+@dataclass
+class Record:
+    """One row of one evaluation as stored: its result, position and input."""
+
+    result: Result
+    item_id: int
+    dataset_row: dict[str, Any]
+    error: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+    @property
+    def failed(self) -> bool:
+        """True when the row errored (it will be run again on resume)."""
+        return self.error is not None or self.result.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "dataset_row": self.dataset_row,
+            "result": self.result.to_dict(),
+            "error": self.error,
+            "timestamp": self.timestamp,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        return cls(
+            result=Result.from_dict(data["result"]),
+            item_id=data["item_id"],
+            dataset_row=data["dataset_row"],
+            error=data.get("error"),
+            timestamp=data.get("timestamp", 0.0),
+        )
+
+
+class EvaluationSummary:
+    """The records of one evaluation and their metrics.
+
+    ``summary`` maps each score name to ``{metric name: value}``. A row that
+    errored counts as ``False`` for every score the successful rows have.
+    """
+
+    def __init__(self, records: Iterable[Record]):
+        self.records: list[Record] = list(records)
+
+    @property
+    def errors(self) -> int:
+        """How many rows errored."""
+        return sum(1 for r in self.records if r.failed)
+
+    @property
+    def summary(self) -> dict[str, dict[str, float]]:
+        values: dict[str, list[Any]] = {}
+        metrics: dict[str, list[Metric]] = {}
+        for record in self.records:
+            for score in record.result.scores:
+                metrics.setdefault(score.name, score.metrics)
+                values.setdefault(score.name, [])
+        for record in self.records:
+            scored = {s.name: s.value for s in record.result.scores}
+            for name, column in values.items():
+                column.append(False if record.failed else scored.get(name, False))
+        return {name: {m.name: m(values[name]) for m in metrics[name]} for name in values}
+
+    def __repr__(self) -> str:
+        return f"EvaluationSummary(rows={len(self.records)}, summary={self.summary!r})"
+
+
+def as_result(value: Any) -> Result:
+    """Wrap a Score in a Result; reject anything that is neither."""
+    if isinstance(value, Result):
+        return value
+    if isinstance(value, Score):
+        return Result(value)
+    raise TypeError(
+        f"an evaluation must return a Score or a Result, got {type(value).__name__}"
+        + (f" ({value!r:.80})" if value is not None else "")
+    )
+
+
+def sort_records(records: Sequence[Record]) -> list[Record]:
+    """Records in dataset order, keeping the newest record of each row."""
+    newest: dict[int, Record] = {}
+    for record in records:
+        newest[record.item_id] = record
+    return [newest[k] for k in sorted(newest)]

@@ -1,0 +1,210 @@
+"""The pytest plugin: options, collection of evaluations, deferred run, reporting.
+
+Evaluation items (``@foreach`` functions, also ``eval_*`` functions in
+``eval_*.py`` files) are collected with the ordinary tests. Ordinary tests run
+first through pytest's own loop; the evaluations then run through the
+:class:`~dotevals.runners.Runner`, and each one is reported as a pytest item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.python import path_matches_patterns
+from _pytest.runner import CallInfo
+
+from dotevals.deferred import is_async_fixture, setup_async_fixture
+from dotevals.errors import DotevalsError
+from dotevals.foreach import get_evaluation
+from dotevals.progress import progress_wanted
+from dotevals.providers import register_fixtures
+from dotevals.report import summary_table
+from dotevals.runners import EvaluationOutcome, Runner
+
+_RUNNER = pytest.StashKey[Runner]()
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dotevals", "dotevals evaluations")
+    group.addoption(
+        "--experiment",
+        help="experiment to store results in and resume (default: a new ephemeral one). "
+        "ini: dotevals_experiment",
+    )
+    group.addoption(
+        "--samples",
+        type=_non_negative_int,
+        help="run at most this many new rows per evaluation. ini: dotevals_samples",
+    )
+    group.addoption(
+        "--storage",
+        help="where results are stored: json://PATH or sqlite://PATH "
+        "(default json://.dotevals). ini: dotevals_storage",
+    )
+    group.addoption(
+        "--concurrent",
+        action="store_true",
+        default=None,
+        help="run async evaluations concurrently with each other. ini: dotevals_concurrent",
+    )
+    group.addoption(
+        "--no-progress",
+        action="store_true",
+        default=False,
+        help="do not draw progress bars",
+    )
+    parser.addini("dotevals_experiment", "default for --experiment", default=None)
+    parser.addini("dotevals_samples", "default for --samples", default=None)
+    parser.addini("dotevals_storage", "default for --storage", default=None)
+    parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    """The command line value if given, else the ini value."""
+    value = config.getoption(name)
+    return config.getini(f"dotevals_{name}") if value is None else value
+
+
+def _samples(config: pytest.Config) -> int | None:
+    value = _option(config, "samples")
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return _non_negative_int(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"dotevals_samples in the ini file: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
+    _samples(config)
+    register_fixtures(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if (
+        file_path.suffix == ".py"
+        and file_path.name.startswith("eval_")
+        and not path_matches_patterns(file_path, parent.config.getini("python_files"))
+    ):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> list[pytest.Function] | None:
+    if name.startswith("eval_") and callable(obj) and hasattr(collector, "_genfunctions"):
+        return list(collector._genfunctions(name, obj))
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_evaluation(item):
+            item.add_marker(pytest.mark.dotevals)
+
+
+def _is_evaluation(item: pytest.Item) -> bool:
+    return get_evaluation(getattr(item, "obj", None)) is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
+    item = getattr(request, "_pyfuncitem", None)
+    if is_async_fixture(fixturedef) and item is not None and _is_evaluation(item):
+        return setup_async_fixture(fixturedef, request)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    evaluations = [item for item in session.items if _is_evaluation(item)]
+    if not evaluations or session.config.option.collectonly:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return None  # pytest's own loop reports the collection errors
+    tests = [item for item in session.items if not _is_evaluation(item)]
+    ordered = tests + evaluations
+    for index, item in enumerate(tests):
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=ordered[index + 1])
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    progress = progress_wanted(not config.getoption("no_progress"))
+    try:
+        runner = Runner(
+            experiment_name=_option(config, "experiment"),
+            samples=_samples(config),
+            concurrent=bool(_option(config, "concurrent")),
+            storage=_option(config, "storage"),
+            progress=progress,
+            on_outcome=_report,
+            on_start=(lambda name: _fresh_line(reporter)) if reporter and progress else None,
+        )
+    except DotevalsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_RUNNER] = runner
+    asyncio.run(runner.run_evaluations(evaluations))
+    return True
+
+
+def _fresh_line(reporter: Any) -> None:
+    """Start a progress bar on an empty line; the next report rewrites its file name."""
+    reporter.ensure_newline()
+    reporter.currentfspath = None
+
+
+def _report(outcome: EvaluationOutcome) -> None:
+    """Report an evaluation as pytest reports a test: setup, call, teardown."""
+    item = outcome.item
+    if item is None:
+        return
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    phases = [("setup", outcome.setup_error)]
+    if outcome.setup_error is None:
+        phases.append(("call", outcome.error))
+    phases.append(("teardown", outcome.teardown_error))
+    for when, error in phases:
+        call = CallInfo.from_call(lambda error=error: _raise(error), when)  # type: ignore[arg-type]
+        call.duration = outcome.duration if when == "call" else 0.0
+        report = pytest.TestReport.from_item_and_call(item, call)
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+def _raise(error: BaseException | None) -> None:
+    if error is None:
+        return
+    if isinstance(error, DotevalsError):
+        pytest.fail(str(error), pytrace=False)
+    raise error
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    runner = terminalreporter.config.stash.get(_RUNNER, None)
+    if runner is None or not runner.outcomes:
+        return
+    terminalreporter.write_sep("=", "dotevals summary")
+    terminalreporter.write_line(f"experiment: {runner.experiment_name} ({runner.session.storage.url})")
+    for line in summary_table(runner.outcomes):
+        terminalreporter.write_line(line)

@@ -1,0 +1,394 @@
+"""The Runner: runs evaluations, stores their rows and collects their summaries.
+
+``Runner`` is the facade both the pytest plugin and scripts use. It takes
+evaluation items (pytest items of ``@foreach`` functions, or the functions
+themselves), sets up their fixtures, runs sync evaluations one after another
+and async ones concurrently (``concurrent=True``), and fills ``results``.
+
+:func:`run` is the one-call entry point for notebooks and scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from dotevals.deferred import DeferredSetup, DetachedItem
+from dotevals.engine.inline import run_async, run_sync
+from dotevals.errors import ConfigurationError, DotevalsError
+from dotevals.evaluation import Evaluation
+from dotevals.foreach import get_evaluation
+from dotevals.models import EvaluationSummary
+from dotevals.progress import ProgressBar, progress_wanted
+from dotevals.sessions import SessionManager
+from dotevals.storage import Storage
+
+__all__ = ["Runner", "EvaluationOutcome", "run", "arun"]
+
+EvaluationItem = pytest.Item | Callable[..., Any]
+
+
+@dataclass
+class EvaluationOutcome:
+    """How one evaluation went: its summary, or the error that stopped it."""
+
+    name: str
+    item: pytest.Item | None
+    summary: EvaluationSummary | None = None
+    new_rows: int = 0
+    setup_error: BaseException | None = None
+    error: BaseException | None = None
+    teardown_error: BaseException | None = None
+    started_at: float = field(default_factory=time.time)
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return any((self.setup_error, self.error, self.teardown_error))
+
+
+@dataclass
+class _Job:
+    """One evaluation to run: a pytest item, or a function with its fixture values."""
+
+    name: str
+    storage_name: str
+    evaluation: Evaluation
+    item: pytest.Item | None = None
+    fixtures: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, obj: EvaluationItem) -> _Job:
+        if isinstance(obj, pytest.Item):
+            evaluation = get_evaluation(getattr(obj, "obj", None))
+            if evaluation is None:
+                raise ConfigurationError(f"{obj.nodeid} is not a @foreach evaluation")
+            return cls(obj.name, obj.nodeid, evaluation, item=obj)
+        fixtures: dict[str, Any] = {}
+        if isinstance(obj, functools.partial):
+            if obj.args:
+                raise ConfigurationError(
+                    "give the fixtures of an evaluation by keyword: "
+                    "functools.partial(eval_fn, model=...)"
+                )
+            fixtures, obj = dict(obj.keywords), obj.func
+        evaluation = get_evaluation(obj)
+        if evaluation is None:
+            raise ConfigurationError(
+                f"{obj!r} is not an evaluation: decorate it with @foreach(...) first"
+            )
+        missing = [n for n in evaluation.fixture_names if n not in fixtures]
+        unknown = [n for n in fixtures if n not in evaluation.fixture_names]
+        if missing or unknown:
+            raise ConfigurationError(
+                f"{evaluation.name}: "
+                + "; ".join(
+                    part
+                    for part in (
+                        missing and f"missing value for {', '.join(missing)}",
+                        unknown and f"{', '.join(unknown)} is neither a column nor a parameter",
+                    )
+                    if part
+                )
+            )
+        return cls(evaluation.name, evaluation.name, evaluation, fixtures=fixtures)
+
+
+class Runner:
+    """Runs evaluation items and collects their summaries into ``results``.
+
+    Args:
+        experiment_name: experiment to store results in (resumed if it exists);
+            None makes an ephemeral experiment.
+        samples: at most this many new rows per evaluation.
+        concurrent: run async evaluations concurrently with each other.
+        results_dict: a dict that also receives every summary.
+        storage: storage URL or :class:`~dotevals.storage.Storage`
+            (default ``json://.dotevals``).
+        progress: draw progress bars (only on a terminal).
+        on_outcome: called with each :class:`EvaluationOutcome` as it is known.
+        on_start: called with an evaluation's name just before its rows start.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        experiment_name: str | None = None,
+        samples: int | None = None,
+        concurrent: bool = True,
+        results_dict: dict[str, EvaluationSummary] | None = None,
+        *,
+        storage: str | Storage | None = None,
+        progress: bool = True,
+        on_outcome: Callable[[EvaluationOutcome], None] | None = None,
+        on_start: Callable[[str], None] | None = None,
+        **engine_options: Any,
+    ):
+        if engine_options:
+            raise ConfigurationError(f"unknown Runner option {', '.join(sorted(engine_options))}")
+        if samples is not None and (
+            isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
+        ):
+            raise ConfigurationError(f"samples must be a whole number >= 0, got {samples!r}")
+        self.session = SessionManager(storage, experiment_name)
+        self.samples = samples
+        self.concurrent = concurrent
+        self.results: dict[str, EvaluationSummary] = {}
+        self.results_dict = results_dict
+        self.outcomes: list[EvaluationOutcome] = []
+        self.progress = progress_wanted(progress)
+        self.on_outcome = on_outcome
+        self.on_start = on_start
+        self._setup: DeferredSetup | None = None
+        self._setup_lock = asyncio.Lock()
+
+    @property
+    def experiment_name(self) -> str:
+        return self.session.experiment_name
+
+    async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
+        """Run every evaluation; errors of one evaluation never stop the others."""
+        jobs = [_Job.of(obj) for obj in evaluation_items]
+        items = [job.item for job in jobs if job.item is not None]
+        if items:
+            self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
+        groups = self._groups(jobs)
+        for index, group in enumerate(groups):
+            following = [job for later in groups[index + 1 :] for job in later]
+            nextitem = following[0].item if following else None
+            if len(group) == 1:
+                await self._run_alone(group[0], nextitem)
+            else:
+                await self._run_together(group, nextitem)
+
+    def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
+        """Consecutive async jobs that may share the event loop go in one group."""
+        groups: list[list[_Job]] = []
+        for job in jobs:
+            last = groups[-1][-1] if groups else None
+            if (
+                self.concurrent
+                and last is not None
+                and job.evaluation.is_async
+                and last.evaluation.is_async
+                and _scope_key(job) == _scope_key(last)
+            ):
+                groups[-1].append(job)
+            else:
+                groups.append([job])
+        return groups
+
+    async def _run_alone(self, job: _Job, nextitem: pytest.Item | None) -> None:
+        outcome = EvaluationOutcome(job.name, job.item)
+        fixtures = await self._fixtures(job, outcome)
+        if outcome.setup_error is None:
+            await self._execute(job, fixtures, outcome)
+        if job.item is not None:
+            try:
+                await self._blocking(self._deferred.teardown, nextitem)
+            except BaseException as exc:  # noqa: BLE001 - reported on the item
+                outcome.teardown_error = exc
+        self._finish(outcome)
+
+    async def _run_together(self, jobs: list[_Job], nextitem: pytest.Item | None) -> None:
+        """Set each job up and detach it, run them all at once, then tear down."""
+        started = []
+        for job in jobs:
+            outcome = EvaluationOutcome(job.name, job.item)
+            fixtures = await self._fixtures(job, outcome)
+            detached = None
+            if job.item is not None:
+                detached = await self._blocking(self._deferred.detach, job.item)
+            started.append((job, outcome, fixtures, detached))
+
+        async def one(
+            job: _Job,
+            outcome: EvaluationOutcome,
+            fixtures: dict[str, Any],
+            detached: DetachedItem | None,
+        ) -> None:
+            if outcome.setup_error is None:
+                await self._execute(job, fixtures, outcome)
+            if detached is not None:
+                try:
+                    await self._blocking(self._deferred.teardown_detached, detached)
+                except BaseException as exc:  # noqa: BLE001 - reported on the item
+                    outcome.teardown_error = exc
+
+        await asyncio.gather(*(one(*entry) for entry in started))
+        outcomes = [outcome for _, outcome, _, _ in started]
+        if any(job.item is not None for job in jobs):
+            try:
+                await self._blocking(self._deferred.teardown, nextitem)
+            except BaseException as exc:  # noqa: BLE001 - reported on the last item
+                outcomes[-1].teardown_error = exc
+        for outcome in outcomes:
+            self._finish(outcome)
+
+    @property
+    def _deferred(self) -> DeferredSetup:
+        assert self._setup is not None
+        return self._setup
+
+    async def _blocking(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Fixture work runs in a thread, one at a time, so async fixtures can use the loop."""
+        async with self._setup_lock:
+            return await asyncio.to_thread(func, *args)
+
+    async def _fixtures(self, job: _Job, outcome: EvaluationOutcome) -> dict[str, Any]:
+        if job.item is None:
+            return job.fixtures
+        try:
+            values = await self._blocking(self._deferred.setup, job.item)
+        except BaseException as exc:  # noqa: BLE001 - a failed setup fails the item
+            outcome.setup_error = exc
+            return {}
+        return {name: values[name] for name in job.evaluation.fixture_names}
+
+    async def _execute(
+        self, job: _Job, fixtures: dict[str, Any], outcome: EvaluationOutcome
+    ) -> None:
+        evaluation = job.evaluation
+        start = time.perf_counter()
+        status = "failed"
+        run = None
+        bar = None
+        try:
+            run = self.session.start_evaluation(job.storage_name, _metadata(job))
+            rows = run.pending(evaluation.rows(), self.samples)
+            if self.on_start is not None:
+                self.on_start(job.name)
+            bar = ProgressBar(job.name, self._total(evaluation, run), self.progress)
+
+            def sink(record):  # noqa: ANN001, ANN202
+                run.add(record)
+                bar.update(record)
+
+            if evaluation.is_async:
+                await run_async(evaluation, fixtures, rows, sink)
+            else:
+                run_sync(evaluation, fixtures, rows, sink)
+            status = "completed"
+        except (Exception, asyncio.CancelledError) as exc:
+            outcome.error = exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if run is not None:
+                outcome.summary = run.finish(status)  # type: ignore[arg-type]
+                outcome.new_rows = run.done
+            outcome.duration = time.perf_counter() - start
+
+    def _total(self, evaluation: Evaluation, run: Any) -> int | None:
+        total = evaluation.total
+        if total is None:
+            return self.samples
+        remaining = max(0, total - len(run.completed))
+        return remaining if self.samples is None else min(remaining, self.samples)
+
+    def _finish(self, outcome: EvaluationOutcome) -> None:
+        if outcome.summary is not None and outcome.error is None:
+            self.results[outcome.name] = outcome.summary
+            if self.results_dict is not None:
+                self.results_dict[outcome.name] = outcome.summary
+        self.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+
+def _scope_key(job: _Job) -> object:
+    """Items that may be set up side by side: same parent, same higher-scoped params."""
+    if job.item is None:
+        return None
+    callspec = getattr(job.item, "callspec", None)
+    params = ()
+    if callspec is not None:
+        scopes = getattr(callspec, "_arg2scope", {})
+        params = tuple(
+            sorted(
+                (name, repr(value))
+                for name, value in callspec.params.items()
+                if str(getattr(scopes.get(name), "value", "function")) != "function"
+            )
+        )
+    return (job.item.parent, params)
+
+
+def _metadata(job: _Job) -> dict[str, Any]:
+    evaluation = job.evaluation
+    return {
+        "function": f"{evaluation.func.__module__}.{evaluation.func.__qualname__}",
+        "columns": list(evaluation.columns),
+        "dataset": type(evaluation.dataset).__name__,
+        **({"nodeid": job.item.nodeid} if job.item is not None else {}),
+    }
+
+
+async def arun(
+    evaluation: Callable[..., Any],
+    *,
+    experiment: str | None = None,
+    samples: int | None = None,
+    storage: str | Storage | None = None,
+    progress: bool = True,
+    **fixtures: Any,
+) -> EvaluationSummary:
+    """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
+    runner = Runner(experiment, samples, storage=storage, progress=progress)
+    await runner.run_evaluations([functools.partial(evaluation, **fixtures)])
+    outcome = runner.outcomes[0]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.summary is not None
+    return outcome.summary
+
+
+def run(
+    evaluation: Callable[..., Any],
+    *,
+    experiment: str | None = None,
+    samples: int | None = None,
+    storage: str | Storage | None = None,
+    progress: bool = True,
+    **fixtures: Any,
+) -> EvaluationSummary:
+    """Run one ``@foreach`` evaluation outside pytest and return its summary.
+
+    Keyword arguments other than the options below are the values of the
+    evaluation's non-column parameters (what pytest fixtures would provide)::
+
+        summary = dotevals.run(eval_math, experiment="baseline", model=my_model)
+        summary.summary  # {"exact_match": {"accuracy": 0.9}}
+
+    Args:
+        experiment: experiment name (resumed if it exists); None is ephemeral.
+        samples: at most this many new rows.
+        storage: storage URL (default ``json://.dotevals``).
+        progress: draw a progress bar on a terminal.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(
+            arun(
+                evaluation,
+                experiment=experiment,
+                samples=samples,
+                storage=storage,
+                progress=progress,
+                **fixtures,
+            )
+        )
+    raise DotevalsError(
+        "dotevals.run() cannot be called from a running event loop (for example in "
+        "Jupyter); use 'await dotevals.arun(...)' there"
+    )

@@ -1,0 +1,133 @@
+"""Experiments and the runs of their evaluations: status, metadata, resume, batched writes.
+
+An experiment is named, or ephemeral (a timestamp and a short id) when no
+name is given. Running an evaluation again in the same experiment resumes it:
+rows stored without an error are skipped, errored rows run again.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from dotevals.models import EvaluationSummary, Record
+from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
+from dotevals.storage.base import Status
+
+__all__ = ["SessionManager", "EvaluationRun"]
+
+
+def ephemeral_name() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit checked out in the working directory, if it is a git repository."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class SessionManager:
+    """One experiment in one storage, as seen by a run."""
+
+    def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
+        self.storage = get_storage(storage or DEFAULT_STORAGE)
+        self.ephemeral = experiment_name is None
+        self.experiment_name = experiment_name or ephemeral_name()
+        self._created = False
+
+    def start_evaluation(self, name: str, metadata: dict[str, Any] | None = None) -> EvaluationRun:
+        """Mark an evaluation as running and learn which rows are already done."""
+        if not self._created:
+            self.storage.create_experiment(self.experiment_name, ephemeral=self.ephemeral)
+            self._created = True
+        previous = self.storage.load_evaluation(self.experiment_name, name)
+        info = EvaluationInfo(
+            name=name,
+            status="running",
+            started_at=previous.started_at if previous else time.time(),
+            metadata={
+                **(previous.metadata if previous else {}),
+                **(metadata or {}),
+                "git_commit": git_commit(),
+                "python": platform.python_version(),
+                "last_run_at": time.time(),
+            },
+        )
+        self.storage.save_evaluation(self.experiment_name, info)
+        completed = self.storage.completed_item_ids(self.experiment_name, name)
+        return EvaluationRun(self.storage, self.experiment_name, info, completed)
+
+
+class EvaluationRun:
+    """Takes the records of one evaluation as they arrive and writes them in batches."""
+
+    FLUSH_ROWS = 1000
+    FLUSH_SECONDS = 0.5
+
+    def __init__(
+        self, storage: Storage, experiment: str, info: EvaluationInfo, completed: set[int]
+    ):
+        self.storage = storage
+        self.experiment = experiment
+        self.info = info
+        self.completed = completed
+        self.done = 0
+        self.errors = 0
+        self._buffer: list[Record] = []
+        self._last_flush = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def pending(
+        self, rows: Iterator[tuple[int, Any]], samples: int | None
+    ) -> Iterator[tuple[int, Any]]:
+        """The rows still to run: not completed before, at most ``samples`` of them."""
+        taken = 0
+        for item_id, row in rows:
+            if samples is not None and taken >= samples:
+                return
+            if item_id in self.completed:
+                continue
+            taken += 1
+            yield item_id, row
+
+    def add(self, record: Record) -> None:
+        self._buffer.append(record)
+        self.done += 1
+        self.errors += record.failed
+        if (
+            len(self._buffer) >= self.FLUSH_ROWS
+            or time.monotonic() - self._last_flush >= self.FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self.storage.add_records(self.experiment, self.name, self._buffer)
+            self._buffer = []
+        self._last_flush = time.monotonic()
+
+    def finish(self, status: Status) -> EvaluationSummary:
+        """Write what is left, record the status and return every row's summary."""
+        self.flush()
+        summary = EvaluationSummary(self.storage.load_records(self.experiment, self.name))
+        self.info.status = status
+        self.info.ended_at = time.time()
+        self.info.summary = summary.summary
+        self.info.metadata.update(rows=len(summary.records), errors=summary.errors)
+        self.storage.save_evaluation(self.experiment, self.info)
+        return summary

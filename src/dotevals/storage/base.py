@@ -1,0 +1,135 @@
+"""The interface every storage backend implements.
+
+The main process is the only writer. Records are appended as they arrive; a
+row can be written more than once (an errored row retried on resume), and
+readers keep the newest record of each ``item_id``, in ``item_id`` order.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from dotevals.models import Record
+
+Status = Literal["running", "completed", "failed"]
+
+
+def encode_json(data: Any) -> str:
+    """JSON text for ``data``; values JSON cannot hold are stored as their ``repr``."""
+    try:
+        return json.dumps(data, default=repr, ensure_ascii=False)
+    except (TypeError, ValueError):  # non-string dict keys, circular references
+        return json.dumps(_plain(data, set()), default=repr, ensure_ascii=False)
+
+
+def _plain(value: Any, path: set[int]) -> Any:
+    """``value`` with dict keys made strings and cycles cut, for ``encode_json``."""
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    if id(value) in path:
+        return "..."
+    path = path | {id(value)}
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, (str, int, float, bool)) or k is None else repr(k): _plain(v, path)
+            for k, v in value.items()
+        }
+    return [_plain(v, path) for v in value]
+
+
+@dataclass
+class ExperimentInfo:
+    """An experiment as listed by storage."""
+
+    name: str
+    created_at: float
+    ephemeral: bool = False
+
+
+@dataclass
+class EvaluationInfo:
+    """The bookkeeping of one evaluation inside an experiment."""
+
+    name: str
+    status: Status = "running"
+    started_at: float | None = None
+    ended_at: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, dict[str, float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationInfo:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class Storage(ABC):
+    """A place experiments, evaluations and their records live.
+
+    Backends are chosen by URL scheme (``json://PATH``, ``sqlite://PATH``);
+    ``location`` is the URL without its scheme.
+    """
+
+    scheme: str = ""
+
+    def __init__(self, location: str):
+        self.location = location
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.location}"
+
+    # Experiments -------------------------------------------------------
+    @abstractmethod
+    def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
+        """Create the experiment if it does not exist yet (idempotent)."""
+
+    @abstractmethod
+    def list_experiments(self) -> list[ExperimentInfo]:
+        """Every experiment, oldest first."""
+
+    def experiment_exists(self, name: str) -> bool:
+        return any(e.name == name for e in self.list_experiments())
+
+    @abstractmethod
+    def delete_experiment(self, name: str) -> None:
+        """Remove the experiment and everything in it; ExperimentNotFoundError if absent."""
+
+    @abstractmethod
+    def rename_experiment(self, old: str, new: str) -> None:
+        """Rename; ExperimentNotFoundError if ``old`` is absent, StorageError if ``new`` exists."""
+
+    # Evaluations -------------------------------------------------------
+    @abstractmethod
+    def list_evaluations(self, experiment: str) -> list[str]:
+        """Names of the evaluations of an experiment, in the order they were first saved."""
+
+    @abstractmethod
+    def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
+        """Create or replace the bookkeeping of one evaluation."""
+
+    @abstractmethod
+    def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
+        """The bookkeeping of one evaluation, or None if it was never saved."""
+
+    # Records -----------------------------------------------------------
+    @abstractmethod
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        """Append records durably (one call is one batch)."""
+
+    @abstractmethod
+    def load_records(self, experiment: str, evaluation: str) -> list[Record]:
+        """The newest record of each row, in ``item_id`` order."""
+
+    def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
+        """Rows stored without an error: resume skips them."""
+        return {r.item_id for r in self.load_records(experiment, evaluation) if not r.failed}
+
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release files and connections."""

@@ -1,0 +1,66 @@
+"""Storage backends by URL scheme: built-ins, ``register_storage`` and entry points."""
+
+from __future__ import annotations
+
+import warnings
+from importlib.metadata import entry_points
+
+from dotevals.errors import StorageError, UnknownStorageError
+from dotevals.storage.base import Storage
+from dotevals.storage.json import JSONStorage
+from dotevals.storage.sqlite import SQLiteStorage
+
+__all__ = ["DEFAULT_STORAGE", "get_storage", "register_storage"]
+
+DEFAULT_STORAGE = "json://.dotevals"
+ENTRY_POINT_GROUP = "dotevals.storage"
+
+_backends: dict[str, type[Storage]] = {"json": JSONStorage, "sqlite": SQLiteStorage}
+_entry_points_loaded = False
+
+
+def register_storage(scheme: str, cls: type[Storage]) -> None:
+    """Make ``SCHEME://LOCATION`` URLs open ``cls(LOCATION)``."""
+    if not (isinstance(cls, type) and issubclass(cls, Storage)):
+        raise TypeError(f"a storage backend must subclass dotevals.storage.Storage, got {cls!r}")
+    if not scheme or "://" in scheme:
+        raise ValueError(f"invalid storage scheme {scheme!r}: give the bare name, e.g. 'json'")
+    _backends[scheme.lower()] = cls
+
+
+def _load_entry_points() -> None:
+    """Register the ``dotevals.storage`` entry points, once; a broken one only warns."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name.lower() in _backends:  # built-in, registered already, or a duplicate
+            continue
+        try:
+            register_storage(ep.name, ep.load())
+        except Exception as exc:
+            warnings.warn(
+                f"cannot load storage backend {ep.name!r} ({ep.value}): {exc}",
+                stacklevel=3,
+            )
+
+
+def get_storage(url: str | Storage) -> Storage:
+    """The storage a ``SCHEME://LOCATION`` URL names; a Storage is returned as is."""
+    if isinstance(url, Storage):
+        return url
+    _load_entry_points()
+    scheme, sep, location = url.partition("://")
+    cls = _backends.get(scheme.lower()) if sep else None
+    if cls is None:
+        known = ", ".join(f"{s}://" for s in sorted(_backends))
+        raise UnknownStorageError(
+            f"unknown storage {url!r}: known schemes are {known} "
+            f"(register more through the {ENTRY_POINT_GROUP!r} entry-point group)"
+        )
+    if not location:
+        raise StorageError(f"storage URL {url!r} has no location: write {scheme}://PATH")
+    storage = cls(location)
+    storage.scheme = scheme.lower()
+    return storage

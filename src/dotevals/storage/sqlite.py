@@ -1,0 +1,185 @@
+"""``sqlite://PATH``: every experiment in one SQLite database file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from dotevals.errors import ExperimentNotFoundError, StorageError
+from dotevals.models import Record
+from dotevals.storage.base import EvaluationInfo, ExperimentInfo, Storage, encode_json
+
+__all__ = ["SQLiteStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    experiment TEXT NOT NULL
+        REFERENCES experiments(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    info TEXT NOT NULL,
+    PRIMARY KEY (experiment, name)
+);
+CREATE TABLE IF NOT EXISTS records (
+    experiment TEXT NOT NULL
+        REFERENCES experiments(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    evaluation TEXT NOT NULL,
+    item_id INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (experiment, evaluation, item_id)
+);
+"""
+
+
+class SQLiteStorage(Storage):
+    """One database file (``:memory:`` works too), opened on first use."""
+
+    scheme = "sqlite"
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.path = Path(location).expanduser()
+        self._conn: sqlite3.Connection | None = None
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """The connection, inside one transaction; sqlite errors become StorageError."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            with self._conn:
+                yield self._conn
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise StorageError(f"cannot use database {self.path}: {reason or exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.location != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _require(self, db: sqlite3.Connection, experiment: str) -> None:
+        if not db.execute("SELECT 1 FROM experiments WHERE name = ?", (experiment,)).fetchone():
+            raise ExperimentNotFoundError(f"no experiment named {experiment!r} in {self.url}")
+
+    # Experiments -------------------------------------------------------
+    def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO experiments (name, created_at, ephemeral) VALUES (?, ?, ?)",
+                (name, time.time(), int(ephemeral)),
+            )
+
+    def experiment_exists(self, name: str) -> bool:
+        with self._db() as db:
+            return bool(db.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone())
+
+    def list_experiments(self) -> list[ExperimentInfo]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT name, created_at, ephemeral FROM experiments ORDER BY created_at, rowid"
+            ).fetchall()
+        return [ExperimentInfo(name, created, bool(eph)) for name, created, eph in rows]
+
+    def delete_experiment(self, name: str) -> None:
+        with self._db() as db:
+            self._require(db, name)
+            db.execute("DELETE FROM experiments WHERE name = ?", (name,))
+
+    def rename_experiment(self, old: str, new: str) -> None:
+        with self._db() as db:
+            self._require(db, old)
+            if db.execute("SELECT 1 FROM experiments WHERE name = ?", (new,)).fetchone():
+                raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
+            db.execute("UPDATE experiments SET name = ? WHERE name = ?", (new, old))  # cascades
+
+    # Evaluations -------------------------------------------------------
+    def list_evaluations(self, experiment: str) -> list[str]:
+        with self._db() as db:
+            self._require(db, experiment)
+            rows = db.execute(
+                "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position",
+                (experiment,),
+            ).fetchall()
+        return [name for (name,) in rows]
+
+    def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
+        with self._db() as db:
+            self._require(db, experiment)
+            db.execute(
+                """
+                INSERT INTO evaluations (experiment, name, position, info) VALUES (
+                    ?1, ?2,
+                    (SELECT COALESCE(MAX(position) + 1, 0) FROM evaluations WHERE experiment = ?1),
+                    ?3)
+                ON CONFLICT (experiment, name) DO UPDATE SET info = excluded.info
+                """,
+                (experiment, info.name, encode_json(info.to_dict())),
+            )
+
+    def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT info FROM evaluations WHERE experiment = ? AND name = ?",
+                (experiment, evaluation),
+            ).fetchone()
+        return EvaluationInfo.from_dict(json.loads(row[0])) if row else None
+
+    # Records -----------------------------------------------------------
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        with self._db() as db:
+            self._require(db, experiment)
+            db.executemany(
+                "INSERT OR REPLACE INTO records (experiment, evaluation, item_id, record) "
+                "VALUES (?, ?, ?, ?)",
+                [(experiment, evaluation, r.item_id, encode_json(r.to_dict())) for r in records],
+            )
+
+    def load_records(self, experiment: str, evaluation: str) -> list[Record]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT record FROM records WHERE experiment = ? AND evaluation = ? "
+                "ORDER BY item_id",
+                (experiment, evaluation),
+            ).fetchall()
+        return [Record.from_dict(json.loads(record)) for (record,) in rows]
+
+    def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
+        with self._db() as db:
+            try:
+                rows = db.execute(
+                    "SELECT item_id FROM records WHERE experiment = ? AND evaluation = ? "
+                    "AND json_extract(record, '$.error') IS NULL "
+                    "AND json_extract(record, '$.result.error') IS NULL",
+                    (experiment, evaluation),
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "json_extract" not in str(exc):
+                    raise
+                rows = None  # an SQLite built without JSON functions
+        if rows is None:
+            return super().completed_item_ids(experiment, evaluation)
+        return {item_id for (item_id,) in rows}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,542 @@
+"""Tests of dotevals.evaluators: the @evaluator decorator and the built-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import pickle
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from fractions import Fraction
+
+import cloudpickle
+import pytest
+
+from dotevals.evaluators import (
+    ast_evaluation,
+    evaluator,
+    exact_match,
+    numeric_match,
+    valid_json,
+)
+from dotevals.metrics import Metric, accuracy, mean, metric
+from dotevals.models import Result, Score
+
+# --- @evaluator ------------------------------------------------------------------
+
+
+def test_evaluator_returns_a_score_with_value_metrics_and_name():
+    @evaluator(metrics=[accuracy(), mean()])
+    def contains(result, expected):
+        return expected in result
+
+    score = contains("Paris, France", "Paris")
+    assert isinstance(score, Score)
+    assert score.name == "contains"
+    assert score.value is True
+    assert score.metrics == [accuracy(), mean()]
+    assert all(isinstance(m, Metric) for m in score.metrics)
+    assert contains("Lyon", "Paris").value is False
+
+
+def test_evaluator_accepts_a_single_metric():
+    @evaluator(metrics=mean())
+    def length(result):
+        return len(result)
+
+    score = length("abcd")
+    assert score.value == 4
+    assert score.metrics == [mean()]
+
+
+def test_evaluator_name_overrides_the_function_name():
+    @evaluator(metrics=accuracy(), name="same_city")
+    def compare(result, expected):
+        return result == expected
+
+    assert compare("Paris", "Paris").name == "same_city"
+    assert compare.__name__ == "compare"  # functools.wraps keeps the function's identity
+
+
+def test_evaluator_keeps_the_wrapped_function_identity():
+    def original(result: str, expected: str, strict: bool = True) -> bool:
+        """Compare."""
+        return result == expected
+
+    wrapped = evaluator(metrics=accuracy())(original)
+    assert wrapped.__name__ == "original"
+    assert wrapped.__doc__ == "Compare."
+    assert wrapped.__wrapped__ is original
+    assert inspect.signature(wrapped) == inspect.signature(original)
+
+
+def test_evaluator_metadata_holds_positional_keyword_and_default_arguments():
+    @evaluator(metrics=accuracy())
+    def close(result, expected, tolerance=0.5, *, relative=False):
+        return abs(result - expected) <= tolerance
+
+    assert close(1.0, 1.2).metadata == {
+        "result": 1.0,
+        "expected": 1.2,
+        "tolerance": 0.5,
+        "relative": False,
+    }
+    assert close(1.0, expected=3.0, tolerance=2, relative=True).metadata == {
+        "result": 1.0,
+        "expected": 3.0,
+        "tolerance": 2,
+        "relative": True,
+    }
+    assert close(result=1.0, expected=3.0).value is False
+
+
+def test_evaluator_metadata_of_var_args():
+    @evaluator(metrics=accuracy())
+    def any_of(result, *choices, **options):
+        return result in choices
+
+    score = any_of("b", "a", "b", case=True)
+    assert score.value is True
+    assert score.metadata == {"result": "b", "choices": ("a", "b"), "options": {"case": True}}
+
+
+def test_evaluator_wrong_arguments_raise_like_the_function():
+    @evaluator(metrics=accuracy())
+    def two(result, expected):
+        return result == expected
+
+    with pytest.raises(TypeError):
+        two("only one")
+
+
+def test_evaluator_scores_are_independent():
+    @evaluator(metrics=[accuracy()])
+    def truthy(result):
+        return bool(result)
+
+    first, second = truthy(1), truthy(0)
+    first.metrics.append(mean())
+    first.metadata["extra"] = 1
+    assert second.metrics == [accuracy()]
+    assert second.metadata == {"result": 0}
+    assert truthy(1).metrics == [accuracy()]
+
+
+def test_evaluator_scores_go_into_a_result():
+    @evaluator(metrics=accuracy())
+    def same(result, expected):
+        return result == expected
+
+    result = Result(same("a", "a"), exact_match("a", "b"))
+    assert [(s.name, s.value) for s in result.scores] == [("same", True), ("exact_match", False)]
+    assert Result.from_dict(result.to_dict()) == result
+
+
+def test_evaluator_without_metrics_is_a_type_error():
+    with pytest.raises(TypeError, match=r"evaluator\(\) needs metrics="):
+        evaluator()
+
+
+def test_evaluator_used_bare_is_a_type_error():
+    with pytest.raises(TypeError, match=r"@evaluator\(metrics=accuracy\(\)\)"):
+
+        @evaluator
+        def compare(result, expected):
+            return result == expected
+
+
+@pytest.mark.parametrize("metrics", [accuracy, [accuracy], ["accuracy"], "accuracy", 1])
+def test_evaluator_rejects_what_is_not_a_metric(metrics):
+    with pytest.raises(TypeError, match="Metric"):
+        evaluator(metrics=metrics)
+
+
+def test_evaluator_rejects_an_empty_metric_list():
+    with pytest.raises(ValueError, match="at least one Metric"):
+        evaluator(metrics=[])
+
+
+def test_evaluator_with_a_custom_metric():
+    @metric
+    def share_above_half():
+        def compute(values):
+            return sum(1 for v in values if v > 0.5) / len(values) if values else 0.0
+
+        return compute
+
+    @evaluator(metrics=share_above_half())
+    def overlap(result, expected):
+        return len(set(result) & set(expected)) / len(set(expected))
+
+    scores = [overlap("abc", "abd"), overlap("xyz", "abd")]
+    assert scores[0].metrics[0].name == "share_above_half"
+    assert scores[0].metrics[0]([s.value for s in scores]) == 0.5
+
+
+def test_async_evaluator_returns_a_score():
+    @evaluator(metrics=accuracy())
+    async def judged(result, expected="yes"):
+        await asyncio.sleep(0)
+        return result == expected
+
+    assert inspect.iscoroutinefunction(judged)
+    score = asyncio.run(judged("yes"))
+    assert isinstance(score, Score)
+    assert (score.name, score.value, score.metadata) == (
+        "judged",
+        True,
+        {"result": "yes", "expected": "yes"},
+    )
+
+
+# --- pickling -----------------------------------------------------------------------
+
+
+def test_custom_evaluator_round_trips_through_cloudpickle():
+    threshold = 3
+
+    @evaluator(metrics=[accuracy(), mean()], name="long_enough")
+    def long(result, minimum=threshold):
+        return len(result) >= minimum
+
+    copy = cloudpickle.loads(cloudpickle.dumps(long))
+    score = copy("abcd")
+    assert isinstance(score, Score)
+    assert (score.name, score.value, score.metadata) == (
+        "long_enough",
+        True,
+        {"result": "abcd", "minimum": 3},
+    )
+    assert score.metrics == [accuracy(), mean()]
+    assert score.metrics[1]([True, False]) == 0.5
+    assert copy.__name__ == "long"
+
+
+def test_custom_evaluator_runs_in_another_process_after_cloudpickle():
+    @evaluator(metrics=accuracy())
+    def starts_with(result, prefix="ab"):
+        return result.startswith(prefix)
+
+    program = textwrap.dedent(
+        """
+        import sys, cloudpickle
+        fn = cloudpickle.loads(sys.stdin.buffer.read())
+        score = fn("abc")
+        print(score.name, score.value, score.metadata, [m.name for m in score.metrics])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        input=cloudpickle.dumps(starts_with),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.decode().strip() == (
+        "starts_with True {'result': 'abc', 'prefix': 'ab'} ['accuracy']"
+    )
+
+
+@pytest.mark.parametrize("builtin", [exact_match, numeric_match, valid_json, ast_evaluation])
+def test_builtins_pickle_by_reference(builtin):
+    assert pickle.loads(pickle.dumps(builtin)) is builtin
+    assert cloudpickle.loads(cloudpickle.dumps(builtin)) is builtin
+
+
+# --- built-ins: common shape ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("builtin", "args"),
+    [
+        (exact_match, ("a", "a")),
+        (numeric_match, ("1", 1)),
+        (valid_json, ("{}",)),
+        (ast_evaluation, ("x = 1",)),
+    ],
+)
+def test_builtins_are_accuracy_scored_evaluators(builtin, args):
+    score = builtin(*args)
+    assert isinstance(score, Score)
+    assert score.name == builtin.__name__
+    assert score.value is True
+    assert score.metrics == [accuracy()]
+
+
+# --- exact_match -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "expected", "match"),
+    [
+        ("Paris", "Paris", True),
+        ("", "", True),
+        (42, 42, True),
+        (["a", 1], ["a", 1], True),
+        (None, None, True),
+        ("Paris", "paris", False),
+        ("Paris ", "Paris", False),
+        (" Paris", "Paris", False),
+        ("42", 42, False),
+        ("1.0", "1", False),
+        ("Paris.", "Paris", False),
+        (None, "", False),
+    ],
+)
+def test_exact_match(result, expected, match):
+    score = exact_match(result, expected)
+    assert score.value is match
+    assert score.metadata == {"result": result, "expected": expected}
+
+
+# --- numeric_match -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ("1,000", 1000),
+        ("1000.0", "1000"),
+        (" 42 ", 42),
+        ("$5", 5),
+        ("42", 42),
+        (42, 42.0),
+        (0.1 + 0.2, 0.3),
+        ("-3", -3),
+        ("+3", 3),
+        ("1e3", 1000),
+        ("1E3", "1,000"),
+        ("1.5e-3", 0.0015),
+        ("1,234,567.89", 1234567.89),
+        ("\n1000\t", "1000"),
+        ("€5", 5),
+        ("£ 5.00", "5"),
+        ("5€", 5),
+        ("5 €", 5),
+        ("-$5", -5),
+        ("$-5", -5),
+        ("$1,000.50", 1000.5),
+        ("50%", 50),
+        ("12.5 %", 12.5),
+        (".5", 0.5),
+        ("5.", 5),
+        ("0", "-0"),
+        (10**20, "100,000,000,000,000,000,000"),
+        (Fraction(1, 2), "0.5"),
+        (Decimal("2.50"), "$2.5"),
+    ],
+)
+def test_numeric_match_true(result, expected):
+    assert numeric_match(result, expected).value is True
+    assert numeric_match(expected, result).value is True
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ("1000", 1001),
+        ("1,000", 100),
+        ("garbage", 42),
+        ("forty-two", 42),
+        ("", 0),
+        ("   ", 0),
+        (None, 0),
+        (None, None),
+        ("42 apples", 42),
+        ("1 2", 12),
+        ("1,5", 1.5),  # decimal commas are not thousands separators
+        ("1,5", 15),
+        ("1,0000", 10000),  # thousands groups have three digits
+        ("1.000", 1000),  # a dot is always the decimal point
+        ("50%", 0.5),  # the percent sign is dropped, not applied
+        ("$5%", 5),
+        ("$5$", 5),
+        ("--5", 5),
+        ("-$-5", 5),
+        ("- 5", -5),
+        ("0x10", 16),
+        ("1_000", 1000),
+        ("nan", "nan"),
+        (float("nan"), float("nan")),
+        ("inf", "inf"),
+        (float("inf"), float("inf")),
+        (10**400, 10**400),  # too big for a float
+        (True, 1),  # booleans are not numbers
+        (False, 0),
+        ([1], 1),
+        ("1e400", "1e400"),  # overflows a float
+        (0.3001, 0.3),
+    ],
+)
+def test_numeric_match_false(result, expected):
+    assert numeric_match(result, expected).value is False
+    assert numeric_match(expected, result).value is False
+
+
+def test_numeric_match_tolerance_is_tiny():
+    assert numeric_match(1.0, 1.0 + 1e-12).value is True
+    assert numeric_match(1e-12, 0).value is True  # absolute tolerance near zero
+    assert numeric_match(1.0, 1.0 + 1e-6).value is False
+
+
+# --- valid_json -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "valid"),
+    [
+        ('{"a": 1}', True),
+        ("[1, 2, 3]", True),
+        ('"text"', True),
+        ("3.5", True),
+        ("null", True),
+        ("true", True),
+        ('  {"a": [1, {"b": null}]}\n', True),
+        (b'{"a": 1}', True),
+        ("", False),
+        ("{", False),
+        ("{'a': 1}", False),  # single quotes are Python, not JSON
+        ('{"a": 1,}', False),
+        ('{"a": 1} trailing', False),
+        ("NaN", False),
+        ('{"a": Infinity}', False),
+        ('```json\n{"a": 1}\n```', False),
+        ("undefined", False),
+        (None, False),
+        ({"a": 1}, False),  # already parsed: not a JSON document
+    ],
+)
+def test_valid_json_without_schema(result, valid):
+    score = valid_json(result)
+    assert score.value is valid
+    assert score.metadata == {"result": result, "schema": None}
+
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("result", "valid"),
+    [
+        ('{"name": "Ada"}', True),
+        ('{"name": "Ada", "age": 36}', True),
+        ('{"age": 36}', False),
+        ('{"name": 1}', False),
+        ('{"name": "Ada", "age": -1}', False),
+        ('{"name": "Ada", "email": "a@b.c"}', False),
+        ('["Ada"]', False),
+        ("not json", False),
+    ],
+)
+def test_valid_json_with_schema(result, valid):
+    score = valid_json(result, schema=PERSON)
+    assert score.value is valid
+    assert score.metadata == {"result": result, "schema": PERSON}
+
+
+def test_valid_json_with_an_invalid_schema_raises():
+    import jsonschema
+
+    with pytest.raises(jsonschema.exceptions.SchemaError):
+        valid_json("{}", schema={"type": "no-such-type"})
+
+
+def test_valid_json_schema_without_jsonschema_is_an_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # makes `import jsonschema` fail
+    assert valid_json("{}").value is True  # no schema: jsonschema is not needed
+    message = 'valid_json(schema=...) needs jsonschema: pip install "dotevals[jsonschema]"'
+    with pytest.raises(ImportError) as raised:
+        valid_json("{}", schema={"type": "object"})
+    assert str(raised.value) == message
+    with pytest.raises(ImportError):
+        valid_json("not json", schema={"type": "object"})
+
+
+# --- ast_evaluation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        "x = 1",
+        "",
+        "def f(a, b):\n    return a + b\n",
+        "import os\nprint(os.sep)",
+        "```python\nx = 1\n```",
+        "```py\nx = 1\n```",
+        "```\nx = 1\n```",
+        "  ```python\ndef f():\n    return 1\n```\n",
+        "    x = 1\n    y = 2\n",  # uniformly indented snippet
+        "x = 1  # a comment",
+    ],
+)
+def test_ast_evaluation_valid_python(result):
+    assert ast_evaluation(result).value is True
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        "def f(:\n    pass",
+        "x = = 1",
+        "return (",
+        "if x:\nprint(x)",
+        "x = 1\n  y = 2",
+        "print 'hello'",  # Python 2
+        "```python\ndef f(:\n```",
+        "Here is the code: x = 1",
+        "x = '\x00'",
+        None,
+        42,
+    ],
+)
+def test_ast_evaluation_invalid_python(result):
+    assert ast_evaluation(result).value is False
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ("x=1", "x = 1"),
+        ("def f(a,b):\n  return a+b", "def f(a, b):\n    return a + b\n"),
+        ("def f(a, b):\n    # add them\n    return a + b  # done\n", "def f(a,b): return a+b"),
+        ("x = (1 +\n     2)", "x = 1 + 2"),
+        ("s = 'a'", 's = "a"'),
+        ("x = [1, 2, 3,]", "x = [\n    1,\n    2,\n    3,\n]"),
+        ("x = 1\n\n\n\ny = 2", "x = 1\ny = 2"),
+        ("x = 0x10", "x = 16"),  # same constant
+        ("```python\ndef f(a, b):\n    return a + b\n```", "def f(a, b): return a + b"),
+        ("```\nprint( 'hi' )\n```", "print('hi')"),
+    ],
+)
+def test_ast_evaluation_equal_code(result, expected):
+    score = ast_evaluation(result, expected)
+    assert score.value is True
+    assert score.metadata == {"result": result, "expected": expected}
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ("x = 1", "x = 2"),
+        ("x = 1", "y = 1"),
+        ("def f(a, b):\n    return a + b", "def f(a, b):\n    return a - b"),
+        ("def f(a, b):\n    return a + b", "def f(b, a):\n    return a + b"),
+        ("x = 1\ny = 2", "y = 2\nx = 1"),
+        ("x = 1", "x = 1.0"),
+        ("x = (1, 2)", "x = [1, 2]"),
+        ('def f():\n    """Doc."""\n    return 1', "def f():\n    return 1"),
+        ("x = 1", "x = = 1"),  # expected does not parse
+        ("x = = 1", "x = = 1"),  # neither parses
+        ("x = 1", "```python\nx = 1\n```"),  # expected is not fence-stripped
+    ],
+)
+def test_ast_evaluation_different_code(result, expected):
+    assert ast_evaluation(result, expected).value is False
