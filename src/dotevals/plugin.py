@@ -205,6 +205,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if runner is None or not runner.outcomes:
         return
     terminalreporter.write_sep("=", "dotevals summary")
-    terminalreporter.write_line(f"experiment: {runner.experiment_name} ({runner.session.storage.url})")
+    storage = runner.session.storage.url
+    terminalreporter.write_line(f"experiment: {runner.experiment_name} ({storage})")
     for line in summary_table(runner.outcomes):
         terminalreporter.write_line(line)
