@@ -1,0 +1,355 @@
+"""The ``dotevals`` command: look at and manage stored experiments and datasets.
+
+::
+
+    dotevals list [--name SUBSTRING] [--storage URL]
+    dotevals show EXPERIMENT [--evaluation NAME] [--full] [--format table|json] [--storage URL]
+    dotevals rename OLD NEW [--storage URL]
+    dotevals delete EXPERIMENT [--storage URL]
+    dotevals datasets [--verbose] [--name SUBSTRING]
+
+A command exits with 0 on success. Anything dotevals reports as wrong (an
+unknown experiment, an unreadable storage, ...) is printed as
+``error: <message>`` on stderr with exit code 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from dotevals.datasets import get_dataset, list_datasets
+from dotevals.errors import ConfigurationError, DotevalsError, ExperimentNotFoundError
+from dotevals.models import EvaluationSummary
+from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
+
+__all__ = ["main"]
+
+MAX_CELL = 80  # longer table cells are cut; --format json prints them whole
+
+
+# Output helpers ----------------------------------------------------------
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
+    """Rows as plain text columns under a header; columns in ``right`` are right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        text = "-"
+    elif isinstance(value, float):
+        text = f"{value:.4f}"
+    else:
+        text = str(value)
+    text = text.replace("\r", "").replace("\n", "\\n")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
+
+
+def _time(timestamp: float | None) -> str | None:
+    """A Unix timestamp as local time, or None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _matches(name: str, substring: str | None) -> bool:
+    return substring is None or substring.lower() in name.lower()
+
+
+def _storage_option(url: str) -> str:
+    """The ``--storage`` option to repeat in a hint, empty for the default storage."""
+    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+
+
+@contextmanager
+def _open(url: str) -> Iterator[Storage]:
+    storage = get_storage(url)
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
+    """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
+    for info in storage.list_experiments():
+        if info.name == name:
+            return info
+    raise ExperimentNotFoundError(
+        f"experiment {name!r} not found in {url} (see 'dotevals list{_storage_option(url)}')"
+    )
+
+
+# Subcommands -------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    """Named experiments in one table, ephemeral ones under their own heading."""
+    with _open(args.storage) as storage:
+        experiments = [e for e in storage.list_experiments() if _matches(e.name, args.name)]
+        counts = {e.name: len(storage.list_evaluations(e.name)) for e in experiments}
+    if not experiments:
+        matching = f" matching {args.name!r}" if args.name else ""
+        print(f"No experiments{matching} found in {args.storage}.")
+        return 0
+
+    def table(group: list[ExperimentInfo]) -> str:
+        rows = [[e.name, _time(e.created_at), counts[e.name]] for e in group]
+        return _table(["name", "created", "evaluations"], rows, right=[2])
+
+    named = [e for e in experiments if not e.ephemeral]
+    ephemeral = [e for e in experiments if e.ephemeral]
+    if named:
+        print(f"Experiments in {args.storage}\n\n{table(named)}")
+    else:
+        print(f"No named experiments in {args.storage}.")
+    if ephemeral:
+        print(f"\nEphemeral experiments (runs without --experiment)\n\n{table(ephemeral)}")
+    return 0
+
+
+def _evaluation_report(
+    storage: Storage, experiment: str, evaluation: str, full: bool
+) -> dict[str, Any]:
+    """What ``show`` says about one evaluation, as JSON-ready data."""
+    info = storage.load_evaluation(experiment, evaluation)
+    records = storage.load_records(experiment, evaluation)
+    computed = EvaluationSummary(records)
+    report: dict[str, Any] = {
+        "name": evaluation,
+        "status": info.status if info else "unknown",
+        "started_at": info.started_at if info else None,
+        "ended_at": info.ended_at if info else None,
+        "rows": len(records),
+        "errors": computed.errors,
+        "metrics": info.summary if info and info.summary is not None else computed.summary,
+        "metadata": info.metadata if info else {},
+    }
+    if full:
+        report["records"] = [r.to_dict() for r in records]
+    return report
+
+
+def _print_show(report: dict[str, Any]) -> None:
+    created = _time(report["created_at"])
+    kind = "Ephemeral experiment" if report["ephemeral"] else "Experiment"
+    print(f"{kind} {report['experiment']!r} in {report['storage']} (created {created})")
+    evaluations = report["evaluations"]
+    if not evaluations:
+        print("\nNo evaluations yet.")
+        return
+    print()
+    print(
+        _table(
+            ["evaluation", "status", "started", "ended", "rows", "errors"],
+            [
+                [e["name"], e["status"], _time(e["started_at"]), _time(e["ended_at"])]
+                + [e["rows"], e["errors"]]
+                for e in evaluations
+            ],
+            right=[4, 5],
+        )
+    )
+    metrics = [
+        [e["name"], score, metric, value]
+        for e in evaluations
+        for score, values in e["metrics"].items()
+        for metric, value in values.items()
+    ]
+    print()
+    if metrics:
+        print(_table(["evaluation", "score", "metric", "value"], metrics, right=[3]))
+    else:
+        print("No metrics yet.")
+    for e in evaluations:
+        if "records" not in e:
+            continue
+        print(f"\nRecords of {e['name']!r} ({len(e['records'])})\n")
+        rows = [
+            [
+                r["item_id"],
+                json.dumps(r["dataset_row"], ensure_ascii=False, default=str),
+                ", ".join(f"{s['name']}={s['value']}" for s in r["result"]["scores"]),
+                r["error"] or r["result"]["error"],
+            ]
+            for r in e["records"]
+        ]
+        print(_table(["item_id", "dataset_row", "scores", "error"], rows, right=[0]))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Status, rows, errors and metrics of each evaluation; every record with --full."""
+    with _open(args.storage) as storage:
+        experiment = _experiment(storage, args.storage, args.experiment)
+        names = storage.list_evaluations(experiment.name)
+        if args.evaluation is not None:
+            if args.evaluation not in names:
+                known = ", ".join(repr(n) for n in names) or "none"
+                raise ConfigurationError(
+                    f"evaluation {args.evaluation!r} not found in experiment "
+                    f"{experiment.name!r} in {args.storage} (its evaluations: {known})"
+                )
+            names = [args.evaluation]
+        report = {
+            "experiment": experiment.name,
+            "storage": args.storage,
+            "created_at": experiment.created_at,
+            "ephemeral": experiment.ephemeral,
+            "evaluations": [
+                _evaluation_report(storage, experiment.name, n, args.full) for n in names
+            ],
+        }
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    else:
+        _print_show(report)
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    """Rename an experiment; the new name must be free."""
+    with _open(args.storage) as storage:
+        _experiment(storage, args.storage, args.old)
+        if args.new == args.old:
+            raise ConfigurationError(f"experiment {args.old!r} already has that name")
+        if storage.experiment_exists(args.new):
+            raise ConfigurationError(
+                f"experiment {args.new!r} already exists in {args.storage}: choose another "
+                f"name, or delete it first with "
+                f"'dotevals delete {shlex.quote(args.new)}{_storage_option(args.storage)}'"
+            )
+        storage.rename_experiment(args.old, args.new)
+    print(f"Renamed experiment {args.old!r} to {args.new!r} in {args.storage}.")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete an experiment with all its evaluations and records."""
+    with _open(args.storage) as storage:
+        _experiment(storage, args.storage, args.experiment)
+        count = len(storage.list_evaluations(args.experiment))
+        storage.delete_experiment(args.experiment)
+    plural = "" if count == 1 else "s"
+    print(
+        f"Deleted experiment {args.experiment!r} ({count} evaluation{plural}) from {args.storage}."
+    )
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """The registered datasets; --verbose adds their columns, splits and rows."""
+    names = [n for n in list_datasets() if _matches(n, args.name)]
+    if not names:
+        print(f"No datasets matching {args.name!r}." if args.name else "No datasets registered.")
+        return 0
+    rows = []
+    for name in names:
+        cls = get_dataset(name)
+        description = (cls.__doc__ or "").strip().partition("\n")[0]
+        if args.verbose:
+            columns, splits = ", ".join(cls.columns), ", ".join(cls.splits)
+            rows.append([name, columns, splits, cls.num_rows, description])
+        else:
+            rows.append([name, description])
+    if args.verbose:
+        print(_table(["name", "columns", "splits", "rows", "description"], rows, right=[3]))
+    else:
+        print(_table(["name", "description"], rows))
+    return 0
+
+
+# Entry point -------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument(
+        "--storage",
+        metavar="URL",
+        default=DEFAULT_STORAGE,
+        help=f"where the experiments are, e.g. sqlite://results.db (default: {DEFAULT_STORAGE})",
+    )
+    parser = argparse.ArgumentParser(
+        prog="dotevals", description="Look at and manage dotevals experiments and datasets."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", parents=[storage], help="list the experiments")
+    p.add_argument("--name", metavar="SUBSTRING", help="only experiments whose name contains it")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("show", parents=[storage], help="show the results of an experiment")
+    p.add_argument("experiment", metavar="EXPERIMENT")
+    p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
+    p.add_argument("--full", action="store_true", help="also print every record")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("rename", parents=[storage], help="rename an experiment")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+    p.set_defaults(run=cmd_rename)
+
+    p = commands.add_parser("delete", parents=[storage], help="delete an experiment")
+    p.add_argument("experiment", metavar="EXPERIMENT")
+    p.set_defaults(run=cmd_delete)
+
+    p = commands.add_parser("datasets", help="list the registered datasets")
+    p.add_argument("--verbose", "-v", action="store_true", help="add columns, splits and rows")
+    p.add_argument("--name", metavar="SUBSTRING", help="only datasets whose name contains it")
+    p.set_defaults(run=cmd_datasets)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dotevals")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``dotevals`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else 0
+    with warnings.catch_warnings():
+        # e.g. a broken dataset entry point: shown as one line, never raised
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            return args.run(args)
+        except DotevalsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:  # piped into a command that stopped reading, e.g. `| head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,370 @@
+"""The ``dotevals`` command, run on storage filled through the storage API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dotevals.cli import main
+from dotevals.datasets import Dataset, registry
+from dotevals.metrics import accuracy
+from dotevals.models import Record, Result, Score
+from dotevals.storage import EvaluationInfo, get_storage
+
+STARTED = 1_700_000_000.0
+EPHEMERAL = "Ephemeral experiments (runs without --experiment)"
+
+
+def _record(item_id: int, correct: bool, error: str | None = None) -> Record:
+    score = Score("exact_match", correct, [accuracy()])
+    row = {"question": f"What is {item_id} + 1?", "answer": str(item_id + 1)}
+    if error:
+        return Record(Result(), item_id, row, error=error)
+    return Record(Result(score, prompt=row["question"]), item_id, row)
+
+
+@pytest.fixture(params=["json", "sqlite"])
+def url(request, tmp_path):
+    """A storage holding two named experiments and one ephemeral one.
+
+    ``gsm8k-baseline``: ``eval_math`` completed with a stored summary (4 rows,
+    3 correct) and ``eval_flaky`` still running, without a summary (2 rows,
+    1 correct, 1 errored). ``gsm8k-large``: no evaluations.
+    """
+    location = tmp_path / ("s" if request.param == "json" else "s.db")
+    url = f"{request.param}://{location}"
+    storage = get_storage(url)
+    storage.create_experiment("gsm8k-baseline")
+    storage.save_evaluation(
+        "gsm8k-baseline",
+        EvaluationInfo(
+            "eval_math",
+            status="completed",
+            started_at=STARTED,
+            ended_at=STARTED + 65,
+            metadata={"model": "tiny"},
+            summary={"exact_match": {"accuracy": 0.75}},
+        ),
+    )
+    storage.add_records("gsm8k-baseline", "eval_math", [_record(i, i != 2) for i in range(4)])
+    storage.save_evaluation("gsm8k-baseline", EvaluationInfo("eval_flaky", started_at=STARTED))
+    storage.add_records(
+        "gsm8k-baseline",
+        "eval_flaky",
+        [_record(0, True), _record(1, False, error="TimeoutError: model too slow")],
+    )
+    storage.create_experiment("gsm8k-large")
+    storage.create_experiment("20240101-000000-ab12cd34", ephemeral=True)
+    storage.close()
+    return url
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _section(text: str, heading: str) -> str:
+    """The table under ``heading`` in ``text`` (up to the next blank line)."""
+    return text.split(heading, 1)[1].strip().split("\n\n", 1)[0]
+
+
+# list ------------------------------------------------------------------------
+def test_list_separates_named_and_ephemeral(capsys, url):
+    code, out, err = run(capsys, "list", "--storage", url)
+    assert code == 0 and err == ""
+    assert out.startswith(f"Experiments in {url}\n")
+    named = _section(out, f"Experiments in {url}")
+    ephemeral = _section(out, EPHEMERAL)
+    assert named.splitlines()[0].split() == ["name", "created", "evaluations"]
+    assert "gsm8k-baseline" in named and "gsm8k-large" in named
+    assert "20240101-000000-ab12cd34" not in named
+    assert "20240101-000000-ab12cd34" in ephemeral and "gsm8k" not in ephemeral
+    baseline = next(line for line in named.splitlines() if line.startswith("gsm8k-baseline"))
+    assert baseline.split()[-1] == "2"
+    (info,) = [e for e in get_storage(url).list_experiments() if e.name == "gsm8k-baseline"]
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_at))
+    assert baseline.split()[1:3] == created.split()
+
+
+def test_list_name_filter(capsys, url):
+    code, out, _ = run(capsys, "list", "--storage", url, "--name", "LARGE")
+    assert code == 0
+    assert "gsm8k-large" in out
+    assert "gsm8k-baseline" not in out and "Ephemeral" not in out
+
+
+def test_list_only_ephemeral(capsys, url):
+    code, out, _ = run(capsys, "list", "--storage", url, "--name", "AB12")
+    assert code == 0
+    assert out.startswith(f"No named experiments in {url}.\n")
+    assert "20240101-000000-ab12cd34" in _section(out, EPHEMERAL)
+
+
+def test_list_nothing_matches(capsys, url):
+    assert run(capsys, "list", "--storage", url, "--name", "zzz") == (
+        0,
+        f"No experiments matching 'zzz' found in {url}.\n",
+        "",
+    )
+
+
+def test_list_empty_storage(capsys, tmp_path):
+    url = f"json://{tmp_path / 'empty'}"
+    assert run(capsys, "list", "--storage", url) == (0, f"No experiments found in {url}.\n", "")
+
+
+# show ------------------------------------------------------------------------
+def test_show_table(capsys, url):
+    code, out, err = run(capsys, "show", "gsm8k-baseline", "--storage", url)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Experiment 'gsm8k-baseline' in {url} (created ")
+    evaluations = _section(out, lines[0]).splitlines()
+    assert evaluations[0].split() == ["evaluation", "status", "started", "ended", "rows", "errors"]
+    math = next(line.split() for line in evaluations if line.startswith("eval_math"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(STARTED)).split()
+    ended = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(STARTED + 65)).split()
+    assert math == ["eval_math", "completed", *started, *ended, "4", "0"]
+    flaky = next(line.split() for line in evaluations if line.startswith("eval_flaky"))
+    assert flaky == ["eval_flaky", "running", *started, "-", "2", "1"]
+    metrics = [line.split() for line in out.split("\n\n")[2].splitlines()]
+    assert metrics[0] == ["evaluation", "score", "metric", "value"]
+    # eval_math's stored summary; eval_flaky computed from its records (the error counts False)
+    assert ["eval_math", "exact_match", "accuracy", "0.7500"] in metrics
+    assert ["eval_flaky", "exact_match", "accuracy", "0.5000"] in metrics
+    assert "Records of" not in out
+
+
+def test_show_stored_summary_is_used(capsys, tmp_path):
+    """A stored summary wins over the records (it is what the run reported)."""
+    url = f"json://{tmp_path / 's'}"
+    storage = get_storage(url)
+    storage.create_experiment("e")
+    storage.save_evaluation("e", EvaluationInfo("ev", status="completed", summary={"x": {"m": 1}}))
+    storage.add_records("e", "ev", [_record(0, False)])
+    storage.close()
+    _, out, _ = run(capsys, "show", "e", "--storage", url, "--format", "json")
+    assert json.loads(out)["evaluations"][0]["metrics"] == {"x": {"m": 1}}
+
+
+def test_show_full_prints_records(capsys, url):
+    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--full")
+    assert code == 0
+    records = _section(out, "Records of 'eval_flaky' (2)").splitlines()
+    assert records[0].split() == ["item_id", "dataset_row", "scores", "error"]
+    assert '{"question": "What is 0 + 1?", "answer": "1"}' in records[2]
+    assert records[2].endswith("exact_match=True  -")
+    assert records[3].endswith("TimeoutError: model too slow")
+    assert "Records of 'eval_math' (4)" in out
+
+
+def test_show_one_evaluation(capsys, url):
+    code, out, _ = run(
+        capsys, "show", "gsm8k-baseline", "--storage", url, "--evaluation", "eval_flaky"
+    )
+    assert code == 0
+    assert "eval_flaky" in out and "eval_math" not in out
+
+
+def test_show_json(capsys, url):
+    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["experiment"] == "gsm8k-baseline" and doc["storage"] == url
+    assert doc["ephemeral"] is False and isinstance(doc["created_at"], float)
+    math, flaky = doc["evaluations"]
+    assert math == {
+        "name": "eval_math",
+        "status": "completed",
+        "started_at": STARTED,
+        "ended_at": STARTED + 65,
+        "rows": 4,
+        "errors": 0,
+        "metrics": {"exact_match": {"accuracy": 0.75}},
+        "metadata": {"model": "tiny"},
+    }
+    assert flaky["status"] == "running" and flaky["ended_at"] is None
+    assert (flaky["rows"], flaky["errors"]) == (2, 1)
+    assert flaky["metrics"] == {"exact_match": {"accuracy": 0.5}}
+
+
+def test_show_json_full_records_round_trip(capsys, url):
+    argv = ["show", "gsm8k-baseline", "--storage", url, "--format", "json", "--full"]
+    code, out, _ = run(capsys, *argv, "--evaluation", "eval_flaky")
+    assert code == 0
+    (flaky,) = json.loads(out)["evaluations"]
+    records = [Record.from_dict(r) for r in flaky["records"]]
+    assert [r.item_id for r in records] == [0, 1]
+    assert records[0].result.scores[0].value is True
+    assert records[1].error == "TimeoutError: model too slow"
+    assert records[1].dataset_row == {"question": "What is 1 + 1?", "answer": "2"}
+
+
+def test_show_missing_experiment(capsys, url):
+    code, out, err = run(capsys, "show", "nope", "--storage", url)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: experiment 'nope' not found in {url} (see 'dotevals list --storage {url}')\n"
+    )
+
+
+def test_show_missing_evaluation(capsys, url):
+    code, out, err = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--evaluation", "x")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: evaluation 'x' not found in experiment 'gsm8k-baseline'")
+    assert "'eval_math', 'eval_flaky'" in err
+
+
+def test_show_experiment_without_evaluations(capsys, url):
+    code, out, _ = run(capsys, "show", "gsm8k-large", "--storage", url)
+    assert code == 0 and "No evaluations yet." in out
+
+
+# rename / delete -------------------------------------------------------------
+def test_rename(capsys, url):
+    code, out, _ = run(capsys, "rename", "gsm8k-large", "gsm8k-xl", "--storage", url)
+    assert code == 0
+    assert out == f"Renamed experiment 'gsm8k-large' to 'gsm8k-xl' in {url}.\n"
+    names = [e.name for e in get_storage(url).list_experiments()]
+    assert "gsm8k-xl" in names and "gsm8k-large" not in names
+    code, out, _ = run(capsys, "show", "gsm8k-xl", "--storage", url)
+    assert code == 0
+
+
+def test_rename_keeps_evaluations(capsys, url):
+    assert run(capsys, "rename", "gsm8k-baseline", "b", "--storage", url)[0] == 0
+    _, out, _ = run(capsys, "show", "b", "--storage", url, "--format", "json")
+    assert [e["rows"] for e in json.loads(out)["evaluations"]] == [4, 2]
+
+
+def test_rename_errors(capsys, url):
+    code, _, err = run(capsys, "rename", "nope", "x", "--storage", url)
+    assert code == 1 and err.startswith("error: experiment 'nope' not found in ")
+    code, _, err = run(capsys, "rename", "gsm8k-large", "gsm8k-baseline", "--storage", url)
+    assert code == 1
+    assert err.startswith("error: experiment 'gsm8k-baseline' already exists in ")
+    assert len(get_storage(url).list_experiments()) == 3
+
+
+def test_delete(capsys, url):
+    code, out, _ = run(capsys, "delete", "gsm8k-baseline", "--storage", url)
+    assert code == 0
+    assert out == f"Deleted experiment 'gsm8k-baseline' (2 evaluations) from {url}.\n"
+    assert "gsm8k-baseline" not in [e.name for e in get_storage(url).list_experiments()]
+    code, out, err = run(capsys, "delete", "gsm8k-baseline", "--storage", url)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: experiment 'gsm8k-baseline' not found in ")
+
+
+# datasets --------------------------------------------------------------------
+@pytest.fixture
+def extra_dataset():
+    registry._reset()
+
+    class Capitals(Dataset):
+        """Capital cities of a few countries."""
+
+        name = "capitals"
+        columns = ["country", "capital"]
+        splits = ["test"]
+
+        def __iter__(self):
+            yield ("France", "Paris")
+
+    registry.register_dataset(Capitals)
+    yield
+    registry._reset()
+
+
+def test_datasets(capsys, extra_dataset):
+    code, out, err = run(capsys, "datasets")
+    assert code == 0 and err == ""
+    lines = [line.split(None, 1) for line in out.splitlines()]
+    assert lines[0] == ["name", "description"]
+    assert [
+        "arithmetic",
+        'Integer arithmetic questions such as ("What is 17 + 25?", "42").',
+    ] in lines
+    assert ["capitals", "Capital cities of a few countries."] in lines
+
+
+def test_datasets_verbose(capsys, extra_dataset):
+    code, out, _ = run(capsys, "datasets", "--verbose")
+    assert code == 0
+    header, _, *rows = out.splitlines()
+    assert header.split() == ["name", "columns", "splits", "rows", "description"]
+    arithmetic = next(r for r in rows if r.startswith("arithmetic"))
+    assert "question, answer  train, test    40  Integer arithmetic" in arithmetic
+    capitals = next(r for r in rows if r.startswith("capitals"))
+    assert "country, capital  test" in capitals and " - " in capitals  # unknown num_rows
+
+
+def test_datasets_name_filter(capsys, extra_dataset):
+    _, out, _ = run(capsys, "datasets", "--name", "CAP")
+    assert "capitals" in out and "arithmetic" not in out
+    assert run(capsys, "datasets", "--name", "zzz") == (0, "No datasets matching 'zzz'.\n", "")
+
+
+def test_datasets_broken_entry_point_is_one_warning_line(capsys, tmp_path, monkeypatch):
+    dist = tmp_path / "fakeds-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeds\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[dotevals.datasets]\nbroken = fakeds_nowhere:X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry._reset()
+    try:
+        code, out, err = run(capsys, "datasets")
+    finally:
+        registry._reset()
+    assert code == 0 and "arithmetic" in out
+    assert err.startswith("warning: cannot load dataset entry point 'broken'")
+    assert len(err.splitlines()) == 1
+
+
+# the command itself ----------------------------------------------------------
+def test_unknown_storage_is_an_error_not_a_traceback(capsys):
+    code, out, err = run(capsys, "list", "--storage", "nope://x")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: unknown storage 'nope://x'")
+
+
+def test_usage_errors_and_help(capsys):
+    assert main([]) == 2
+    assert "required: COMMAND" in capsys.readouterr().err
+    assert main(["show"]) == 2
+    assert main(["--help"]) == 0
+    assert "show" in capsys.readouterr().out
+
+
+def test_subprocess(url, tmp_path):
+    def dotevals(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dotevals.cli", *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    listed = dotevals("list", "--storage", url)
+    assert listed.returncode == 0, listed.stderr
+    assert "gsm8k-baseline" in listed.stdout and "Ephemeral experiments" in listed.stdout
+
+    shown = dotevals("show", "gsm8k-baseline", "--storage", url, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["evaluations"][0]["rows"] == 4
+
+    missing = dotevals("show", "nope")  # the default storage, json://.dotevals in cwd
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == (
+        "error: experiment 'nope' not found in json://.dotevals (see 'dotevals list')\n"
+    )
+
+    datasets = dotevals("datasets", "-v")
+    assert datasets.returncode == 0 and "arithmetic" in datasets.stdout
