@@ -21,7 +21,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -29,38 +29,10 @@ from typing import Any
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError, ExperimentNotFoundError
 from dotevals.models import EvaluationSummary
+from dotevals.report import format_table
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
 
 __all__ = ["main"]
-
-MAX_CELL = 80  # longer table cells are cut; --format json prints them whole
-
-
-# Output helpers ----------------------------------------------------------
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    """Rows as plain text columns under a header; columns in ``right`` are right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [
-            v.rjust(w) if i in right else v.ljust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        text = "-"
-    elif isinstance(value, float):
-        text = f"{value:.4f}"
-    else:
-        text = str(value)
-    text = text.replace("\r", "").replace("\n", "\\n")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
 def _time(timestamp: float | None) -> str | None:
@@ -111,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     def table(group: list[ExperimentInfo]) -> str:
         rows = [[e.name, _time(e.created_at), counts[e.name]] for e in group]
-        return _table(["name", "created", "evaluations"], rows, right=[2])
+        return format_table(["name", "created", "evaluations"], rows, right=[2])
 
     named = [e for e in experiments if not e.ephemeral]
     ephemeral = [e for e in experiments if e.ephemeral]
@@ -156,7 +128,7 @@ def _print_show(report: dict[str, Any]) -> None:
         return
     print()
     print(
-        _table(
+        format_table(
             ["evaluation", "status", "started", "ended", "rows", "errors"],
             [
                 [e["name"], e["status"], _time(e["started_at"]), _time(e["ended_at"])]
@@ -174,7 +146,7 @@ def _print_show(report: dict[str, Any]) -> None:
     ]
     print()
     if metrics:
-        print(_table(["evaluation", "score", "metric", "value"], metrics, right=[3]))
+        print(format_table(["evaluation", "score", "metric", "value"], metrics, right=[3]))
     else:
         print("No metrics yet.")
     for e in evaluations:
@@ -190,7 +162,7 @@ def _print_show(report: dict[str, Any]) -> None:
             ]
             for r in e["records"]
         ]
-        print(_table(["item_id", "dataset_row", "scores", "error"], rows, right=[0]))
+        print(format_table(["item_id", "dataset_row", "scores", "error"], rows, right=[0]))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -268,9 +240,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         else:
             rows.append([name, description])
     if args.verbose:
-        print(_table(["name", "columns", "splits", "rows", "description"], rows, right=[3]))
+        print(format_table(["name", "columns", "splits", "rows", "description"], rows, right=[3]))
     else:
-        print(_table(["name", "description"], rows))
+        print(format_table(["name", "description"], rows))
     return 0
 
 

@@ -2,49 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from dotevals.runners import EvaluationOutcome
+if TYPE_CHECKING:
+    from dotevals.runners import EvaluationOutcome
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """Left-aligned columns separated by two spaces, with a rule under the headers."""
-    text_rows = [[_cell(value) for value in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in text_rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
-    return [line(headers).rstrip(), line(["-" * w for w in widths]).rstrip()] + [
-        line(row).rstrip() for row in text_rows
-    ]
+MAX_CELL = 80  # longer table cells are cut; --format json prints them whole
+
+
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()
+) -> str:
+    """Rows as plain text columns under a header; columns in ``right`` are right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def metric_cells(summary: dict[str, dict[str, float]]) -> str:
-    """``{"em": {"accuracy": 0.5}}`` -> ``"em.accuracy=0.5"``."""
-    return ", ".join(
-        f"{score}.{name}={_cell(value)}"
-        for score, metrics in summary.items()
-        for name, value in metrics.items()
-    )
+    if value is None:
+        text = "-"
+    elif isinstance(value, float):
+        text = f"{value:.4f}"
+    else:
+        text = str(value)
+    text = text.replace("\r", "").replace("\n", "\\n")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
 def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
-    """One line per evaluation: rows stored, new this run, errors, metrics."""
-    rows = []
+    """Each evaluation's rows stored, rows new in this run and errors, then one line per metric."""
+    rows: list[list[Any]] = []
     for outcome in outcomes:
         summary = outcome.summary
         if outcome.setup_error is not None or summary is None:
-            rows.append([outcome.name, "-", "-", "-", "not run: see the error above"])
+            rows.append(
+                [outcome.name, None, None, None, "not run: see the error above", None, None]
+            )
             continue
-        metrics = metric_cells(summary.summary)
+        counts = [len(summary.records), outcome.new_rows, summary.errors]
         if outcome.error is not None:
-            metrics = f"stopped: {type(outcome.error).__name__}; {metrics}"
-        rows.append([outcome.name, len(summary.records), outcome.new_rows, summary.errors, metrics])
-    return format_table(["evaluation", "rows", "new", "errors", "metrics"], rows)
+            rows.append(
+                [outcome.name, *counts, f"stopped: {type(outcome.error).__name__}", None, None]
+            )
+            counts = ["", "", ""]
+        metrics = [(s, m, v) for s, values in summary.summary.items() for m, v in values.items()]
+        for score, metric, value in metrics or [(None, None, None)]:
+            rows.append(
+                [outcome.name if counts[0] != "" else "", *counts, score, metric, value]
+            )
+            counts = ["", "", ""]
+    headers = ["evaluation", "rows", "new", "errors", "score", "metric", "value"]
+    return format_table(headers, rows, right=(1, 2, 3, 6)).splitlines()
