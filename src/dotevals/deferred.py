@@ -64,6 +64,16 @@ class DeferredSetup:
         self._state.setup(item)
         return dict(item.funcargs)  # type: ignore[attr-defined]
 
+    def setup_for_workers(self, item: pytest.Item, names: list[str]) -> dict[str, Any]:
+        """Set up the item's scopes but only the fixtures in ``names`` (pytest's own).
+
+        Its user fixtures are created in the worker processes instead.
+        """
+        self._state.setup(item.parent)  # type: ignore[arg-type]
+        self._state.stack[item] = ([item.teardown], None)
+        request = item._request  # type: ignore[attr-defined]
+        return {name: request.getfixturevalue(name) for name in names}
+
     def teardown(self, nextitem: pytest.Item | None) -> None:
         """Tear down the current item and every scope ``nextitem`` does not share."""
         self._state.teardown_exact(nextitem)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,29 +123,109 @@ class EvaluationSummary:
     """
 
     def __init__(self, records: Iterable[Record]):
-        self.records: list[Record] = list(records)
+        self._records: list[Record] | None = list(records)
+        self._load: Callable[[], list[Record]] | None = None
+        self._tally: ScoreTally | None = None
+
+    @classmethod
+    def from_tally(
+        cls, tally: ScoreTally, load_records: Callable[[], list[Record]]
+    ) -> EvaluationSummary:
+        """A summary of counted scores; ``records`` are loaded when first read."""
+        summary = cls(())
+        summary._records = None
+        summary._load = load_records
+        summary._tally = tally
+        return summary
+
+    @property
+    def records(self) -> list[Record]:
+        """Every row's newest record, in dataset order."""
+        if self._records is None:
+            assert self._load is not None
+            self._records = self._load()
+        return self._records
+
+    @property
+    def _stats(self) -> ScoreTally:
+        if self._tally is None:
+            self._tally = ScoreTally(self.records)
+        return self._tally
+
+    @property
+    def rows(self) -> int:
+        """How many rows are stored."""
+        return self._stats.rows
 
     @property
     def errors(self) -> int:
         """How many rows errored."""
-        return sum(1 for r in self.records if r.failed)
+        return self._stats.errors
 
     @property
     def summary(self) -> dict[str, dict[str, float]]:
-        values: dict[str, list[Any]] = {}
-        metrics: dict[str, list[Metric]] = {}
-        for record in self.records:
-            for score in record.result.scores:
-                metrics.setdefault(score.name, score.metrics)
-                values.setdefault(score.name, [])
-        for record in self.records:
-            scored = {s.name: s.value for s in record.result.scores}
-            for name, column in values.items():
-                column.append(False if record.failed else scored.get(name, False))
-        return {name: {m.name: m(values[name]) for m in metrics[name]} for name in values}
+        return self._stats.summary()
 
     def __repr__(self) -> str:
-        return f"EvaluationSummary(rows={len(self.records)}, summary={self.summary!r})"
+        return f"EvaluationSummary(rows={self.rows}, summary={self.summary!r})"
+
+
+_MISSING: Any = object()
+_ABSENT, _OK, _FAILED = 0, 1, 2
+
+
+class ScoreTally:
+    """Score values by row, in flat memory: one list slot per row and score.
+
+    Records may come in any order; a row's newer record replaces its older
+    one, as storage returns them and as a resumed run adds them.
+    """
+
+    def __init__(self, records: Iterable[Record] = ()):
+        self.status = bytearray()
+        self.values: dict[str, list[Any]] = {}
+        self.metrics: dict[str, list[Metric]] = {}
+        for record in records:
+            self.add(record)
+
+    def add(self, record: Record) -> None:
+        index = record.item_id
+        if index >= len(self.status):
+            grow = index + 1 - len(self.status)
+            self.status.extend(bytes(grow))
+            for column in self.values.values():
+                column.extend([_MISSING] * grow)
+        self.status[index] = _FAILED if record.failed else _OK
+        for column in self.values.values():
+            column[index] = _MISSING
+        for score in record.result.scores:
+            if score.name not in self.values:
+                self.values[score.name] = [_MISSING] * len(self.status)
+                self.metrics[score.name] = score.metrics
+            self.values[score.name][index] = score.value
+
+    @property
+    def rows(self) -> int:
+        return len(self.status) - self.status.count(_ABSENT)
+
+    def completed(self) -> set[int]:
+        """Rows stored without an error."""
+        return {index for index, status in enumerate(self.status) if status == _OK}
+
+    @property
+    def errors(self) -> int:
+        return self.status.count(_FAILED)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        result = {}
+        for name, column in self.values.items():
+            values = [
+                False if status == _FAILED or value is _MISSING else value
+                for status, value in zip(self.status, column, strict=True)
+                if status != _ABSENT
+            ]
+            result[name] = {m.name: m(values) for m in self.metrics[name]}
+        return result
 
 
 def as_result(value: Any) -> Result:

@@ -62,6 +62,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run async evaluations concurrently with each other. ini: dotevals_concurrent",
     )
     group.addoption(
+        "--workers",
+        help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
+        "capped by memory and rows); default: run them in the main process. "
+        "ini: dotevals_workers",
+    )
+    group.addoption(
+        "--worker-memory",
+        help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB). "
+        "ini: dotevals_worker_memory",
+    )
+    group.addoption(
         "--no-progress",
         action="store_true",
         default=False,
@@ -70,6 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dotevals_experiment", "default for --experiment", default=None)
     parser.addini("dotevals_samples", "default for --samples", default=None)
     parser.addini("dotevals_storage", "default for --storage", default=None)
+    parser.addini("dotevals_workers", "default for --workers", default=None)
+    parser.addini("dotevals_worker_memory", "default for --worker-memory", default=None)
     parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
 
 
@@ -159,6 +172,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             progress=progress,
             on_outcome=_report,
             on_start=(lambda name: _fresh_line(reporter)) if reporter and progress else None,
+            workers=_option(config, "workers"),
+            worker_memory=_option(config, "worker_memory"),
+            on_message=reporter.write_line if reporter else None,
         )
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None

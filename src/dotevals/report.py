@@ -50,7 +50,7 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
                 [outcome.name, None, None, None, "not run: see the error above", None, None]
             )
             continue
-        counts = [len(summary.records), outcome.new_rows, summary.errors]
+        counts = [summary.rows, outcome.new_rows, summary.errors]
         if outcome.error is not None:
             rows.append(
                 [outcome.name, *counts, f"stopped: {type(outcome.error).__name__}", None, None]
@@ -58,9 +58,7 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
             counts = ["", "", ""]
         metrics = [(s, m, v) for s, values in summary.summary.items() for m, v in values.items()]
         for score, metric, value in metrics or [(None, None, None)]:
-            rows.append(
-                [outcome.name if counts[0] != "" else "", *counts, score, metric, value]
-            )
+            rows.append([outcome.name if counts[0] != "" else "", *counts, score, metric, value])
             counts = ["", "", ""]
     headers = ["evaluation", "rows", "new", "errors", "score", "metric", "value"]
     return format_table(headers, rows, right=(1, 2, 3, 6)).splitlines()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,11 @@ from typing import Any
 import pytest
 
 from dotevals.deferred import DeferredSetup, DetachedItem
-from dotevals.engine.inline import run_async, run_sync
+from dotevals.engine.fixture_specs import fixture_specs
+from dotevals.engine.inline import run_async, run_sync, strategy_for
+from dotevals.engine.pool import WorkerPool
+from dotevals.engine.sizing import choose_workers, parse_memory, parse_workers
+from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation
 from dotevals.foreach import get_evaluation
@@ -114,6 +119,12 @@ class Runner:
         progress: draw progress bars (only on a terminal).
         on_outcome: called with each :class:`EvaluationOutcome` as it is known.
         on_start: called with an evaluation's name just before its rows start.
+        workers: worker processes for sync evaluations: a number, ``"auto"``
+            (physical cores, capped by memory and rows) or None (main process).
+        worker_memory: memory one worker is expected to need, for ``"auto"``
+            (bytes or a size such as ``"2GiB"``; default 512 MiB).
+        on_message: called with one-line notices (the worker count chosen);
+            default: printed to stderr.
     """
 
     name = "local"
@@ -129,6 +140,9 @@ class Runner:
         progress: bool = True,
         on_outcome: Callable[[EvaluationOutcome], None] | None = None,
         on_start: Callable[[str], None] | None = None,
+        workers: int | str | None = None,
+        worker_memory: int | str | None = None,
+        on_message: Callable[[str], None] | None = None,
         **engine_options: Any,
     ):
         if engine_options:
@@ -146,6 +160,10 @@ class Runner:
         self.progress = progress_wanted(progress)
         self.on_outcome = on_outcome
         self.on_start = on_start
+        self.workers = parse_workers(workers)
+        self.worker_memory = parse_memory(worker_memory)
+        self.on_message = on_message or (lambda text: print(text, file=sys.stderr))
+        self._pool: WorkerPool | None = None
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
 
@@ -159,14 +177,35 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
+        self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
-        for index, group in enumerate(groups):
-            following = [job for later in groups[index + 1 :] for job in later]
-            nextitem = following[0].item if following else None
-            if len(group) == 1:
-                await self._run_alone(group[0], nextitem)
-            else:
-                await self._run_together(group, nextitem)
+        interrupted = True
+        try:
+            for index, group in enumerate(groups):
+                following = [job for later in groups[index + 1 :] for job in later]
+                nextitem = following[0].item if following else None
+                if len(group) == 1:
+                    await self._run_alone(group[0], nextitem)
+                else:
+                    await self._run_together(group, nextitem)
+            interrupted = False
+        finally:
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                await asyncio.to_thread(pool.shutdown, interrupted)
+
+    def _start_pool(self, jobs: list[_Job]) -> WorkerPool | None:
+        """One process pool for every sync evaluation of the run, if workers were asked for."""
+        sync_jobs = [job for job in jobs if not job.evaluation.is_async]
+        if self.workers is None or not sync_jobs:
+            return None
+        totals = [job.evaluation.total for job in sync_jobs]
+        rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
+        if rows is not None and self.samples is not None:
+            rows = min(rows, self.samples * len(sync_jobs))
+        choice = choose_workers(self.workers, rows, self.worker_memory)
+        self.on_message(str(choice))
+        return WorkerPool(choice.count) if choice.count > 1 else None
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Consecutive async jobs that may share the event loop go in one group."""
@@ -242,18 +281,38 @@ class Runner:
         async with self._setup_lock:
             return await asyncio.to_thread(func, *args)
 
-    async def _fixtures(self, job: _Job, outcome: EvaluationOutcome) -> dict[str, Any]:
-        if job.item is None:
-            return job.fixtures
+    def _in_pool(self, job: _Job) -> bool:
+        return self._pool is not None and not job.evaluation.is_async
+
+    async def _fixtures(self, job: _Job, outcome: EvaluationOutcome) -> dict[str, Any] | Payload:
+        """The evaluation's fixture values, or for the pool what workers build them from."""
+        evaluation = job.evaluation
         try:
+            if self._in_pool(job):
+                specs, builtins = fixture_specs(job.item) if job.item else ({}, [])
+                values = job.fixtures
+                if job.item is not None:
+                    values = await self._blocking(
+                        self._deferred.setup_for_workers, job.item, builtins
+                    )
+                return Payload(
+                    evaluation.func,
+                    evaluation.retrying,
+                    evaluation.fixture_names,
+                    specs,
+                    values,
+                    tuple(specs),
+                )
+            if job.item is None:
+                return job.fixtures
             values = await self._blocking(self._deferred.setup, job.item)
         except BaseException as exc:  # noqa: BLE001 - a failed setup fails the item
             outcome.setup_error = exc
             return {}
-        return {name: values[name] for name in job.evaluation.fixture_names}
+        return {name: values[name] for name in evaluation.fixture_names}
 
     async def _execute(
-        self, job: _Job, fixtures: dict[str, Any], outcome: EvaluationOutcome
+        self, job: _Job, fixtures: dict[str, Any] | Payload, outcome: EvaluationOutcome
     ) -> None:
         evaluation = job.evaluation
         start = time.perf_counter()
@@ -271,7 +330,11 @@ class Runner:
                 run.add(record)
                 bar.update(record)
 
-            if evaluation.is_async:
+            if isinstance(fixtures, Payload):
+                assert self._pool is not None
+                chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
+                await self._pool.stream(job.name, fixtures, rows, sink, chunk_size)
+            elif evaluation.is_async:
                 await run_async(evaluation, fixtures, rows, sink)
             else:
                 run_sync(evaluation, fixtures, rows, sink)
@@ -340,10 +403,11 @@ async def arun(
     samples: int | None = None,
     storage: str | Storage | None = None,
     progress: bool = True,
+    workers: int | str | None = None,
     **fixtures: Any,
 ) -> EvaluationSummary:
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
-    runner = Runner(experiment, samples, storage=storage, progress=progress)
+    runner = Runner(experiment, samples, storage=storage, progress=progress, workers=workers)
     await runner.run_evaluations([functools.partial(evaluation, **fixtures)])
     outcome = runner.outcomes[0]
     if outcome.error is not None:
@@ -359,6 +423,7 @@ def run(
     samples: int | None = None,
     storage: str | Storage | None = None,
     progress: bool = True,
+    workers: int | str | None = None,
     **fixtures: Any,
 ) -> EvaluationSummary:
     """Run one ``@foreach`` evaluation outside pytest and return its summary.
@@ -374,6 +439,7 @@ def run(
         samples: at most this many new rows.
         storage: storage URL (default ``json://.dotevals``).
         progress: draw a progress bar on a terminal.
+        workers: worker processes for a sync evaluation (a number or ``"auto"``).
     """
     try:
         asyncio.get_running_loop()
@@ -385,6 +451,7 @@ def run(
                 samples=samples,
                 storage=storage,
                 progress=progress,
+                workers=workers,
                 **fixtures,
             )
         )

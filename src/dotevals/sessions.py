@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from dotevals.models import EvaluationSummary, Record
+from dotevals.models import EvaluationSummary, Record, ScoreTally
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import Status
 
@@ -66,8 +66,8 @@ class SessionManager:
             },
         )
         self.storage.save_evaluation(self.experiment_name, info)
-        completed = self.storage.completed_item_ids(self.experiment_name, name)
-        return EvaluationRun(self.storage, self.experiment_name, info, completed)
+        tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
+        return EvaluationRun(self.storage, self.experiment_name, info, tally)
 
 
 class EvaluationRun:
@@ -76,13 +76,12 @@ class EvaluationRun:
     FLUSH_ROWS = 1000
     FLUSH_SECONDS = 0.5
 
-    def __init__(
-        self, storage: Storage, experiment: str, info: EvaluationInfo, completed: set[int]
-    ):
+    def __init__(self, storage: Storage, experiment: str, info: EvaluationInfo, tally: ScoreTally):
         self.storage = storage
         self.experiment = experiment
         self.info = info
-        self.completed = completed
+        self.tally = tally
+        self.completed = tally.completed()
         self.done = 0
         self.errors = 0
         self._buffer: list[Record] = []
@@ -107,6 +106,7 @@ class EvaluationRun:
 
     def add(self, record: Record) -> None:
         self._buffer.append(record)
+        self.tally.add(record)
         self.done += 1
         self.errors += record.failed
         if (
@@ -124,10 +124,12 @@ class EvaluationRun:
     def finish(self, status: Status) -> EvaluationSummary:
         """Write what is left, record the status and return every row's summary."""
         self.flush()
-        summary = EvaluationSummary(self.storage.load_records(self.experiment, self.name))
+        summary = EvaluationSummary.from_tally(
+            self.tally, lambda: self.storage.load_records(self.experiment, self.name)
+        )
         self.info.status = status
         self.info.ended_at = time.time()
         self.info.summary = summary.summary
-        self.info.metadata.update(rows=len(summary.records), errors=summary.errors)
+        self.info.metadata.update(rows=summary.rows, errors=summary.errors)
         self.storage.save_evaluation(self.experiment, self.info)
         return summary

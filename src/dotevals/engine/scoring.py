@@ -7,6 +7,7 @@ exception or a wrong return type becomes that row's error.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,8 +28,46 @@ def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Reco
 
 
 def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Callable[..., Any]:
-    """``func`` wrapped in its retry policy (each call gets its own retry state)."""
-    return retrying.wraps(func)
+    """``func`` under its retry policy.
+
+    The first attempt is a plain call, so a row that succeeds pays nothing for
+    retries; after a failure tenacity's own loop takes over from attempt two.
+    """
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return func(**kwargs)
+        except Exception:
+            return _retry_after_first_failure(retrying, func, kwargs, sys.exc_info())
+
+    return call
+
+
+def _retry_after_first_failure(
+    retrying: tenacity.BaseRetrying,
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    exc_info: Any,
+) -> Any:
+    """tenacity's ``Retrying.__call__`` loop, entered with attempt one already failed."""
+    policy = retrying.copy()
+    policy.begin()
+    state = tenacity.RetryCallState(retry_object=policy, fn=func, args=(), kwargs=kwargs)
+    state.set_exception(exc_info)
+    while True:
+        action = policy.iter(retry_state=state)
+        if isinstance(action, tenacity.DoAttempt):
+            try:
+                result = func(**kwargs)
+            except BaseException:
+                state.set_exception(sys.exc_info())
+            else:
+                state.set_result(result)
+        elif isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            policy.sleep(action)
+        else:
+            return action
 
 
 def async_caller(

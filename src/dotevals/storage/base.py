@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dotevals.models import Record
+from dotevals.models import Record, sort_records
 
 Status = Literal["running", "completed", "failed"]
 
@@ -124,12 +124,22 @@ class Storage(ABC):
         """Append records durably (one call is one batch)."""
 
     @abstractmethod
+    def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
+        """Every stored record, one at a time, a row's newer record after its older ones."""
+
     def load_records(self, experiment: str, evaluation: str) -> list[Record]:
         """The newest record of each row, in ``item_id`` order."""
+        return sort_records(self.iter_records(experiment, evaluation))
 
     def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
         """Rows stored without an error: resume skips them."""
-        return {r.item_id for r in self.load_records(experiment, evaluation) if not r.failed}
+        done: set[int] = set()
+        for record in self.iter_records(experiment, evaluation):
+            if record.failed:
+                done.discard(record.item_id)
+            else:
+                done.add(record.item_id)
+        return done
 
     def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release files and connections."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
-from dotevals.models import Record, sort_records
+from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, Storage, encode_json
 
 __all__ = ["JSONStorage", "safe_name"]
@@ -169,25 +169,33 @@ class JSONStorage(Storage):
                 f.flush()
                 os.fsync(f.fileno())
 
-    def load_records(self, experiment: str, evaluation: str) -> list[Record]:
+    def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         path = self._records_path(experiment, evaluation)
         if not path.is_file():
-            return []
-        with _os_errors("read", path):
-            lines = path.read_bytes().split(b"\n")
-        numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-        records = []
-        for n, line in numbered:
-            try:
-                records.append(Record.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                if n == numbered[-1][0]:  # cut short when the process was killed
-                    break
-                raise StorageError(
-                    f"{path}, line {n}, is not a valid record ({exc}): "
-                    "delete or fix that line to read this evaluation"
-                ) from exc
-        return sort_records(records)
+            return
+        with _os_errors("read", path), open(path, "rb") as f:
+            previous: tuple[int, bytes] | None = None
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if previous is not None:
+                    yield _parse_line(path, *previous)
+                previous = (number, line)
+            if previous is not None:
+                try:
+                    yield _parse_line(path, *previous)
+                except StorageError:
+                    return  # the last line was cut short when the process was killed
+
+
+def _parse_line(path: Path, number: int, line: bytes) -> Record:
+    try:
+        return Record.from_dict(json.loads(line))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StorageError(
+            f"{path}, line {number}, is not a valid record ({exc}): "
+            "delete or fix that line to read this evaluation"
+        ) from exc
 
 
 def _repair_tail(path: Path) -> None:

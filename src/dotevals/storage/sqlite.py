@@ -153,14 +153,16 @@ class SQLiteStorage(Storage):
                 [(experiment, evaluation, r.item_id, encode_json(r.to_dict())) for r in records],
             )
 
-    def load_records(self, experiment: str, evaluation: str) -> list[Record]:
+    def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
-            rows = db.execute(
+            cursor = db.execute(
                 "SELECT record FROM records WHERE experiment = ? AND evaluation = ? "
                 "ORDER BY item_id",
                 (experiment, evaluation),
-            ).fetchall()
-        return [Record.from_dict(json.loads(record)) for (record,) in rows]
+            )
+            while batch := cursor.fetchmany(1000):
+                for (record,) in batch:
+                    yield Record.from_dict(json.loads(record))
 
     def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
         with self._db() as db:

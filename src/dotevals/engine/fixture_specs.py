@@ -1,0 +1,101 @@
+"""Main side of per-worker fixtures: what a worker needs to build an item's fixtures.
+
+A sync evaluation that runs in worker processes does not get its user
+fixtures from the main process: each worker creates them itself, once per
+scope, through :mod:`dotevals.engine.lifecycle`. This module describes those
+fixtures as picklable :class:`FixtureSpec` objects, taken from pytest's own
+view of the item (overrides, parametrization, autouse, ``usefixtures``).
+
+pytest's own fixtures (``tmp_path``, ``monkeypatch``, ``capsys`` ...) belong to
+the main process: they are set up there and their values are sent along when
+they can be pickled; ``request`` is replaced in workers by a small stand-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from dotevals.errors import ConfigurationError
+
+__all__ = ["FixtureSpec", "NO_PARAM", "fixture_specs", "is_pytest_builtin"]
+
+NO_PARAM = "<no param>"
+_SCOPE_NODES = {"class": pytest.Class, "module": pytest.Module, "package": pytest.Package}
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    """One user fixture as a worker creates it."""
+
+    name: str
+    func: Any
+    argnames: tuple[str, ...]
+    scope: str
+    #: Node id of the scope instance ("" for the session): the worker creates
+    #: the fixture once per (name, definition, scope_key, param).
+    scope_key: str
+    baseid: str
+    param: Any = NO_PARAM
+    nodeid: str = ""
+    node_name: str = ""
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, str]:
+        return (self.name, self.baseid, self.scope_key, repr(self.param))
+
+
+def is_pytest_builtin(fixturedef: Any) -> bool:
+    """pytest's own fixtures, which only work in the main process."""
+    module = getattr(fixturedef.func, "__module__", "") or ""
+    return module == "_pytest" or module.startswith(("_pytest.", "pytest."))
+
+
+def fixture_specs(item: pytest.Item) -> tuple[dict[str, FixtureSpec], list[str]]:
+    """The user fixtures ``item`` needs, and the names of pytest's own it needs."""
+    info = item._fixtureinfo  # type: ignore[attr-defined]
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    specs: dict[str, FixtureSpec] = {}
+    builtins: list[str] = []
+    for name in info.names_closure:
+        if name == "request":
+            continue
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            if name in params:  # direct parametrization: the value is the "fixture"
+                builtins.append(name)
+                continue
+            raise ConfigurationError(f"{item.nodeid}: fixture {name!r} not found")
+        fixturedef = definitions[-1]
+        if is_pytest_builtin(fixturedef):
+            builtins.append(name)
+            continue
+        if name in fixturedef.argnames:
+            raise ConfigurationError(
+                f"{item.nodeid}: fixture {name!r} requests the fixture it overrides; "
+                "that cannot be rebuilt in a worker process - rename one of them"
+            )
+        specs[name] = FixtureSpec(
+            name=name,
+            func=fixturedef.func,
+            argnames=tuple(fixturedef.argnames),
+            scope=fixturedef.scope,
+            scope_key=_scope_key(item, fixturedef.scope, fixturedef.baseid),
+            baseid=str(fixturedef.baseid),
+            param=params.get(name, NO_PARAM),
+            nodeid=item.nodeid,
+            node_name=item.name,
+        )
+    return specs, builtins
+
+
+def _scope_key(item: pytest.Item, scope: str, baseid: str) -> str:
+    if scope == "session":
+        return ""
+    if scope == "function":
+        return item.nodeid
+    node = item.getparent(_SCOPE_NODES[scope])
+    return node.nodeid if node is not None else str(baseid)

@@ -1,0 +1,77 @@
+"""Worker side of the process pool: the code that runs inside each worker process.
+
+The main process sends chunks of rows; a chunk names its evaluation by id
+and carries the evaluation's pickled payload, which a worker unpickles once.
+A worker scores rows and returns Records; it never touches storage.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from dotevals.engine.fixture_specs import FixtureSpec
+from dotevals.engine.lifecycle import WorkerFixtures
+from dotevals.engine.scoring import failed_record, score_row, sync_caller
+from dotevals.errors import DatasetError
+from dotevals.models import Record
+
+__all__ = ["Payload", "initialize", "run_chunk"]
+
+
+@dataclass
+class Payload:
+    """Everything a worker needs to score rows of one evaluation."""
+
+    func: Any
+    retrying: Any
+    fixture_names: tuple[str, ...]
+    specs: dict[str, FixtureSpec]
+    values: dict[str, Any]
+    closure: tuple[str, ...]
+
+
+@dataclass
+class _Loaded:
+    payload: Payload
+    call: Any
+
+
+_fixtures = WorkerFixtures()
+_loaded: dict[str, _Loaded] = {}
+
+
+def initialize(path: list[str], cwd: str) -> None:
+    """Give the worker the main process's import path and directory (loky initializer)."""
+    sys.path[:] = path
+    os.chdir(cwd)
+    atexit.register(_fixtures.close)
+
+
+def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Record], float]:
+    """Score a chunk of rows; return their Records and the seconds spent scoring."""
+    loaded = _loaded.get(evaluation_id)
+    if loaded is None:
+        _loaded.clear()  # evaluations run one after another: keep only the current one
+        unpacked: Payload = cloudpickle.loads(payload)
+        loaded = _loaded[evaluation_id] = _Loaded(
+            unpacked, sync_caller(unpacked.func, unpacked.retrying)
+        )
+    spec = loaded.payload
+    fixtures = _fixtures.resolve(
+        evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.closure
+    )
+    start = time.perf_counter()
+    records = [
+        failed_record(item_id, {}, row)
+        if isinstance(row, DatasetError)
+        else score_row(loaded.call, item_id, row, fixtures)
+        for item_id, row in cloudpickle.loads(rows)
+    ]
+    return records, time.perf_counter() - start
