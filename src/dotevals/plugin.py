@@ -112,6 +112,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     if (
         file_path.suffix == ".py"
         and file_path.name.startswith("eval_")
+        and not parent.session.isinitpath(file_path)  # pytest collects those itself
         and not path_matches_patterns(file_path, parent.config.getini("python_files"))
     ):
         return pytest.Module.from_parent(parent, path=file_path)

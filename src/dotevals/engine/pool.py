@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from importlib.machinery import PathFinder
 from itertools import islice
 from typing import Any
 
@@ -112,6 +113,8 @@ class WorkerPool:
 
 def pack_payload(name: str, payload: worker.Payload) -> bytes:
     """Pickle an evaluation for the workers, naming what cannot be sent."""
+    for func in [payload.func, *(spec.func for spec in payload.specs.values())]:
+        _send_module_by_value(func)
     try:
         return cloudpickle.dumps(payload)
     except Exception as exc:
@@ -141,6 +144,17 @@ def _sendable(item_id: int, row: Any) -> Any:
             f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
         )
     return row
+
+
+def _send_module_by_value(func: Any) -> None:
+    """Eval files and conftests pytest imported under names a worker cannot import
+    (``--import-mode=importlib``, files outside any package) travel by value."""
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    if module is None or module.__name__ == "__main__":
+        return
+    top = module.__name__.partition(".")[0]
+    if top not in sys.builtin_module_names and PathFinder.find_spec(top, sys.path) is None:
+        cloudpickle.register_pickle_by_value(module)
 
 
 def _pickles(obj: Any) -> bool:
