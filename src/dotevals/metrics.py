@@ -15,6 +15,7 @@ options and be named in storage::
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +31,14 @@ class Metric:
     def __init__(self, name: str, compute: Callable[[list[Any]], float]):
         self.name = name
         self._compute = compute
+        self._made_by: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
+
+    def __reduce__(self) -> Any:
+        # A metric made by a registered factory travels as (module, name, arguments):
+        # rebuilding it is far cheaper than pickling its closure for every row.
+        if self._made_by is not None:
+            return (_rebuild, (self._made_by[0], self.name, *self._made_by[1:]))
+        return (Metric, (self.name, self._compute))
 
     def __call__(self, values: Sequence[Any]) -> float:
         return self._compute(list(values))
@@ -49,10 +58,19 @@ def metric(factory: Callable[..., Callable[[list[Any]], float]]) -> Callable[...
 
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> Metric:
-        return Metric(factory.__name__, factory(*args, **kwargs))
+        made = Metric(factory.__name__, factory(*args, **kwargs))
+        if _REGISTRY.get(factory.__name__) is make:
+            made._made_by = (factory.__module__, args, kwargs)
+        return made
 
     _REGISTRY[factory.__name__] = make
     return make
+
+
+def _rebuild(module: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Metric:
+    if name not in _REGISTRY:
+        importlib.import_module(module)
+    return _REGISTRY[name](*args, **kwargs)
 
 
 def get_metric(name: str) -> Metric | None:
