@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,9 @@ from _pytest.runner import CallInfo
 from dotevals.deferred import is_async_fixture, setup_async_fixture
 from dotevals.errors import DotevalsError
 from dotevals.foreach import get_evaluation
-from dotevals.progress import progress_wanted
 from dotevals.providers import register_fixtures
 from dotevals.report import summary_table
-from dotevals.runners import EvaluationOutcome, Runner
+from dotevals.runners import EvaluationOutcome, Runner, RunReporter
 
 _RUNNER = pytest.StashKey[Runner]()
 
@@ -162,20 +163,16 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if session.shouldstop:
             raise session.Interrupted(session.shouldstop)
     config = session.config
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    progress = progress_wanted(not config.getoption("no_progress"))
     try:
         runner = Runner(
             experiment_name=_option(config, "experiment"),
             samples=_samples(config),
             concurrent=bool(_option(config, "concurrent")),
             storage=_option(config, "storage"),
-            progress=progress,
-            on_outcome=_report,
-            on_start=(lambda name: _fresh_line(reporter)) if reporter and progress else None,
+            progress=not config.getoption("no_progress"),
+            reporter=_PytestReporter(config),
             workers=_option(config, "workers"),
             worker_memory=_option(config, "worker_memory"),
-            on_message=reporter.write_line if reporter else None,
         )
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -184,29 +181,70 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     return True
 
 
-def _fresh_line(reporter: Any) -> None:
-    """Start a progress bar on an empty line; the next report rewrites its file name."""
-    reporter.ensure_newline()
-    reporter.currentfspath = None
+class _PytestReporter(RunReporter):
+    """Reports evaluations as pytest reports tests, with captured output."""
 
+    def __init__(self, config: pytest.Config):
+        self.terminal = config.pluginmanager.get_plugin("terminalreporter")
+        self.capman = config.pluginmanager.get_plugin("capturemanager")
+        self.progress_file = _Uncaptured(self.capman) if self.capman else None
 
-def _report(outcome: EvaluationOutcome) -> None:
-    """Report an evaluation as pytest reports a test: setup, call, teardown."""
-    item = outcome.item
-    if item is None:
-        return
-    ihook = item.ihook
-    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    phases = [("setup", outcome.setup_error)]
-    if outcome.setup_error is None:
-        phases.append(("call", outcome.error))
-    phases.append(("teardown", outcome.teardown_error))
-    for when, error in phases:
-        call = CallInfo.from_call(lambda error=error: _raise(error), when)  # type: ignore[arg-type]
+    def message(self, text: str) -> None:
+        if self.terminal is None:
+            super().message(text)
+        else:
+            self.terminal.write_line(text)
+
+    def progress_started(self) -> None:
+        """Bars go on a line of their own, below what pytest has written."""
+        if self.terminal is not None and self.terminal.currentfspath is not None:
+            self.terminal.ensure_newline()
+            self.terminal.currentfspath = None
+
+    def progress_finished(self) -> None:
+        """Back to the line above the (cleared) bars: pytest's next line starts there."""
+        if self.progress_file is not None:
+            self.progress_file.write("\x1b[A")
+
+    def capture(self, outcome: EvaluationOutcome, when: str) -> AbstractContextManager[None]:
+        if self.capman is None or outcome.item is None:
+            return nullcontext()
+        return self.capman.item_capture(when, outcome.item)
+
+    def report(self, outcome: EvaluationOutcome, when: str) -> None:
+        item = outcome.item
+        if item is None:
+            return
+        ihook = item.ihook
+        if when == "setup":
+            ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        error = {
+            "setup": outcome.setup_error,
+            "call": outcome.error,
+            "teardown": outcome.teardown_error,
+        }[when]
+        call = CallInfo.from_call(lambda: _raise(error), when)  # type: ignore[arg-type]
         call.duration = outcome.duration if when == "call" else 0.0
-        report = pytest.TestReport.from_item_and_call(item, call)
+        report = ihook.pytest_runtest_makereport(item=item, call=call)
         ihook.pytest_runtest_logreport(report=report)
-    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        if when == "teardown":
+            ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+class _Uncaptured:
+    """A file for progress bars that writes to the terminal past pytest's capture."""
+
+    def __init__(self, capman: Any):
+        self._capman = capman
+
+    def write(self, text: str) -> int:
+        with self._capman.global_and_fixture_disabled():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _raise(error: BaseException | None) -> None:

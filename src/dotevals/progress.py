@@ -7,6 +7,7 @@ otherwise every call here does nothing.
 from __future__ import annotations
 
 import sys
+from typing import IO
 
 from tqdm.auto import tqdm
 
@@ -21,7 +22,7 @@ def progress_wanted(enabled: bool = True) -> bool:
 class ProgressBar:
     """Rows done / total, errors so far and rate of one evaluation."""
 
-    def __init__(self, name: str, total: int | None, enabled: bool):
+    def __init__(self, name: str, total: int | None, enabled: bool, file: IO[str] | None = None):
         self._errors = 0
         self._bar = tqdm(
             total=total,
@@ -30,7 +31,7 @@ class ProgressBar:
             disable=not enabled,
             leave=False,
             dynamic_ncols=True,
-            file=sys.stderr,
+            file=file or sys.stderr,
         )
 
     def update(self, record: Record) -> None:

@@ -14,13 +14,14 @@ import asyncio
 import functools
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-from dotevals.deferred import DeferredSetup, DetachedItem
+from dotevals.deferred import DeferredSetup
 from dotevals.engine.fixture_specs import fixture_specs
 from dotevals.engine.inline import run_async, run_sync, strategy_for
 from dotevals.engine.pool import WorkerPool
@@ -34,7 +35,7 @@ from dotevals.progress import ProgressBar, progress_wanted
 from dotevals.sessions import SessionManager
 from dotevals.storage import Storage
 
-__all__ = ["Runner", "EvaluationOutcome", "run", "arun"]
+__all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
 EvaluationItem = pytest.Item | Callable[..., Any]
 
@@ -105,6 +106,30 @@ class _Job:
         return cls(evaluation.name, evaluation.name, evaluation, fixtures=fixtures)
 
 
+class RunReporter:
+    """What a run tells the world. The pytest plugin reports through pytest instead."""
+
+    #: Where progress bars are drawn (None: stderr).
+    progress_file: IO[str] | None = None
+
+    def message(self, text: str) -> None:
+        """A one-line notice, such as the worker count chosen."""
+        print(text, file=sys.stderr)
+
+    def progress_started(self) -> None:
+        """Progress bars are about to be drawn."""
+
+    def progress_finished(self) -> None:
+        """Every progress bar drawn since ``progress_started`` is closed."""
+
+    def report(self, outcome: EvaluationOutcome, when: str) -> None:
+        """A phase (``"setup"``, ``"call"``, ``"teardown"``) of an evaluation is over."""
+
+    def capture(self, outcome: EvaluationOutcome, when: str) -> AbstractContextManager[None]:
+        """Context in which a phase runs (the plugin captures output there)."""
+        return nullcontext()
+
+
 class Runner:
     """Runs evaluation items and collects their summaries into ``results``.
 
@@ -117,14 +142,12 @@ class Runner:
         storage: storage URL or :class:`~dotevals.storage.Storage`
             (default ``json://.dotevals``).
         progress: draw progress bars (only on a terminal).
-        on_outcome: called with each :class:`EvaluationOutcome` as it is known.
-        on_start: called with an evaluation's name just before its rows start.
+        reporter: where the run reports progress, phases and notices
+            (default: :class:`RunReporter`, notices on stderr).
         workers: worker processes for sync evaluations: a number, ``"auto"``
             (physical cores, capped by memory and rows) or None (main process).
         worker_memory: memory one worker is expected to need, for ``"auto"``
             (bytes or a size such as ``"2GiB"``; default 512 MiB).
-        on_message: called with one-line notices (the worker count chosen);
-            default: printed to stderr.
     """
 
     name = "local"
@@ -138,11 +161,9 @@ class Runner:
         *,
         storage: str | Storage | None = None,
         progress: bool = True,
-        on_outcome: Callable[[EvaluationOutcome], None] | None = None,
-        on_start: Callable[[str], None] | None = None,
+        reporter: RunReporter | None = None,
         workers: int | str | None = None,
         worker_memory: int | str | None = None,
-        on_message: Callable[[str], None] | None = None,
         **engine_options: Any,
     ):
         if engine_options:
@@ -158,11 +179,9 @@ class Runner:
         self.results_dict = results_dict
         self.outcomes: list[EvaluationOutcome] = []
         self.progress = progress_wanted(progress)
-        self.on_outcome = on_outcome
-        self.on_start = on_start
+        self.reporter = reporter or RunReporter()
         self.workers = parse_workers(workers)
         self.worker_memory = parse_memory(worker_memory)
-        self.on_message = on_message or (lambda text: print(text, file=sys.stderr))
         self._pool: WorkerPool | None = None
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
@@ -204,7 +223,7 @@ class Runner:
         if rows is not None and self.samples is not None:
             rows = min(rows, self.samples * len(sync_jobs))
         choice = choose_workers(self.workers, rows, self.worker_memory)
-        self.on_message(str(choice))
+        self.reporter.message(str(choice))
         return WorkerPool(choice.count) if choice.count > 1 else None
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
@@ -226,50 +245,72 @@ class Runner:
 
     async def _run_alone(self, job: _Job, nextitem: pytest.Item | None) -> None:
         outcome = EvaluationOutcome(job.name, job.item)
-        fixtures = await self._fixtures(job, outcome)
+        with self.reporter.capture(outcome, "setup"):
+            fixtures = await self._fixtures(job, outcome)
         if outcome.setup_error is None:
-            await self._execute(job, fixtures, outcome)
+            with self._progress(), self.reporter.capture(outcome, "call"):
+                await self._execute(job, fixtures, outcome)
+        self._report_run(outcome)
         if job.item is not None:
-            try:
-                await self._blocking(self._deferred.teardown, nextitem)
-            except BaseException as exc:  # noqa: BLE001 - reported on the item
-                outcome.teardown_error = exc
+            with self.reporter.capture(outcome, "teardown"):
+                try:
+                    await self._blocking(self._deferred.teardown, nextitem)
+                except BaseException as exc:  # noqa: BLE001 - reported on the item
+                    outcome.teardown_error = exc
         self._finish(outcome)
 
     async def _run_together(self, jobs: list[_Job], nextitem: pytest.Item | None) -> None:
-        """Set each job up and detach it, run them all at once, then tear down."""
+        """Set each job up and detach it, run them all at once, then report and tear down."""
         started = []
         for job in jobs:
             outcome = EvaluationOutcome(job.name, job.item)
-            fixtures = await self._fixtures(job, outcome)
-            detached = None
-            if job.item is not None:
-                detached = await self._blocking(self._deferred.detach, job.item)
+            with self.reporter.capture(outcome, "setup"):
+                fixtures = await self._fixtures(job, outcome)
+                detached = None
+                if job.item is not None:
+                    detached = await self._blocking(self._deferred.detach, job.item)
             started.append((job, outcome, fixtures, detached))
-
-        async def one(
-            job: _Job,
-            outcome: EvaluationOutcome,
-            fixtures: dict[str, Any],
-            detached: DetachedItem | None,
-        ) -> None:
-            if outcome.setup_error is None:
-                await self._execute(job, fixtures, outcome)
+        with self._progress():
+            await asyncio.gather(
+                *(
+                    self._execute(job, fixtures, outcome)
+                    for job, outcome, fixtures, _ in started
+                    if outcome.setup_error is None
+                )
+            )
+        for _, outcome, _, detached in started:
+            self._report_run(outcome)
             if detached is not None:
-                try:
-                    await self._blocking(self._deferred.teardown_detached, detached)
-                except BaseException as exc:  # noqa: BLE001 - reported on the item
-                    outcome.teardown_error = exc
-
-        await asyncio.gather(*(one(*entry) for entry in started))
+                with self.reporter.capture(outcome, "teardown"):
+                    try:
+                        await self._blocking(self._deferred.teardown_detached, detached)
+                    except BaseException as exc:  # noqa: BLE001 - reported on the item
+                        outcome.teardown_error = exc
         outcomes = [outcome for _, outcome, _, _ in started]
         if any(job.item is not None for job in jobs):
-            try:
-                await self._blocking(self._deferred.teardown, nextitem)
-            except BaseException as exc:  # noqa: BLE001 - reported on the last item
-                outcomes[-1].teardown_error = exc
+            with self.reporter.capture(outcomes[-1], "teardown"):
+                try:
+                    await self._blocking(self._deferred.teardown, nextitem)
+                except BaseException as exc:  # noqa: BLE001 - reported on the last item
+                    outcomes[-1].teardown_error = exc
         for outcome in outcomes:
             self._finish(outcome)
+
+    def _report_run(self, outcome: EvaluationOutcome) -> None:
+        """Report setup and, if it ran, the evaluation itself (once its bar is gone)."""
+        self.reporter.report(outcome, "setup")
+        if outcome.setup_error is None:
+            self.reporter.report(outcome, "call")
+
+    @contextmanager
+    def _progress(self) -> Iterator[None]:
+        if self.progress:
+            self.reporter.progress_started()
+        try:
+            yield
+        finally:
+            if self.progress:
+                self.reporter.progress_finished()
 
     @property
     def _deferred(self) -> DeferredSetup:
@@ -322,9 +363,9 @@ class Runner:
         try:
             run = self.session.start_evaluation(job.storage_name, _metadata(job))
             rows = run.pending(evaluation.rows(), self.samples)
-            if self.on_start is not None:
-                self.on_start(job.name)
-            bar = ProgressBar(job.name, self._total(evaluation, run), self.progress)
+            bar = ProgressBar(
+                job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file
+            )
 
             def sink(record):  # noqa: ANN001, ANN202
                 run.add(record)
@@ -359,13 +400,13 @@ class Runner:
         return remaining if self.samples is None else min(remaining, self.samples)
 
     def _finish(self, outcome: EvaluationOutcome) -> None:
+        """The evaluation is over and torn down: collect it and report its teardown."""
         if outcome.summary is not None and outcome.error is None:
             self.results[outcome.name] = outcome.summary
             if self.results_dict is not None:
                 self.results_dict[outcome.name] = outcome.summary
         self.outcomes.append(outcome)
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+        self.reporter.report(outcome, "teardown")
 
 
 def _scope_key(job: _Job) -> object:

@@ -23,6 +23,27 @@ from dotevals.errors import ConfigurationError
 __all__ = ["FixtureSpec", "NO_PARAM", "fixture_specs", "is_pytest_builtin"]
 
 NO_PARAM = "<no param>"
+#: pytest fixtures that act on the main process itself: in a worker they would
+#: patch, capture or record nothing.
+MAIN_PROCESS_ONLY = frozenset(
+    {
+        "monkeypatch",
+        "capsys",
+        "capsysbinary",
+        "capfd",
+        "capfdbinary",
+        "caplog",
+        "recwarn",
+        "pytestconfig",
+        "cache",
+        "record_property",
+        "record_xml_attribute",
+        "record_testsuite_property",
+        "doctest_namespace",
+        "pytester",
+        "testdir",
+    }
+)
 _SCOPE_NODES = {"class": pytest.Class, "module": pytest.Module, "package": pytest.Package}
 
 
@@ -71,6 +92,12 @@ def fixture_specs(item: pytest.Item) -> tuple[dict[str, FixtureSpec], list[str]]
             raise ConfigurationError(f"{item.nodeid}: fixture {name!r} not found")
         fixturedef = definitions[-1]
         if is_pytest_builtin(fixturedef):
+            if name in MAIN_PROCESS_ONLY:
+                raise ConfigurationError(
+                    f"{item.nodeid}: fixture {name!r} works on the main process only and this "
+                    "evaluation runs in worker processes (--workers); do that work inside a "
+                    "fixture of your own, or run without --workers"
+                )
             builtins.append(name)
             continue
         if name in fixturedef.argnames:
