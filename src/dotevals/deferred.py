@@ -60,23 +60,39 @@ class DeferredSetup:
         self._state = session._setupstate
 
     def setup(self, item: pytest.Item) -> dict[str, Any]:
-        """Set the item up and return its fixture values."""
-        self._state.setup(item)
+        """Set the item up through pytest's setup hook and return its fixture values.
+
+        The hook is what a test's setup runs: skip marks, output capture, logging,
+        then the fixtures.
+        """
+        item.ihook.pytest_runtest_setup(item=item)
         return dict(item.funcargs)  # type: ignore[attr-defined]
 
     def setup_for_workers(self, item: pytest.Item, names: list[str]) -> dict[str, Any]:
-        """Set up the item's scopes but only the fixtures in ``names`` (pytest's own).
+        """Set the item up through pytest's setup hook, creating only ``names`` (pytest's own).
 
         Its user fixtures are created in the worker processes instead.
         """
-        self._state.setup(item.parent)  # type: ignore[arg-type]
-        self._state.stack[item] = ([item.teardown], None)
         request = item._request  # type: ignore[attr-defined]
-        return {name: request.getfixturevalue(name) for name in names}
 
-    def teardown(self, nextitem: pytest.Item | None) -> None:
-        """Tear down the current item and every scope ``nextitem`` does not share."""
-        self._state.teardown_exact(nextitem)
+        def fill_only_names() -> None:
+            for name in names:
+                item.funcargs[name] = request.getfixturevalue(name)  # type: ignore[attr-defined]
+
+        request._fillfixtures = fill_only_names
+        try:
+            item.ihook.pytest_runtest_setup(item=item)
+        finally:
+            del request._fillfixtures
+        return {name: item.funcargs[name] for name in names}  # type: ignore[attr-defined]
+
+    def teardown_all(self) -> None:
+        """Tear down every scope still set up (the run stops early)."""
+        self._state.teardown_exact(None)
+
+    def teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """Tear ``item`` down, with every scope ``nextitem`` does not share (pytest's hook)."""
+        item.ihook.pytest_runtest_teardown(item=item, nextitem=nextitem)
 
     def detach(self, item: pytest.Item) -> DetachedItem:
         """Take a set-up item off the stack so the next one can be set up."""

@@ -6,6 +6,7 @@ generator is never materialised) and builds the retrying call of one row.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 #: What the default retry policy retries: network failures and timeouts.
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 DEFAULT_RETRIES = 3
+#: Generator datasets whose rows have been read, by id (kept alive by the evaluation).
+_STARTED: dict[int, Any] = {}
 
 
 def parse_columns(column_spec: str) -> tuple[str, ...]:
@@ -113,7 +116,9 @@ class Evaluation:
         self.fixture_names = tuple(
             p.name
             for p in params.values()
-            if p.name not in self.columns and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            if p.name not in self.columns
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            and not (self.is_method and p.name == "self")
         )
 
     @property
@@ -132,6 +137,16 @@ class Evaluation:
             return num_rows
         return len(self.dataset) if isinstance(self.dataset, Sized) else None
 
+    @property
+    def is_method(self) -> bool:
+        """Defined in a class body: its first parameter is the instance."""
+        first = next(iter(inspect.signature(self.func).parameters), None)
+        return first == "self" and "." in getattr(self.func, "__qualname__", "")
+
+    def bound_to(self, instance: Any) -> Evaluation:
+        """The evaluation of a test class's method, for one instance of the class."""
+        return dataclasses.replace(self, func=self.func.__get__(instance))
+
     def rows(self) -> Iterator[tuple[int, dict[str, Any] | DatasetError]]:
         """``(item_id, keyword arguments)`` per row, lazily, in dataset order.
 
@@ -139,7 +154,16 @@ class Evaluation:
         place of its arguments (it is stored as that row's error); a first row
         that does not fit raises at once, since then the whole spec is wrong.
         """
-        for item_id, row in enumerate(self.dataset):
+        dataset = self.dataset
+        if iter(dataset) is dataset:  # a generator or iterator: it can be read once
+            if id(dataset) in _STARTED and _STARTED[id(dataset)] is dataset:
+                raise DatasetError(
+                    f"{self.name}: its dataset is a generator that an earlier run (or another "
+                    "parameter set) has already read; pass a list, or a function's result "
+                    "called per run, or a registered dataset"
+                )
+            _STARTED[id(dataset)] = dataset
+        for item_id, row in enumerate(dataset):
             try:
                 yield item_id, self.row_arguments(item_id, row)
             except DatasetError as exc:

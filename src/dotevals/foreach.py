@@ -86,8 +86,10 @@ def _evaluation_function(evaluation: Evaluation) -> Callable[..., Any]:
         return run(run_evaluation, **fixtures)
 
     parameters = inspect.signature(func).parameters
+    instance = [parameters["self"]] if evaluation.is_method else []
     run_evaluation.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
+        instance
+        + [
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for name, p in parameters.items()
             if name in evaluation.fixture_names

@@ -33,6 +33,13 @@ class Metric:
         self._compute = compute
         self._made_by: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
 
+    @property
+    def spec(self) -> str | dict[str, Any]:
+        """How storage names this metric: its name, with its factory's arguments if any."""
+        if self._made_by is None or not (self._made_by[1] or self._made_by[2]):
+            return self.name
+        return {"name": self.name, "args": list(self._made_by[1]), "kwargs": self._made_by[2]}
+
     def __reduce__(self) -> Any:
         # A metric made by a registered factory travels as (module, name, arguments):
         # rebuilding it is far cheaper than pickling its closure for every row.
@@ -73,14 +80,16 @@ def _rebuild(module: str, name: str, args: tuple[Any, ...], kwargs: dict[str, An
     return _REGISTRY[name](*args, **kwargs)
 
 
-def get_metric(name: str) -> Metric | None:
-    """The registered metric called ``name`` (built with no arguments), or None."""
-    factory = _REGISTRY.get(name)
+def get_metric(spec: str | dict[str, Any]) -> Metric | None:
+    """The registered metric a stored spec names (see :meth:`Metric.spec`), or None."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    factory = _REGISTRY.get(spec.get("name", ""))
     if factory is None:
         return None
     try:
-        return factory()
-    except TypeError:  # a factory that needs arguments cannot be rebuilt from a name
+        return factory(*spec.get("args", ()), **spec.get("kwargs", {}))
+    except TypeError:  # arguments that do not fit the factory (it changed)
         return None
 
 

@@ -25,7 +25,7 @@ class Score:
         return {
             "name": self.name,
             "value": self.value,
-            "metrics": [m.name for m in self.metrics],
+            "metrics": [m.spec for m in self.metrics],
             "metadata": self.metadata,
         }
 

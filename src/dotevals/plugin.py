@@ -148,9 +148,23 @@ def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Evaluations run through the Runner; pytest only calls one itself in an xdist worker."""
+    if _is_evaluation(pyfuncitem):
+        pytest.fail(
+            f"{pyfuncitem.nodeid}: dotevals evaluations do not run under pytest-xdist (-n); "
+            "run them without -n and use --workers to spread rows over processes",
+            pytrace=False,
+        )
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     evaluations = [item for item in session.items if _is_evaluation(item)]
     if not evaluations or session.config.option.collectonly:
+        return None
+    if hasattr(session.config, "workerinput"):  # an xdist worker: xdist owns the loop
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return None  # pytest's own loop reports the collection errors
@@ -178,6 +192,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_RUNNER] = runner
     asyncio.run(runner.run_evaluations(evaluations))
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
     return True
 
 

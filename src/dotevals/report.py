@@ -46,9 +46,8 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
     for outcome in outcomes:
         summary = outcome.summary
         if outcome.setup_error is not None or summary is None:
-            rows.append(
-                [outcome.name, None, None, None, "not run: see the error above", None, None]
-            )
+            why = "skipped" if outcome.skipped else "not run: see the error above"
+            rows.append([outcome.name, None, None, None, why, None, None])
             continue
         counts = [summary.rows, outcome.new_rows, summary.errors]
         if outcome.error is not None:

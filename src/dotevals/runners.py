@@ -58,6 +58,11 @@ class EvaluationOutcome:
     def failed(self) -> bool:
         return any((self.setup_error, self.error, self.teardown_error))
 
+    @property
+    def skipped(self) -> bool:
+        """A skip mark (or ``pytest.skip`` in a fixture) stopped it before it ran."""
+        return isinstance(self.setup_error, pytest.skip.Exception)
+
 
 @dataclass
 class _Job:
@@ -75,6 +80,9 @@ class _Job:
             evaluation = get_evaluation(getattr(obj, "obj", None))
             if evaluation is None:
                 raise ConfigurationError(f"{obj.nodeid} is not a @foreach evaluation")
+            instance = getattr(obj, "instance", None)
+            if evaluation.is_method and instance is not None:
+                evaluation = evaluation.bound_to(instance)
             return cls(obj.name, obj.nodeid, evaluation, item=obj)
         fixtures: dict[str, Any] = {}
         if isinstance(obj, functools.partial):
@@ -201,6 +209,9 @@ class Runner:
         interrupted = True
         try:
             for index, group in enumerate(groups):
+                if items and (items[0].session.shouldfail or items[0].session.shouldstop):
+                    await self._blocking(self._deferred.teardown_all)
+                    break  # -x / --maxfail: pytest stops the session after this
                 following = [job for later in groups[index + 1 :] for job in later]
                 nextitem = following[0].item if following else None
                 if len(group) == 1:
@@ -245,18 +256,16 @@ class Runner:
 
     async def _run_alone(self, job: _Job, nextitem: pytest.Item | None) -> None:
         outcome = EvaluationOutcome(job.name, job.item)
-        with self.reporter.capture(outcome, "setup"):
-            fixtures = await self._fixtures(job, outcome)
+        fixtures = await self._fixtures(job, outcome)
         if outcome.setup_error is None:
             with self._progress(), self.reporter.capture(outcome, "call"):
                 await self._execute(job, fixtures, outcome)
         self._report_run(outcome)
         if job.item is not None:
-            with self.reporter.capture(outcome, "teardown"):
-                try:
-                    await self._blocking(self._deferred.teardown, nextitem)
-                except BaseException as exc:  # noqa: BLE001 - reported on the item
-                    outcome.teardown_error = exc
+            try:
+                await self._blocking(self._deferred.teardown, job.item, nextitem)
+            except BaseException as exc:  # noqa: BLE001 - reported on the item
+                outcome.teardown_error = exc
         self._finish(outcome)
 
     async def _run_together(self, jobs: list[_Job], nextitem: pytest.Item | None) -> None:
@@ -264,11 +273,10 @@ class Runner:
         started = []
         for job in jobs:
             outcome = EvaluationOutcome(job.name, job.item)
-            with self.reporter.capture(outcome, "setup"):
-                fixtures = await self._fixtures(job, outcome)
-                detached = None
-                if job.item is not None:
-                    detached = await self._blocking(self._deferred.detach, job.item)
+            fixtures = await self._fixtures(job, outcome)
+            detached = None
+            if job.item is not None:
+                detached = await self._blocking(self._deferred.detach, job.item)
             started.append((job, outcome, fixtures, detached))
         with self._progress():
             await asyncio.gather(
@@ -287,12 +295,12 @@ class Runner:
                     except BaseException as exc:  # noqa: BLE001 - reported on the item
                         outcome.teardown_error = exc
         outcomes = [outcome for _, outcome, _, _ in started]
-        if any(job.item is not None for job in jobs):
-            with self.reporter.capture(outcomes[-1], "teardown"):
-                try:
-                    await self._blocking(self._deferred.teardown, nextitem)
-                except BaseException as exc:  # noqa: BLE001 - reported on the last item
-                    outcomes[-1].teardown_error = exc
+        items = [job.item for job in jobs if job.item is not None]
+        if items:
+            try:
+                await self._blocking(self._deferred.teardown, items[-1], nextitem)
+            except BaseException as exc:  # noqa: BLE001 - reported on the last item
+                outcomes[-1].teardown_error = exc
         for outcome in outcomes:
             self._finish(outcome)
 

@@ -95,14 +95,16 @@ class EvaluationRun:
         self, rows: Iterator[tuple[int, Any]], samples: int | None
     ) -> Iterator[tuple[int, Any]]:
         """The rows still to run: not completed before, at most ``samples`` of them."""
+        if samples == 0:
+            return
         taken = 0
         for item_id, row in rows:
-            if samples is not None and taken >= samples:
-                return
             if item_id in self.completed:
                 continue
-            taken += 1
             yield item_id, row
+            taken += 1
+            if taken == samples:  # stop before reading a row that will not run
+                return
 
     def add(self, record: Record) -> None:
         self._buffer.append(record)

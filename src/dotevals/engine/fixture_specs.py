@@ -82,7 +82,10 @@ def fixture_specs(item: pytest.Item) -> tuple[dict[str, FixtureSpec], list[str]]
     specs: dict[str, FixtureSpec] = {}
     builtins: list[str] = []
     for name in info.names_closure:
-        if name == "request":
+        if name == "request":  # the worker's stand-in, for the item itself
+            specs[name] = FixtureSpec(
+                name, None, (), "function", item.nodeid, "", nodeid=item.nodeid, node_name=item.name
+            )
             continue
         definitions = info.name2fixturedefs.get(name)
         if not definitions:

@@ -102,6 +102,8 @@ class WorkerFixtures:
         if name in context.values:
             return context.values[name]
         spec = context.specs.get(name)
+        if name == "request" and spec is not None:
+            return WorkerRequest(spec, self, context)
         if spec is None:
             raise ConfigurationError(
                 f"fixture {name!r} is not available in a worker process; request it as a "
