@@ -13,9 +13,15 @@ Run it with ``pytest eval_math.py`` (the ``dotevals`` plugin loads by itself)
 or, outside pytest, with ``dotevals.run(eval_math, model=my_model)``.
 """
 
-from dotevals.foreach import ForEach, foreach
-from dotevals.models import EvaluationSummary, Record, Result, Score
-from dotevals.runners import Runner, arun, run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dotevals.foreach import ForEach, foreach
+    from dotevals.models import EvaluationSummary, Record, Result, Score
+    from dotevals.runners import Runner, arun, run
 
 __all__ = [
     "EvaluationSummary",
@@ -29,3 +35,27 @@ __all__ = [
     "run",
 ]
 __version__ = "0.1.0"
+
+# Imported on first use, so that worker processes and the command line do not
+# pay for pytest and asyncio machinery they never touch.
+_HOMES = {
+    "ForEach": "dotevals.foreach",
+    "foreach": "dotevals.foreach",
+    "EvaluationSummary": "dotevals.models",
+    "Record": "dotevals.models",
+    "Result": "dotevals.models",
+    "Score": "dotevals.models",
+    "Runner": "dotevals.runners",
+    "arun": "dotevals.runners",
+    "run": "dotevals.runners",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'dotevals' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

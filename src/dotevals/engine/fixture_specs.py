@@ -13,16 +13,15 @@ they can be pickled; ``request`` is replaced in workers by a small stand-in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from dotevals.engine.lifecycle import NO_PARAM, FixtureSpec
 from dotevals.errors import ConfigurationError
 
-__all__ = ["FixtureSpec", "NO_PARAM", "fixture_specs", "is_pytest_builtin"]
+__all__ = ["fixture_specs", "is_pytest_builtin"]
 
-NO_PARAM = "<no param>"
 #: pytest fixtures that act on the main process itself: in a worker they would
 #: patch, capture or record nothing.
 MAIN_PROCESS_ONLY = frozenset(
@@ -45,27 +44,6 @@ MAIN_PROCESS_ONLY = frozenset(
     }
 )
 _SCOPE_NODES = {"class": pytest.Class, "module": pytest.Module, "package": pytest.Package}
-
-
-@dataclass(frozen=True)
-class FixtureSpec:
-    """One user fixture as a worker creates it."""
-
-    name: str
-    func: Any
-    argnames: tuple[str, ...]
-    scope: str
-    #: Node id of the scope instance ("" for the session): the worker creates
-    #: the fixture once per (name, definition, scope_key, param).
-    scope_key: str
-    baseid: str
-    param: Any = NO_PARAM
-    nodeid: str = ""
-    node_name: str = ""
-
-    @property
-    def cache_key(self) -> tuple[str, str, str, str]:
-        return (self.name, self.baseid, self.scope_key, repr(self.param))
 
 
 def is_pytest_builtin(fixturedef: Any) -> bool:

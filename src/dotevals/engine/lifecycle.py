@@ -13,12 +13,35 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from dotevals.engine.fixture_specs import NO_PARAM, FixtureSpec
 from dotevals.errors import ConfigurationError
 
-__all__ = ["WorkerFixtures", "WorkerRequest"]
+__all__ = ["FixtureSpec", "NO_PARAM", "WorkerFixtures", "WorkerRequest"]
+
+NO_PARAM = "<no param>"
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    """One user fixture as a worker creates it."""
+
+    name: str
+    func: Any
+    argnames: tuple[str, ...]
+    scope: str
+    #: Node id of the scope instance ("" for the session): the worker creates
+    #: the fixture once per (name, definition, scope_key, param).
+    scope_key: str
+    baseid: str
+    param: Any = NO_PARAM
+    nodeid: str = ""
+    node_name: str = ""
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, str]:
+        return (self.name, self.baseid, self.scope_key, repr(self.param))
 
 
 class WorkerRequest:

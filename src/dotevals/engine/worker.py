@@ -16,8 +16,7 @@ from typing import Any
 
 import cloudpickle
 
-from dotevals.engine.fixture_specs import FixtureSpec
-from dotevals.engine.lifecycle import WorkerFixtures
+from dotevals.engine.lifecycle import FixtureSpec, WorkerFixtures
 from dotevals.engine.scoring import failed_record, score_row, sync_caller
 from dotevals.errors import DatasetError
 from dotevals.models import Record
