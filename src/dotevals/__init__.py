@@ -18,9 +18,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from dotevals.foreach import ForEach, foreach
+from dotevals.models import EvaluationSummary, Record, Result, Score
+
 if TYPE_CHECKING:
-    from dotevals.foreach import ForEach, foreach
-    from dotevals.models import EvaluationSummary, Record, Result, Score
     from dotevals.runners import Runner, arun, run
 
 __all__ = [
@@ -36,15 +37,9 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# Imported on first use, so that worker processes and the command line do not
-# pay for pytest and asyncio machinery they never touch.
+# The Runner is imported on first use, so that worker processes and the command
+# line do not pay for the pytest machinery they never touch.
 _HOMES = {
-    "ForEach": "dotevals.foreach",
-    "foreach": "dotevals.foreach",
-    "EvaluationSummary": "dotevals.models",
-    "Record": "dotevals.models",
-    "Result": "dotevals.models",
-    "Score": "dotevals.models",
     "Runner": "dotevals.runners",
     "arun": "dotevals.runners",
     "run": "dotevals.runners",
