@@ -1,0 +1,1 @@
+"""The dotevals benchmark harness: ``python -m bench`` (or ``make bench``)."""

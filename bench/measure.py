@@ -1,0 +1,79 @@
+"""Running one measured command: wall time and peak memory of its process tree."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    """One run of a command."""
+
+    wall: float
+    main_peak_mb: float
+    workers_peak_mb: float
+    stdout: str = ""
+
+
+@dataclass
+class Figures:
+    """Repeated runs of one variant: median, min and max of each figure."""
+
+    runs: list[Run] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def stat(self, name: str) -> dict[str, float]:
+        values = [getattr(run, name) for run in self.runs]
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
+    """Run ``argv`` to completion, sampling the RSS of it and its children every 10 ms."""
+    full_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    start = time.perf_counter()
+    process = psutil.Popen(
+        argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peaks = {"main": 0.0, "workers": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                peaks["main"] = max(peaks["main"], process.memory_info().rss)
+                children = process.children(recursive=True)
+                total = 0
+                for child in children:
+                    with contextlib.suppress(psutil.Error):  # it may have just exited
+                        total += child.memory_info().rss
+                peaks["workers"] = max(peaks["workers"], total)
+            except psutil.Error:
+                return
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.stderr.write(stdout[-3000:])
+        raise RuntimeError(f"benchmark command failed ({process.returncode}): {' '.join(argv)}")
+    return Run(wall, peaks["main"] / 2**20, peaks["workers"] / 2**20, stdout)
