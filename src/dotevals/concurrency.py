@@ -162,10 +162,15 @@ class Adaptive(_Windowed):
             raise ConfigurationError(
                 "Adaptive needs min_concurrency <= initial_concurrency <= max_concurrency"
             )
-        if adjustment_interval <= 0 or increase_factor <= 1 or not 0 < backoff_factor < 1:
+        if (
+            adjustment_interval <= 0
+            or increase_factor <= 1
+            or not 0 < backoff_factor < 1
+            or not 0 <= error_threshold <= 1
+        ):
             raise ConfigurationError(
-                "Adaptive needs adjustment_interval > 0, increase_factor > 1 "
-                "and 0 < backoff_factor < 1"
+                "Adaptive needs adjustment_interval > 0, increase_factor > 1, "
+                "0 < backoff_factor < 1 and 0 <= error_threshold <= 1"
             )
         self.initial_concurrency = initial_concurrency
         self.max_concurrency = max_concurrency

@@ -80,6 +80,8 @@ def as_async_retrying(retrying: tenacity.BaseRetrying) -> tenacity.AsyncRetrying
         before_sleep=retrying.before_sleep,
         reraise=retrying.reraise,
         retry_error_callback=retrying.retry_error_callback,
+        retry_error_cls=retrying.retry_error_cls,
+        enabled=retrying.enabled,
     )
 
 
@@ -108,6 +110,7 @@ class Evaluation:
                 f"{name}: column {', '.join(map(repr, missing))} is not a parameter of "
                 f"the function; add it to the signature or remove it from the column spec"
             )
+        self._check_strategy()
         if isinstance(self.dataset, (str, bytes)) or not isinstance(self.dataset, Iterable):
             raise ConfigurationError(
                 f"{name}: the dataset must be an iterable of rows (list, tuple, generator, "
@@ -120,6 +123,22 @@ class Evaluation:
             and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
             and not (self.is_method and p.name == "self")
         )
+
+    def _check_strategy(self) -> None:
+        from dotevals.concurrency import AsyncStrategy, SyncStrategy
+
+        strategy = self.concurrency
+        wanted = AsyncStrategy if self.is_async else SyncStrategy
+        if strategy is not None and not isinstance(strategy, wanted):
+            kind, choices = (
+                ("an async def", "SlidingWindow, Adaptive, AsyncSequential")
+                if self.is_async
+                else ("a plain (sync)", "Sequential, Batch")
+            )
+            raise ConfigurationError(
+                f"{self.name}: {type(strategy).__name__} cannot schedule {kind} evaluation; "
+                f"use one of {choices}"
+            )
 
     @property
     def name(self) -> str:

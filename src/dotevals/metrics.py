@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,6 +71,13 @@ def metric(factory: Callable[..., Callable[[list[Any]], float]]) -> Callable[...
             made._made_by = (factory.__module__, args, kwargs)
         return made
 
+    previous = _REGISTRY.get(factory.__name__)
+    if previous is not None and previous.__module__ != make.__module__:
+        warnings.warn(
+            f"metric {factory.__name__!r} from {factory.__module__} replaces the one from "
+            f"{previous.__module__} when results are read back; give it another name",
+            stacklevel=2,
+        )
     _REGISTRY[factory.__name__] = make
     return make
 

@@ -20,11 +20,13 @@ from _pytest.python import path_matches_patterns
 from _pytest.runner import CallInfo
 
 from dotevals.deferred import is_async_fixture, setup_async_fixture
+from dotevals.engine.sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError
 from dotevals.foreach import get_evaluation
 from dotevals.providers import register_fixtures
 from dotevals.report import summary_table
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
+from dotevals.storage import DEFAULT_STORAGE, get_storage
 
 _RUNNER = pytest.StashKey[Runner]()
 
@@ -58,9 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--concurrent",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="run async evaluations concurrently with each other. ini: dotevals_concurrent",
+        help="run async evaluations concurrently with each other (--no-concurrent: one "
+        "after another). ini: dotevals_concurrent",
     )
     group.addoption(
         "--workers",
@@ -106,6 +109,12 @@ def _samples(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
     _samples(config)
+    try:  # a bad setting stops the session before any test runs
+        get_storage(_option(config, "storage") or DEFAULT_STORAGE)
+        parse_workers(_option(config, "workers"))
+        parse_memory(_option(config, "worker_memory"))
+    except DotevalsError as exc:
+        raise pytest.UsageError(str(exc)) from None
     register_fixtures(config)
 
 

@@ -56,6 +56,8 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
             )
             counts = ["", "", ""]
         metrics = [(s, m, v) for s, values in summary.summary.items() for m, v in values.items()]
+        if not metrics and counts[0] == "":
+            continue  # stopped before any score: its line above says so
         for score, metric, value in metrics or [(None, None, None)]:
             rows.append([outcome.name if counts[0] != "" else "", *counts, score, metric, value])
             counts = ["", "", ""]

@@ -19,7 +19,7 @@ from dotevals.engine.scoring import (
     score_row,
     sync_caller,
 )
-from dotevals.errors import ConfigurationError, DatasetError
+from dotevals.errors import DatasetError
 from dotevals.evaluation import Evaluation
 from dotevals.models import Record
 
@@ -29,22 +29,9 @@ Sink = Callable[[Record], None]
 
 def strategy_for(evaluation: Evaluation) -> SyncStrategy | AsyncStrategy:
     """A private copy of the evaluation's strategy (strategies keep per-run state)."""
-    wanted = AsyncStrategy if evaluation.is_async else SyncStrategy
-    strategy = evaluation.concurrency
-    if strategy is None:
+    if evaluation.concurrency is None:
         return Adaptive() if evaluation.is_async else Sequential()
-    if not isinstance(strategy, wanted):
-        kind = "async def" if evaluation.is_async else "plain (sync)"
-        raise ConfigurationError(
-            f"{evaluation.name}: {type(strategy).__name__} cannot schedule a {kind} "
-            f"evaluation; use one of "
-            + (
-                "SlidingWindow, Adaptive, AsyncSequential"
-                if evaluation.is_async
-                else "Sequential, Batch"
-            )
-        )
-    return copy.copy(strategy)
+    return copy.copy(evaluation.concurrency)
 
 
 def run_sync(evaluation: Evaluation, fixtures: dict[str, Any], rows: Rows, sink: Sink) -> None:

@@ -18,7 +18,9 @@ from dotevals.models import Record, Result, as_result
 
 
 def error_text(exc: BaseException) -> str:
-    """How a row's exception is stored: ``"TypeName: message"``."""
+    """How a row's exception is stored: ``"TypeName: message"`` (of the last attempt)."""
+    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
+        exc = exc.last_attempt.exception() or exc
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
