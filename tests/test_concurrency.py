@@ -248,29 +248,23 @@ def test_sliding_window_error_message():
         SlidingWindow(0)
 
 
-def test_sync_strategy_on_async_evaluation_fails_the_evaluation(url):
-    @ForEach(concurrency=Sequential())("x", [1, 2])
-    async def ev(x):
-        return Score("ok", True, [accuracy()])
-
+def test_sync_strategy_on_async_evaluation_is_refused_at_decoration():
     with pytest.raises(ConfigurationError) as info:
-        run(ev, url, experiment="exp")
+
+        @ForEach(concurrency=Sequential())("x", [1, 2])
+        async def ev(x):
+            return Score("ok", True, [accuracy()])
+
     message = str(info.value)
-    assert "ev: Sequential cannot schedule" in message
-    assert "async def" in message
+    assert "ev: Sequential cannot schedule an async def evaluation" in message
     assert "SlidingWindow, Adaptive, AsyncSequential" in message
-    stored = get_storage(url).load_evaluation("exp", "ev")
-    assert stored.status == "failed"
-    assert get_storage(url).load_records("exp", "ev") == []
 
 
-def test_async_strategy_on_sync_evaluation_fails_the_evaluation(url):
-    @ForEach(concurrency=SlidingWindow(2))("x", [1, 2])
-    def ev(x):
-        return Score("ok", True, [accuracy()])
-
+def test_async_strategy_on_sync_evaluation_is_refused_at_decoration():
     with pytest.raises(
-        ConfigurationError, match="SlidingWindow cannot schedule.*Sequential, Batch"
+        ConfigurationError, match="SlidingWindow cannot schedule a plain.*Sequential, Batch"
     ):
-        run(ev, url, experiment="exp")
-    assert get_storage(url).load_evaluation("exp", "ev").status == "failed"
+
+        @ForEach(concurrency=SlidingWindow(2))("x", [1, 2])
+        def ev(x):
+            return Score("ok", True, [accuracy()])
