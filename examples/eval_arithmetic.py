@@ -21,7 +21,7 @@ class ToyModel:
             return f"{a + b}"
         if op == "-":
             return f" {a - b} "
-        return f"{a * b + (1 if a % 3 == 0 else 0):,}"
+        return f"{a * b + (1 if (a + b) % 4 == 0 else 0):,}"
 
 
 @pytest.fixture(scope="session")
