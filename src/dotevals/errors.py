@@ -30,3 +30,11 @@ class ExperimentNotFoundError(StorageError, KeyError):
 
 class ExperimentInUseError(StorageError):
     """Another process is running the same experiment."""
+
+
+class RowTimeoutError(DotevalsError):
+    """A row ran longer than its evaluation's timeout (stored as that row's error)."""
+
+
+class WorkerDiedError(DotevalsError):
+    """The worker process scoring a row died (stored as that row's error)."""

@@ -45,6 +45,19 @@ def parse_columns(column_spec: str) -> tuple[str, ...]:
     return columns
 
 
+def parse_timeout(value: float | str | None) -> float | None:
+    """Seconds one row may take: a number > 0, or None for no limit."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        raise ConfigurationError(f"timeout must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
 def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.Retrying:
     """The retry policy of one evaluation.
 
@@ -98,6 +111,8 @@ class Evaluation:
     dataset: Iterable[Any]
     retrying: tenacity.BaseRetrying
     concurrency: SyncStrategy | AsyncStrategy | None = None
+    #: Seconds one row may take (None: the run's default, if any).
+    timeout: float | None = None
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

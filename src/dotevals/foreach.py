@@ -23,7 +23,7 @@ import tenacity
 
 from dotevals.concurrency import AsyncStrategy, SyncStrategy
 from dotevals.datasets.registry import get_dataset
-from dotevals.evaluation import Evaluation, make_retrying, parse_columns
+from dotevals.evaluation import Evaluation, make_retrying, parse_columns, parse_timeout
 from dotevals.models import EvaluationSummary
 
 __all__ = ["ForEach", "foreach", "get_evaluation"]
@@ -42,6 +42,8 @@ class ForEach:
             (:class:`~dotevals.concurrency.Adaptive` by default) for ``async def``
             evaluations, a sync one (:class:`~dotevals.concurrency.Sequential`
             by default) for plain functions.
+        timeout: seconds one row may take, retries included; a row that runs
+            longer is stopped and stored with a ``RowTimeoutError``.
     """
 
     def __init__(
@@ -49,15 +51,19 @@ class ForEach:
         *,
         retries: int | tenacity.BaseRetrying | None = None,
         concurrency: SyncStrategy | AsyncStrategy | None = None,
+        timeout: float | None = None,
     ):
         self.retrying = make_retrying(retries)
         self.concurrency = concurrency
+        self.timeout = parse_timeout(timeout)
 
     def __call__(self, column_spec: str, dataset: Iterable[Any]) -> Callable[[F], F]:
         columns = parse_columns(column_spec)
 
         def decorate(func: F) -> F:
-            evaluation = Evaluation(func, columns, dataset, self.retrying, self.concurrency)
+            evaluation = Evaluation(
+                func, columns, dataset, self.retrying, self.concurrency, self.timeout
+            )
             return _evaluation_function(evaluation)
 
         return decorate

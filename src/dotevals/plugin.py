@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -22,6 +23,7 @@ from _pytest.runner import CallInfo
 from dotevals.deferred import is_async_fixture, setup_async_fixture
 from dotevals.engine.sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError
+from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
 from dotevals.providers import register_fixtures
 from dotevals.report import summary_table
@@ -45,21 +47,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dotevals", "dotevals evaluations")
     group.addoption(
         "--experiment",
+        dest="dotevals_experiment",
         help="experiment to store results in and resume (default: a new ephemeral one). "
         "ini: dotevals_experiment",
     )
     group.addoption(
         "--samples",
+        dest="dotevals_samples",
         type=_non_negative_int,
         help="run at most this many new rows per evaluation. ini: dotevals_samples",
     )
     group.addoption(
         "--storage",
+        dest="dotevals_storage",
         help="where results are stored: json://PATH or sqlite://PATH "
         "(default json://.dotevals). ini: dotevals_storage",
     )
     group.addoption(
         "--concurrent",
+        dest="dotevals_concurrent",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="run async evaluations concurrently with each other (--no-concurrent: one "
@@ -67,14 +73,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--workers",
+        dest="dotevals_workers",
         help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
         "capped by memory and rows); default: run them in the main process. "
         "ini: dotevals_workers",
     )
     group.addoption(
         "--worker-memory",
+        dest="dotevals_worker_memory",
         help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB). "
         "ini: dotevals_worker_memory",
+    )
+    group.addoption(
+        *_timeout_flags(),
+        dest="dotevals_timeout",
+        help="seconds one row may take (retries included) for evaluations whose ForEach "
+        "sets no timeout; a row that runs longer is stored with a timeout error. "
+        "ini: dotevals_timeout",
     )
     group.addoption(
         "--no-progress",
@@ -87,12 +102,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dotevals_storage", "default for --storage", default=None)
     parser.addini("dotevals_workers", "default for --workers", default=None)
     parser.addini("dotevals_worker_memory", "default for --worker-memory", default=None)
+    parser.addini("dotevals_timeout", "default for --row-timeout", default=None)
     parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
+
+
+def _timeout_flags() -> list[str]:
+    """``--row-timeout``, and ``--timeout`` too unless pytest-timeout owns that name."""
+    if importlib.util.find_spec("pytest_timeout") is None:
+        return ["--row-timeout", "--timeout"]
+    return ["--row-timeout"]
 
 
 def _option(config: pytest.Config, name: str) -> Any:
     """The command line value if given, else the ini value."""
-    value = config.getoption(name)
+    value = config.getoption(f"dotevals_{name}")
     return config.getini(f"dotevals_{name}") if value is None else value
 
 
@@ -113,6 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
         get_storage(_option(config, "storage") or DEFAULT_STORAGE)
         parse_workers(_option(config, "workers"))
         parse_memory(_option(config, "worker_memory"))
+        parse_timeout(_option(config, "timeout"))
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
     register_fixtures(config)
@@ -177,14 +201,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return None  # pytest's own loop reports the collection errors
-    tests = [item for item in session.items if not _is_evaluation(item)]
-    ordered = tests + evaluations
-    for index, item in enumerate(tests):
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=ordered[index + 1])
-        if session.shouldfail:
-            raise session.Failed(session.shouldfail)
-        if session.shouldstop:
-            raise session.Interrupted(session.shouldstop)
     config = session.config
     try:
         runner = Runner(
@@ -196,11 +212,24 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             reporter=_PytestReporter(config),
             workers=_option(config, "workers"),
             worker_memory=_option(config, "worker_memory"),
+            timeout=_option(config, "timeout"),
         )
+        runner.session.lock()  # before any test runs: a second run of the experiment stops here
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_RUNNER] = runner
-    asyncio.run(runner.run_evaluations(evaluations))
+    try:
+        tests = [item for item in session.items if not _is_evaluation(item)]
+        ordered = tests + evaluations
+        for index, item in enumerate(tests):
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=ordered[index + 1])
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+        asyncio.run(runner.run_evaluations(evaluations))
+    finally:
+        runner.session.unlock()
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:

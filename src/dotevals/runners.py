@@ -28,7 +28,7 @@ from dotevals.engine.pool import WorkerPool
 from dotevals.engine.sizing import choose_workers, parse_memory, parse_workers
 from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
-from dotevals.evaluation import Evaluation
+from dotevals.evaluation import Evaluation, parse_timeout
 from dotevals.foreach import get_evaluation
 from dotevals.models import EvaluationSummary
 from dotevals.progress import ProgressBar, progress_wanted
@@ -156,6 +156,8 @@ class Runner:
             (physical cores, capped by memory and rows) or None (main process).
         worker_memory: memory one worker is expected to need, for ``"auto"``
             (bytes or a size such as ``"2GiB"``; default 512 MiB).
+        timeout: seconds one row may take, for evaluations whose ``ForEach``
+            sets none; a row that runs longer is stored with a timeout error.
     """
 
     name = "local"
@@ -172,6 +174,7 @@ class Runner:
         reporter: RunReporter | None = None,
         workers: int | str | None = None,
         worker_memory: int | str | None = None,
+        timeout: float | None = None,
         **engine_options: Any,
     ):
         if engine_options:
@@ -190,6 +193,7 @@ class Runner:
         self.reporter = reporter or RunReporter()
         self.workers = parse_workers(workers)
         self.worker_memory = parse_memory(worker_memory)
+        self.timeout = parse_timeout(timeout)
         self._pool: WorkerPool | None = None
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
@@ -204,6 +208,7 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
+        self.session.lock()
         self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
         interrupted = True
@@ -223,6 +228,7 @@ class Runner:
             if self._pool is not None:
                 pool, self._pool = self._pool, None
                 await asyncio.to_thread(pool.shutdown, interrupted)
+            self.session.unlock()
 
     def _start_pool(self, jobs: list[_Job]) -> WorkerPool | None:
         """One process pool for every sync evaluation of the run, if workers were asked for."""
@@ -351,6 +357,7 @@ class Runner:
                     specs,
                     values,
                     tuple(specs),
+                    self._timeout(evaluation),
                 )
             if job.item is None:
                 return job.fixtures
@@ -384,9 +391,9 @@ class Runner:
                 chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
                 await self._pool.stream(job.name, fixtures, rows, sink, chunk_size)
             elif evaluation.is_async:
-                await run_async(evaluation, fixtures, rows, sink)
+                await run_async(evaluation, fixtures, rows, sink, self._timeout(evaluation))
             else:
-                run_sync(evaluation, fixtures, rows, sink)
+                run_sync(evaluation, fixtures, rows, sink, self._timeout(evaluation))
             status = "completed"
         except (Exception, asyncio.CancelledError) as exc:
             outcome.error = exc
@@ -399,6 +406,9 @@ class Runner:
                 outcome.summary = run.finish(status)  # type: ignore[arg-type]
                 outcome.new_rows = run.done
             outcome.duration = time.perf_counter() - start
+
+    def _timeout(self, evaluation: Evaluation) -> float | None:
+        return evaluation.timeout if evaluation.timeout is not None else self.timeout
 
     def _total(self, evaluation: Evaluation, run: Any) -> int | None:
         total = evaluation.total

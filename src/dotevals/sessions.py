@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from dotevals.errors import ExperimentInUseError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
-from dotevals.storage.base import Status
+from dotevals.storage.base import LockOwner, Status
 
 __all__ = ["SessionManager", "EvaluationRun"]
 
@@ -46,12 +47,35 @@ class SessionManager:
         self.ephemeral = experiment_name is None
         self.experiment_name = experiment_name or ephemeral_name()
         self._created = False
+        self._owner: LockOwner | None = None
 
-    def start_evaluation(self, name: str, metadata: dict[str, Any] | None = None) -> EvaluationRun:
-        """Mark an evaluation as running and learn which rows are already done."""
+    def _create(self) -> None:
         if not self._created:
             self.storage.create_experiment(self.experiment_name, ephemeral=self.ephemeral)
             self._created = True
+
+    def lock(self) -> None:
+        """Take the experiment for this process; ExperimentInUseError if another run has it."""
+        if self._owner is not None:
+            return
+        self._create()
+        owner = LockOwner.me()
+        held = self.storage.lock_experiment(self.experiment_name, owner)
+        if held is not None:
+            raise ExperimentInUseError(
+                f"experiment {self.experiment_name!r} in {self.storage.url} is in use by "
+                f"{held.describe()}; wait for that run to end, or choose another --experiment"
+            )
+        self._owner = owner
+
+    def unlock(self) -> None:
+        if self._owner is not None:
+            self.storage.unlock_experiment(self.experiment_name, self._owner)
+            self._owner = None
+
+    def start_evaluation(self, name: str, metadata: dict[str, Any] | None = None) -> EvaluationRun:
+        """Mark an evaluation as running and learn which rows are already done."""
+        self._create()
         previous = self.storage.load_evaluation(self.experiment_name, name)
         info = EvaluationInfo(
             name=name,

@@ -34,7 +34,13 @@ def strategy_for(evaluation: Evaluation) -> SyncStrategy | AsyncStrategy:
     return copy.copy(evaluation.concurrency)
 
 
-def run_sync(evaluation: Evaluation, fixtures: dict[str, Any], rows: Rows, sink: Sink) -> None:
+def run_sync(
+    evaluation: Evaluation,
+    fixtures: dict[str, Any],
+    rows: Rows,
+    sink: Sink,
+    timeout: float | None = None,
+) -> None:
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
@@ -42,14 +48,18 @@ def run_sync(evaluation: Evaluation, fixtures: dict[str, Any], rows: Rows, sink:
     def task(item_id: int, row: dict[str, Any] | DatasetError) -> Callable[[], Record]:
         if isinstance(row, DatasetError):
             return lambda: failed_record(item_id, {}, row)
-        return lambda: score_row(call, item_id, row, fixtures)
+        return lambda: score_row(call, item_id, row, fixtures, timeout)
 
     for record in strategy.run(task(item_id, row) for item_id, row in rows):
         sink(record)
 
 
 async def run_async(
-    evaluation: Evaluation, fixtures: dict[str, Any], rows: Rows, sink: Sink
+    evaluation: Evaluation,
+    fixtures: dict[str, Any],
+    rows: Rows,
+    sink: Sink,
+    timeout: float | None = None,
 ) -> None:
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, AsyncStrategy)
@@ -62,7 +72,7 @@ async def run_async(
                 return failed_record(item_id, {}, row)
 
             return bad_row
-        return lambda: ascore_row(call, item_id, row, fixtures)
+        return lambda: ascore_row(call, item_id, row, fixtures, timeout)
 
     async for record in strategy.run(task(item_id, row) for item_id, row in rows):
         sink(record)

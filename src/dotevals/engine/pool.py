@@ -11,25 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.machinery import PathFinder
 from itertools import islice
 from typing import Any
 
 import cloudpickle
-from loky import ProcessPoolExecutor
+from loky import BrokenProcessPool, ProcessPoolExecutor
 
 from dotevals.engine import worker
-from dotevals.errors import ConfigurationError, DatasetError
+from dotevals.engine.scoring import failed_record
+from dotevals.errors import ConfigurationError, DatasetError, RowTimeoutError, WorkerDiedError
 from dotevals.models import Record
 
 __all__ = ["WorkerPool", "ChunkSizer"]
 
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 2000
+#: Seconds past a chunk's row timeouts before its worker is taken for hung.
+HANG_GRACE = 2.0
 
 
 class ChunkSizer:
@@ -73,6 +78,10 @@ class WorkerPool:
             self._executor.shutdown(wait=True, kill_workers=kill)
             self._executor = None
 
+    def replace(self) -> None:
+        """After a worker died or hung: stop what is left; the next use starts afresh."""
+        self.shutdown(kill=True)
+
     async def stream(
         self,
         name: str,
@@ -81,34 +90,137 @@ class WorkerPool:
         sink: Callable[[Record], None],
         chunk_size: int | None = None,
     ) -> None:
-        """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order."""
-        packed = pack_payload(name, payload)
-        evaluation_id = uuid.uuid4().hex
+        """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order.
+
+        When a worker dies or a chunk hangs, the pool is replaced and the rows
+        that were in flight are run again one by one, so that only the row that
+        brought its worker down is stored with that error.
+        """
+        sender = _Sender(self, pack_payload(name, payload), payload.timeout, sink)
         sizer = ChunkSizer(fixed=chunk_size)
-        in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
-        window = 2 * self.workers
+        in_flight: deque[_Chunk] = deque()
         exhausted = False
         try:
             while True:
-                while not exhausted and len(in_flight) < window:
+                while not exhausted and len(in_flight) < 2 * self.workers:
                     chunk = list(islice(rows, sizer.size))
                     if not chunk:
                         exhausted = True
                         break
-                    future = self.executor.submit(
-                        worker.run_chunk, evaluation_id, packed, pack_rows(chunk)
-                    )
-                    in_flight.append((asyncio.wrap_future(future), len(chunk)))
+                    in_flight.append(sender.submit(chunk))
                 if not in_flight:
                     return
-                future, size = in_flight.popleft()
-                records, seconds = await future
-                sizer.observe(size, seconds)
+                try:
+                    records, seconds = await sender.result(in_flight[0])
+                except _PoolFailure:
+                    suspects = [row for chunk in in_flight for row in chunk.rows]
+                    in_flight.clear()
+                    self.replace()
+                    await sender.isolate(suspects, window=self.workers)
+                    continue
+                sizer.observe(len(in_flight.popleft().rows), seconds)
                 for record in records:
                     sink(record)
         finally:
-            for future, _ in in_flight:
-                future.cancel()
+            for chunk in in_flight:
+                chunk.future.cancel()
+
+
+@dataclass
+class _Chunk:
+    rows: list[tuple[int, Any]]
+    future: asyncio.Future[Any]
+
+
+class _PoolFailure(Exception):
+    """A worker died, or a chunk ran past its deadline: ``error`` is what to blame a row with."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Sender:
+    """Sends the chunks of one evaluation and watches them."""
+
+    def __init__(
+        self, pool: WorkerPool, packed: bytes, timeout: float | None, sink: Callable[[Record], None]
+    ):
+        self.pool = pool
+        self.packed = packed
+        self.timeout = timeout
+        self.sink = sink
+        self.evaluation_id = uuid.uuid4().hex
+
+    def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
+        packed_rows = pack_rows(rows)
+        try:
+            future = self.pool.executor.submit(
+                worker.run_chunk, self.evaluation_id, self.packed, packed_rows
+            )
+        except BrokenProcessPool:  # a worker died since the last result: start afresh
+            self.pool.replace()
+            future = self.pool.executor.submit(
+                worker.run_chunk, self.evaluation_id, self.packed, packed_rows
+            )
+        return _Chunk(rows, asyncio.wrap_future(future))
+
+    async def result(self, chunk: _Chunk) -> tuple[list[Record], float]:
+        """The chunk's records and scoring time; _PoolFailure if its worker died or hung."""
+        deadline = None
+        if self.timeout is not None:  # rows stop themselves; this catches rows that cannot
+            deadline = self.timeout * len(chunk.rows) + HANG_GRACE
+        try:
+            return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
+        except BrokenProcessPool as exc:
+            raise _PoolFailure(
+                WorkerDiedError(f"the worker process scoring this row died ({_how(exc)})")
+            ) from exc
+        except asyncio.TimeoutError:
+            raise _PoolFailure(
+                RowTimeoutError(
+                    f"the row ran longer than its {self.timeout:g} s timeout and could not be "
+                    "interrupted; its worker process was replaced"
+                )
+            ) from None
+
+    async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
+        """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""
+        pending = deque(rows)
+        in_flight: deque[_Chunk] = deque()
+        while pending or in_flight:
+            while pending and len(in_flight) < window:
+                in_flight.append(self.submit([pending.popleft()]))
+            try:
+                records, _ = await self.result(in_flight[0])
+            except _PoolFailure as failure:
+                group = [chunk.rows[0] for chunk in in_flight]
+                in_flight.clear()
+                self.pool.replace()
+                if len(group) == 1:
+                    item_id, row = group[0]
+                    self.sink(
+                        failed_record(item_id, row if isinstance(row, dict) else {}, failure.error)
+                    )
+                else:
+                    await self.isolate(group, window=1)
+                continue
+            in_flight.popleft()
+            for record in records:
+                self.sink(record)
+
+
+def _how(exc: BaseException) -> str:
+    """How workers ended, from loky's message: ``{SIGSEGV(-11)}`` -> ``signal SIGSEGV``."""
+    codes = re.findall(r"(\w+)\((-?\d+)\)", str(exc).partition("exit codes of the workers")[2])
+    if not codes:
+        return "it ended without a reason given"
+    parts = [
+        f"exit code {n}" if kind == "EXIT" else f"killed by signal {kind}" for kind, n in codes
+    ]
+    if any(kind == "SIGKILL" for kind, _ in codes):
+        parts.append("as the out-of-memory killer does")
+    return ", ".join(parts)
 
 
 def pack_payload(name: str, payload: worker.Payload) -> bytes:

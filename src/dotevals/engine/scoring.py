@@ -7,12 +7,17 @@ exception or a wrong return type becomes that row's error.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tenacity
 
+from dotevals.errors import RowTimeoutError
 from dotevals.evaluation import as_async_retrying
 from dotevals.models import Record, Result, as_result
 
@@ -78,11 +83,44 @@ def async_caller(
     return as_async_retrying(retrying).wraps(func)
 
 
+def timeout_error(seconds: float) -> RowTimeoutError:
+    return RowTimeoutError(f"the row ran longer than its {seconds:g} s timeout")
+
+
+@contextmanager
+def row_deadline(seconds: float | None) -> Iterator[None]:
+    """Interrupt the row with RowTimeoutError after ``seconds`` (SIGALRM, main thread only).
+
+    Python code is interrupted where it stands; code stuck in C without
+    releasing control is left to the process pool's watchdog.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise timeout_error(seconds)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def score_row(
-    call: Callable[..., Any], item_id: int, row: dict[str, Any], fixtures: dict[str, Any]
+    call: Callable[..., Any],
+    item_id: int,
+    row: dict[str, Any],
+    fixtures: dict[str, Any],
+    timeout: float | None = None,
 ) -> Record:
     try:
-        return Record(as_result(call(**row, **fixtures)), item_id, row)
+        with row_deadline(timeout):
+            value = call(**row, **fixtures)
+        return Record(as_result(value), item_id, row)
     except Exception as exc:
         return failed_record(item_id, row, exc)
 
@@ -92,8 +130,19 @@ async def ascore_row(
     item_id: int,
     row: dict[str, Any],
     fixtures: dict[str, Any],
+    timeout: float | None = None,
 ) -> Record:
     try:
-        return Record(as_result(await call(**row, **fixtures)), item_id, row)
+        if timeout is None:
+            value = await call(**row, **fixtures)
+        else:
+            task = asyncio.ensure_future(call(**row, **fixtures))
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise timeout_error(timeout)
+            value = task.result()
+        return Record(as_result(value), item_id, row)
     except Exception as exc:
         return failed_record(item_id, row, exc)

@@ -34,6 +34,7 @@ class Payload:
     specs: dict[str, FixtureSpec]
     values: dict[str, Any]
     closure: tuple[str, ...]
+    timeout: float | None = None
 
 
 @dataclass
@@ -70,7 +71,7 @@ def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Rec
     records = [
         failed_record(item_id, {}, row)
         if isinstance(row, DatasetError)
-        else score_row(loaded.call, item_id, row, fixtures)
+        else score_row(loaded.call, item_id, row, fixtures, spec.timeout)
         for item_id, row in cloudpickle.loads(rows)
     ]
     return records, time.perf_counter() - start

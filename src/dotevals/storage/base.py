@@ -8,10 +8,15 @@ readers keep the newest record of each ``item_id``, in ``item_id`` order.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import psutil
 
 from dotevals.models import Record, sort_records
 
@@ -67,6 +72,39 @@ class EvaluationInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationInfo:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class LockOwner:
+    """The process running an experiment."""
+
+    pid: int
+    host: str
+    since: float
+
+    @classmethod
+    def me(cls) -> LockOwner:
+        return cls(os.getpid(), socket.gethostname(), time.time())
+
+    def is_stale(self) -> bool:
+        """True when the owner is this process or a process of this host that is gone.
+
+        A lock taken on another host cannot be checked and is never stale.
+        """
+        if self.host != socket.gethostname():
+            return False
+        if self.pid == os.getpid():
+            return True
+        try:
+            process = psutil.Process(self.pid)
+            # a zombie is dead; a process started after the lock reuses a dead one's pid
+            return process.status() == psutil.STATUS_ZOMBIE or process.create_time() > self.since
+        except psutil.NoSuchProcess:
+            return True
+
+    def describe(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        return f"process {self.pid} on {self.host}, since {started}"
 
 
 class Storage(ABC):
@@ -130,6 +168,19 @@ class Storage(ABC):
     def load_records(self, experiment: str, evaluation: str) -> list[Record]:
         """The newest record of each row, in ``item_id`` order."""
         return sort_records(self.iter_records(experiment, evaluation))
+
+    # Locks -------------------------------------------------------------
+    @abstractmethod
+    def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
+        """Take the experiment's run lock for ``owner``.
+
+        Returns None when taken, or the live owner holding it. A lock left by a
+        process that is gone is taken over.
+        """
+
+    @abstractmethod
+    def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
+        """Release the lock if ``owner`` holds it."""
 
     def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
         """Rows stored without an error: resume skips them."""

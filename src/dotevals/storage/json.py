@@ -12,6 +12,7 @@ inside the files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,12 +22,19 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
-from dotevals.storage.base import EvaluationInfo, ExperimentInfo, Storage, encode_json
+from dotevals.storage.base import (
+    EvaluationInfo,
+    ExperimentInfo,
+    LockOwner,
+    Storage,
+    encode_json,
+)
 
 __all__ = ["JSONStorage", "safe_name"]
 
@@ -128,6 +136,42 @@ class JSONStorage(Storage):
         with _os_errors("rename to", target):
             source.rename(target)
         self._write_json(target / "experiment.json", {**data, "name": new})
+
+    # Locks -------------------------------------------------------------
+    def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
+        path = self._require(experiment) / "run.lock"
+        text = json.dumps(asdict(owner))
+        for _ in range(3):  # a stale lock is removed and taking it is tried again
+            try:
+                with _os_errors("lock", path):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, FileExistsError):
+                    raise
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                return None
+            held = self._lock_owner(path)
+            if held is not None and not held.is_stale():
+                return held
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise StorageError(f"cannot take the lock {path}; delete it if no run is going on")
+
+    def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
+        path = self._dir(experiment) / "run.lock"
+        held = self._lock_owner(path)
+        if held is not None and (held.pid, held.host) == (owner.pid, owner.host):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _lock_owner(self, path: Path) -> LockOwner | None:
+        """Who holds a lock file; None if it is gone or unreadable (half written)."""
+        try:
+            return LockOwner(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
 
     # Evaluations -------------------------------------------------------
     def _info_files(self, experiment: str) -> list[dict[str, Any]]:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
-from dotevals.storage.base import EvaluationInfo, ExperimentInfo, Storage, encode_json
+from dotevals.storage.base import (
+    EvaluationInfo,
+    ExperimentInfo,
+    LockOwner,
+    Storage,
+    encode_json,
+)
 
 __all__ = ["SQLiteStorage"]
 
@@ -28,6 +34,13 @@ CREATE TABLE IF NOT EXISTS evaluations (
     position INTEGER NOT NULL,
     info TEXT NOT NULL,
     PRIMARY KEY (experiment, name)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    experiment TEXT PRIMARY KEY
+        REFERENCES experiments(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    since REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     experiment TEXT NOT NULL
@@ -180,6 +193,29 @@ class SQLiteStorage(Storage):
         if rows is None:
             return super().completed_item_ids(experiment, evaluation)
         return {item_id for (item_id,) in rows}
+
+    # Locks -------------------------------------------------------------
+    def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # two runs must not both see the lock free
+            self._require(db, experiment)
+            row = db.execute(
+                "SELECT pid, host, since FROM locks WHERE experiment = ?", (experiment,)
+            ).fetchone()
+            if row is not None and not LockOwner(*row).is_stale():
+                return LockOwner(*row)
+            db.execute(
+                "INSERT OR REPLACE INTO locks (experiment, pid, host, since) VALUES (?, ?, ?, ?)",
+                (experiment, owner.pid, owner.host, owner.since),
+            )
+        return None
+
+    def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
+        with self._db() as db:
+            db.execute(
+                "DELETE FROM locks WHERE experiment = ? AND pid = ? AND host = ?",
+                (experiment, owner.pid, owner.host),
+            )
 
     def close(self) -> None:
         if self._conn is not None:
