@@ -182,15 +182,5 @@ class Storage(ABC):
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
         """Release the lock if ``owner`` holds it."""
 
-    def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
-        """Rows stored without an error: resume skips them."""
-        done: set[int] = set()
-        for record in self.iter_records(experiment, evaluation):
-            if record.failed:
-                done.discard(record.item_id)
-            else:
-                done.add(record.item_id)
-        return done
-
     def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release files and connections."""

@@ -177,23 +177,6 @@ class SQLiteStorage(Storage):
                 for (record,) in batch:
                     yield Record.from_dict(json.loads(record))
 
-    def completed_item_ids(self, experiment: str, evaluation: str) -> set[int]:
-        with self._db() as db:
-            try:
-                rows = db.execute(
-                    "SELECT item_id FROM records WHERE experiment = ? AND evaluation = ? "
-                    "AND json_extract(record, '$.error') IS NULL "
-                    "AND json_extract(record, '$.result.error') IS NULL",
-                    (experiment, evaluation),
-                ).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "json_extract" not in str(exc):
-                    raise
-                rows = None  # an SQLite built without JSON functions
-        if rows is None:
-            return super().completed_item_ids(experiment, evaluation)
-        return {item_id for (item_id,) in rows}
-
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
         with self._db() as db:
