@@ -26,11 +26,13 @@ DOCS = REPO / "docs"
 
 
 def measure(workload: Workload, repeat: int) -> dict[str, Figures]:
-    figures: dict[str, Figures] = {}
-    for variant in workload.variants:
-        result = Figures()
-        evaluation: list[float] = []
-        for attempt in range(repeat + 1):
+    """Run every variant ``repeat`` times after a warm-up, in rounds (one run of each
+    variant per round), so that a slow spell of a shared machine hits all variants alike."""
+    figures = {variant.label: Figures() for variant in workload.variants}
+    evaluation: dict[str, list[float]] = {variant.label: [] for variant in workload.variants}
+    for attempt in range(repeat + 1):
+        for variant in workload.variants:
+            result = figures[variant.label]
             with tempfile.TemporaryDirectory(prefix="dotevals-bench-") as tmp:
                 directory = Path(tmp)
                 run = run_command(command(workload, variant, directory), directory, variant.env)
@@ -41,14 +43,15 @@ def measure(workload: Workload, repeat: int) -> dict[str, Figures]:
                 continue  # warm-up
             result.runs.append(run)
             if seconds is not None:
-                evaluation.append(seconds)
-        if evaluation:
+                evaluation[variant.label].append(seconds)
+    for variant in workload.variants:
+        result, seconds = figures[variant.label], evaluation[variant.label]
+        if seconds:
             result.extra.update(
-                evaluation_median=statistics.median(evaluation),
-                evaluation_min=min(evaluation),
-                evaluation_max=max(evaluation),
+                evaluation_median=statistics.median(seconds),
+                evaluation_min=min(seconds),
+                evaluation_max=max(seconds),
             )
-        figures[variant.label] = result
         print(f"  {workload.name:17} {variant.label:34} {describe(result)}", flush=True)
     return figures
 

@@ -46,6 +46,7 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
         **env,
         "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with the bytecode cache, as installed
     start = time.perf_counter()
     process = psutil.Popen(
         argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

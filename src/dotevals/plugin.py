@@ -215,6 +215,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             timeout=_option(config, "timeout"),
         )
         runner.session.lock()  # before any test runs: a second run of the experiment stops here
+        runner.start_workers(evaluations)  # they boot while the ordinary tests run
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_RUNNER] = runner
@@ -229,7 +230,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 raise session.Interrupted(session.shouldstop)
         asyncio.run(runner.run_evaluations(evaluations))
     finally:
-        runner.session.unlock()
+        runner.close(kill_workers=True)  # only has work left when the run stopped early
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:

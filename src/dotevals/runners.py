@@ -209,7 +209,8 @@ class Runner:
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
         self.session.lock()
-        self._pool = self._start_pool(jobs)
+        if self._pool is None:
+            self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
         interrupted = True
         try:
@@ -225,10 +226,23 @@ class Runner:
                     await self._run_together(group, nextitem)
             interrupted = False
         finally:
-            if self._pool is not None:
-                pool, self._pool = self._pool, None
-                await asyncio.to_thread(pool.shutdown, interrupted)
-            self.session.unlock()
+            await asyncio.to_thread(self.close, interrupted)
+
+    def close(self, kill_workers: bool = False) -> None:
+        """Stop the worker processes and release the experiment (done by ``run_evaluations``)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(kill=kill_workers)
+        self.session.unlock()
+
+    def start_workers(self, evaluation_items: Sequence[EvaluationItem]) -> None:
+        """Start the worker processes now, so they boot while other work goes on.
+
+        The pytest plugin calls this before the ordinary tests run;
+        ``run_evaluations`` does it itself otherwise.
+        """
+        if self._pool is None:
+            self._pool = self._start_pool([_Job.of(obj) for obj in evaluation_items])
 
     def _start_pool(self, jobs: list[_Job]) -> WorkerPool | None:
         """One process pool for every sync evaluation of the run, if workers were asked for."""
@@ -241,7 +255,11 @@ class Runner:
             rows = min(rows, self.samples * len(sync_jobs))
         choice = choose_workers(self.workers, rows, self.worker_memory)
         self.reporter.message(str(choice))
-        return WorkerPool(choice.count) if choice.count > 1 else None
+        if choice.count == 1:
+            return None
+        pool = WorkerPool(choice.count)
+        pool.start()
+        return pool
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Consecutive async jobs that may share the event loop go in one group."""

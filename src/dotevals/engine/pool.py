@@ -72,6 +72,11 @@ class WorkerPool:
             )
         return self._executor
 
+    def start(self) -> None:
+        """Start every worker process now, without waiting for them to be ready."""
+        for _ in range(self.workers):
+            self.executor.submit(os.getpid)
+
     def shutdown(self, kill: bool = False) -> None:
         """Stop the workers; they tear their fixtures down as they exit."""
         if self._executor is not None:
