@@ -26,6 +26,7 @@ from dotevals.engine.fixture_specs import fixture_specs
 from dotevals.engine.inline import run_async, run_sync, strategy_for
 from dotevals.engine.pool import WorkerPool
 from dotevals.engine.sizing import choose_workers, parse_memory, parse_workers
+from dotevals.engine.stream import stream
 from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation, parse_timeout
@@ -194,7 +195,7 @@ class Runner:
         self.workers = parse_workers(workers)
         self.worker_memory = parse_memory(worker_memory)
         self.timeout = parse_timeout(timeout)
-        self._pool: WorkerPool | None = None
+        self._pool: Executor | None = None
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
 
@@ -244,7 +245,7 @@ class Runner:
         if self._pool is None:
             self._pool = self._start_pool([_Job.of(obj) for obj in evaluation_items])
 
-    def _start_pool(self, jobs: list[_Job]) -> WorkerPool | None:
+    def _start_pool(self, jobs: list[_Job]) -> Executor | None:
         """One process pool for every sync evaluation of the run, if workers were asked for."""
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
         if self.workers is None or not sync_jobs:
@@ -407,7 +408,7 @@ class Runner:
             if isinstance(fixtures, Payload):
                 assert self._pool is not None
                 chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
-                await self._pool.stream(job.name, fixtures, rows, sink, chunk_size)
+                await stream(self._pool, job.name, fixtures, rows, sink, chunk_size)
             elif evaluation.is_async:
                 await run_async(evaluation, fixtures, rows, sink, self._timeout(evaluation))
             else:

@@ -1,10 +1,8 @@
-"""Main side of the process pool: its lifetime and the ordered, bounded stream of rows.
+"""Local worker processes: a loky process pool for one run.
 
-One loky process pool serves every sync evaluation of a run. Rows go out in
-chunks whose size follows how long rows take (about ``CHUNK_SECONDS`` of work
-per chunk), at most ``2 x workers`` chunks are in flight, and results come
-back in dataset order: the stream awaits the oldest chunk first. A generator
-of any length therefore runs in flat memory.
+loky starts the workers, reports precisely when one dies and is replaced
+after that by a fresh pool. Workers start with this process's ``sys.path``
+and working directory, so eval files and conftests import there as here.
 """
 
 from __future__ import annotations
@@ -13,50 +11,21 @@ import asyncio
 import os
 import re
 import sys
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from importlib.machinery import PathFinder
-from itertools import islice
+from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
 from loky import BrokenProcessPool, ProcessPoolExecutor
 
 from dotevals.engine import worker
-from dotevals.engine.scoring import failed_record
-from dotevals.errors import ConfigurationError, DatasetError, RowTimeoutError, WorkerDiedError
-from dotevals.models import Record
+from dotevals.engine.stream import Executor
 
-__all__ = ["WorkerPool", "ChunkSizer"]
-
-CHUNK_SECONDS = 0.05
-MAX_CHUNK = 2000
-#: Seconds past a chunk's row timeouts before its worker is taken for hung.
-HANG_GRACE = 2.0
+__all__ = ["WorkerPool"]
 
 
-class ChunkSizer:
-    """Rows per chunk: enough to amortise inter-process overhead, few enough to balance."""
+class WorkerPool(Executor):
+    """A loky process pool of ``workers`` processes, started on first use."""
 
-    def __init__(self, fixed: int | None = None, initial: int = 4):
-        self.fixed = fixed
-        self.size = fixed or initial
-        self._row_seconds: float | None = None
-
-    def observe(self, rows: int, seconds: float) -> None:
-        if self.fixed or rows == 0:
-            return
-        per_row = max(seconds / rows, 1e-7)
-        self._row_seconds = (
-            per_row if self._row_seconds is None else 0.7 * self._row_seconds + 0.3 * per_row
-        )
-        self.size = max(1, min(MAX_CHUNK, round(CHUNK_SECONDS / self._row_seconds)))
-
-
-class WorkerPool:
-    """A loky process pool for one run, started on first use."""
+    died = (BrokenProcessPool,)
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -73,210 +42,33 @@ class WorkerPool:
         return self._executor
 
     def start(self) -> None:
-        """Start every worker process now, without waiting for them to be ready."""
         for _ in range(self.workers):
             self.executor.submit(os.getpid)
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        try:
+            future = self.executor.submit(fn, *args)
+        except BrokenProcessPool:  # a worker died since the last result: start afresh
+            self.replace()
+            future = self.executor.submit(fn, *args)
+        return asyncio.wrap_future(future)
+
+    def replace(self) -> None:
+        self.shutdown(kill=True)
+
     def shutdown(self, kill: bool = False) -> None:
-        """Stop the workers; they tear their fixtures down as they exit."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, kill_workers=kill)
             self._executor = None
 
-    def replace(self) -> None:
-        """After a worker died or hung: stop what is left; the next use starts afresh."""
-        self.shutdown(kill=True)
-
-    async def stream(
-        self,
-        name: str,
-        payload: worker.Payload,
-        rows: Iterator[tuple[int, dict[str, Any] | DatasetError]],
-        sink: Callable[[Record], None],
-        chunk_size: int | None = None,
-    ) -> None:
-        """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order.
-
-        When a worker dies or a chunk hangs, the pool is replaced and the rows
-        that were in flight are run again one by one, so that only the row that
-        brought its worker down is stored with that error.
-        """
-        sender = _Sender(self, pack_payload(name, payload), payload.timeout, sink)
-        sizer = ChunkSizer(fixed=chunk_size)
-        in_flight: deque[_Chunk] = deque()
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(in_flight) < 2 * self.workers:
-                    chunk = list(islice(rows, sizer.size))
-                    if not chunk:
-                        exhausted = True
-                        break
-                    in_flight.append(sender.submit(chunk))
-                if not in_flight:
-                    return
-                try:
-                    records, seconds = await sender.result(in_flight[0])
-                except _PoolFailure:
-                    suspects = [row for chunk in in_flight for row in chunk.rows]
-                    in_flight.clear()
-                    self.replace()
-                    await sender.isolate(suspects, window=self.workers)
-                    continue
-                sizer.observe(len(in_flight.popleft().rows), seconds)
-                for record in records:
-                    sink(record)
-        finally:
-            for chunk in in_flight:
-                chunk.future.cancel()
-
-
-@dataclass
-class _Chunk:
-    rows: list[tuple[int, Any]]
-    future: asyncio.Future[Any]
-
-
-class _PoolFailure(Exception):
-    """A worker died, or a chunk ran past its deadline: ``error`` is what to blame a row with."""
-
-    def __init__(self, error: Exception):
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Sender:
-    """Sends the chunks of one evaluation and watches them."""
-
-    def __init__(
-        self, pool: WorkerPool, packed: bytes, timeout: float | None, sink: Callable[[Record], None]
-    ):
-        self.pool = pool
-        self.packed = packed
-        self.timeout = timeout
-        self.sink = sink
-        self.evaluation_id = uuid.uuid4().hex
-
-    def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
-        packed_rows = pack_rows(rows)
-        try:
-            future = self.pool.executor.submit(
-                worker.run_chunk, self.evaluation_id, self.packed, packed_rows
-            )
-        except BrokenProcessPool:  # a worker died since the last result: start afresh
-            self.pool.replace()
-            future = self.pool.executor.submit(
-                worker.run_chunk, self.evaluation_id, self.packed, packed_rows
-            )
-        return _Chunk(rows, asyncio.wrap_future(future))
-
-    async def result(self, chunk: _Chunk) -> tuple[list[Record], float]:
-        """The chunk's records and scoring time; _PoolFailure if its worker died or hung."""
-        deadline = None
-        if self.timeout is not None:  # rows stop themselves; this catches rows that cannot
-            deadline = self.timeout * len(chunk.rows) + HANG_GRACE
-        try:
-            return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
-        except BrokenProcessPool as exc:
-            raise _PoolFailure(
-                WorkerDiedError(f"the worker process scoring this row died ({_how(exc)})")
-            ) from exc
-        except asyncio.TimeoutError:
-            raise _PoolFailure(
-                RowTimeoutError(
-                    f"the row ran longer than its {self.timeout:g} s timeout and could not be "
-                    "interrupted; its worker process was replaced"
-                )
-            ) from None
-
-    async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
-        """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""
-        pending = deque(rows)
-        in_flight: deque[_Chunk] = deque()
-        while pending or in_flight:
-            while pending and len(in_flight) < window:
-                in_flight.append(self.submit([pending.popleft()]))
-            try:
-                records, _ = await self.result(in_flight[0])
-            except _PoolFailure as failure:
-                group = [chunk.rows[0] for chunk in in_flight]
-                in_flight.clear()
-                self.pool.replace()
-                if len(group) == 1:
-                    item_id, row = group[0]
-                    self.sink(
-                        failed_record(item_id, row if isinstance(row, dict) else {}, failure.error)
-                    )
-                else:
-                    await self.isolate(group, window=1)
-                continue
-            in_flight.popleft()
-            for record in records:
-                self.sink(record)
-
-
-def _how(exc: BaseException) -> str:
-    """How workers ended, from loky's message: ``{SIGSEGV(-11)}`` -> ``signal SIGSEGV``."""
-    codes = re.findall(r"(\w+)\((-?\d+)\)", str(exc).partition("exit codes of the workers")[2])
-    if not codes:
-        return "it ended without a reason given"
-    parts = [
-        f"exit code {n}" if kind == "EXIT" else f"killed by signal {kind}" for kind, n in codes
-    ]
-    if any(kind == "SIGKILL" for kind, _ in codes):
-        parts.append("as the out-of-memory killer does")
-    return ", ".join(parts)
-
-
-def pack_payload(name: str, payload: worker.Payload) -> bytes:
-    """Pickle an evaluation for the workers, naming what cannot be sent."""
-    for func in [payload.func, *(spec.func for spec in payload.specs.values())]:
-        _send_module_by_value(func)
-    try:
-        return cloudpickle.dumps(payload)
-    except Exception as exc:
-        parts = {"the evaluation function": payload.func, "its retry policy": payload.retrying}
-        parts.update({f"fixture {n!r}": spec.func for n, spec in payload.specs.items()})
-        parts.update({f"fixture value {n!r}": value for n, value in payload.values.items()})
-        culprit = next((label for label, obj in parts.items() if not _pickles(obj)), "it")
-        raise ConfigurationError(
-            f"{name}: {culprit} cannot be sent to worker processes ({type(exc).__name__}: "
-            f"{exc}); make it picklable, create it inside a fixture, or run without --workers"
-        ) from None
-
-
-def pack_rows(chunk: list[tuple[int, Any]]) -> bytes:
-    """Pickle a chunk; a row that cannot be pickled goes as that row's error."""
-    try:
-        return cloudpickle.dumps(chunk)
-    except Exception:
-        return cloudpickle.dumps([(item_id, _sendable(item_id, row)) for item_id, row in chunk])
-
-
-def _sendable(item_id: int, row: Any) -> Any:
-    try:
-        cloudpickle.dumps(row)
-    except Exception as exc:
-        return DatasetError(
-            f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
-        )
-    return row
-
-
-def _send_module_by_value(func: Any) -> None:
-    """Eval files and conftests pytest imported under names a worker cannot import
-    (``--import-mode=importlib``, files outside any package) travel by value."""
-    module = sys.modules.get(getattr(func, "__module__", None) or "")
-    if module is None or module.__name__ == "__main__":
-        return
-    top = module.__name__.partition(".")[0]
-    if top not in sys.builtin_module_names and PathFinder.find_spec(top, sys.path) is None:
-        cloudpickle.register_pickle_by_value(module)
-
-
-def _pickles(obj: Any) -> bool:
-    try:
-        cloudpickle.dumps(obj)
-    except Exception:
-        return False
-    return True
+    def how_died(self, exc: BaseException) -> str:
+        """How workers ended, from loky's message: ``{SIGSEGV(-11)}`` -> ``signal SIGSEGV``."""
+        codes = re.findall(r"(\w+)\((-?\d+)\)", str(exc).partition("exit codes of the workers")[2])
+        if not codes:
+            return "it ended without a reason given"
+        parts = [
+            f"exit code {n}" if kind == "EXIT" else f"killed by signal {kind}" for kind, n in codes
+        ]
+        if any(kind == "SIGKILL" for kind, _ in codes):
+            parts.append("as the out-of-memory killer does")
+        return ", ".join(parts)

@@ -1,0 +1,283 @@
+"""The ordered, bounded stream of rows through a pool of workers (any executor).
+
+Rows go out in chunks whose size follows how long rows take (about
+``CHUNK_SECONDS`` of work per chunk), at most ``2 x workers`` chunks are in
+flight, and results come back in dataset order: the stream awaits the oldest
+chunk first. A generator of any length therefore runs in flat memory.
+
+When a worker dies or a chunk hangs, the rows that were in flight are run
+again one by one, so that only the row that brought its worker down is
+stored with that error. Executors (:mod:`dotevals.engine.pool` for local
+processes, :mod:`dotevals.engine.dask` for a Dask cluster) only start
+workers, submit calls and say how a worker died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.machinery import PathFinder
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from dotevals.engine import worker
+from dotevals.engine.scoring import failed_record
+from dotevals.errors import ConfigurationError, DatasetError, RowTimeoutError, WorkerDiedError
+from dotevals.models import Record
+
+__all__ = ["ChunkSizer", "Executor", "stream"]
+
+CHUNK_SECONDS = 0.05
+MAX_CHUNK = 2000
+#: Seconds past a chunk's row timeouts before its worker is taken for hung.
+HANG_GRACE = 2.0
+
+
+class ChunkSizer:
+    """Rows per chunk: enough to amortise inter-process overhead, few enough to balance."""
+
+    def __init__(self, fixed: int | None = None, initial: int = 4):
+        self.fixed = fixed
+        self.size = fixed or initial
+        self._row_seconds: float | None = None
+
+    def observe(self, rows: int, seconds: float) -> None:
+        if self.fixed or rows == 0:
+            return
+        per_row = max(seconds / rows, 1e-7)
+        self._row_seconds = (
+            per_row if self._row_seconds is None else 0.7 * self._row_seconds + 0.3 * per_row
+        )
+        self.size = max(1, min(MAX_CHUNK, round(CHUNK_SECONDS / self._row_seconds)))
+
+
+class Executor(ABC):
+    """Where chunks run: a pool of ``workers`` that can be replaced when one fails."""
+
+    #: Total number of rows that can run at once.
+    workers: int
+    #: Whether workers run elsewhere, with only installed packages importable.
+    remote: bool = False
+    #: Exceptions meaning the worker running a call died.
+    died: tuple[type[BaseException], ...] = ()
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the workers now, without waiting for them."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run ``fn(*args)`` in a worker; the result arrives on the running loop."""
+
+    @abstractmethod
+    def replace(self) -> None:
+        """A worker died or hung: get rid of what is left, so new calls go to fresh workers."""
+
+    @abstractmethod
+    def shutdown(self, kill: bool = False) -> None:
+        """Stop the workers; they tear their fixtures down as they go."""
+
+    def how_died(self, exc: BaseException) -> str:
+        """A few words on how the worker ended."""
+        return type(exc).__name__
+
+
+async def stream(
+    executor: Executor,
+    name: str,
+    payload: worker.Payload,
+    rows: Iterator[tuple[int, dict[str, Any] | DatasetError]],
+    sink: Callable[[Record], None],
+    chunk_size: int | None = None,
+) -> None:
+    """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order.
+
+    When a worker dies or a chunk hangs, the pool is replaced and the rows
+    that were in flight are run again one by one, so that only the row that
+    brought its worker down is stored with that error.
+    """
+    sender = _Sender(executor, pack_payload(name, payload, executor.remote), payload.timeout, sink)
+    sizer = ChunkSizer(fixed=chunk_size)
+    in_flight: deque[_Chunk] = deque()
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(in_flight) < 2 * executor.workers:
+                chunk = list(islice(rows, sizer.size))
+                if not chunk:
+                    exhausted = True
+                    break
+                in_flight.append(sender.submit(chunk))
+            if not in_flight:
+                return
+            try:
+                records, seconds = await sender.result(in_flight[0])
+            except _PoolFailure:
+                suspects = [row for chunk in in_flight for row in chunk.rows]
+                in_flight.clear()
+                executor.replace()
+                await sender.isolate(suspects, window=executor.workers)
+                continue
+            sizer.observe(len(in_flight.popleft().rows), seconds)
+            for record in records:
+                sink(record)
+    finally:
+        for chunk in in_flight:
+            chunk.future.cancel()
+
+
+@dataclass
+class _Chunk:
+    rows: list[tuple[int, Any]]
+    future: asyncio.Future[Any]
+
+
+class _PoolFailure(Exception):
+    """A worker died, or a chunk ran past its deadline: ``error`` is what to blame a row with."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Sender:
+    """Sends the chunks of one evaluation and watches them."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        packed: bytes,
+        timeout: float | None,
+        sink: Callable[[Record], None],
+    ):
+        self.executor = executor
+        self.packed = packed
+        self.timeout = timeout
+        self.sink = sink
+        self.evaluation_id = uuid.uuid4().hex
+
+    def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
+        future = self.executor.submit(
+            worker.run_chunk, self.evaluation_id, self.packed, pack_rows(rows)
+        )
+        return _Chunk(rows, future)
+
+    async def result(self, chunk: _Chunk) -> tuple[list[Record], float]:
+        """The chunk's records and scoring time; _PoolFailure if its worker died or hung."""
+        deadline = None
+        if self.timeout is not None:  # rows stop themselves; this catches rows that cannot
+            deadline = self.timeout * len(chunk.rows) + HANG_GRACE
+        try:
+            return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
+        except self.executor.died as exc:
+            raise _PoolFailure(
+                WorkerDiedError(
+                    f"the worker process scoring this row died ({self.executor.how_died(exc)})"
+                )
+            ) from exc
+        except asyncio.TimeoutError:
+            raise _PoolFailure(
+                RowTimeoutError(
+                    f"the row ran longer than its {self.timeout:g} s timeout and could not be "
+                    "interrupted; its worker process was replaced"
+                )
+            ) from None
+
+    async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
+        """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""
+        pending = deque(rows)
+        in_flight: deque[_Chunk] = deque()
+        while pending or in_flight:
+            while pending and len(in_flight) < window:
+                in_flight.append(self.submit([pending.popleft()]))
+            try:
+                records, _ = await self.result(in_flight[0])
+            except _PoolFailure as failure:
+                group = [chunk.rows[0] for chunk in in_flight]
+                in_flight.clear()
+                self.executor.replace()
+                if len(group) == 1:
+                    item_id, row = group[0]
+                    self.sink(
+                        failed_record(item_id, row if isinstance(row, dict) else {}, failure.error)
+                    )
+                else:
+                    await self.isolate(group, window=1)
+                continue
+            in_flight.popleft()
+            for record in records:
+                self.sink(record)
+
+
+def pack_payload(name: str, payload: worker.Payload, remote: bool = False) -> bytes:
+    """Pickle an evaluation for the workers, naming what cannot be sent."""
+    for func in [payload.func, *(spec.func for spec in payload.specs.values())]:
+        _send_module_by_value(func, remote)
+    try:
+        return cloudpickle.dumps(payload)
+    except Exception as exc:
+        parts = {"the evaluation function": payload.func, "its retry policy": payload.retrying}
+        parts.update({f"fixture {n!r}": spec.func for n, spec in payload.specs.items()})
+        parts.update({f"fixture value {n!r}": value for n, value in payload.values.items()})
+        culprit = next((label for label, obj in parts.items() if not _pickles(obj)), "it")
+        raise ConfigurationError(
+            f"{name}: {culprit} cannot be sent to worker processes ({type(exc).__name__}: "
+            f"{exc}); make it picklable, create it inside a fixture, or run without --workers"
+        ) from None
+
+
+def pack_rows(chunk: list[tuple[int, Any]]) -> bytes:
+    """Pickle a chunk; a row that cannot be pickled goes as that row's error."""
+    try:
+        return cloudpickle.dumps(chunk)
+    except Exception:
+        return cloudpickle.dumps([(item_id, _sendable(item_id, row)) for item_id, row in chunk])
+
+
+def _sendable(item_id: int, row: Any) -> Any:
+    try:
+        cloudpickle.dumps(row)
+    except Exception as exc:
+        return DatasetError(
+            f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
+        )
+    return row
+
+
+def _send_module_by_value(func: Any, remote: bool) -> None:
+    """Eval files and conftests travel by value when a worker could not import them.
+
+    Local workers share this process's ``sys.path``: only modules pytest imported
+    under names that path cannot resolve (``--import-mode=importlib``) travel by
+    value. Remote workers have only what is installed: every module that is not
+    part of an installed package travels by value.
+    """
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    if module is None or module.__name__ == "__main__":
+        return
+    top = module.__name__.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return
+    if not _installed(module) if remote else PathFinder.find_spec(top, sys.path) is None:
+        cloudpickle.register_pickle_by_value(module)
+
+
+def _installed(module: Any) -> bool:
+    path = getattr(module, "__file__", None) or ""
+    return any(part in ("site-packages", "dist-packages") for part in Path(path).parts)
+
+
+def _pickles(obj: Any) -> bool:
+    try:
+        cloudpickle.dumps(obj)
+    except Exception:
+        return False
+    return True
