@@ -26,7 +26,7 @@ from dotevals.engine.fixture_specs import fixture_specs
 from dotevals.engine.inline import run_async, run_sync, strategy_for
 from dotevals.engine.pool import WorkerPool
 from dotevals.engine.sizing import choose_workers, parse_memory, parse_workers
-from dotevals.engine.stream import stream
+from dotevals.engine.stream import Executor, stream
 from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation, parse_timeout
