@@ -21,6 +21,7 @@ from _pytest.python import path_matches_patterns
 from _pytest.runner import CallInfo
 
 from dotevals.deferred import is_async_fixture, setup_async_fixture
+from dotevals.engine.executors import parse_executor
 from dotevals.engine.sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError
 from dotevals.evaluation import parse_timeout
@@ -92,6 +93,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: dotevals_timeout",
     )
     group.addoption(
+        "--executor",
+        dest="dotevals_executor",
+        help="where sync evaluations run with workers: 'local' (a process pool, the default) "
+        "or 'dask://HOST:PORT' (a Dask cluster; needs dotevals[dask]). ini: dotevals_executor",
+    )
+    group.addoption(
         "--no-progress",
         action="store_true",
         default=False,
@@ -102,6 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dotevals_storage", "default for --storage", default=None)
     parser.addini("dotevals_workers", "default for --workers", default=None)
     parser.addini("dotevals_worker_memory", "default for --worker-memory", default=None)
+    parser.addini("dotevals_executor", "default for --executor", default=None)
     parser.addini("dotevals_timeout", "default for --row-timeout", default=None)
     parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
 
@@ -137,6 +145,7 @@ def pytest_configure(config: pytest.Config) -> None:
         parse_workers(_option(config, "workers"))
         parse_memory(_option(config, "worker_memory"))
         parse_timeout(_option(config, "timeout"))
+        parse_executor(_option(config, "executor"))
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
     register_fixtures(config)
@@ -213,6 +222,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             workers=_option(config, "workers"),
             worker_memory=_option(config, "worker_memory"),
             timeout=_option(config, "timeout"),
+            executor=_option(config, "executor"),
         )
         runner.session.lock()  # before any test runs: a second run of the experiment stops here
         runner.start_workers(evaluations)  # they boot while the ordinary tests run

@@ -22,10 +22,10 @@ from typing import IO, Any
 import pytest
 
 from dotevals.deferred import DeferredSetup
+from dotevals.engine.executors import make_executor, parse_executor
 from dotevals.engine.fixture_specs import fixture_specs
 from dotevals.engine.inline import run_async, run_sync, strategy_for
-from dotevals.engine.pool import WorkerPool
-from dotevals.engine.sizing import choose_workers, parse_memory, parse_workers
+from dotevals.engine.sizing import parse_memory, parse_workers
 from dotevals.engine.stream import Executor, stream
 from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
@@ -159,6 +159,9 @@ class Runner:
             (bytes or a size such as ``"2GiB"``; default 512 MiB).
         timeout: seconds one row may take, for evaluations whose ``ForEach``
             sets none; a row that runs longer is stored with a timeout error.
+        executor: where sync evaluations run with workers: ``"local"`` (a loky
+            process pool, the default) or ``"dask://HOST:PORT"`` (a Dask
+            cluster, sized by the cluster; needs ``dotevals[dask]``).
     """
 
     name = "local"
@@ -176,6 +179,7 @@ class Runner:
         workers: int | str | None = None,
         worker_memory: int | str | None = None,
         timeout: float | None = None,
+        executor: str | None = None,
         **engine_options: Any,
     ):
         if engine_options:
@@ -195,6 +199,7 @@ class Runner:
         self.workers = parse_workers(workers)
         self.worker_memory = parse_memory(worker_memory)
         self.timeout = parse_timeout(timeout)
+        self.executor = parse_executor(executor)
         self._pool: Executor | None = None
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
@@ -246,21 +251,17 @@ class Runner:
             self._pool = self._start_pool([_Job.of(obj) for obj in evaluation_items])
 
     def _start_pool(self, jobs: list[_Job]) -> Executor | None:
-        """One process pool for every sync evaluation of the run, if workers were asked for."""
+        """One pool of workers for every sync evaluation of the run, if one is wanted."""
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
-        if self.workers is None or not sync_jobs:
+        if not sync_jobs:
             return None
         totals = [job.evaluation.total for job in sync_jobs]
         rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
         if rows is not None and self.samples is not None:
             rows = min(rows, self.samples * len(sync_jobs))
-        choice = choose_workers(self.workers, rows, self.worker_memory)
-        self.reporter.message(str(choice))
-        if choice.count == 1:
-            return None
-        pool = WorkerPool(choice.count)
-        pool.start()
-        return pool
+        return make_executor(
+            self.executor, self.workers, rows, self.worker_memory, self.reporter.message
+        )
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Consecutive async jobs that may share the event loop go in one group."""
@@ -482,10 +483,13 @@ async def arun(
     storage: str | Storage | None = None,
     progress: bool = True,
     workers: int | str | None = None,
+    executor: str | None = None,
     **fixtures: Any,
 ) -> EvaluationSummary:
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
-    runner = Runner(experiment, samples, storage=storage, progress=progress, workers=workers)
+    runner = Runner(
+        experiment, samples, storage=storage, progress=progress, workers=workers, executor=executor
+    )
     await runner.run_evaluations([functools.partial(evaluation, **fixtures)])
     outcome = runner.outcomes[0]
     if outcome.error is not None:
@@ -502,6 +506,7 @@ def run(
     storage: str | Storage | None = None,
     progress: bool = True,
     workers: int | str | None = None,
+    executor: str | None = None,
     **fixtures: Any,
 ) -> EvaluationSummary:
     """Run one ``@foreach`` evaluation outside pytest and return its summary.
@@ -518,6 +523,7 @@ def run(
         storage: storage URL (default ``json://.dotevals``).
         progress: draw a progress bar on a terminal.
         workers: worker processes for a sync evaluation (a number or ``"auto"``).
+        executor: ``"local"`` or ``"dask://HOST:PORT"`` (see :class:`Runner`).
     """
     try:
         asyncio.get_running_loop()
@@ -530,6 +536,7 @@ def run(
                 storage=storage,
                 progress=progress,
                 workers=workers,
+                executor=executor,
                 **fixtures,
             )
         )

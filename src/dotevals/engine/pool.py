@@ -49,11 +49,12 @@ class WorkerPool(Executor):
         try:
             future = self.executor.submit(fn, *args)
         except BrokenProcessPool:  # a worker died since the last result: start afresh
-            self.replace()
+            self.replace(hung=False)
             future = self.executor.submit(fn, *args)
         return asyncio.wrap_future(future)
 
-    def replace(self) -> None:
+    def replace(self, hung: bool) -> None:
+        """A broken loky pool cannot take new calls: kill what is left, start afresh."""
         self.shutdown(kill=True)
 
     def shutdown(self, kill: bool = False) -> None:

@@ -78,8 +78,8 @@ class Executor(ABC):
         """Run ``fn(*args)`` in a worker; the result arrives on the running loop."""
 
     @abstractmethod
-    def replace(self) -> None:
-        """A worker died or hung: get rid of what is left, so new calls go to fresh workers."""
+    def replace(self, hung: bool) -> None:
+        """A worker died (or hung, when ``hung``): new calls must go to sound workers."""
 
     @abstractmethod
     def shutdown(self, kill: bool = False) -> None:
@@ -120,10 +120,10 @@ async def stream(
                 return
             try:
                 records, seconds = await sender.result(in_flight[0])
-            except _PoolFailure:
+            except _PoolFailure as failure:
                 suspects = [row for chunk in in_flight for row in chunk.rows]
                 in_flight.clear()
-                executor.replace()
+                executor.replace(hung=isinstance(failure.error, RowTimeoutError))
                 await sender.isolate(suspects, window=executor.workers)
                 continue
             sizer.observe(len(in_flight.popleft().rows), seconds)
@@ -203,7 +203,7 @@ class _Sender:
             except _PoolFailure as failure:
                 group = [chunk.rows[0] for chunk in in_flight]
                 in_flight.clear()
-                self.executor.replace()
+                self.executor.replace(hung=isinstance(failure.error, RowTimeoutError))
                 if len(group) == 1:
                     item_id, row = group[0]
                     self.sink(

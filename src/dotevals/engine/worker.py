@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from dotevals.engine.scoring import failed_record, score_row, sync_caller
 from dotevals.errors import DatasetError
 from dotevals.models import Record
 
-__all__ = ["Payload", "initialize", "run_chunk"]
+__all__ = ["Payload", "close_fixtures", "initialize", "run_chunk"]
 
 
 @dataclass
@@ -45,6 +46,8 @@ class _Loaded:
 
 _fixtures = WorkerFixtures()
 _loaded: dict[str, _Loaded] = {}
+#: Dask workers run several calls at once in threads: loading and fixtures go one at a time.
+_lock = threading.Lock()
 
 
 def initialize(path: list[str], cwd: str) -> None:
@@ -54,19 +57,28 @@ def initialize(path: list[str], cwd: str) -> None:
     atexit.register(_fixtures.close)
 
 
+def close_fixtures() -> None:
+    """Tear down every fixture of this worker (at the end of a run on a Dask cluster,
+    whose workers outlive the run)."""
+    with _lock:
+        _loaded.clear()
+        _fixtures.close()
+
+
 def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Record], float]:
     """Score a chunk of rows; return their Records and the seconds spent scoring."""
-    loaded = _loaded.get(evaluation_id)
-    if loaded is None:
-        _loaded.clear()  # evaluations run one after another: keep only the current one
-        unpacked: Payload = cloudpickle.loads(payload)
-        loaded = _loaded[evaluation_id] = _Loaded(
-            unpacked, sync_caller(unpacked.func, unpacked.retrying)
+    with _lock:
+        loaded = _loaded.get(evaluation_id)
+        if loaded is None:
+            _loaded.clear()  # evaluations run one after another: keep only the current one
+            unpacked: Payload = cloudpickle.loads(payload)
+            loaded = _loaded[evaluation_id] = _Loaded(
+                unpacked, sync_caller(unpacked.func, unpacked.retrying)
+            )
+        spec = loaded.payload
+        fixtures = _fixtures.resolve(
+            evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.closure
         )
-    spec = loaded.payload
-    fixtures = _fixtures.resolve(
-        evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.closure
-    )
     start = time.perf_counter()
     records = [
         failed_record(item_id, {}, row)

@@ -1,0 +1,56 @@
+"""Choosing where sync evaluations run: the local process pool or a Dask cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dotevals.engine.pool import WorkerPool
+from dotevals.engine.sizing import choose_workers
+from dotevals.engine.stream import Executor
+from dotevals.errors import ConfigurationError
+
+__all__ = ["LOCAL", "make_executor", "parse_executor"]
+
+LOCAL = "local"
+
+
+def parse_executor(value: str | None) -> str:
+    """``local`` (the default) or ``dask://HOST:PORT``."""
+    if value is None or value == LOCAL:
+        return LOCAL
+    text = str(value).strip()
+    host = text.removeprefix("dask://")
+    if not text.startswith("dask://") or not host or ":" not in host:
+        raise ConfigurationError(
+            f"executor must be 'local' or 'dask://HOST:PORT' (a Dask scheduler), got {value!r}"
+        )
+    return text
+
+
+def make_executor(
+    executor: str,
+    workers: int | str | None,
+    rows: int | None,
+    worker_memory: int,
+    message: Callable[[str], None],
+) -> Executor | None:
+    """The executor for a run's sync evaluations; None runs them in the main process.
+
+    On Dask the cluster's size decides; locally ``workers`` does (sized with psutil
+    for ``"auto"``), and one worker means no pool at all.
+    """
+    if executor != LOCAL:
+        from dotevals.engine.dask import DaskPool  # only with the dask extra
+
+        pool: Executor = DaskPool(executor)
+        message(pool.describe())  # type: ignore[attr-defined]
+        return pool
+    if workers is None:
+        return None
+    choice = choose_workers(workers, rows, worker_memory)
+    message(str(choice))
+    if choice.count == 1:
+        return None
+    pool = WorkerPool(choice.count)
+    pool.start()
+    return pool
