@@ -19,15 +19,26 @@ import psutil
 
 from bench.measure import REPO, Figures, run_command
 from bench.work import calibrate
-from bench.workloads import Workload, command, dumps, evaluation_seconds, worker_pids, workloads
+from bench.workloads import (
+    DASK,
+    Workload,
+    command,
+    dask_cluster,
+    dumps,
+    evaluation_seconds,
+    worker_pids,
+    workloads,
+)
 
 RESULTS = REPO / "bench" / "results"
 DOCS = REPO / "docs"
 
 
-def measure(workload: Workload, repeat: int) -> dict[str, Figures]:
+def measure(workload: Workload, repeat: int, dask: str | None) -> dict[str, Figures]:
     """Run every variant ``repeat`` times after a warm-up, in rounds (one run of each
     variant per round), so that a slow spell of a shared machine hits all variants alike."""
+    variants = [v for v in workload.variants if dask is not None or DASK not in v.options]
+    workload.variants = variants
     figures = {variant.label: Figures() for variant in workload.variants}
     evaluation: dict[str, list[float]] = {variant.label: [] for variant in workload.variants}
     for attempt in range(repeat + 1):
@@ -35,7 +46,8 @@ def measure(workload: Workload, repeat: int) -> dict[str, Figures]:
             result = figures[variant.label]
             with tempfile.TemporaryDirectory(prefix="dotevals-bench-") as tmp:
                 directory = Path(tmp)
-                run = run_command(command(workload, variant, directory), directory, variant.env)
+                argv = command(workload, variant, directory, dask)
+                run = run_command(argv, directory, variant.env)
                 seconds = evaluation_seconds(variant, directory, run.stdout)
                 if workload.name == "many-evaluations" and variant.workers > 1:
                     result.extra["worker_processes"] = worker_pids(directory)
@@ -245,11 +257,11 @@ def plot(table: list[dict[str, Any]], path: Path) -> bool:
     others = {
         r["variant"]: r["rows_per_s"]
         for r in table
-        if r["workload"] == "cpu-heavy" and not r["variant"].startswith("dotevals")
+        if r["workload"] == "cpu-heavy" and not r["variant"].startswith("dotevals --workers")
     }
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     ax.plot([w for w, _ in ours], [t for _, t in ours], "o-", label="dotevals --workers N")
-    for (label, value), style in zip(others.items(), ["--", ":", "-."], strict=False):
+    for (label, value), style in zip(others.items(), ["--", ":", "-.", (0, (5, 1))], strict=False):
         ax.axhline(value, linestyle=style, color="grey", label=label)
     ax.set_xlabel("worker processes")
     ax.set_ylabel("rows per second")
@@ -310,9 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     table = []
-    for workload in workloads(per_us, names):
-        print(f"{workload.name}: {workload.description}", flush=True)
-        table += summarise(workload, measure(workload, args.repeat))
+    chosen = workloads(per_us, names)
+    with dask_cluster(any(DASK in v.options for w in chosen for v in w.variants)) as dask:
+        for workload in chosen:
+            print(f"{workload.name}: {workload.description}", flush=True)
+            table += summarise(workload, measure(workload, args.repeat, dask))
     lines = format_table(table)
     checks = budget(table)
     print("\n".join(lines))

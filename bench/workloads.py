@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotevals.storage import get_storage
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+#: Stands for the address of the Dask cluster the harness starts (see ``dask_cluster``).
+DASK = "{dask}"
 
 BURN = """
 def burn(iterations):
@@ -180,6 +184,13 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
                     "loky direct, 2 workers", "script:loky", {**heavy, "BENCH_WORKERS": "2"}, 2
                 ),
                 Variant("pytest-xdist -n 2", "xdist", heavy, 2, ["-n", "2"]),
+                Variant(
+                    "dotevals on Dask LocalCluster, 2 workers",
+                    "dotevals",
+                    heavy,
+                    2,
+                    ["--executor", DASK],
+                ),
             ],
         ),
         Workload(
@@ -257,7 +268,9 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
     return [w for w in all_workloads if names is None or w.name in names]
 
 
-def command(workload: Workload, variant: Variant, directory: Path) -> list[str]:
+def command(
+    workload: Workload, variant: Variant, directory: Path, dask_address: str | None = None
+) -> list[str]:
     """Write the files a variant needs into ``directory``; return its command."""
     if variant.kind == "dotevals":
         (directory / "eval_bench.py").write_text(workload.source)
@@ -270,7 +283,7 @@ def command(workload: Workload, variant: Variant, directory: Path) -> list[str]:
             storage,
             "--experiment",
             "bench",
-            *variant.options,
+            *(dask_address if option == DASK else option for option in variant.options),
         ]
     if variant.kind == "xdist":
         (directory / "test_xdist.py").write_text(TEST_XDIST)
@@ -305,3 +318,26 @@ def worker_pids(directory: Path) -> int:
 
 def dumps(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+@contextmanager
+def dask_cluster(needed: bool) -> Iterator[str | None]:
+    """A LocalCluster of 2 single-threaded worker processes, as ``dask://HOST:PORT``.
+
+    None when no variant needs it or Dask's ``distributed`` is not installed.
+    """
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        needed = False
+    if not needed:
+        yield None
+        return
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster.scheduler_address.replace("tcp://", "dask://")
