@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from dotevals.concurrency import Adaptive, AsyncStrategy, Sequential, SyncStrategy
 from dotevals.engine.scoring import (
     ascore_row,
     async_caller,
-    failed_record,
     score_row,
     sync_caller,
 )
@@ -44,13 +44,8 @@ def run_sync(
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
-
-    def task(item_id: int, row: dict[str, Any] | DatasetError) -> Callable[[], Record]:
-        if isinstance(row, DatasetError):
-            return lambda: failed_record(item_id, {}, row)
-        return lambda: score_row(call, item_id, row, fixtures, timeout)
-
-    for record in strategy.run(task(item_id, row) for item_id, row in rows):
+    tasks = (partial(score_row, call, i, row, fixtures, timeout) for i, row in rows)
+    for record in strategy.run(tasks):
         sink(record)
 
 
@@ -64,15 +59,6 @@ async def run_async(
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, AsyncStrategy)
     call = async_caller(evaluation.func, evaluation.retrying)
-
-    def task(item_id: int, row: dict[str, Any] | DatasetError) -> Callable[[], Any]:
-        if isinstance(row, DatasetError):
-
-            async def bad_row() -> Record:
-                return failed_record(item_id, {}, row)
-
-            return bad_row
-        return lambda: ascore_row(call, item_id, row, fixtures, timeout)
-
-    async for record in strategy.run(task(item_id, row) for item_id, row in rows):
+    tasks = (partial(ascore_row, call, i, row, fixtures, timeout) for i, row in rows)
+    async for record in strategy.run(tasks):
         sink(record)

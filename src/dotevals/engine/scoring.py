@@ -17,7 +17,7 @@ from typing import Any
 
 import tenacity
 
-from dotevals.errors import RowTimeoutError
+from dotevals.errors import DatasetError, RowTimeoutError
 from dotevals.evaluation import as_async_retrying
 from dotevals.models import Record, Result, as_result
 
@@ -113,10 +113,14 @@ def row_deadline(seconds: float | None) -> Iterator[None]:
 def score_row(
     call: Callable[..., Any],
     item_id: int,
-    row: dict[str, Any],
+    row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
 ) -> Record:
+    """The Record of one row: its result, or its error (a row that did not fit the
+    columns arrives as its DatasetError)."""
+    if isinstance(row, DatasetError):
+        return failed_record(item_id, {}, row)
     try:
         with row_deadline(timeout):
             value = call(**row, **fixtures)
@@ -128,10 +132,13 @@ def score_row(
 async def ascore_row(
     call: Callable[..., Awaitable[Any]],
     item_id: int,
-    row: dict[str, Any],
+    row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
 ) -> Record:
+    """:func:`score_row` for coroutine functions."""
+    if isinstance(row, DatasetError):
+        return failed_record(item_id, {}, row)
     try:
         if timeout is None:
             value = await call(**row, **fixtures)

@@ -18,8 +18,7 @@ from typing import Any
 import cloudpickle
 
 from dotevals.engine.lifecycle import FixtureSpec, WorkerFixtures
-from dotevals.engine.scoring import failed_record, score_row, sync_caller
-from dotevals.errors import DatasetError
+from dotevals.engine.scoring import score_row, sync_caller
 from dotevals.models import Record
 
 __all__ = ["Payload", "close_fixtures", "initialize", "run_chunk"]
@@ -81,9 +80,7 @@ def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Rec
         )
     start = time.perf_counter()
     records = [
-        failed_record(item_id, {}, row)
-        if isinstance(row, DatasetError)
-        else score_row(loaded.call, item_id, row, fixtures, spec.timeout)
+        score_row(loaded.call, item_id, row, fixtures, spec.timeout)
         for item_id, row in cloudpickle.loads(rows)
     ]
     return records, time.perf_counter() - start
