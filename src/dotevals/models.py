@@ -196,13 +196,14 @@ class ScoreTally:
             for column in self.values.values():
                 column.extend([_MISSING] * grow)
         self.status[index] = _FAILED if record.failed else _OK
-        for column in self.values.values():
-            column[index] = _MISSING
-        for score in record.result.scores:
-            if score.name not in self.values:
-                self.values[score.name] = [_MISSING] * len(self.status)
-                self.metrics[score.name] = score.metrics
-            self.values[score.name][index] = score.value
+        scores = {score.name: score for score in record.result.scores}
+        for name, column in self.values.items():
+            score = scores.pop(name, None)
+            column[index] = _MISSING if score is None else score.value
+        for name, score in scores.items():  # scores no earlier row had
+            self.values[name] = [_MISSING] * len(self.status)
+            self.values[name][index] = score.value
+            self.metrics[name] = score.metrics
 
     @property
     def rows(self) -> int:

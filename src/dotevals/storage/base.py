@@ -23,12 +23,15 @@ from dotevals.models import Record, sort_records
 Status = Literal["running", "completed", "failed"]
 
 
+_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False).encode
+
+
 def encode_json(data: Any) -> str:
     """JSON text for ``data``; values JSON cannot hold are stored as their ``repr``."""
     try:
-        return json.dumps(data, default=repr, ensure_ascii=False)
+        return _ENCODE(data)
     except (TypeError, ValueError):  # non-string dict keys, circular references
-        return json.dumps(_plain(data, set()), default=repr, ensure_ascii=False)
+        return _ENCODE(_plain(data, set()))
 
 
 def _plain(value: Any, path: set[int]) -> Any:
