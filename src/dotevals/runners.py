@@ -52,12 +52,7 @@ class EvaluationOutcome:
     setup_error: BaseException | None = None
     error: BaseException | None = None
     teardown_error: BaseException | None = None
-    started_at: float = field(default_factory=time.time)
     duration: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return any((self.setup_error, self.error, self.teardown_error))
 
     @property
     def skipped(self) -> bool:
