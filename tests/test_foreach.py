@@ -534,7 +534,7 @@ def test_runner_with_partials(url):
     assert results == runner.results
     assert [o.name for o in runner.outcomes] == ["first", "second"]
     assert [o.new_rows for o in runner.outcomes] == [3, 2]
-    assert not any(o.failed for o in runner.outcomes)
+    assert not any(o.setup_error or o.error or o.teardown_error for o in runner.outcomes)
     assert get_storage(url).list_evaluations("exp") == ["first", "second"]
 
 

@@ -12,6 +12,7 @@ blames the row that did it. A hung row makes the cluster restart its workers.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = ["DaskPool"]
 
 CONNECT_TIMEOUT = "10s"
+TEARDOWN_TIMEOUT = 60
 
 
 class DaskPool(Executor):
@@ -93,8 +95,23 @@ class DaskPool(Executor):
             self.client.restart()
 
     def shutdown(self, kill: bool = False) -> None:
+        """Tear down the fixtures of every worker (a task pinned to each), then disconnect."""
         try:
-            self.client.run(worker.close_fixtures)
+            teardowns = [
+                self.client.submit(
+                    worker.close_fixtures, workers=[address], allow_other_workers=False, pure=False
+                )
+                for address in self.client.nthreads()
+            ]
+            for address, teardown in zip(self.client.nthreads(), teardowns, strict=False):
+                try:
+                    teardown.result(timeout=TEARDOWN_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 - one worker's teardown, reported
+                    warnings.warn(
+                        f"dotevals: tearing down fixtures on Dask worker {address} failed: "
+                        f"{type(exc).__name__}: {exc}",
+                        stacklevel=2,
+                    )
         finally:
             self.client.close()
 

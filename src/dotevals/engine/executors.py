@@ -19,8 +19,8 @@ def parse_executor(value: str | None) -> str:
     if value is None or value == LOCAL:
         return LOCAL
     text = str(value).strip()
-    host = text.removeprefix("dask://")
-    if not text.startswith("dask://") or not host or ":" not in host:
+    host, _, port = text.removeprefix("dask://").rpartition(":")
+    if not text.startswith("dask://") or not host or not port.isdigit():
         raise ConfigurationError(
             f"executor must be 'local' or 'dask://HOST:PORT' (a Dask scheduler), got {value!r}"
         )

@@ -257,22 +257,33 @@ def _send_module_by_value(func: Any, remote: bool) -> None:
 
     Local workers share this process's ``sys.path``: only modules pytest imported
     under names that path cannot resolve (``--import-mode=importlib``) travel by
-    value. Remote workers have only what is installed: every module that is not
-    part of an installed package travels by value.
+    value. Remote workers have only what is installed there: the function's
+    module and every other module of the project (below the working directory,
+    not an installed package) travel by value.
     """
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     if module is None or module.__name__ == "__main__":
         return
-    top = module.__name__.partition(".")[0]
-    if top in sys.builtin_module_names:
-        return
-    if not _installed(module) if remote else PathFinder.find_spec(top, sys.path) is None:
+    if remote:
+        for local in [module, *_project_modules()]:
+            cloudpickle.register_pickle_by_value(local)
+    elif PathFinder.find_spec(module.__name__.partition(".")[0], sys.path) is None:
         cloudpickle.register_pickle_by_value(module)
 
 
-def _installed(module: Any) -> bool:
-    path = getattr(module, "__file__", None) or ""
-    return any(part in ("site-packages", "dist-packages") for part in Path(path).parts)
+def _project_modules() -> list[Any]:
+    """Modules loaded from files below the working directory that are not installed."""
+    root = Path.cwd()
+    found = []
+    for name, module in list(sys.modules.items()):
+        path = Path(getattr(module, "__file__", None) or "/")
+        if (
+            root in path.parents
+            and not name.startswith("dotevals")
+            and not {"site-packages", "dist-packages"} & set(path.parts)
+        ):
+            found.append(module)
+    return found
 
 
 def _pickles(obj: Any) -> bool:
