@@ -28,6 +28,7 @@ _STARTED: dict[int, Any] = {}
 
 def parse_columns(column_spec: str) -> tuple[str, ...]:
     """``"question, answer"`` -> ``("question", "answer")``; names must be identifiers."""
+    __tracebackhide__ = True
     if not isinstance(column_spec, str):
         raise ConfigurationError(
             f"@foreach expects the column names as one string like 'question,answer', "
@@ -116,6 +117,7 @@ class Evaluation:
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        __tracebackhide__ = True
         name = self.name
         params = inspect.signature(self.func).parameters
         missing = [c for c in self.columns if c not in params]
@@ -140,6 +142,7 @@ class Evaluation:
         )
 
     def _check_strategy(self) -> None:
+        __tracebackhide__ = True
         from dotevals.concurrency import AsyncStrategy, SyncStrategy
 
         strategy = self.concurrency

@@ -58,9 +58,11 @@ class ForEach:
         self.timeout = parse_timeout(timeout)
 
     def __call__(self, column_spec: str, dataset: Iterable[Any]) -> Callable[[F], F]:
+        __tracebackhide__ = True
         columns = parse_columns(column_spec)
 
         def decorate(func: F) -> F:
+            __tracebackhide__ = True  # a mistake here is the user's line, not ours
             evaluation = Evaluation(
                 func, columns, dataset, self.retrying, self.concurrency, self.timeout
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -89,13 +90,19 @@ class SessionManager:
                 "last_run_at": time.time(),
             },
         )
-        self.storage.save_evaluation(self.experiment_name, info)
+        # read what is stored first: unreadable storage leaves the evaluation as it was
         tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
+        self.storage.save_evaluation(self.experiment_name, info)
         return EvaluationRun(self.storage, self.experiment_name, info, tally)
 
 
 class EvaluationRun:
-    """Takes the records of one evaluation as they arrive and writes them in batches."""
+    """Takes the records of one evaluation as they arrive and writes them in batches.
+
+    A batch is written when it holds ``FLUSH_ROWS`` records, and a background
+    thread writes whatever has waited ``FLUSH_SECONDS``, also while a slow row
+    keeps the next record from arriving.
+    """
 
     FLUSH_ROWS = 1000
     FLUSH_SECONDS = 0.5
@@ -109,7 +116,12 @@ class EvaluationRun:
         self.done = 0
         self.errors = 0
         self._buffer: list[Record] = []
-        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, name=f"dotevals-flush-{info.name}", daemon=True
+        )
+        self._flusher.start()
 
     @property
     def name(self) -> str:
@@ -131,24 +143,33 @@ class EvaluationRun:
                 return
 
     def add(self, record: Record) -> None:
-        self._buffer.append(record)
+        with self._lock:
+            self._buffer.append(record)
+            full = len(self._buffer) >= self.FLUSH_ROWS
         self.tally.add(record)
         self.done += 1
         self.errors += record.failed
-        if (
-            len(self._buffer) >= self.FLUSH_ROWS
-            or time.monotonic() - self._last_flush >= self.FLUSH_SECONDS
-        ):
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self.storage.add_records(self.experiment, self.name, self._buffer)
-            self._buffer = []
-        self._last_flush = time.monotonic()
+        """Write the waiting records; they stay waiting if the write fails."""
+        with self._lock:
+            if self._buffer:
+                self.storage.add_records(self.experiment, self.name, self._buffer)
+                self._buffer = []
+
+    def _flush_periodically(self) -> None:
+        while not self._stopped.wait(self.FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the next flush, in finish(), reports it
+                return
 
     def finish(self, status: Status) -> EvaluationSummary:
         """Write what is left, record the status and return every row's summary."""
+        self._stopped.set()
+        self._flusher.join()
         self.flush()
         summary = EvaluationSummary.from_tally(
             self.tally, lambda: self.storage.load_records(self.experiment, self.name)

@@ -49,11 +49,25 @@ _loaded: dict[str, _Loaded] = {}
 _lock = threading.Lock()
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
 def initialize(path: list[str], cwd: str) -> None:
-    """Give the worker the main process's import path and directory (loky initializer)."""
+    """Give the worker the main process's import path and directory (loky initializer).
+
+    The worker also leaves by itself if the main process is killed.
+    """
     sys.path[:] = path
     os.chdir(cwd)
     atexit.register(_fixtures.close)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)  # orphaned (the main process was killed): nothing is left to score for
 
 
 def close_fixtures() -> None:

@@ -24,14 +24,23 @@ Status = Literal["running", "completed", "failed"]
 
 
 _ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False).encode
+_ENCODE_ASCII = json.JSONEncoder(default=repr).encode
 
 
 def encode_json(data: Any) -> str:
-    """JSON text for ``data``; values JSON cannot hold are stored as their ``repr``."""
+    """JSON text for ``data`` that UTF-8 can hold; values JSON cannot hold are stored
+    as their ``repr``."""
     try:
-        return _ENCODE(data)
+        text = _ENCODE(data)
     except (TypeError, ValueError):  # non-string dict keys, circular references
-        return _ENCODE(_plain(data, set()))
+        data = _plain(data, set())
+        text = _ENCODE(data)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape
+            text = _ENCODE_ASCII(data)
+    return text
 
 
 def _plain(value: Any, path: set[int]) -> Any:

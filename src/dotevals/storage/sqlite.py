@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,21 +63,31 @@ class SQLiteStorage(Storage):
         super().__init__(location)
         self.path = Path(location).expanduser()
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        """The connection, inside one transaction; sqlite errors become StorageError."""
+        """The connection, inside one transaction; sqlite errors become StorageError.
+
+        One thread at a time: records are also written by a background thread.
+        """
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            with self._conn:
-                yield self._conn
+            with self._lock:
+                if self._conn is None:
+                    self._conn = self._connect()
+                with self._conn:
+                    yield self._conn
         except (sqlite3.Error, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else exc
             raise StorageError(f"cannot use database {self.path}: {reason or exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         if self.location != ":memory:":
+            blocking = next((p for p in self.path.parents if p.exists()), None)
+            if blocking is not None and not blocking.is_dir():
+                raise StorageError(
+                    f"cannot use database {self.path}: {blocking} is a file, not a directory"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
