@@ -1,13 +1,15 @@
 """``python -m bench``: run the workloads, print the table, write JSON, a plot and the docs page.
 
-Options: ``--repeat N`` (measured runs per variant, default 3; one warm-up run
-is made first and left out), ``--only cpu-heavy,async-io``, ``--no-docs``.
+Options: ``--repeat N`` (measured runs per variant, default 3; one warm-up round
+is made first and left out), ``--only cpu-heavy,async-io``, ``--no-docs``,
+``--docs-only`` (rewrite the docs page from the last saved results).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import statistics
 import sys
@@ -261,8 +263,9 @@ def plot(table: list[dict[str, Any]], path: Path) -> bool:
     }
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     ax.plot([w for w, _ in ours], [t for _, t in ours], "o-", label="dotevals --workers N")
-    for (label, value), style in zip(others.items(), ["--", ":", "-.", (0, (5, 1))], strict=False):
-        ax.axhline(value, linestyle=style, color="grey", label=label)
+    styles = [("--", "grey"), (":", "black"), ("-.", "tab:red"), ("--", "tab:green")]
+    for (label, value), (style, colour) in zip(others.items(), styles, strict=False):
+        ax.axhline(value, linestyle=style, color=colour, label=label)
     ax.set_xlabel("worker processes")
     ax.set_ylabel("rows per second")
     ax.set_title("cpu-heavy: 1000 rows x 5 ms of CPU work")
@@ -312,7 +315,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", help="comma-separated workload names")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    parser.add_argument(
+        "--docs-only",
+        action="store_true",
+        help="rewrite docs/performance.md and the plot from bench/results/latest.json",
+    )
     args = parser.parse_args(argv)
+    if args.docs_only:
+        saved = json.loads((RESULTS / "latest.json").read_text())
+        has_plot = plot(saved["results"], DOCS / "img" / "cpu-heavy-throughput.png")
+        lines = format_table(saved["results"])
+        write_docs(saved["machine"], lines, saved["budget"], has_plot, saved["repeat"])
+        return 0
     names = set(args.only.split(",")) if args.only else None
     info = machine()
     per_us = calibrate()
