@@ -219,7 +219,12 @@ def format_table(table: list[dict[str, Any]]) -> list[str]:
         lines.append(
             [
                 row["workload"],
-                row["variant"],
+                row["variant"]
+                + (
+                    f" ({row['worker_processes']} worker processes in all)"
+                    if "worker_processes" in row
+                    else ""
+                ),
                 f"{wall['median']:.2f} ({wall['min']:.2f}-{wall['max']:.2f})",
                 f"{row['rows_s']:.2f}" if row["rows_s"] is not None else "-",
                 f"{row['rows_per_s']:.0f}",
