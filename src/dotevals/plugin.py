@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import inspect
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -166,7 +167,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
 ) -> list[pytest.Function] | None:
-    if name.startswith("eval_") and callable(obj) and hasattr(collector, "_genfunctions"):
+    if name.startswith("eval_") and inspect.isfunction(obj) and hasattr(collector, "_genfunctions"):
         return list(collector._genfunctions(name, obj))
     return None
 
