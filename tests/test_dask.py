@@ -24,6 +24,16 @@ import time
 from collections import Counter
 
 import pytest
+from pool_support import (
+    FAST,
+    PID_CONFTEST,
+    SHIPPED_CONFTEST,
+    SHIPPED_EVAL,
+    comparable,
+    main_pid,
+    pids,
+    raw_item_ids,
+)
 
 from dotevals import Runner
 from dotevals.errors import ConfigurationError
@@ -35,20 +45,6 @@ dask = pytest.importorskip("dask")
 # The scheduler's HTTP server (on loopback) moves off port 8787 when another cluster
 # (another xdist worker's) holds it, and says so.
 pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
-
-# Plugins that only slow every subprocess pytest run down.
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
-
-PID_CONFTEST = """
-import os
-from pathlib import Path
-
-HERE = Path(__file__).parent
-
-
-def pytest_configure(config):
-    (HERE / "main.pid").write_text(str(os.getpid()))
-"""
 
 
 class Cluster:
@@ -110,28 +106,6 @@ def on_dask(pytester: pytest.Pytester, cluster: Cluster, *args: str) -> pytest.R
 
 def store(pytester: pytest.Pytester) -> str:
     return f"json://{pytester.path / 'store'}"
-
-
-def main_pid(pytester: pytest.Pytester) -> int:
-    return int((pytester.path / "main.pid").read_text())
-
-
-def pids(records) -> set[int]:
-    """Where rows ran: the pids recorded in their scores' metadata."""
-    return {s.metadata["pid"] for r in records for s in r.result.scores if "pid" in s.metadata}
-
-
-def comparable(record) -> tuple:
-    """A stored record without what depends on the process it ran in."""
-    result = record.result.to_dict()
-    for score in result["scores"]:  # to_dict() shares the metadata dict: copy it
-        score["metadata"] = {k: v for k, v in score["metadata"].items() if k != "pid"}
-    return (record.item_id, record.dataset_row, result, record.error)
-
-
-def raw_item_ids(url: str, experiment: str, evaluation: str) -> list[int]:
-    """Every stored record's item_id, in the order the records were written."""
-    return [r.item_id for r in get_storage(url).iter_records(experiment, evaluation)]
 
 
 def header(cluster: Cluster) -> str:
@@ -410,58 +384,6 @@ def test_async_yield_fixture_is_torn_down_in_the_dask_worker(pytester, cluster):
 # What travels to the Dask workers
 # ---------------------------------------------------------------------------
 
-SHIPPED_CONFTEST = """
-import threading
-
-import pytest
-
-
-def triple(x):
-    return 3 * x
-
-
-@pytest.fixture
-def lock():
-    return threading.Lock()  # cannot be pickled: fine, workers create it
-
-
-@pytest.fixture
-def scale():
-    return lambda x: triple(x)
-"""
-
-SHIPPED_EVAL = """
-import os
-
-from dotevals import Score, foreach
-
-OFFSET = 100
-double = lambda x: 2 * x  # noqa: E731
-
-
-def helper(x):
-    return x - 1
-
-
-def make_eval(extra):
-    shift = lambda x: x + extra + OFFSET  # noqa: E731
-
-    @foreach("n", range(20))
-    def eval_made(n, scale):
-        return Score("v", scale(shift(double(n))), metadata={"pid": os.getpid()})
-
-    return eval_made
-
-
-eval_factory = make_eval(5)
-
-
-@foreach("n", range(10))
-def eval_lock(n, lock):
-    with lock:
-        value = sorted(map(lambda v: helper(v * n), [3, 1, 2]))
-    return Score("v", value, metadata={"pid": os.getpid()})
-"""
 
 SCRIPT = """
 import json

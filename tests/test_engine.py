@@ -26,25 +26,21 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pool_support import (
+    FAST,
+    PID_CONFTEST,
+    SHIPPED_CONFTEST,
+    SHIPPED_EVAL,
+    comparable,
+    main_pid,
+    pids,
+    raw_item_ids,
+)
 
 import dotevals
 from dotevals import Runner, Score, foreach
 from dotevals.errors import ConfigurationError
 from dotevals.storage import get_storage
-
-# Plugins that only slow every subprocess pytest run down.
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
-
-PID_CONFTEST = """
-import os
-from pathlib import Path
-
-HERE = Path(__file__).parent
-
-
-def pytest_configure(config):
-    (HERE / "main.pid").write_text(str(os.getpid()))
-"""
 
 
 def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -56,28 +52,6 @@ def store(pytester: pytest.Pytester, kind: str = "json") -> str:
     if kind == "sqlite":
         return f"sqlite://{pytester.path / 'results.db'}"
     return f"json://{pytester.path / 'store'}"
-
-
-def main_pid(pytester: pytest.Pytester) -> int:
-    return int((pytester.path / "main.pid").read_text())
-
-
-def pids(records) -> set[int]:
-    """Where rows ran: the pids recorded in their scores' metadata."""
-    return {s.metadata["pid"] for r in records for s in r.result.scores if "pid" in s.metadata}
-
-
-def comparable(record) -> tuple:
-    """A stored record without what depends on the process it ran in."""
-    result = record.result.to_dict()
-    for score in result["scores"]:  # to_dict() shares the metadata dict: copy it
-        score["metadata"] = {k: v for k, v in score["metadata"].items() if k != "pid"}
-    return (record.item_id, record.dataset_row, result, record.error)
-
-
-def raw_item_ids(url: str, experiment: str, evaluation: str) -> list[int]:
-    """Every stored record's item_id, in the order the records were written."""
-    return [r.item_id for r in get_storage(url).iter_records(experiment, evaluation)]
 
 
 # ---------------------------------------------------------------------------
@@ -592,59 +566,6 @@ def test_request_in_the_evaluation_itself_with_workers(pytester):
 # ---------------------------------------------------------------------------
 # What travels to workers
 # ---------------------------------------------------------------------------
-
-SHIPPED_CONFTEST = """
-import threading
-
-import pytest
-
-
-def triple(x):
-    return 3 * x
-
-
-@pytest.fixture
-def lock():
-    return threading.Lock()  # cannot be pickled: fine, workers create it
-
-
-@pytest.fixture
-def scale():
-    return lambda x: triple(x)
-"""
-
-SHIPPED_EVAL = """
-import os
-
-from dotevals import Score, foreach
-
-OFFSET = 100
-double = lambda x: 2 * x  # noqa: E731
-
-
-def helper(x):
-    return x - 1
-
-
-def make_eval(extra):
-    shift = lambda x: x + extra + OFFSET  # noqa: E731
-
-    @foreach("n", range(20))
-    def eval_made(n, scale):
-        return Score("v", scale(shift(double(n))), metadata={"pid": os.getpid()})
-
-    return eval_made
-
-
-eval_factory = make_eval(5)
-
-
-@foreach("n", range(10))
-def eval_lock(n, lock):
-    with lock:
-        value = sorted(map(lambda v: helper(v * n), [3, 1, 2]))
-    return Score("v", value, metadata={"pid": os.getpid()})
-"""
 
 
 @pytest.mark.parametrize("import_mode", ["prepend", "importlib"])

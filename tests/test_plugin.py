@@ -16,6 +16,7 @@ import sys
 import threading
 
 import pytest
+from pytest_output import section_of
 
 from dotevals.storage import get_storage
 
@@ -104,16 +105,6 @@ def summary_row(result: pytest.RunResult, name: str) -> dict[str, str]:
         if tokens and tokens[0] == name:
             return {"rows": tokens[1], "new": tokens[2], "errors": tokens[3], "line": line}
     raise AssertionError(f"{name} not in the dotevals summary:\n" + "\n".join(section))
-
-
-def section_of(result: pytest.RunResult, title: str) -> str:
-    """The text of one failure/error section (``____ title ____``) of the report."""
-    text = result.stdout.str()
-    match = re.search(
-        rf"_{{3,}} {re.escape(title)} _{{3,}}\n(.*?)(?=\n_{{3,}} |\n={{3,}} )", text, re.S
-    )
-    assert match, f"no section {title!r} in:\n{text}"
-    return match.group(1)
 
 
 def timestamps(lines: list[str], name: str) -> tuple[float, float]:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pytest_output import section_of
 
 import dotevals
 from dotevals.models import Record
@@ -806,16 +807,6 @@ def test_lock_of_a_killed_run_is_taken_over(pytester, kind):
 
 def tried(*names: str) -> None:
     print(f"\nbad inputs tried: {len(names)} ({'; '.join(names)})")
-
-
-def section_of(result: pytest.RunResult, title: str) -> str:
-    """The text of one failure/error section (``____ title ____``) of the report."""
-    text = result.stdout.str()
-    match = re.search(
-        rf"_{{3,}} {re.escape(title)} _{{3,}}\n(.*?)(?=\n_{{3,}} |\n={{3,}} )", text, re.S
-    )
-    assert match, f"no section {title!r} in:\n{text}"
-    return match.group(1)
 
 
 BAD_ROWS_EVAL = """
