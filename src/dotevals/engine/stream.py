@@ -122,7 +122,7 @@ async def stream(
                 records, seconds = await sender.result(in_flight[0])
             except _PoolFailure as failure:
                 suspects = [row for chunk in in_flight for row in chunk.rows]
-                in_flight.clear()
+                _drop(in_flight)
                 executor.replace(hung=isinstance(failure.error, RowTimeoutError))
                 await sender.isolate(suspects, window=executor.workers)
                 continue
@@ -130,8 +130,14 @@ async def stream(
             for record in records:
                 sink(record)
     finally:
-        for chunk in in_flight:
-            chunk.future.cancel()
+        _drop(in_flight)
+
+
+def _drop(chunks: deque[_Chunk]) -> None:
+    """Forget chunks in flight: their futures are cancelled, their failures unread."""
+    for chunk in chunks:
+        chunk.future.cancel()
+    chunks.clear()
 
 
 @dataclass
@@ -202,7 +208,7 @@ class _Sender:
                 records, _ = await self.result(in_flight[0])
             except _PoolFailure as failure:
                 group = [chunk.rows[0] for chunk in in_flight]
-                in_flight.clear()
+                _drop(in_flight)
                 self.executor.replace(hung=isinstance(failure.error, RowTimeoutError))
                 if len(group) == 1:
                     item_id, row = group[0]
