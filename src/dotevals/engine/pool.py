@@ -42,8 +42,8 @@ class WorkerPool(Executor):
         return self._executor
 
     def start(self) -> None:
-        for _ in range(self.workers):
-            self.executor.submit(os.getpid)
+        for _ in range(self.workers):  # each worker imports dotevals while the run sets up
+            self.executor.submit(worker.ready)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         try:

@@ -21,7 +21,7 @@ from dotevals.engine.lifecycle import FixtureSpec, WorkerFixtures
 from dotevals.engine.scoring import score_row, sync_caller
 from dotevals.models import Record
 
-__all__ = ["Payload", "close_fixtures", "initialize", "run_chunk"]
+__all__ = ["Payload", "close_fixtures", "initialize", "ready", "run_chunk"]
 
 
 @dataclass
@@ -68,6 +68,11 @@ def _exit_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
     os._exit(1)  # orphaned (the main process was killed): nothing is left to score for
+
+
+def ready() -> int:
+    """A call that only loads this module: sent to new workers so they import it at once."""
+    return os.getpid()
 
 
 def close_fixtures() -> None:
