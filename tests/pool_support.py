@@ -97,3 +97,45 @@ def pids(records) -> set[int]:
 def raw_item_ids(url: str, experiment: str, evaluation: str) -> list[int]:
     """Every stored record's item_id, in the order the records were written."""
     return [r.item_id for r in get_storage(url).iter_records(experiment, evaluation)]
+
+
+#: A conftest that logs to events.log and has a session and a module fixture that
+#: log their setup and teardown with the pid they run in.
+EVENTS_CONFTEST = """
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def log(line):
+    with (HERE / "events.log").open("a") as f:
+        f.write(line + "\\n")
+
+
+def pytest_configure(config):
+    (HERE / "main.pid").write_text(str(os.getpid()))
+
+
+def pytest_sessionfinish(session):
+    log(f"sessionfinish main {os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def sess():
+    log(f"setup sess {os.getpid()}")
+    yield "S"
+    log(f"teardown sess {os.getpid()}")
+
+
+@pytest.fixture(scope="module")
+def mod(sess):
+    log(f"setup mod {os.getpid()}")
+    yield f"M:{sess}"
+    log(f"teardown mod {os.getpid()}")
+
+
+"""

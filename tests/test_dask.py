@@ -25,6 +25,7 @@ from collections import Counter
 
 import pytest
 from pool_support import (
+    EVENTS_CONFTEST,
     FAST,
     PID_CONFTEST,
     SHIPPED_CONFTEST,
@@ -213,49 +214,16 @@ def test_same_results_as_the_local_pool_and_rows_run_in_the_dask_workers(pyteste
 # Fixtures live in each Dask worker and are torn down when the run ends
 # ---------------------------------------------------------------------------
 
-FIXTURE_CONFTEST = """
-import asyncio
-import os
-from pathlib import Path
-
-import pytest
-
-HERE = Path(__file__).parent
-
-
-def log(line):
-    with (HERE / "events.log").open("a") as f:
-        f.write(line + "\\n")
-
-
-def pytest_configure(config):
-    (HERE / "main.pid").write_text(str(os.getpid()))
-
-
-def pytest_sessionfinish(session):
-    log(f"sessionfinish main {os.getpid()}")
-
-
-@pytest.fixture(scope="session")
-def sess():
-    log(f"setup sess {os.getpid()}")
-    yield "S"
-    log(f"teardown sess {os.getpid()}")
-
-
-@pytest.fixture(scope="module")
-def mod(sess):
-    log(f"setup mod {os.getpid()}")
-    yield f"M:{sess}"
-    log(f"teardown mod {os.getpid()}")
-
-
+FIXTURE_CONFTEST = (
+    EVENTS_CONFTEST
+    + """
 @pytest.fixture
 async def afix():
     await asyncio.sleep(0)
     log(f"setup afix {os.getpid()}")
     return "A"
 """
+)
 
 FIXTURE_EVAL = """
 import os

@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 from pool_support import (
+    EVENTS_CONFTEST,
     FAST,
     PID_CONFTEST,
     SHIPPED_CONFTEST,
@@ -323,43 +324,9 @@ def test_long_generator_is_read_only_as_workers_are_ready(tmp_path):
 # Fixtures in workers
 # ---------------------------------------------------------------------------
 
-FIXTURE_CONFTEST = """
-import asyncio
-import os
-from pathlib import Path
-
-import pytest
-
-HERE = Path(__file__).parent
-
-
-def log(line):
-    with (HERE / "events.log").open("a") as f:
-        f.write(line + "\\n")
-
-
-def pytest_configure(config):
-    (HERE / "main.pid").write_text(str(os.getpid()))
-
-
-def pytest_sessionfinish(session):
-    log(f"sessionfinish main {os.getpid()}")
-
-
-@pytest.fixture(scope="session")
-def sess():
-    log(f"setup sess {os.getpid()}")
-    yield "S"
-    log(f"teardown sess {os.getpid()}")
-
-
-@pytest.fixture(scope="module")
-def mod(sess):
-    log(f"setup mod {os.getpid()}")
-    yield f"M:{sess}"
-    log(f"teardown mod {os.getpid()}")
-
-
+FIXTURE_CONFTEST = (
+    EVENTS_CONFTEST
+    + """
 @pytest.fixture
 async def afix(request):
     await asyncio.sleep(0)
@@ -392,6 +359,7 @@ def pfix(request):
 def nodename(request):
     return request.node.name
 """
+)
 
 FIXTURE_EVAL = """
 import os
