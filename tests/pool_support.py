@@ -139,3 +139,74 @@ def mod(sess):
 
 
 """
+
+
+#: Forty plain rows, and four rows under a retry policy of 3 attempts of which row 1
+#: keeps raising ConnectionError (each attempt logged to attempts.log); tests add the
+#: rest of ``eval_flaky``.
+RETRIED_EVAL = """
+import os
+from pathlib import Path
+
+import tenacity
+from tenacity import retry_if_exception_type, stop_after_attempt, wait_none
+
+from dotevals import ForEach, Score, foreach
+
+HERE = Path(__file__).parent
+
+
+@foreach("n", range(40))
+def eval_many(n):
+    return Score("v", n, metadata={"pid": os.getpid()})
+
+
+flaky = ForEach(
+    retries=tenacity.Retrying(
+        stop=stop_after_attempt(3),
+        wait=wait_none(),
+        retry=retry_if_exception_type(ConnectionError),
+        reraise=True,
+    )
+)
+
+
+@flaky("n", range(4))
+def eval_flaky(n):
+    if n == 1:
+        with (HERE / "attempts.log").open("a") as f:
+            f.write(f"{os.getpid()}\\n")
+        raise ConnectionError("server went away")
+"""
+
+
+def mixed_eval(sync_rows: int, sync_seconds: float) -> str:
+    """An eval file with an async evaluation (and an async fixture) beside a sync one."""
+    return f"""
+import asyncio
+import os
+import time
+
+import pytest
+
+from dotevals import Score, foreach
+
+
+@pytest.fixture
+async def client():
+    await asyncio.sleep(0)
+    return {{"pid": os.getpid(), "loop": id(asyncio.get_running_loop())}}
+
+
+@foreach("n", range(20))
+async def eval_async(n, client):
+    await asyncio.sleep(0.001)
+    same_loop = client["loop"] == id(asyncio.get_running_loop())
+    return Score("v", same_loop, metadata={{"pid": os.getpid(), "fixture_pid": client["pid"]}})
+
+
+@foreach("n", range({sync_rows}))
+def eval_sync(n):
+    time.sleep({sync_seconds})
+    return Score("v", n, metadata={{"pid": os.getpid()}})
+"""

@@ -28,10 +28,12 @@ from pool_support import (
     EVENTS_CONFTEST,
     FAST,
     PID_CONFTEST,
+    RETRIED_EVAL,
     SHIPPED_CONFTEST,
     SHIPPED_EVAL,
     comparable,
     main_pid,
+    mixed_eval,
     pids,
     raw_item_ids,
 )
@@ -447,41 +449,11 @@ def test_helper_module_next_to_the_eval_file_reaches_the_dask_workers(pytester, 
 # Resume, --samples and retries on Dask
 # ---------------------------------------------------------------------------
 
-RESUME_EVAL = """
-import os
-from pathlib import Path
-
-import tenacity
-from tenacity import retry_if_exception_type, stop_after_attempt, wait_none
-
-from dotevals import ForEach, Score, foreach
-
-HERE = Path(__file__).parent
-
-
-@foreach("n", range(40))
-def eval_many(n):
-    return Score("v", n, metadata={"pid": os.getpid()})
-
-
-flaky = ForEach(
-    retries=tenacity.Retrying(
-        stop=stop_after_attempt(3),
-        wait=wait_none(),
-        retry=retry_if_exception_type(ConnectionError),
-        reraise=True,
-    )
-)
-
-
-@flaky("n", range(4))
-def eval_flaky(n):
-    if n == 1:
-        with (HERE / "attempts.log").open("a") as f:
-            f.write(f"{os.getpid()}\\n")
-        raise ConnectionError("server went away")
-    return Score("v", True, metadata={"pid": os.getpid()})
+RESUME_EVAL = (
+    RETRIED_EVAL
+    + """    return Score("v", True, metadata={"pid": os.getpid()})
 """
+)
 
 
 def test_resume_samples_and_retries_on_dask(pytester, cluster):
@@ -523,34 +495,7 @@ def test_resume_samples_and_retries_on_dask(pytester, cluster):
 # Async evaluations stay on the main process's loop
 # ---------------------------------------------------------------------------
 
-MIXED_EVAL = """
-import asyncio
-import os
-import time
-
-import pytest
-
-from dotevals import Score, foreach
-
-
-@pytest.fixture
-async def client():
-    await asyncio.sleep(0)
-    return {"pid": os.getpid(), "loop": id(asyncio.get_running_loop())}
-
-
-@foreach("n", range(20))
-async def eval_async(n, client):
-    await asyncio.sleep(0.001)
-    same_loop = client["loop"] == id(asyncio.get_running_loop())
-    return Score("v", same_loop, metadata={"pid": os.getpid(), "fixture_pid": client["pid"]})
-
-
-@foreach("n", range(30))
-def eval_sync(n):
-    time.sleep(0.003)
-    return Score("v", n, metadata={"pid": os.getpid()})
-"""
+MIXED_EVAL = mixed_eval(sync_rows=30, sync_seconds=0.003)
 
 
 def test_async_evaluations_run_on_the_main_loop_and_sync_ones_on_dask(pytester, cluster):

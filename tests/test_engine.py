@@ -30,10 +30,12 @@ from pool_support import (
     EVENTS_CONFTEST,
     FAST,
     PID_CONFTEST,
+    RETRIED_EVAL,
     SHIPPED_CONFTEST,
     SHIPPED_EVAL,
     comparable,
     main_pid,
+    mixed_eval,
     pids,
     raw_item_ids,
 )
@@ -609,43 +611,13 @@ def test_row_that_cannot_be_pickled_is_that_rows_error(tmp_path):
 # Resume, --samples, retries and row errors with workers
 # ---------------------------------------------------------------------------
 
-RESUME_EVAL = """
-import os
-from pathlib import Path
-
-import tenacity
-from tenacity import retry_if_exception_type, stop_after_attempt, wait_none
-
-from dotevals import ForEach, Score, foreach
-
-HERE = Path(__file__).parent
-
-
-@foreach("n", range(40))
-def eval_many(n):
-    return Score("v", n, metadata={"pid": os.getpid()})
-
-
-flaky = ForEach(
-    retries=tenacity.Retrying(
-        stop=stop_after_attempt(3),
-        wait=wait_none(),
-        retry=retry_if_exception_type(ConnectionError),
-        reraise=True,
-    )
-)
-
-
-@flaky("n", range(4))
-def eval_flaky(n):
-    if n == 1:
-        with (HERE / "attempts.log").open("a") as f:
-            f.write(f"{os.getpid()}\\n")
-        raise ConnectionError("server went away")
-    if n == 2:
+RESUME_EVAL = (
+    RETRIED_EVAL
+    + """    if n == 2:
         raise ValueError(f"bad row {n}")
     return Score("v", True, metadata={"pid": os.getpid()})
 """
+)
 
 
 def test_resume_samples_and_retries_with_workers(pytester):
@@ -695,34 +667,7 @@ def test_resume_samples_and_retries_with_workers(pytester):
 # Async evaluations stay in the main process
 # ---------------------------------------------------------------------------
 
-MIXED_EVAL = """
-import asyncio
-import os
-import time
-
-import pytest
-
-from dotevals import Score, foreach
-
-
-@pytest.fixture
-async def client():
-    await asyncio.sleep(0)
-    return {"pid": os.getpid(), "loop": id(asyncio.get_running_loop())}
-
-
-@foreach("n", range(20))
-async def eval_async(n, client):
-    await asyncio.sleep(0.001)
-    same_loop = client["loop"] == id(asyncio.get_running_loop())
-    return Score("v", same_loop, metadata={"pid": os.getpid(), "fixture_pid": client["pid"]})
-
-
-@foreach("n", range(40))
-def eval_sync(n):
-    time.sleep(0.005)
-    return Score("v", n, metadata={"pid": os.getpid()})
-"""
+MIXED_EVAL = mixed_eval(sync_rows=40, sync_seconds=0.005)
 
 
 def test_async_evaluations_run_on_the_main_loop_and_sync_ones_in_workers(pytester):
