@@ -1,18 +1,25 @@
 # Two commands on a fresh machine with Python >= 3.10:
 #   make demo   installs dotevals in .venv and runs an example evaluation end to end
 #   make test   installs dotevals with its dev tools in .venv and runs the tests
+#
+# PYTEST=X.Y.Z runs with that pytest release, in a virtualenv of its own
+# (.venv-pytest-X.Y.Z): `make test PYTEST=8.0.2`. Without it, the newest
+# release that pyproject.toml allows is installed.
 PYTHON ?= python3
-VENV ?= .venv
+PYTEST ?=
+#: The oldest pytest release dotevals supports (the lower bound in pyproject.toml).
+PYTEST_OLDEST := 8.0.2
+VENV ?= $(if $(PYTEST),.venv-pytest-$(PYTEST),.venv)
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_STORAGE := json://.dotevals-demo
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-full test-oldest lint format bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" $(if $(PYTEST),"pytest==$(PYTEST)")
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -22,8 +29,17 @@ demo: $(INSTALLED)
 		--experiment demo --storage $(DEMO_STORAGE)
 	$(BIN)/dotevals show demo --storage $(DEMO_STORAGE)
 
+# The suite with the quick Hypothesis profile (a few fixed examples per property).
 test: $(INSTALLED)
 	$(BIN)/pytest -n 2 -q
+
+# The suite with many random Hypothesis examples per property.
+test-full: $(INSTALLED)
+	$(BIN)/pytest -n 2 -q --hypothesis-profile=full
+
+# The suite on the oldest supported pytest.
+test-oldest:
+	$(MAKE) test PYTEST=$(PYTEST_OLDEST)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests bench examples
@@ -37,4 +53,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .dotevals .dotevals-demo build dist src/*.egg-info
+	rm -rf $(VENV) .venv-pytest-* .dotevals .dotevals-demo build dist src/*.egg-info

@@ -2,7 +2,8 @@
 
 Every property runs against both backends (``json://`` and ``sqlite://``) on
 real files. Hypothesis reuses function-scoped fixtures across examples, so each
-example makes its own storage in a ``tempfile.TemporaryDirectory()``.
+example makes its own storage in a ``tempfile.TemporaryDirectory()``. How many
+examples run is set by the Hypothesis profile (``tests/conftest.py``).
 
 The model of storage is the one ``storage/base.py`` states: records are
 appended in batches; reading keeps the newest record of each ``item_id``, in
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dotevals.metrics import accuracy, mean
@@ -28,11 +29,6 @@ from dotevals.storage import Storage, get_storage
 from dotevals.storage.json import safe_name
 
 BACKENDS = ["json", "sqlite"]
-SETTINGS = settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 # ---------------------------------------------------------------------------
 # Strategies
@@ -151,7 +147,6 @@ def reopened(url: str) -> Storage:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-@SETTINGS
 @given(
     experiment=names,
     evaluations=st.lists(names, min_size=2, max_size=2, unique=True),
@@ -177,7 +172,6 @@ def test_read_back_is_the_newest_record_of_each_row(kind, experiment, evaluation
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-@SETTINGS
 @given(data=st.data())
 def test_resume_skips_exactly_the_rows_whose_newest_record_did_not_fail(kind, data):
     """A first run stores rows 0..n-1 (some errored); later runs rewrite some of them,
@@ -220,7 +214,6 @@ def test_resume_skips_exactly_the_rows_whose_newest_record_did_not_fail(kind, da
                 again.close()
 
 
-@SETTINGS
 @given(
     before=st.lists(records(), min_size=1, max_size=6),
     after=st.lists(records(), min_size=1, max_size=4),
