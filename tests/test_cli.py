@@ -168,12 +168,14 @@ def test_show_full_and_errors_of_an_evaluation_without_records(capsys, url):
     storage = get_storage(url)
     storage.save_evaluation("gsm8k-large", EvaluationInfo("eval_empty", started_at=STARTED))
     storage.close()
-    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--full", "--errors")
+    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--full")
     assert (code, err) == (0, "")
     assert _section(out, "Records of 'eval_empty' (0)").splitlines() == [
         "item_id  dataset_row  scores  error",
         "-------  -----------  ------  -----",
     ]
+    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--errors")
+    assert (code, err) == (0, "")
     assert out.endswith("Errors of 'eval_empty' (0 of 0 rows)\n\nNo errors.\n")
 
 
