@@ -164,6 +164,35 @@ def test_show_full_prints_records(capsys, url):
     assert "Records of 'eval_math' (4)" in out
 
 
+def test_show_full_and_errors_of_an_evaluation_without_records(capsys, url):
+    storage = get_storage(url)
+    storage.save_evaluation("gsm8k-large", EvaluationInfo("eval_empty", started_at=STARTED))
+    storage.close()
+    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--full")
+    assert (code, err) == (0, "")
+    assert _section(out, "Records of 'eval_empty' (0)").splitlines() == [
+        "item_id  dataset_row  scores  error",
+        "-------  -----------  ------  -----",
+    ]
+    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--errors")
+    assert (code, err) == (0, "")
+    assert out.endswith("Errors of 'eval_empty' (0 of 0 rows)\n\nNo errors.\n")
+
+
+def test_show_errors_lists_only_errored_rows(capsys, url):
+    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--errors")
+    assert code == 0
+    assert "Records of" not in out
+    assert _section(out, "Errors of 'eval_math' (0 of 4 rows)") == "No errors."
+    flaky = out.split("Errors of 'eval_flaky' (1 of 2 rows)\n", 1)[1]
+    assert flaky.strip().splitlines() == [
+        "TimeoutError (1 row)",
+        "",
+        '  row 1: {"question": "What is 1 + 1?", "answer": "2"}',
+        "    TimeoutError: model too slow",
+    ]
+
+
 def test_show_one_evaluation(capsys, url):
     code, out, _ = run(
         capsys, "show", "gsm8k-baseline", "--storage", url, "--evaluation", "eval_flaky"

@@ -479,7 +479,9 @@ def test_resume_samples_and_retries_on_dask(pytester, cluster):
     assert errors == {0: None, 1: "ConnectionError: server went away", 2: None, 3: None}
 
     second = on_dask(pytester, cluster, *options)
-    second.assert_outcomes(passed=2)
+    # eval_flaky ran only its errored row again, and it errored again: it fails
+    second.assert_outcomes(passed=1, failed=1)
+    assert "eval_flaky: the 1 row run this time errored" in second.stdout.str()
     after = storage.load_records("res", many)
     assert [r.item_id for r in after] == list(range(20))
     assert [r.result.scores[0].value for r in after] == list(range(20))

@@ -652,7 +652,9 @@ def test_resume_samples_and_retries_with_workers(pytester):
     second = run_pytest(
         pytester, "--workers", "2", "--samples", "10", "--storage", url, "--experiment", "res"
     )
-    second.assert_outcomes(passed=2)
+    # eval_flaky ran only its two errored rows again, and both errored again: it fails
+    second.assert_outcomes(passed=1, failed=1)
+    assert "eval_flaky: all 2 rows run this time errored" in second.stdout.str()
     after = storage.load_records("res", many)
     assert [r.item_id for r in after] == list(range(20))
     assert [r.timestamp for r in after[:10]] == [r.timestamp for r in before]  # kept as they were

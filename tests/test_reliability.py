@@ -846,9 +846,15 @@ def test_bad_rows_return_values_and_parameters(pytester):
     pytester.makepyfile(eval_bad=BAD_ROWS_EVAL)
     url = url_for("json", pytester.path)
     result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "bad")
-    result.assert_outcomes(passed=2, failed=2, errors=1)
+    # eval_returns_str fails: every row it ran errored
+    result.assert_outcomes(passed=1, failed=3, errors=1)
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output
+    assert section_of(result, "eval_returns_str").strip().splitlines()[:3] == [
+        "eval_returns_str: all 2 rows run this time errored; the first (row 0):",
+        "",
+        "TypeError: an evaluation must return a Score or a Result, got str ('42')",
+    ]
     assert section_of(result, "eval_first_row").strip() == (
         "eval_first_row: row 0 has 3 values but the columns are question,answer (2); "
         "make every row match the column spec"

@@ -3,7 +3,8 @@
 ::
 
     dotevals list [--name SUBSTRING] [--storage URL]
-    dotevals show EXPERIMENT [--evaluation NAME] [--full] [--format table|json] [--storage URL]
+    dotevals show EXPERIMENT [--evaluation NAME] [--full] [--errors] [--format table|json]
+                  [--storage URL]
     dotevals rename OLD NEW [--storage URL]
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
@@ -20,6 +21,7 @@ import json
 import os
 import shlex
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +31,8 @@ from typing import Any
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError, ExperimentNotFoundError
 from dotevals.models import EvaluationSummary
-from dotevals.report import format_table
+from dotevals.report import format_table, storage_option
+from dotevals.row_errors import group_by_type
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
 
 __all__ = ["main"]
@@ -44,11 +47,6 @@ def _time(timestamp: float | None) -> str | None:
 
 def _matches(name: str, substring: str | None) -> bool:
     return substring is None or substring.lower() in name.lower()
-
-
-def _storage_option(url: str) -> str:
-    """The ``--storage`` option to repeat in a hint, empty for the default storage."""
-    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
 
 
 @contextmanager
@@ -66,7 +64,7 @@ def _experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
         if info.name == name:
             return info
     raise ExperimentNotFoundError(
-        f"experiment {name!r} not found in {url} (see 'dotevals list{_storage_option(url)}')"
+        f"experiment {name!r} not found in {url} (see 'dotevals list{storage_option(url)}')"
     )
 
 
@@ -97,7 +95,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _evaluation_report(
-    storage: Storage, experiment: str, evaluation: str, full: bool
+    storage: Storage, experiment: str, evaluation: str, full: bool, errors: bool
 ) -> dict[str, Any]:
     """What ``show`` says about one evaluation, as JSON-ready data."""
     info = storage.load_evaluation(experiment, evaluation)
@@ -115,6 +113,11 @@ def _evaluation_report(
     }
     if full:
         report["records"] = [r.to_dict() for r in records]
+    if errors:
+        report["errored_rows"] = [
+            {"type": kind, "count": len(group), "records": [r.to_dict() for r in group]}
+            for kind, group in group_by_type(records).items()
+        ]
     return report
 
 
@@ -163,10 +166,32 @@ def _print_show(report: dict[str, Any]) -> None:
             for r in e["records"]
         ]
         print(format_table(["item_id", "dataset_row", "scores", "error"], rows, right=[0]))
+    for e in evaluations:
+        if "errored_rows" in e:
+            _print_errors(e)
+
+
+def _print_errors(evaluation: dict[str, Any]) -> None:
+    """The errored rows of one evaluation by error type, each with its traceback."""
+    groups = evaluation["errored_rows"]
+    print(
+        f"\nErrors of {evaluation['name']!r} ({evaluation['errors']} of {evaluation['rows']} rows)"
+    )
+    if not groups:
+        print("\nNo errors.")
+    for group in groups:
+        rows = "row" if group["count"] == 1 else "rows"
+        print(f"\n{group['type']} ({group['count']} {rows})")
+        for r in group["records"]:
+            row = json.dumps(r["dataset_row"], ensure_ascii=False, default=str)
+            print(f"\n  row {r['item_id']}: {row}")
+            detail = r.get("traceback") or r["error"] or r["result"]["error"]
+            print(textwrap.indent(detail.rstrip(), "    "))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Status, rows, errors and metrics of each evaluation; every record with --full."""
+    """Status, rows, errors and metrics of each evaluation; every record with --full,
+    the errored rows with their tracebacks with --errors."""
     with _open(args.storage) as storage:
         experiment = _experiment(storage, args.storage, args.experiment)
         names = storage.list_evaluations(experiment.name)
@@ -184,7 +209,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             "created_at": experiment.created_at,
             "ephemeral": experiment.ephemeral,
             "evaluations": [
-                _evaluation_report(storage, experiment.name, n, args.full) for n in names
+                _evaluation_report(storage, experiment.name, n, args.full, args.errors)
+                for n in names
             ],
         }
     if args.format == "json":
@@ -204,7 +230,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 f"experiment {args.new!r} already exists in {args.storage}: choose another "
                 f"name, or delete it first with "
-                f"'dotevals delete {shlex.quote(args.new)}{_storage_option(args.storage)}'"
+                f"'dotevals delete {shlex.quote(args.new)}{storage_option(args.storage)}'"
             )
         storage.rename_experiment(args.old, args.new)
     print(f"Renamed experiment {args.old!r} to {args.new!r} in {args.storage}.")
@@ -269,6 +295,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT")
     p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
     p.add_argument("--full", action="store_true", help="also print every record")
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="also print the errored rows with their tracebacks, by error type",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(run=cmd_show)
 

@@ -38,3 +38,7 @@ class RowTimeoutError(DotevalsError):
 
 class WorkerDiedError(DotevalsError):
     """The worker process scoring a row died (stored as that row's error)."""
+
+
+class RowsFailedError(DotevalsError):
+    """Every row an evaluation ran this time errored: the evaluation fails."""

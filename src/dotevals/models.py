@@ -82,13 +82,18 @@ class Result:
 
 @dataclass
 class Record:
-    """One row of one evaluation as stored: its result, position and input."""
+    """One row of one evaluation as stored: its result, position and input.
+
+    A row that raised keeps its ``error`` (``"TypeName: message"``) and, when
+    the row's own code was on the stack, its ``traceback`` as text.
+    """
 
     result: Result
     item_id: int
     dataset_row: dict[str, Any]
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
+    traceback: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -96,13 +101,17 @@ class Record:
         return self.error is not None or self.result.error is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The record as JSON-ready data; ``traceback`` only when there is one."""
+        data: dict[str, Any] = {
             "item_id": self.item_id,
             "dataset_row": self.dataset_row,
             "result": self.result.to_dict(),
             "error": self.error,
             "timestamp": self.timestamp,
         }
+        if self.traceback is not None:
+            data["traceback"] = self.traceback
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
@@ -112,6 +121,7 @@ class Record:
             dataset_row=data["dataset_row"],
             error=data.get("error"),
             timestamp=data.get("timestamp", 0.0),
+            traceback=data.get("traceback"),
         )
 
 

@@ -24,11 +24,11 @@ from _pytest.runner import CallInfo
 from dotevals.deferred import is_async_fixture, setup_async_fixture
 from dotevals.engine.executors import parse_executor
 from dotevals.engine.sizing import parse_memory, parse_workers
-from dotevals.errors import DotevalsError
+from dotevals.errors import DotevalsError, RowsFailedError
 from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
 from dotevals.providers import register_fixtures
-from dotevals.report import summary_table
+from dotevals.report import error_summary, rows_failed_report, show_errors_command, summary_table
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
 from dotevals.storage import DEFAULT_STORAGE, get_storage
 
@@ -253,6 +253,7 @@ class _PytestReporter(RunReporter):
     """Reports evaluations as pytest reports tests, with captured output."""
 
     def __init__(self, config: pytest.Config):
+        self.config = config
         self.terminal = config.pluginmanager.get_plugin("terminalreporter")
         self.capman = config.pluginmanager.get_plugin("capturemanager")
         self.progress_file = _Uncaptured(self.capman) if self.capman else None
@@ -291,6 +292,8 @@ class _PytestReporter(RunReporter):
             "call": outcome.error,
             "teardown": outcome.teardown_error,
         }[when]
+        if when == "call" and error is None and outcome.every_row_failed:
+            error = RowsFailedError(rows_failed_report(outcome, _show_errors(self.config)))
         call = CallInfo.from_call(lambda: _raise(error), when)  # type: ignore[arg-type]
         call.duration = outcome.duration if when == "call" else 0.0
         report = ihook.pytest_runtest_makereport(item=item, call=call)
@@ -332,3 +335,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"experiment: {runner.experiment_name} ({storage})")
     for line in summary_table(runner.outcomes):
         terminalreporter.write_line(line)
+    errors = error_summary(runner.outcomes, _show_errors(terminalreporter.config))
+    if errors:
+        terminalreporter.write_line("")
+        for line in errors:
+            terminalreporter.write_line(line)
+
+
+def _show_errors(config: pytest.Config) -> str:
+    """The command listing the errored rows of this run's experiment."""
+    runner = config.stash[_RUNNER]
+    return show_errors_command(runner.experiment_name, runner.session.storage.url)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from dotevals.storage import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
     from dotevals.runners import EvaluationOutcome
 
 
 MAX_CELL = 80  # longer table cells are cut; --format json prints them whole
+#: Error messages the summary names for each evaluation with errored rows.
+TOP_MESSAGES = 3
 
 
 def format_table(
@@ -17,7 +22,7 @@ def format_table(
 ) -> str:
     """Rows as plain text columns under a header; columns in ``right`` are right-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         parts = [
@@ -63,3 +68,45 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
             counts = ["", "", ""]
     headers = ["evaluation", "rows", "new", "errors", "score", "metric", "value"]
     return format_table(headers, rows, right=(1, 2, 3, 6)).splitlines()
+
+
+def storage_option(url: str) -> str:
+    """The ``--storage`` option to repeat in a hint, empty for the default storage."""
+    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+
+
+def show_errors_command(experiment: str, url: str) -> str:
+    """The command that lists an experiment's errored rows with their tracebacks."""
+    return f"dotevals show {shlex.quote(experiment)} --errors{storage_option(url)}"
+
+
+def rows_failed_report(outcome: EvaluationOutcome, show_errors: str) -> str:
+    """Why an evaluation whose every new row errored failed: the count, the first
+    error's traceback (or message) and where to see the others."""
+    errors = outcome.row_errors
+    assert errors.first is not None
+    first = errors.first
+    detail = first.traceback or first.error or first.result.error or ""
+    rows = "the 1 row" if errors.count == 1 else f"all {errors.count} rows"
+    return (
+        f"{outcome.name}: {rows} run this time errored; the first (row {first.item_id}):\n\n"
+        f"{detail.rstrip()}\n\nEvery error, with its traceback: {show_errors}"
+    )
+
+
+def error_summary(outcomes: Sequence[EvaluationOutcome], show_errors: str) -> list[str]:
+    """For each evaluation whose rows errored this time, its most frequent error messages."""
+    lines: list[str] = []
+    for outcome in outcomes:
+        errors = outcome.row_errors
+        if not errors.count:
+            continue
+        lines.append(f"{outcome.name}: {errors.count} of {outcome.new_rows} new rows errored")
+        shown = errors.messages.most_common(TOP_MESSAGES)
+        lines.extend(f"  {count:>6}  {_cell(message)}" for message, count in shown)
+        others = errors.count - sum(count for _, count in shown)
+        if others:
+            lines.append(f"  {others:>6}  (other messages)")
+    if lines:
+        lines.append(f"every error, with its traceback: {show_errors}")
+    return lines

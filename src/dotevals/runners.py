@@ -33,6 +33,7 @@ from dotevals.evaluation import Evaluation, parse_timeout
 from dotevals.foreach import get_evaluation
 from dotevals.models import EvaluationSummary
 from dotevals.progress import ProgressBar, progress_wanted
+from dotevals.row_errors import ErrorTally
 from dotevals.sessions import SessionManager
 from dotevals.storage import Storage
 
@@ -53,11 +54,18 @@ class EvaluationOutcome:
     error: BaseException | None = None
     teardown_error: BaseException | None = None
     duration: float = 0.0
+    #: The errors of the rows run this time (``new_rows``).
+    row_errors: ErrorTally = field(default_factory=ErrorTally)
 
     @property
     def skipped(self) -> bool:
         """A skip mark (or ``pytest.skip`` in a fixture) stopped it before it ran."""
         return isinstance(self.setup_error, pytest.skip.Exception)
+
+    @property
+    def every_row_failed(self) -> bool:
+        """Rows ran this time and every one of them errored: the evaluation failed."""
+        return self.new_rows > 0 and self.row_errors.count == self.new_rows
 
 
 @dataclass
@@ -400,6 +408,7 @@ class Runner:
             def sink(record):  # noqa: ANN001, ANN202
                 run.add(record)
                 bar.update(record)
+                outcome.row_errors.add(record)
 
             if isinstance(fixtures, Payload):
                 assert self._pool is not None

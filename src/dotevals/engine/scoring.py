@@ -20,6 +20,7 @@ import tenacity
 from dotevals.errors import DatasetError, RowTimeoutError
 from dotevals.evaluation import as_async_retrying
 from dotevals.models import Record, Result, as_result
+from dotevals.row_errors import row_traceback
 
 
 def error_text(exc: BaseException) -> str:
@@ -31,7 +32,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Record:
-    return Record(Result(), item_id, row, error=error_text(exc))
+    """The record of a row that raised ``exc``: its error and trimmed traceback."""
+    return Record(Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc))
 
 
 def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Callable[..., Any]:
@@ -45,7 +47,9 @@ def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Ca
         try:
             return func(**kwargs)
         except Exception:
-            return _retry_after_first_failure(retrying, func, kwargs, sys.exc_info())
+            first_failure = sys.exc_info()
+        # outside the except block: a later attempt's error is not chained to the first
+        return _retry_after_first_failure(retrying, func, kwargs, first_failure)
 
     return call
 

@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import types
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
@@ -35,6 +36,27 @@ class Payload:
     values: dict[str, Any]
     closure: tuple[str, ...]
     timeout: float | None = None
+    #: The file ``func`` comes from: cloudpickle sends a function by value without it.
+    filename: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        code = getattr(self.func, "__code__", None)
+        self.filename = code.co_filename if code is not None else None
+
+
+def _restore_filename(func: Any, filename: str | None) -> None:
+    """Give a function sent by value its file back, for the tracebacks of its rows."""
+    target = getattr(func, "__func__", func)
+    code = getattr(target, "__code__", None)
+    if filename and code is not None and code.co_filename != filename:
+        target.__code__ = _with_filename(code, filename)
+
+
+def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 @dataclass
@@ -90,6 +112,7 @@ def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Rec
         if loaded is None:
             _loaded.clear()  # evaluations run one after another: keep only the current one
             unpacked: Payload = cloudpickle.loads(payload)
+            _restore_filename(unpacked.func, unpacked.filename)
             loaded = _loaded[evaluation_id] = _Loaded(
                 unpacked, sync_caller(unpacked.func, unpacked.retrying)
             )

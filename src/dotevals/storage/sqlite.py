@@ -22,6 +22,7 @@ from dotevals.storage.base import (
 
 __all__ = ["SQLiteStorage"]
 
+# records also have a ``traceback TEXT`` column, added by _add_traceback_column
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY,
@@ -52,6 +53,25 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (experiment, evaluation, item_id)
 );
 """
+
+
+def _add_traceback_column(conn: sqlite3.Connection) -> None:
+    """Give a database made before tracebacks were stored their column (NULL in old rows)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+    if "traceback" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE records ADD COLUMN traceback TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another process added it just now
+            raise
+
+
+def _encode_record(record: Record) -> tuple[str, str | None]:
+    """A record as its JSON text and, in a column of its own, its traceback."""
+    data = record.to_dict()
+    traceback = data.pop("traceback", None)
+    return encode_json(data), traceback
 
 
 class SQLiteStorage(Storage):
@@ -95,6 +115,7 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            _add_traceback_column(conn)
         except sqlite3.Error:
             conn.close()
             raise
@@ -172,21 +193,24 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             self._require(db, experiment)
             db.executemany(
-                "INSERT OR REPLACE INTO records (experiment, evaluation, item_id, record) "
-                "VALUES (?, ?, ?, ?)",
-                [(experiment, evaluation, r.item_id, encode_json(r.to_dict())) for r in records],
+                "INSERT OR REPLACE INTO records "
+                "(experiment, evaluation, item_id, record, traceback) VALUES (?, ?, ?, ?, ?)",
+                [(experiment, evaluation, r.item_id, *_encode_record(r)) for r in records],
             )
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
             cursor = db.execute(
-                "SELECT record FROM records WHERE experiment = ? AND evaluation = ? "
+                "SELECT record, traceback FROM records WHERE experiment = ? AND evaluation = ? "
                 "ORDER BY item_id",
                 (experiment, evaluation),
             )
             while batch := cursor.fetchmany(1000):
-                for (record,) in batch:
-                    yield Record.from_dict(json.loads(record))
+                for record, traceback in batch:
+                    data = json.loads(record)
+                    if traceback is not None:
+                        data["traceback"] = traceback
+                    yield Record.from_dict(data)
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
