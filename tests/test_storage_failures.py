@@ -237,8 +237,10 @@ def test_a_lock_that_is_a_directory_is_one_clear_line(pytester: pytest.Pytester)
     result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    lock = storage.root / safe_name("odd") / "run.lock"
     assert errors == [
-        f"ERROR: cannot take the lock {url[7:]}/{safe_name('odd')}/run.lock: Is a directory"
+        f"ERROR: cannot take the lock {lock}: Is a directory; "
+        "delete it if no run of this experiment is going on"
     ]
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 

@@ -148,8 +148,7 @@ class JSONStorage(Storage):
         path = self._require(experiment) / "run.lock"
         deadline = time.monotonic() + self.LOCK_NAME_WAIT
         while True:
-            with _os_errors("take the lock", path):
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = self._open_lock(path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -165,9 +164,9 @@ class JSONStorage(Storage):
                     ) from None
                 time.sleep(0.01)  # the holder is writing its name: read it again
                 continue
-            except OSError as exc:
+            except OSError as exc:  # e.g. a file system without locks
                 os.close(fd)
-                raise StorageError(f"cannot take the lock {path}: {exc.strerror}") from exc
+                raise StorageError(f"cannot lock {path}: {exc.strerror or exc}") from exc
             if self._same_file(fd, path):
                 break
             os.close(fd)  # locked the file of a run that was just unlocking: try again
@@ -176,6 +175,16 @@ class JSONStorage(Storage):
             os.write(fd, json.dumps(asdict(owner)).encode())
         self._locks[experiment] = fd
         return None
+
+    @staticmethod
+    def _open_lock(path: Path) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot take the lock {path}: {exc.strerror or exc}; "
+                "delete it if no run of this experiment is going on"
+            ) from exc
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
         fd = self._locks.pop(experiment, None)
