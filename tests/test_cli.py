@@ -115,6 +115,7 @@ def test_list_nothing_matches(capsys, url):
 
 
 def test_list_empty_storage(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
     url = f"json://{tmp_path / 'empty'}"
     assert run(capsys, "list", "--storage", url) == (0, f"No experiments found in {url}.\n", "")
 
@@ -389,6 +390,7 @@ def test_subprocess(url, tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["evaluations"][0]["rows"] == 4
 
+    (tmp_path / ".dotevals").mkdir()
     missing = dotevals("show", "nope")  # the default storage, json://.dotevals in cwd
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr == (

@@ -1091,6 +1091,7 @@ def test_run_stopped_by_a_corrupt_jsonl_leaves_no_running_status(pytester):
 @pytest.mark.parametrize("kind", KINDS)
 def test_show_of_a_missing_experiment(tmp_path, kind):
     url = url_for(kind, tmp_path)
+    get_storage(url).create_experiment("other")
     cli = subprocess.run(
         [sys.executable, "-m", "dotevals.cli", "show", "nope", "--storage", url],
         capture_output=True,

@@ -29,11 +29,17 @@ from datetime import datetime
 from typing import Any
 
 from dotevals.datasets import get_dataset, list_datasets
-from dotevals.errors import ConfigurationError, DotevalsError, ExperimentNotFoundError
+from dotevals.errors import (
+    ConfigurationError,
+    DotevalsError,
+    ExperimentNotFoundError,
+    StorageError,
+)
 from dotevals.models import EvaluationSummary
 from dotevals.report import format_table, storage_option
 from dotevals.row_errors import group_by_type
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
+from dotevals.storage.base import check_experiment_name
 
 __all__ = ["main"]
 
@@ -51,7 +57,13 @@ def _matches(name: str, substring: str | None) -> bool:
 
 @contextmanager
 def _open(url: str) -> Iterator[Storage]:
+    """The storage ``url`` names; StorageError if there is none (reading creates nothing)."""
     storage = get_storage(url)
+    if not storage.exists():
+        raise StorageError(
+            f"there is no storage at {url}: check --storage (a run creates it when it "
+            "first stores results)"
+        )
     try:
         yield storage
     finally:
@@ -60,6 +72,7 @@ def _open(url: str) -> Iterator[Storage]:
 
 def _experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
     """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
+    check_experiment_name(name)
     for info in storage.list_experiments():
         if info.name == name:
             return info
@@ -224,6 +237,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
     """Rename an experiment; the new name must be free."""
     with _open(args.storage) as storage:
         _experiment(storage, args.storage, args.old)
+        check_experiment_name(args.new)
         if args.new == args.old:
             raise ConfigurationError(f"experiment {args.old!r} already has that name")
         if storage.experiment_exists(args.new):

@@ -19,7 +19,8 @@ from typing import Any
 from dotevals.errors import ExperimentInUseError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
-from dotevals.storage.base import LockOwner, Status
+from dotevals.storage.base import LockOwner, Status, check_experiment_name
+from dotevals.storage.encoding import storable
 
 __all__ = ["SessionManager", "EvaluationRun"]
 
@@ -46,7 +47,9 @@ class SessionManager:
     def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
         self.storage = get_storage(storage or DEFAULT_STORAGE)
         self.ephemeral = experiment_name is None
-        self.experiment_name = experiment_name or ephemeral_name()
+        self.experiment_name = (
+            ephemeral_name() if experiment_name is None else check_experiment_name(experiment_name)
+        )
         self._created = False
         self._owner: LockOwner | None = None
 
@@ -143,6 +146,7 @@ class EvaluationRun:
                 return
 
     def add(self, record: Record) -> None:
+        record = storable(record)  # the tally sees what storage will give back
         with self._lock:
             self._buffer.append(record)
             full = len(self._buffer) >= self.FLUSH_ROWS

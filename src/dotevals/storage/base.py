@@ -7,7 +7,6 @@ readers keep the newest record of each ``item_id``, in ``item_id`` order.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -18,44 +17,27 @@ from typing import Any, Literal
 
 import psutil
 
+from dotevals.errors import ConfigurationError
 from dotevals.models import Record, sort_records
 
 Status = Literal["running", "completed", "failed"]
 
 
-_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False).encode
-_ENCODE_ASCII = json.JSONEncoder(default=repr).encode
-
-
-def encode_json(data: Any) -> str:
-    """JSON text for ``data`` that UTF-8 can hold; values JSON cannot hold are stored
-    as their ``repr``."""
+def check_experiment_name(name: str) -> str:
+    """``name`` if it can name an experiment; ConfigurationError saying why not."""
+    if not name.strip():
+        raise ConfigurationError(
+            f"experiment name {name!r} is blank: give a name (a run without --experiment "
+            "stores its results in a new ephemeral experiment)"
+        )
     try:
-        text = _ENCODE(data)
-    except (TypeError, ValueError):  # non-string dict keys, circular references
-        data = _plain(data, set())
-        text = _ENCODE(data)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape
-            text = _ENCODE_ASCII(data)
-    return text
-
-
-def _plain(value: Any, path: set[int]) -> Any:
-    """``value`` with dict keys made strings and cycles cut, for ``encode_json``."""
-    if not isinstance(value, (dict, list, tuple)):
-        return value
-    if id(value) in path:
-        return "..."
-    path = path | {id(value)}
-    if isinstance(value, dict):
-        return {
-            k if isinstance(k, (str, int, float, bool)) or k is None else repr(k): _plain(v, path)
-            for k, v in value.items()
-        }
-    return [_plain(v, path) for v in value]
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"experiment name {name!r} is not valid text (bytes that are not UTF-8): "
+            "choose a name in UTF-8"
+        ) from None
+    return name
 
 
 @dataclass
@@ -134,6 +116,10 @@ class Storage(ABC):
     @property
     def url(self) -> str:
         return f"{self.scheme}://{self.location}"
+
+    def exists(self) -> bool:
+        """True when there is something to read: reading never creates storage."""
+        return True
 
     # Experiments -------------------------------------------------------
     @abstractmethod

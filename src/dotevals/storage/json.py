@@ -12,29 +12,24 @@ inside the files.
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dotevals.errors import ExperimentNotFoundError, StorageError
+from dotevals.errors import ExperimentInUseError, ExperimentNotFoundError, StorageError
 from dotevals.models import Record
-from dotevals.storage.base import (
-    EvaluationInfo,
-    ExperimentInfo,
-    LockOwner,
-    Storage,
-    encode_json,
-)
+from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.encoding import decode_json, decode_record, encode_json, encode_record
 
 __all__ = ["JSONStorage", "safe_name"]
 
@@ -43,7 +38,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def safe_name(name: str) -> str:
     """A file name for ``name``: safe characters, then a short hash of the real name."""
-    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return f"{_UNSAFE.sub('_', name)[:80]}-{digest}"
 
 
@@ -65,6 +60,10 @@ class JSONStorage(Storage):
         super().__init__(location)
         self.root = Path(location).expanduser()
         self._repaired: set[Path] = set()
+        self._locks: dict[str, int] = {}  # experiment -> descriptor of its locked run.lock
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
 
     # Paths and files ---------------------------------------------------
     def _dir(self, experiment: str) -> Path:
@@ -74,15 +73,17 @@ class JSONStorage(Storage):
         with _os_errors("read", path):
             text = path.read_text(encoding="utf-8")
         try:
-            return json.loads(text)
+            return decode_json(text)
         except ValueError as exc:
             raise StorageError(f"{path} is not valid JSON ({exc}): fix or delete it") from exc
 
     def _write_json(self, path: Path, data: Any) -> None:
-        """Write ``data`` to ``path`` atomically (temp file, fsync, replace)."""
+        """Write ``data`` to ``path`` atomically (temp file, fsync, replace), with the
+        permissions of any new file (the umask applies)."""
         with _os_errors("write", path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(encode_json(data))
@@ -90,7 +91,7 @@ class JSONStorage(Storage):
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
                 raise
 
     def _require(self, experiment: str) -> Path:
@@ -138,40 +139,81 @@ class JSONStorage(Storage):
         self._write_json(target / "experiment.json", {**data, "name": new})
 
     # Locks -------------------------------------------------------------
+    # run.lock is held with flock(2) for the whole run: the kernel releases it when the
+    # process ends, however it ends, so a lock is stale exactly when nobody holds it.
+    # The file names its holder, for messages.
+    LOCK_NAME_WAIT = 2.0  # how long a holder may take to write its name
+
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
         path = self._require(experiment) / "run.lock"
-        text = json.dumps(asdict(owner))
-        for _ in range(3):  # a stale lock is removed and taking it is tried again
+        deadline = time.monotonic() + self.LOCK_NAME_WAIT
+        while True:
+            fd = self._open_lock(path)
             try:
-                with _os_errors("lock", path):
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except StorageError as exc:
-                if not isinstance(exc.__cause__, FileExistsError):
-                    raise
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                return None
-            held = self._lock_owner(path)
-            if held is not None and not held.is_stale():
-                return held
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        raise StorageError(f"cannot take the lock {path}; delete it if no run is going on")
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                held = self._lock_owner(path)
+                if held is not None and (held.pid == os.getpid() or not held.is_stale()):
+                    return held
+                if time.monotonic() > deadline:
+                    raise ExperimentInUseError(
+                        f"experiment {experiment!r} in {self.url} is in use by a process "
+                        f"that does not say which in {path}; wait for that run to end, "
+                        "or choose another --experiment"
+                    ) from None
+                time.sleep(0.01)  # the holder is writing its name: read it again
+                continue
+            except OSError as exc:  # e.g. a file system without locks
+                os.close(fd)
+                raise StorageError(f"cannot lock {path}: {exc.strerror or exc}") from exc
+            if self._same_file(fd, path):
+                break
+            os.close(fd)  # locked the file of a run that was just unlocking: try again
+        with _os_errors("write", path):
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(asdict(owner)).encode())
+        self._locks[experiment] = fd
+        return None
+
+    @staticmethod
+    def _open_lock(path: Path) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot take the lock {path}: {exc.strerror or exc}; "
+                "delete it if no run of this experiment is going on"
+            ) from exc
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
+        fd = self._locks.pop(experiment, None)
+        if fd is None:
+            return
         path = self._dir(experiment) / "run.lock"
-        held = self._lock_owner(path)
-        if held is not None and (held.pid, held.host) == (owner.pid, owner.host):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        try:
+            if self._same_file(fd, path):
+                path.unlink()  # before unlocking: a waiting run then finds a new file
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _same_file(fd: int, path: Path) -> bool:
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            return False
 
     def _lock_owner(self, path: Path) -> LockOwner | None:
-        """Who holds a lock file; None if it is gone or unreadable (half written)."""
+        """Who holds a lock file; None if it is gone or unreadable (being written)."""
         try:
             return LockOwner(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             return None
+
+    def close(self) -> None:
+        for experiment in list(self._locks):
+            self.unlock_experiment(experiment, LockOwner.me())
 
     # Evaluations -------------------------------------------------------
     def _info_files(self, experiment: str) -> list[dict[str, Any]]:
@@ -203,7 +245,7 @@ class JSONStorage(Storage):
         if not records:
             return
         path = self._records_path(experiment, evaluation)
-        lines = "".join(encode_json(r.to_dict()) + "\n" for r in records)
+        lines = "".join(encode_record(r) + "\n" for r in records)
         with _os_errors("write", path):
             if path not in self._repaired:
                 _repair_tail(path)
@@ -234,8 +276,8 @@ class JSONStorage(Storage):
 
 def _parse_line(path: Path, number: int, line: bytes) -> Record:
     try:
-        return Record.from_dict(json.loads(line))
-    except (ValueError, KeyError, TypeError) as exc:
+        return decode_record(line, before=number - 1)
+    except ValueError as exc:
         raise StorageError(
             f"{path}, line {number}, is not a valid record ({exc}): "
             "delete or fix that line to read this evaluation"
@@ -243,26 +285,38 @@ def _parse_line(path: Path, number: int, line: bytes) -> Record:
 
 
 def _repair_tail(path: Path) -> None:
-    """Cut a partial last line (a write interrupted by a crash) before appending."""
+    """Cut an invalid last line (a write interrupted by a crash) before appending, so
+    that it is not buried under new records."""
     if not path.is_file():
         return
     with open(path, "rb+") as f:
         end = f.seek(0, os.SEEK_END)
-        pos = end
-        while pos > 0:  # find the last newline, reading backwards
-            step = min(4096, pos)
-            pos -= step
-            f.seek(pos)
-            newline = f.read(step).rfind(b"\n")
-            if newline >= 0:
-                pos += newline + 1
-                break
-        if pos == end:
+        last = _last_line_start(f, end)
+        f.seek(last)
+        tail = f.read()
+        if not tail.strip():
             return
-        f.seek(pos)
         try:
-            Record.from_dict(json.loads(f.read()))
-        except (ValueError, KeyError, TypeError):
-            f.truncate(pos)  # partial JSON: drop it
+            decode_record(tail, before=last)  # each record before it takes a byte or more
+        except ValueError:
+            f.truncate(last)  # partial or damaged: drop it
         else:
-            f.write(b"\n")  # a whole record missing only its newline: keep it
+            if not tail.endswith(b"\n"):
+                f.write(b"\n")  # a whole record missing only its newline: keep it
+
+
+def _last_line_start(f: Any, end: int) -> int:
+    """Where the last line that is not blank starts (reading backwards from ``end``)."""
+    pos, seen_text = end, False
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        f.seek(pos)
+        chunk = f.read(step)
+        if not seen_text:
+            chunk = chunk.rstrip()
+            seen_text = bool(chunk)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return pos + newline + 1
+    return 0

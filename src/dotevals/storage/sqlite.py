@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -12,13 +12,8 @@ from pathlib import Path
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
-from dotevals.storage.base import (
-    EvaluationInfo,
-    ExperimentInfo,
-    LockOwner,
-    Storage,
-    encode_json,
-)
+from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.encoding import decode_json, decode_record, encode_json, encode_record
 
 __all__ = ["SQLiteStorage"]
 
@@ -69,9 +64,7 @@ def _add_traceback_column(conn: sqlite3.Connection) -> None:
 
 def _encode_record(record: Record) -> tuple[str, str | None]:
     """A record as its JSON text and, in a column of its own, its traceback."""
-    data = record.to_dict()
-    traceback = data.pop("traceback", None)
-    return encode_json(data), traceback
+    return encode_record(dataclasses.replace(record, traceback=None)), record.traceback
 
 
 class SQLiteStorage(Storage):
@@ -84,6 +77,9 @@ class SQLiteStorage(Storage):
         self.path = Path(location).expanduser()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+
+    def exists(self) -> bool:
+        return self.location == ":memory:" or self.path.is_file()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -186,7 +182,7 @@ class SQLiteStorage(Storage):
                 "SELECT info FROM evaluations WHERE experiment = ? AND name = ?",
                 (experiment, evaluation),
             ).fetchone()
-        return EvaluationInfo.from_dict(json.loads(row[0])) if row else None
+        return EvaluationInfo.from_dict(decode_json(row[0])) if row else None
 
     # Records -----------------------------------------------------------
     def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
@@ -201,16 +197,35 @@ class SQLiteStorage(Storage):
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
             cursor = db.execute(
-                "SELECT record, traceback FROM records WHERE experiment = ? AND evaluation = ? "
+                "SELECT item_id, record, traceback FROM records "
+                "WHERE experiment = ? AND evaluation = ? "
                 "ORDER BY item_id",
                 (experiment, evaluation),
             )
+            before = 0
             while batch := cursor.fetchmany(1000):
-                for record, traceback in batch:
-                    data = json.loads(record)
-                    if traceback is not None:
-                        data["traceback"] = traceback
-                    yield Record.from_dict(data)
+                for item_id, text, traceback in batch:
+                    record = self._decode(experiment, evaluation, item_id, text, before)
+                    record.traceback = traceback
+                    yield record
+                    before += 1
+
+    def _decode(
+        self, experiment: str, evaluation: str, item_id: object, text: object, before: int
+    ) -> Record:
+        try:
+            if not isinstance(text, (str, bytes)):
+                raise ValueError("the record is not text")
+            record = decode_record(text, before)
+            if record.item_id != item_id or type(item_id) is not int:
+                raise ValueError(f"item_id {item_id!r} does not match the record's")
+        except ValueError as exc:
+            raise StorageError(
+                f"{self.path}: the record of row {item_id!r} of {evaluation!r} in experiment "
+                f"{experiment!r} is not a valid record ({exc}): delete or fix that row to "
+                "read this evaluation"
+            ) from exc
+        return record
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:

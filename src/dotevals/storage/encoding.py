@@ -1,0 +1,181 @@
+"""How records and bookkeeping become strict JSON text, and how stored text is checked
+on the way back.
+
+Values JSON has no type for are stored as the nearest JSON value: numpy scalars and
+arrays as numbers and lists (anything with ``tolist()``), ``Decimal`` as a number,
+sets as lists, anything else as its ``repr``. Non-finite floats, which strict JSON
+cannot hold, are stored as ``{"$float": "NaN"}`` (or ``"Infinity"``, ``"-Infinity"``)
+and read back as floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+from dotevals.models import Record, Result
+
+__all__ = [
+    "MAX_ROW_GAP",
+    "decode_json",
+    "decode_record",
+    "encode_json",
+    "encode_record",
+    "json_value",
+    "storable",
+]
+
+MAX_ROW_GAP = 1_000_000
+"""How far a stored ``item_id`` may lie past the records before it; rows are stored in
+dataset order, so a larger gap is a damaged record (and would cost memory per row)."""
+
+_FLOAT_TAG = "$float"
+_FLOAT_TAG_BYTES = _FLOAT_TAG.encode()
+_JSON_SCALARS = (str, int, bool, float, type(None))
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _json_default(value: Any) -> Any:
+    """The JSON value stored for an object JSON has no type for."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):  # numpy scalars and arrays, tensors
+        return tolist()
+    if isinstance(value, Decimal):
+        return (
+            int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
+        )
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    return repr(value)
+
+
+_ENCODE = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = json.JSONEncoder(default=_json_default, allow_nan=False).encode
+
+
+def encode_json(data: Any) -> str:
+    """Strict JSON text for ``data`` that UTF-8 can hold (see the module docstring)."""
+    try:
+        text = _ENCODE(data)
+    except (TypeError, ValueError):  # non-string dict keys, circular references, NaN
+        data = _plain(data, set())
+        text = _ENCODE(data)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape
+            text = _ENCODE_ASCII(data)
+    return text
+
+
+def _plain(value: Any, path: set[int]) -> Any:
+    """``value`` with dict keys made strings, cycles cut and non-finite floats tagged."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {_FLOAT_TAG: _NON_FINITE[repr(float(value))]}
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if id(value) in path:
+        return "..."
+    path = path | {id(value)}
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, _JSON_SCALARS) else repr(k): _plain(v, path)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, path) for v in value]
+    return _plain(_json_default(value), path)
+
+
+def _tagged_float(data: dict[str, Any]) -> Any:
+    if len(data) == 1 and data.get(_FLOAT_TAG) in _NON_FINITE.values():
+        return float(data[_FLOAT_TAG])
+    return data
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The value :func:`encode_json` stored as ``text``."""
+    tag = _FLOAT_TAG if isinstance(text, str) else _FLOAT_TAG_BYTES
+    if tag in text:  # type: ignore[operator]
+        return json.loads(text, object_hook=_tagged_float)
+    return json.loads(text)
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as storage gives it back."""
+    if type(value) in _JSON_SCALARS:
+        return value
+    return decode_json(encode_json(value))
+
+
+def storable(record: Record) -> Record:
+    """``record`` with its score values as storage gives them back, so that a metric
+    sees the same values live and after a resume; a record whose values cannot be
+    stored becomes that row's error."""
+    try:
+        for score in record.result.scores:
+            score.value = json_value(score.value)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError, a __repr__ that raises
+        return _unstorable(record, exc)
+    return record
+
+
+def encode_record(record: Record) -> str:
+    """The stored text of ``record``; a record that cannot be encoded is stored as its
+    row's error."""
+    try:
+        return encode_json(record.to_dict())
+    except Exception as exc:  # noqa: BLE001 - one row's odd value costs only that row
+        return encode_json(_unstorable(record, exc).to_dict())
+
+
+def _unstorable(record: Record, exc: BaseException) -> Record:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    error = f"StorageError: this row's result cannot be stored ({reason})"
+    try:
+        encode_json(record.dataset_row)
+    except Exception:  # noqa: BLE001 - the row itself is what cannot be stored
+        return Record(Result(), record.item_id, {}, error=error, timestamp=record.timestamp)
+    return Record(Result(), record.item_id, record.dataset_row, error, record.timestamp)
+
+
+def decode_record(text: str | bytes, before: int) -> Record:
+    """The Record stored as ``text``; ValueError saying what is wrong if it is not one.
+
+    ``before`` is at least the number of records stored before this one.
+    """
+    data = decode_json(text)
+    _check(isinstance(data, dict), "not a JSON object")
+    item_id = data.get("item_id")
+    _check(
+        type(item_id) is int and 0 <= item_id <= before + MAX_ROW_GAP,
+        f"item_id {item_id!r} is not a row number",
+    )
+    result = data.get("result")
+    _check(isinstance(result, dict), "result is not an object")
+    scores = result.get("scores", [])
+    _check(
+        isinstance(scores, list)
+        and all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in scores),
+        "scores are not a list of named scores",
+    )
+    _check(isinstance(data.get("dataset_row"), dict), "dataset_row is not an object")
+    for value, what in ((data.get("error"), "error"), (result.get("error"), "result error")):
+        _check(value is None or isinstance(value, str), f"{what} is not text")
+    _check(isinstance(data.get("timestamp", 0.0), (int, float)), "timestamp is not a number")
+    traceback = data.get("traceback")
+    _check(traceback is None or isinstance(traceback, str), "traceback is not text")
+    try:
+        return Record.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check(condition: bool, reason: str) -> None:
+    if not condition:
+        raise ValueError(reason)

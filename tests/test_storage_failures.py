@@ -1,0 +1,415 @@
+"""Storage under attack: values JSON cannot hold, damaged files and rows, racing locks,
+odd names and modes. Real files, real SQLite databases, real processes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dotevals.cli import main as dotevals_main
+from dotevals.errors import ConfigurationError, ExperimentInUseError, StorageError
+from dotevals.metrics import accuracy, mean
+from dotevals.models import Record, Result, Score
+from dotevals.sessions import SessionManager
+from dotevals.storage import EvaluationInfo, Storage, get_storage
+from dotevals.storage.base import LockOwner
+from dotevals.storage.json import JSONStorage, safe_name
+
+FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
+KINDS = ["json", "sqlite"]
+EVAL = "eval_x.py::eval_x"
+
+
+def url_for(kind: str, directory: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite://{directory / 'results.db'}"
+    return f"json://{directory / 'store'}"
+
+
+@pytest.fixture(params=KINDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path):
+    store = get_storage(url_for(request.param, tmp_path))
+    store.create_experiment("exp")
+    yield store
+    store.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_pytester(request, monkeypatch):
+    """In-process pytester runs skip the slow plugins (after pytester clears PYTEST_ADDOPTS)."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
+
+
+def record(item_id: int, value: object = True) -> Record:
+    return Record(Result(Score("s", value, [accuracy()])), item_id, {"q": item_id})
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise ValueError("no repr for you")
+
+
+# One row that cannot be encoded costs only that row ------------------------------
+def test_unencodable_rows_are_stored_as_their_errors(storage: Storage):
+    rows = [record(0), record(1, nested(2000)), record(2, BadRepr()), record(3, False)]
+    rows.append(Record(Result(Score("s", True)), 4, {"q": nested(2000)}))
+    storage.add_records("exp", EVAL, rows)
+
+    loaded = storage.load_records("exp", EVAL)
+    assert [r.item_id for r in loaded] == [0, 1, 2, 3, 4]
+    assert [r.result.scores[0].value for r in (loaded[0], loaded[3])] == [True, False]
+    assert loaded[0].error is None and loaded[3].error is None
+    for bad, reason in ((1, "RecursionError"), (2, "ValueError: no repr for you")):
+        assert loaded[bad].error.startswith("StorageError: this row's result cannot be stored")
+        assert reason in loaded[bad].error
+        assert loaded[bad].dataset_row == {"q": bad}
+    assert "RecursionError" in loaded[4].error and loaded[4].dataset_row == {}
+
+
+UNENCODABLE_EVAL = """
+from dotevals import Score, foreach
+from dotevals.metrics import accuracy
+
+
+class BadRepr:
+    def __repr__(self):
+        raise ValueError("no repr for you")
+
+
+def nested(depth):
+    value = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@foreach("n", range(6))
+def eval_odd(n):
+    value = {1: nested(2000), 4: BadRepr()}.get(n, n % 2 == 0)
+    return Score("even", value, [accuracy()])
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unencodable_rows_in_a_run_and_its_resume(pytester: pytest.Pytester, kind: str):
+    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
+    url = url_for(kind, pytester.path)
+    for _ in range(2):  # the resume runs the two errored rows again, and keeps the others
+        result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
+        output = result.stdout.str() + result.stderr.str()
+        assert "INTERNALERROR" not in output and "Traceback" not in output
+        storage = get_storage(url)
+        records = storage.load_records("odd", "eval_odd.py::eval_odd")
+        storage.close()
+        assert [r.item_id for r in records] == list(range(6))
+        assert [r.item_id for r in records if r.error] == [1, 4]
+        assert "RecursionError" in records[1].error and "no repr for you" in records[4].error
+        assert [r.result.scores[0].value for r in records if not r.error] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+
+
+# What a metric sees is the same live and after a resume -----------------------------
+def run_summary(url: str, records: list[Record]) -> dict:
+    session = SessionManager(url, "same")
+    run = session.start_evaluation(EVAL)
+    for rec in records:
+        run.add(rec)
+    summary = run.finish("completed").summary
+    session.storage.close()
+    return summary
+
+
+ODD_VALUES: list[object] = [True, Decimal(0), set(), frozenset(), Decimal("2.5"), {3, 1}, ()]
+ODD_TRUTHY = 3  # True, Decimal("2.5"), {1, 3}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("with_numpy", [False, True])
+def test_metrics_are_the_same_live_and_after_resume(tmp_path: Path, kind: str, with_numpy: bool):
+    values, truthy = list(ODD_VALUES), ODD_TRUTHY
+    if with_numpy:
+        np = pytest.importorskip("numpy")
+        values += [np.False_, np.int64(0), np.float64(0.0), np.array([]), np.True_, np.int8(3)]
+        truthy += 2
+    url = url_for(kind, tmp_path)
+    records = [
+        Record(Result(Score("truth", v, [accuracy()]), Score("n", 1, [mean()])), i, {"i": i})
+        for i, v in enumerate(values)
+    ]
+    live = run_summary(url, records)
+    resumed = run_summary(url, [])  # every row is done: the summary comes from storage
+    assert live == resumed
+    assert live["truth"]["accuracy"] == pytest.approx(truthy / len(values))
+
+
+# The json lock is atomic -----------------------------------------------------------
+def _take_lock(url: str, start, hold, got) -> None:
+    storage = get_storage(url)
+    start.wait()
+    got.put(storage.lock_experiment("exp", LockOwner.me()) is None)
+    hold.wait()  # keep what was taken until every process has tried
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exactly_one_of_racing_processes_takes_a_stale_lock(tmp_path: Path, kind: str):
+    context = multiprocessing.get_context("fork")
+    racers = 4
+    stale = LockOwner(dead_pid(), LockOwner.me().host, 0.0)
+    for trial in range(20):
+        url = url_for(kind, tmp_path / f"trial{trial}")
+        storage = get_storage(url)
+        storage.create_experiment("exp")
+        if kind == "json":
+            lock = storage.root / safe_name("exp") / "run.lock"
+            lock.write_text(json.dumps(stale.__dict__))
+        else:
+            storage.lock_experiment("exp", stale)
+        storage.close()
+        start, hold = context.Barrier(racers), context.Barrier(racers)
+        got = context.Queue()
+        processes = [
+            context.Process(target=_take_lock, args=(url, start, hold, got)) for _ in range(racers)
+        ]
+        for process in processes:
+            process.start()
+        results = [got.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+        assert sum(results) == 1, f"trial {trial}: {sum(results)} processes took the lock"
+
+
+def test_an_empty_lock_file_being_written_is_not_stale(tmp_path: Path):
+    storage = get_storage(f"json://{tmp_path}")
+    storage.create_experiment("exp")
+    path = storage.root / safe_name("exp") / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # a run between taking and naming
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        storage.LOCK_NAME_WAIT = 0.2
+        with pytest.raises(ExperimentInUseError, match="in use by a process"):
+            storage.lock_experiment("exp", LockOwner.me())
+    finally:
+        os.close(fd)
+    assert path.read_text() == ""
+    # its holder gone, the same empty file is free
+    assert storage.lock_experiment("exp", LockOwner.me()) is None
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    storage.unlock_experiment("exp", LockOwner.me())
+    assert not path.exists()
+
+
+def test_a_lock_that_is_a_directory_is_one_clear_line(pytester: pytest.Pytester):
+    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
+    url = url_for("json", pytester.path)
+    storage = get_storage(url)
+    storage.create_experiment("odd")
+    (storage.root / safe_name("odd") / "run.lock").mkdir()
+    result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    lock = storage.root / safe_name("odd") / "run.lock"
+    assert errors == [
+        f"ERROR: cannot take the lock {lock}: Is a directory; "
+        "delete it if no run of this experiment is going on"
+    ]
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+# Damaged records -------------------------------------------------------------------
+DAMAGE = {
+    "item_id is text": ("item_id", "2"),
+    "item_id is null": ("item_id", None),
+    "item_id is a float": ("item_id", 2.5),
+    "item_id is far past the rows": ("item_id", 100_000_000),
+    "item_id is negative": ("item_id", -1),
+    "item_id is a bool": ("item_id", True),
+    "result is a list": ("result", []),
+    "scores are not a list": ("result", {"scores": 3}),
+    "row is a list": ("dataset_row", [1]),
+    "record is a list": (None, [1, 2]),
+}
+
+
+def four_rows(url: str) -> Storage:
+    """A storage holding rows 0 to 3 of EVAL in experiment "exp"."""
+    storage = get_storage(url)
+    storage.create_experiment("exp")
+    storage.add_records("exp", EVAL, [record(i) for i in range(4)])
+    return storage
+
+
+def damaged(text: str | bytes, damage: str) -> str:
+    key, value = DAMAGE[damage]
+    return json.dumps(value if key is None else {**json.loads(text), key: value})
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_json_record_is_named_by_file_and_line(tmp_path: Path, damage: str):
+    storage = four_rows(f"json://{tmp_path}")
+    [path] = storage.root.glob("*/*.jsonl")
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = damaged(lines[2], damage) + "\n"
+    path.write_text("".join(lines))
+
+    for read in (
+        lambda: storage.load_records("exp", EVAL),
+        lambda: SessionManager(storage, "exp").start_evaluation(EVAL),
+    ):
+        with pytest.raises(StorageError) as info:
+            read()
+        assert str(info.value).startswith(f"{path}, line 3, is not a valid record (")
+        assert str(info.value).endswith("delete or fix that line to read this evaluation")
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_sqlite_row_is_named(tmp_path: Path, damage: str):
+    storage = four_rows(f"sqlite://{tmp_path / 'results.db'}")
+    storage.close()
+    key, value = DAMAGE[damage]
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        (text,) = db.execute("SELECT record FROM records WHERE item_id = 2").fetchone()
+        db.execute("UPDATE records SET record = ? WHERE item_id = 2", (damaged(text, damage),))
+        if key == "item_id" and type(value) is int:  # the column agrees with the record
+            db.execute("UPDATE records SET item_id = ? WHERE item_id = 2", (value,))
+    db.close()
+
+    with pytest.raises(StorageError) as info:
+        storage.load_records("exp", EVAL)
+    assert str(info.value).startswith(f"{tmp_path / 'results.db'}: the record of row ")
+    assert "is not a valid record (" in str(info.value)
+    storage.close()
+
+
+@pytest.mark.parametrize("last", ['{"item_id": "3", "result": {}}', "\x00\x00\x00", "[]"])
+def test_invalid_last_line_is_cut_like_a_partial_one(tmp_path: Path, last: str):
+    storage = four_rows(f"json://{tmp_path}")
+    [path] = storage.root.glob("*/*.jsonl")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3]) + last + "\n\n")
+    assert [r.item_id for r in storage.load_records("exp", EVAL)] == [0, 1, 2]
+
+    reopened = get_storage(storage.url)  # a later run appends
+    reopened.add_records("exp", EVAL, [record(3), record(4)])
+    assert [r.item_id for r in reopened.load_records("exp", EVAL)] == [0, 1, 2, 3, 4]
+
+
+# Names, missing storage, modes, NaN ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("", "is blank"), ("   ", "is blank"), ("\udcff", "is not valid text")],
+)
+def test_bad_experiment_names_are_one_clear_line(pytester: pytest.Pytester, name, says):
+    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
+    url = url_for("json", pytester.path)
+    result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", name)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [error] = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert says in error and "experiment name" in error
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "store").exists()
+    with pytest.raises(ConfigurationError, match=says):
+        SessionManager(url, name)
+
+
+def test_undecodable_experiment_name_from_the_command_line(tmp_path: Path):
+    (tmp_path / "eval_odd.py").write_text(UNENCODABLE_EVAL)
+    command = [sys.executable, "-m", "pytest", *FAST, "--no-progress", "--experiment"]
+    done = subprocess.run(
+        [*map(os.fsencode, command), b"\xff"], cwd=tmp_path, capture_output=True, timeout=120
+    )
+    output = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "is not valid text" in output and "INTERNALERROR" not in output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("command", [["list"], ["show", "exp"], ["delete", "exp"]])
+def test_reading_commands_do_not_create_storage(tmp_path, capsys, kind, command):
+    url = url_for(kind, tmp_path / "typo")
+    assert dotevals_main([*command, "--storage", url]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: there is no storage at {url}: check --storage")
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_json_files_get_the_same_modes(tmp_path: Path, umask: int):
+    previous = os.umask(umask)
+    try:
+        storage = get_storage(f"json://{tmp_path / 'store'}")
+        storage.create_experiment("exp")
+        storage.save_evaluation("exp", EvaluationInfo(EVAL))
+        storage.add_records("exp", EVAL, [record(0)])
+        storage.lock_experiment("exp", LockOwner.me())
+        files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+        assert {p.name.rsplit(".", 1)[-1] for p in files} == {"json", "jsonl", "lock"}
+        assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o666 & ~umask}
+        storage.close()
+    finally:
+        os.umask(previous)
+
+
+def strict_json(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not strict JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_floats_are_strict_json_and_read_back(storage: Storage, tmp_path: Path):
+    odd = Record(
+        Result(Score("s", math.nan, [mean()], {"bounds": [-math.inf, math.inf]})),
+        0,
+        {"x": math.nan, "$float": "NaN", "y": {"$float": "no"}},
+    )
+    storage.add_records("exp", EVAL, [odd, record(1, 0.5)])
+    info = EvaluationInfo(EVAL, summary={"s": {"mean": math.nan}})
+    storage.save_evaluation("exp", info)
+
+    if isinstance(storage, JSONStorage):
+        texts = [p.read_text() for p in storage.root.glob("*/*.json*")]
+        texts = [line for text in texts for line in text.splitlines()]
+    else:
+        with sqlite3.connect(storage.path) as db:
+            texts = [t for (t,) in db.execute("SELECT record FROM records")]
+            texts += [t for (t,) in db.execute("SELECT info FROM evaluations")]
+        db.close()
+    for text in texts:
+        strict_json(text)
+
+    [back, _] = storage.load_records("exp", EVAL)
+    assert math.isnan(back.result.scores[0].value)
+    assert back.result.scores[0].metadata == {"bounds": [-math.inf, math.inf]}
+    assert math.isnan(back.dataset_row["x"])
+    assert back.dataset_row["y"] == {"$float": "no"}
+    assert math.isnan(storage.load_evaluation("exp", EVAL).summary["s"]["mean"])
