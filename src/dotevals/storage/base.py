@@ -20,7 +20,7 @@ import psutil
 
 from dotevals.models import Record, sort_records
 
-Status = Literal["running", "completed", "failed"]
+Status = Literal["running", "completed", "failed", "interrupted"]
 
 
 _ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False).encode
