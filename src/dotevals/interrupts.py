@@ -24,8 +24,9 @@ def _on_main_thread() -> bool:
 
 @contextmanager
 def ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt in the main thread, wherever it stands."""
-    if not _on_main_thread():
+    """Ctrl-C raises KeyboardInterrupt in the main thread, wherever it stands (unless the
+    process ignores Ctrl-C, as a background job does)."""
+    if not _on_main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -37,8 +38,9 @@ def ctrl_c_raises() -> Iterator[None]:
 
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM runs the Ctrl-C handler of the moment (main thread only)."""
-    if not _on_main_thread():
+    """SIGTERM runs the Ctrl-C handler of the moment, or raises KeyboardInterrupt when
+    Ctrl-C is ignored (main thread only; an ignored SIGTERM stays ignored)."""
+    if not _on_main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return
 
