@@ -51,26 +51,38 @@ def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch
     run.add(record(0))
     wait_for(lambda: stored_ids(f"sqlite://{path}") == [0])
 
+    added = 1
+
+    def add_until(condition: Callable[[], bool]) -> None:
+        """Go on scoring rows, as a run does, until ``condition`` holds."""
+        nonlocal added
+
+        def one_more() -> bool:
+            nonlocal added
+            run.add(record(added))
+            added += 1
+            return condition()
+
+        wait_for(one_more)
+
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    rows = range(1, EvaluationRun.FLUSH_ROWS + 500)  # a full batch too: add() must not write
-    for n in rows:
-        run.add(record(n))
-    wait_for(lambda: len(messages) == 1)
+    for _ in range(EvaluationRun.FLUSH_ROWS):  # a full batch: add() must not write it
+        run.add(record(added))
+        added += 1
+    add_until(lambda: len(messages) == 1)
     assert "cannot store rows of ev in sqlite://" in messages[0]
     assert "database is locked" in messages[0]
-    assert f"{len(rows) + 0} rows wait in memory, retrying" in messages[0]
-    for n in range(len(rows) + 1, len(rows) + 11):  # still taken while storage fails
-        run.add(record(n))
+    assert "rows wait in memory, retrying" in messages[0]
+    assert stored_ids(f"sqlite://{path}") == [0]
     blocker.execute("COMMIT")
     blocker.close()
 
-    everything = list(range(len(rows) + 11))
-    wait_for(lambda: stored_ids(f"sqlite://{path}") == everything)
-    wait_for(lambda: len(messages) == 2)
+    add_until(lambda: len(messages) == 2)
     assert messages[1] == f"dotevals: sqlite://{path} works again; ev goes on"
+    wait_for(lambda: stored_ids(f"sqlite://{path}") == list(range(added)))
     summary = run.finish("completed")
-    assert summary.rows == len(everything)
+    assert summary.rows == added
     assert storage.load_evaluation("exp", "ev").status == "completed"
     storage.close()
 

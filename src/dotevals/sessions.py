@@ -114,8 +114,9 @@ class EvaluationRun:
     once when ``FLUSH_ROWS`` are waiting, also while a slow row keeps the next
     record from arriving. Rows are never held up by a write: a batch is taken
     out of the buffer before it is written. A failed write is retried with
-    backoff, its records kept in memory; ``notify`` is told once when storage
-    has failed for ``WARN_AFTER`` seconds, and again when it works again.
+    backoff, its records kept in memory; ``notify`` is told (by ``add``, on
+    the thread that adds records) once when storage has failed for
+    ``WARN_AFTER`` seconds, and again when it works again.
     ``finish`` keeps retrying until storage has failed for ``WRITE_PATIENCE``
     seconds, then raises StorageError.
     """
@@ -141,6 +142,7 @@ class EvaluationRun:
         self.done = 0
         self.errors = 0
         self._notify = notify
+        self._notices: list[str] = []  # told by the thread that takes records
         self._buffer: list[Record] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -177,6 +179,9 @@ class EvaluationRun:
             self._buffer.append(record)
             if len(self._buffer) >= self.FLUSH_ROWS:
                 self._wake.set()
+            notices, self._notices = self._notices, []
+        for text in notices:
+            self._tell(text)
         self.tally.add(record)
         self.done += 1
         self.errors += record.failed
@@ -213,7 +218,7 @@ class EvaluationRun:
             self._failing_since = None
             if self._warned:
                 self._warned = False
-                self._tell(f"dotevals: {self.storage.url} works again; {self.name} goes on")
+                self._queue(f"dotevals: {self.storage.url} works again; {self.name} goes on")
 
     def _write_failed(self, state: tenacity.RetryCallState) -> None:
         now = time.monotonic()
@@ -222,10 +227,15 @@ class EvaluationRun:
         if not self._warned and now - self._failing_since >= self.WARN_AFTER:
             self._warned = True
             assert state.outcome is not None
-            self._tell(
+            self._queue(
                 f"dotevals: cannot store rows of {self.name} in {self.storage.url} "
                 f"({state.outcome.exception()}); {self.unstored} rows wait in memory, retrying"
             )
+
+    def _queue(self, text: str) -> None:
+        """A notice for the user, given by the next ``add`` or by ``finish``."""
+        with self._lock:
+            self._notices.append(text)
 
     def _tell(self, text: str) -> None:
         if self._notify is not None:
@@ -254,6 +264,7 @@ class EvaluationRun:
         self._stopped.set()
         self._wake.set()
         self._flusher.join()
+        self._notices.clear()  # what they said is settled below
         try:
             self._write_retrying(self._out_of_patience)
         except Exception as exc:
