@@ -96,13 +96,15 @@ def status(url: str, evaluation: str) -> str | None:
     return None if info is None else info.status
 
 
-def wait_for_rows(url: str, proc: subprocess.Popen, rows: int, seconds: float = 60) -> None:
-    """Until storage holds ``rows`` rows of the slow evaluation (it is scoring them)."""
+def wait_for_rows(
+    url: str, proc: subprocess.Popen, rows: int, seconds: float = 60, evaluation: str = SLOW
+) -> None:
+    """Until storage holds ``rows`` rows of ``evaluation`` (it is scoring them)."""
     deadline = time.monotonic() + seconds
     while True:
         assert proc.poll() is None, proc.communicate()
         try:
-            if len(stored(url, SLOW)) >= rows:
+            if len(stored(url, evaluation)) >= rows:
                 return
         except Exception:  # noqa: BLE001, S110 - the experiment is not created yet
             pass
@@ -152,3 +154,44 @@ def test_a_signal_stops_a_sync_run_at_once_and_a_rerun_resumes(tmp_path: Path, s
     assert [r.to_dict() for r in resumed[: len(records)]] == [r.to_dict() for r in records]
     assert status(url, SLOW) == status(url, AFTER) == "completed"
     assert len(stored(url, AFTER)) == 5
+
+
+ASYNC_EVAL = """
+import asyncio
+
+from dotevals import Score, foreach
+
+
+@foreach("n", range(2000))
+async def eval_a(n, func):
+    await asyncio.sleep(0.01 if n < 20 else 3600)
+    return Score("v", n)
+
+
+@foreach("n", range(2000))
+async def eval_b(n, sess):
+    await asyncio.sleep(0.01 if n < 20 else 3600)
+    return Score("v", n)
+"""
+
+
+def test_ctrl_c_stops_concurrent_async_evaluations_and_tears_both_down(tmp_path: Path):
+    """Async evaluations running side by side: both keep their finished rows, are marked
+    interrupted, and the function fixture of the one set aside is torn down too."""
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "eval_sig.py").write_text(ASYNC_EVAL)
+    url = f"json://{tmp_path / 'store'}"
+    with spawned(command(url) + ["--concurrent"], tmp_path) as proc:
+        wait_for_rows(url, proc, 20, evaluation="eval_sig.py::eval_a")
+        wait_for_rows(url, proc, 20, evaluation="eval_sig.py::eval_b")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    text = (out + err).decode()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "INTERNALERROR" not in text
+    events = (tmp_path / "events.log").read_text().splitlines()
+    assert sorted(events) == ["setup func", "setup sess", "teardown func", "teardown sess"]
+    assert events[-1] == "teardown sess"
+    for name in ("eval_a", "eval_b"):
+        assert [r.item_id for r in stored(url, f"eval_sig.py::{name}")] == list(range(20))
+        assert status(url, f"eval_sig.py::{name}") == "interrupted"

@@ -229,8 +229,8 @@ class Runner:
                 await self._run_groups(groups, items[0].session if items else None)
                 interrupted = False
             finally:
-                if interrupted and items:
-                    await self._teardown_after_interruption()
+                if interrupted and items:  # now, while async fixtures still have their loop
+                    await self._teardown_after_stop(self._deferred.teardown_all)
                 await asyncio.to_thread(self.close, interrupted)
 
     async def _run_groups(self, groups: list[list[_Job]], session: pytest.Session | None) -> None:
@@ -245,12 +245,11 @@ class Runner:
             else:
                 await self._run_together(group, nextitem)
 
-    async def _teardown_after_interruption(self) -> None:
-        """Ctrl-C or a crash stopped the run: tear down every fixture still set up, now,
-        while async fixtures still have their event loop."""
+    async def _teardown_after_stop(self, teardown: Callable[..., None], *args: Any) -> None:
+        """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
         try:
-            await self._blocking(self._deferred.teardown_all)
-        except Exception as exc:  # noqa: BLE001 - the interruption itself is what propagates
+            await self._blocking(teardown, *args)
+        except Exception as exc:  # noqa: BLE001 - the stop itself is what propagates
             self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
     def close(self, kill_workers: bool = False) -> None:
@@ -340,6 +339,9 @@ class Runner:
                 )
             except STOPS:
                 self.outcomes.extend(o for _, o, _, _ in started if o.setup_error is None)
+                for _, _, _, detached in started:
+                    if detached is not None:
+                        await self._teardown_after_stop(self._deferred.teardown_detached, detached)
                 raise
         for _, outcome, _, detached in started:
             self._report_run(outcome)
