@@ -261,8 +261,9 @@ class _PytestReporter(RunReporter):
     def message(self, text: str) -> None:
         if self.terminal is None:
             super().message(text)
-        else:
-            self.terminal.write_line(text)
+            return
+        with self.capman.global_and_fixture_disabled() if self.capman else nullcontext():
+            self.terminal.write_line(text)  # also while an evaluation's output is captured
 
     def progress_started(self) -> None:
         """Bars go on a line of their own, below what pytest has written."""

@@ -56,9 +56,10 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
             continue
         counts = [summary.rows, outcome.new_rows, summary.errors]
         if outcome.error is not None:
-            rows.append(
-                [outcome.name, *counts, f"stopped: {type(outcome.error).__name__}", None, None]
+            why = (
+                "interrupted" if outcome.interrupted else f"stopped: {type(outcome.error).__name__}"
             )
+            rows.append([outcome.name, *counts, why, None, None])
             counts = ["", "", ""]
         metrics = [(s, m, v) for s, values in summary.summary.items() for m, v in values.items()]
         if not metrics and counts[0] == "":

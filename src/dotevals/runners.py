@@ -31,15 +31,20 @@ from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation, parse_timeout
 from dotevals.foreach import get_evaluation
+from dotevals.interrupts import sigterm_as_ctrl_c
 from dotevals.models import EvaluationSummary
 from dotevals.progress import ProgressBar, progress_wanted
 from dotevals.row_errors import ErrorTally
-from dotevals.sessions import SessionManager
+from dotevals.sessions import EvaluationRun, SessionManager
 from dotevals.storage import Storage
+from dotevals.storage.base import Status
 
 __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
 EvaluationItem = pytest.Item | Callable[..., Any]
+
+#: What stops the whole run rather than one evaluation: Ctrl-C, SIGTERM, a cancelled loop.
+STOPS = (KeyboardInterrupt, asyncio.CancelledError)
 
 
 @dataclass
@@ -66,6 +71,11 @@ class EvaluationOutcome:
     def every_row_failed(self) -> bool:
         """Rows ran this time and every one of them errored: the evaluation failed."""
         return self.new_rows > 0 and self.row_errors.count == self.new_rows
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C or SIGTERM stopped it while it ran."""
+        return isinstance(self.error, STOPS)
 
 
 @dataclass
@@ -222,20 +232,33 @@ class Runner:
             self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
         interrupted = True
+        with sigterm_as_ctrl_c():
+            try:
+                await self._run_groups(groups, items[0].session if items else None)
+                interrupted = False
+            finally:
+                if interrupted and items:  # now, while async fixtures still have their loop
+                    await self._teardown_after_stop(self._deferred.teardown_all)
+                await asyncio.to_thread(self.close, interrupted)
+
+    async def _run_groups(self, groups: list[list[_Job]], session: pytest.Session | None) -> None:
+        for index, group in enumerate(groups):
+            if session is not None and (session.shouldfail or session.shouldstop):
+                await self._blocking(self._deferred.teardown_all)
+                break  # -x / --maxfail: pytest stops the session after this
+            following = [job for later in groups[index + 1 :] for job in later]
+            nextitem = following[0].item if following else None
+            if len(group) == 1:
+                await self._run_alone(group[0], nextitem)
+            else:
+                await self._run_together(group, nextitem)
+
+    async def _teardown_after_stop(self, teardown: Callable[..., None], *args: Any) -> None:
+        """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
         try:
-            for index, group in enumerate(groups):
-                if items and (items[0].session.shouldfail or items[0].session.shouldstop):
-                    await self._blocking(self._deferred.teardown_all)
-                    break  # -x / --maxfail: pytest stops the session after this
-                following = [job for later in groups[index + 1 :] for job in later]
-                nextitem = following[0].item if following else None
-                if len(group) == 1:
-                    await self._run_alone(group[0], nextitem)
-                else:
-                    await self._run_together(group, nextitem)
-            interrupted = False
-        finally:
-            await asyncio.to_thread(self.close, interrupted)
+            await self._blocking(teardown, *args)
+        except Exception as exc:  # noqa: BLE001 - the stop itself is what propagates
+            self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
     def close(self, kill_workers: bool = False) -> None:
         """Stop the worker processes and release the experiment (done by ``run_evaluations``)."""
@@ -288,11 +311,17 @@ class Runner:
         fixtures = await self._fixtures(job, outcome)
         if outcome.setup_error is None:
             with self._progress(), self.reporter.capture(outcome, "call"):
-                await self._execute(job, fixtures, outcome)
+                try:
+                    await self._execute(job, fixtures, outcome)
+                except STOPS:
+                    self.outcomes.append(outcome)  # the summary shows what it stored
+                    raise
         self._report_run(outcome)
         if job.item is not None:
             try:
                 await self._blocking(self._deferred.teardown, job.item, nextitem)
+            except STOPS:
+                raise
             except BaseException as exc:  # noqa: BLE001 - reported on the item
                 outcome.teardown_error = exc
         self._finish(outcome)
@@ -308,19 +337,28 @@ class Runner:
                 detached = await self._blocking(self._deferred.detach, job.item)
             started.append((job, outcome, fixtures, detached))
         with self._progress():
-            await asyncio.gather(
-                *(
-                    self._execute(job, fixtures, outcome)
-                    for job, outcome, fixtures, _ in started
-                    if outcome.setup_error is None
+            try:
+                await asyncio.gather(
+                    *(
+                        self._execute(job, fixtures, outcome)
+                        for job, outcome, fixtures, _ in started
+                        if outcome.setup_error is None
+                    )
                 )
-            )
+            except STOPS:
+                self.outcomes.extend(o for _, o, _, _ in started if o.setup_error is None)
+                for _, _, _, detached in started:
+                    if detached is not None:
+                        await self._teardown_after_stop(self._deferred.teardown_detached, detached)
+                raise
         for _, outcome, _, detached in started:
             self._report_run(outcome)
             if detached is not None:
                 with self.reporter.capture(outcome, "teardown"):
                     try:
                         await self._blocking(self._deferred.teardown_detached, detached)
+                    except STOPS:
+                        raise
                     except BaseException as exc:  # noqa: BLE001 - reported on the item
                         outcome.teardown_error = exc
         outcomes = [outcome for _, outcome, _, _ in started]
@@ -328,6 +366,8 @@ class Runner:
         if items:
             try:
                 await self._blocking(self._deferred.teardown, items[-1], nextitem)
+            except STOPS:
+                raise
             except BaseException as exc:  # noqa: BLE001 - reported on the last item
                 outcomes[-1].teardown_error = exc
         for outcome in outcomes:
@@ -385,6 +425,8 @@ class Runner:
             if job.item is None:
                 return job.fixtures
             values = await self._blocking(self._deferred.setup, job.item)
+        except STOPS:
+            raise
         except BaseException as exc:  # noqa: BLE001 - a failed setup fails the item
             outcome.setup_error = exc
             return {}
@@ -395,11 +437,13 @@ class Runner:
     ) -> None:
         evaluation = job.evaluation
         start = time.perf_counter()
-        status = "failed"
+        status: Status = "failed"
         run = None
         bar = None
         try:
-            run = self.session.start_evaluation(job.storage_name, _metadata(job))
+            run = self.session.start_evaluation(
+                job.storage_name, _metadata(job), self.reporter.message
+            )
             rows = run.pending(evaluation.rows(), self.samples)
             bar = ProgressBar(
                 job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file
@@ -419,17 +463,30 @@ class Runner:
             else:
                 run_sync(evaluation, fixtures, rows, sink, self._timeout(evaluation))
             status = "completed"
-        except (Exception, asyncio.CancelledError) as exc:
+        except STOPS as exc:
             outcome.error = exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            status = "interrupted"
+            raise
+        except Exception as exc:
+            outcome.error = exc
         finally:
             if bar is not None:
                 bar.close()
             if run is not None:
-                outcome.summary = run.finish(status)  # type: ignore[arg-type]
-                outcome.new_rows = run.done
+                self._finish_run(run, status, outcome)
             outcome.duration = time.perf_counter() - start
+
+    def _finish_run(self, run: EvaluationRun, status: Status, outcome: EvaluationOutcome) -> None:
+        """Store the last rows and the status; storage failing fails this evaluation only."""
+        try:
+            outcome.summary = run.finish(status)
+        except Exception as exc:
+            outcome.summary = run.stored_summary()
+            if outcome.error is None:
+                outcome.error = exc
+            else:  # the evaluation's own error is the one reported on its item
+                self.reporter.message(f"dotevals: {exc}")
+        outcome.new_rows = run.done - run.unstored
 
     def _timeout(self, evaluation: Evaluation) -> float | None:
         return evaluation.timeout if evaluation.timeout is not None else self.timeout

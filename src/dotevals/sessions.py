@@ -7,16 +7,19 @@ rows stored without an error are skipped, errored rows run again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from dotevals.errors import ExperimentInUseError
+import tenacity
+
+from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
@@ -77,8 +80,16 @@ class SessionManager:
             self.storage.unlock_experiment(self.experiment_name, self._owner)
             self._owner = None
 
-    def start_evaluation(self, name: str, metadata: dict[str, Any] | None = None) -> EvaluationRun:
-        """Mark an evaluation as running and learn which rows are already done."""
+    def start_evaluation(
+        self,
+        name: str,
+        metadata: dict[str, Any] | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> EvaluationRun:
+        """Mark an evaluation as running and learn which rows are already done.
+
+        ``notify`` is told when storage keeps failing (see :class:`EvaluationRun`).
+        """
         self._create()
         previous = self.storage.load_evaluation(self.experiment_name, name)
         info = EvaluationInfo(
@@ -96,21 +107,36 @@ class SessionManager:
         # read what is stored first: unreadable storage leaves the evaluation as it was
         tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
         self.storage.save_evaluation(self.experiment_name, info)
-        return EvaluationRun(self.storage, self.experiment_name, info, tally)
+        return EvaluationRun(self.storage, self.experiment_name, info, tally, notify)
 
 
 class EvaluationRun:
     """Takes the records of one evaluation as they arrive and writes them in batches.
 
-    A batch is written when it holds ``FLUSH_ROWS`` records, and a background
-    thread writes whatever has waited ``FLUSH_SECONDS``, also while a slow row
-    keeps the next record from arriving.
+    A background thread writes the waiting records every ``FLUSH_SECONDS``, at
+    once when ``FLUSH_ROWS`` are waiting, also while a slow row keeps the next
+    record from arriving. Rows are never held up by a write: a batch is taken
+    out of the buffer before it is written. A failed write is retried with
+    backoff, its records kept in memory; ``notify`` is told (by ``add``, on
+    the thread that adds records) once when storage has failed for
+    ``WARN_AFTER`` seconds, and again when it works again.
+    ``finish`` keeps retrying until storage has failed for ``WRITE_PATIENCE``
+    seconds, then raises StorageError.
     """
 
     FLUSH_ROWS = 1000
     FLUSH_SECONDS = 0.5
+    WARN_AFTER = 5.0
+    WRITE_PATIENCE = 10.0
 
-    def __init__(self, storage: Storage, experiment: str, info: EvaluationInfo, tally: ScoreTally):
+    def __init__(
+        self,
+        storage: Storage,
+        experiment: str,
+        info: EvaluationInfo,
+        tally: ScoreTally,
+        notify: Callable[[str], None] | None = None,
+    ):
         self.storage = storage
         self.experiment = experiment
         self.info = info
@@ -118,9 +144,14 @@ class EvaluationRun:
         self.completed = tally.completed()
         self.done = 0
         self.errors = 0
+        self._notify = notify
+        self._notices: list[str] = []  # told by the thread that takes records
         self._buffer: list[Record] = []
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._failing_since: float | None = None
+        self._warned = False
         self._flusher = threading.Thread(
             target=self._flush_periodically, name=f"dotevals-flush-{info.name}", daemon=True
         )
@@ -146,41 +177,132 @@ class EvaluationRun:
                 return
 
     def add(self, record: Record) -> None:
+        """Take one record; the background thread writes it."""
         record = storable(record)  # the tally sees what storage will give back
         with self._lock:
             self._buffer.append(record)
-            full = len(self._buffer) >= self.FLUSH_ROWS
+            if len(self._buffer) >= self.FLUSH_ROWS:
+                self._wake.set()
+            notices, self._notices = self._notices, []
+        for text in notices:
+            self._tell(text)
         self.tally.add(record)
         self.done += 1
         self.errors += record.failed
-        if full:
-            self.flush()
 
-    def flush(self) -> None:
-        """Write the waiting records; they stay waiting if the write fails."""
+    def _write(self) -> None:
+        """Write the waiting records; they go back to the front of the buffer if that fails."""
         with self._lock:
-            if self._buffer:
-                self.storage.add_records(self.experiment, self.name, self._buffer)
-                self._buffer = []
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            self.storage.add_records(self.experiment, self.name, batch)
+        except BaseException:
+            with self._lock:
+                self._buffer[:0] = batch
+            raise
+
+    def _write_retrying(
+        self,
+        stop: Callable[[tenacity.RetryCallState], bool],
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        """``_write`` with retries and backoff until ``stop`` says so (the last error is raised)."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Exception),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop,
+            before_sleep=self._write_failed,
+            sleep=sleep,
+            reraise=True,
+        )
+        retrying(self._write)
+        if self._failing_since is not None:
+            self._failing_since = None
+            if self._warned:
+                self._warned = False
+                self._queue(f"dotevals: {self.storage.url} works again; {self.name} goes on")
+
+    def _write_failed(self, state: tenacity.RetryCallState) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if not self._warned and now - self._failing_since >= self.WARN_AFTER:
+            self._warned = True
+            assert state.outcome is not None
+            self._queue(
+                f"dotevals: cannot store rows of {self.name} in {self.storage.url} "
+                f"({state.outcome.exception()}); {self.unstored} rows wait in memory, retrying"
+            )
+
+    def _queue(self, text: str) -> None:
+        """A notice for the user, given by the next ``add`` or by ``finish``."""
+        with self._lock:
+            self._notices.append(text)
+
+    def _tell(self, text: str) -> None:
+        if self._notify is not None:
+            self._notify(text)
 
     def _flush_periodically(self) -> None:
-        while not self._stopped.wait(self.FLUSH_SECONDS):
+        """Write every ``FLUSH_SECONDS`` (sooner when woken) until ``finish`` takes over."""
+        while not self._stopped.is_set():
+            self._wake.wait(self.FLUSH_SECONDS)
+            self._wake.clear()
             try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - the next flush, in finish(), reports it
-                return
+                # finish() ends the waits between attempts, and takes over
+                self._write_retrying(lambda _: self._stopped.is_set(), self._stopped.wait)
+            except Exception:  # noqa: BLE001, S112 - finish() writes them, or says why not
+                continue
+
+    def _out_of_patience(self, state: tenacity.RetryCallState) -> bool:
+        since = self._failing_since
+        return since is not None and time.monotonic() - since >= self.WRITE_PATIENCE
 
     def finish(self, status: Status) -> EvaluationSummary:
-        """Write what is left, record the status and return every row's summary."""
+        """Write what is left, record the status and return every row's summary.
+
+        StorageError when the records cannot be written; what was stored stays.
+        """
         self._stopped.set()
+        self._wake.set()
         self._flusher.join()
-        self.flush()
+        self._notices.clear()  # what they said is settled below
+        try:
+            self._write_retrying(self._out_of_patience)
+        except Exception as exc:
+            stored = self.stored_summary()
+            if stored is not None:
+                with contextlib.suppress(Exception):  # storage is failing: the error says so
+                    self._save_info("failed", stored)
+            raise StorageError(
+                f"{self.unstored} finished rows of {self.name} could not be stored in "
+                f"{self.storage.url} ({exc}); the rows stored before are kept: fix the "
+                "storage and run again to score the rest"
+            ) from exc
         summary = EvaluationSummary.from_tally(
             self.tally, lambda: self.storage.load_records(self.experiment, self.name)
         )
+        self._save_info(status, summary)
+        return summary
+
+    @property
+    def unstored(self) -> int:
+        """Rows taken but not (yet) written."""
+        with self._lock:
+            return len(self._buffer)
+
+    def stored_summary(self) -> EvaluationSummary | None:
+        """The summary of the rows in storage, None if it cannot be read."""
+        try:
+            return EvaluationSummary(self.storage.load_records(self.experiment, self.name))
+        except Exception:  # noqa: BLE001 - the write error is the one to report
+            return None
+
+    def _save_info(self, status: Status, summary: EvaluationSummary) -> None:
         self.info.status = status
         self.info.ended_at = time.time()
         self.info.summary = summary.summary
         self.info.metadata.update(rows=summary.rows, errors=summary.errors)
         self.storage.save_evaluation(self.experiment, self.info)
-        return summary

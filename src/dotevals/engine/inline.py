@@ -3,6 +3,7 @@
 Sync rows run one after another under a sync strategy; async rows run on the
 event loop under an async strategy. Every finished row's Record goes to
 ``sink`` (storage and progress), in the order the strategy yields them.
+Ctrl-C stops sync rows where they stand (KeyboardInterrupt).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dotevals.engine.scoring import (
 )
 from dotevals.errors import DatasetError
 from dotevals.evaluation import Evaluation
+from dotevals.interrupts import ctrl_c_raises
 from dotevals.models import Record
 
 Rows = Iterator[tuple[int, "dict[str, Any] | DatasetError"]]
@@ -45,8 +47,9 @@ def run_sync(
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
     tasks = (partial(score_row, call, i, row, fixtures, timeout) for i, row in rows)
-    for record in strategy.run(tasks):
-        sink(record)
+    with ctrl_c_raises():  # the rows block the event loop: its own handler would wait for them
+        for record in strategy.run(tasks):
+            sink(record)
 
 
 async def run_async(

@@ -20,7 +20,7 @@ import psutil
 from dotevals.errors import ConfigurationError
 from dotevals.models import Record, sort_records
 
-Status = Literal["running", "completed", "failed"]
+Status = Literal["running", "completed", "failed", "interrupted"]
 
 
 def check_experiment_name(name: str) -> str:

@@ -250,10 +250,14 @@ class JSONStorage(Storage):
             if path not in self._repaired:
                 _repair_tail(path)
                 self._repaired.add(path)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(lines)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(lines)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                self._repaired.discard(path)  # the next write first cuts what this one left
+                raise
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         path = self._records_path(experiment, evaluation)

@@ -1,0 +1,207 @@
+"""The batching record writer: storage that fails for a while loses nothing, and stops nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pool_support import FAST
+
+from dotevals.models import Record, Result, Score
+from dotevals.sessions import EvaluationRun, SessionManager
+from dotevals.storage import get_storage
+from dotevals.storage.json import JSONStorage
+from dotevals.storage.sqlite import SQLiteStorage
+
+
+def record(item_id: int) -> Record:
+    return Record(Result(Score("v", item_id)), item_id, {"n": item_id})
+
+
+def stored_ids(url: str, evaluation: str = "ev") -> list[int]:
+    """What a separate reader finds in storage now."""
+    storage = get_storage(url)
+    try:
+        return [r.item_id for r in storage.load_records("exp", evaluation)]
+    finally:
+        storage.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch):
+    """Another connection holds the database: rows keep coming, the user is told once, and
+    once the database is free every waiting row is stored by the background thread."""
+    monkeypatch.setattr(EvaluationRun, "WARN_AFTER", 0.3)
+    path = tmp_path / "f.sqlite"
+    storage = SQLiteStorage(str(path))
+    messages: list[str] = []
+    run = SessionManager(storage, "exp").start_evaluation("ev", notify=messages.append)
+    with storage._db() as db:  # do not wait 5 s for the lock before each failed attempt
+        db.execute("PRAGMA busy_timeout = 20")
+    run.add(record(0))
+    wait_for(lambda: stored_ids(f"sqlite://{path}") == [0])
+
+    added = 1
+
+    def add_until(condition: Callable[[], bool]) -> None:
+        """Go on scoring rows, as a run does, until ``condition`` holds."""
+        nonlocal added
+
+        def one_more() -> bool:
+            nonlocal added
+            run.add(record(added))
+            added += 1
+            return condition()
+
+        wait_for(one_more)
+
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    for _ in range(EvaluationRun.FLUSH_ROWS):  # a full batch: add() must not write it
+        run.add(record(added))
+        added += 1
+    add_until(lambda: len(messages) == 1)
+    assert "cannot store rows of ev in sqlite://" in messages[0]
+    assert "database is locked" in messages[0]
+    assert "rows wait in memory, retrying" in messages[0]
+    assert stored_ids(f"sqlite://{path}") == [0]
+    blocker.execute("COMMIT")
+    blocker.close()
+
+    add_until(lambda: len(messages) == 2)
+    assert messages[1] == f"dotevals: sqlite://{path} works again; ev goes on"
+    wait_for(lambda: stored_ids(f"sqlite://{path}") == list(range(added)))
+    summary = run.finish("completed")
+    assert summary.rows == added
+    assert storage.load_evaluation("exp", "ev").status == "completed"
+    storage.close()
+
+
+class FailingOnce(JSONStorage):
+    """The real json backend, whose first write of records raises."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.failed = False
+
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        super().add_records(experiment, evaluation, records)
+
+
+def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
+    url = f"json://{tmp_path / 'store'}"
+    storage = FailingOnce(str(tmp_path / "store"))
+    messages: list[str] = []
+    run = SessionManager(storage, "exp").start_evaluation("ev", notify=messages.append)
+    for n in range(20):
+        run.add(record(n))
+    wait_for(lambda: storage.failed)
+    wait_for(lambda: stored_ids(url) == list(range(20)))
+    run.finish("completed")
+    assert [r.item_id for r in storage.iter_records("exp", "ev")] == list(range(20))  # once each
+    assert messages == []  # a failure that passes at once is not worth a word
+
+
+FULL_CONFTEST = """
+from dotevals.sessions import EvaluationRun
+from dotevals.storage import register_storage
+from dotevals.storage.sqlite import SQLiteStorage
+
+EvaluationRun.WRITE_PATIENCE = 1.0  # give up on the full database soon
+
+
+class FillingSQLite(SQLiteStorage):
+    '''The real sqlite backend; once eval_big has stored one batch its database may not grow
+    (until another evaluation writes).'''
+
+    batches = 0
+
+    def _limit(self, evaluation):
+        with self._db() as db:
+            if not evaluation.endswith("eval_big"):
+                db.execute("PRAGMA max_page_count = 1073741823")
+            elif self.batches == 1:
+                pages = db.execute("PRAGMA page_count").fetchone()[0]
+                db.execute(f"PRAGMA max_page_count = {pages}")
+
+    def save_evaluation(self, experiment, info):
+        self._limit(info.name)
+        super().save_evaluation(experiment, info)
+
+    def add_records(self, experiment, evaluation, records):
+        self._limit(evaluation)
+        if evaluation.endswith("eval_big"):
+            self.batches += 1
+        super().add_records(experiment, evaluation, records)
+
+
+register_storage("filling", FillingSQLite)
+"""
+
+FULL_EVAL = """
+import time
+
+from dotevals import Score, foreach
+
+
+@foreach("n", range(600))
+def eval_big(n):
+    time.sleep(0.002)
+    return Score("v", n)
+
+
+@foreach("n", range(30))
+def eval_small(n):
+    return Score("v", n)
+"""
+
+
+def test_a_full_database_fails_its_evaluation_and_the_next_one_runs(tmp_path: Path):
+    """sqlite's "database or disk is full" mid-run: that evaluation fails with one line, what
+    it stored before stays readable, and the next evaluation runs and is stored."""
+    (tmp_path / "conftest.py").write_text(FULL_CONFTEST)
+    (tmp_path / "eval_full.py").write_text(FULL_EVAL)
+    db = tmp_path / "f.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *FAST, "-rf", "--experiment", "exp"]
+        + ["--storage", f"filling://{db}", "--no-progress", "eval_full.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert [line.split(" - ")[0] for line in out.splitlines() if line.startswith("FAILED")] == [
+        "FAILED eval_full.py::eval_big"
+    ], out
+    (reason,) = [line for line in out.splitlines() if "could not be stored" in line]
+    assert "rows of eval_full.py::eval_big could not be stored in filling://" in reason
+    assert "database or disk is full" in reason
+    assert "1 failed, 1 passed" in out
+
+    stored = stored_ids(f"sqlite://{db}", "eval_full.py::eval_big")
+    assert 0 < len(stored) < 600
+    assert stored == list(range(len(stored)))
+    unstored = int(reason.split()[0])
+    assert unstored == 600 - len(stored)
+    (table_line,) = [line for line in out.splitlines() if line.startswith("eval_big ")]
+    assert table_line.split()[:4] == ["eval_big", str(len(stored)), str(len(stored)), "0"]
+    assert stored_ids(f"sqlite://{db}", "eval_full.py::eval_small") == list(range(30))
+    storage = get_storage(f"sqlite://{db}")
+    assert storage.load_evaluation("exp", "eval_full.py::eval_small").status == "completed"
+    storage.close()
