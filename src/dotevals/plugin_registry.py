@@ -24,9 +24,9 @@ class PluginRegistry(Mapping[str, T], Generic[T]):
     by the entry points of ``group``.
 
     A name missing from the registered ones is looked for among the entry points
-    of that name, then, once, among all of the group's entry points (an entry
-    point may be named differently from the object it loads). Listing the
-    registry loads every entry point. An entry point that fails to load gives a
+    of that name, then among all of the group's entry points (an entry point may
+    be named differently from the object it loads), which are loaded once: later
+    misses cost a dict look-up. Listing the registry loads every entry point. An entry point that fails to load gives a
     :class:`UserWarning` and is skipped.
     """
 
@@ -49,10 +49,10 @@ class PluginRegistry(Mapping[str, T], Generic[T]):
             self._load(self._entry_points())
 
     def __getitem__(self, name: str) -> T:
-        if name not in self.loaded:
+        if name not in self.loaded and not self._all_loaded:
             self._load(self._entry_points(name))
-        if name not in self.loaded:
-            self.load_plugins()
+            if name not in self.loaded:
+                self.load_plugins()
         return self.loaded[name]
 
     def __iter__(self) -> Iterator[str]:
