@@ -104,14 +104,6 @@ def get_metadata(func: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[st
     return _arguments(inspect.signature(func), args, kwargs)
 
 
-def _score_name(default: str, name: Any) -> str:
-    if name is None:
-        return default
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{default}(name=...) takes a non-empty str, got {name!r}")
-    return name
-
-
 def evaluator(
     metrics: Metric | Sequence[Metric] | None = None,
     name: str | None = None,
@@ -151,25 +143,30 @@ def evaluator(
                 f"evaluator's {NAME}= names the score, so rename that parameter"
             )
 
-        def metadata(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-            found = _arguments(signature, args, kwargs)
-            found.pop(NAME, None)
-            return found
+        def prepare(
+            args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+        ) -> tuple[str, dict[str, Any]]:
+            """The call's score name and metadata; errors before the function runs."""
+            if name is not None and (not isinstance(name, str) or not name):
+                raise TypeError(f"{fn.__name__}(name=...) takes a non-empty str, got {name!r}")
+            metadata = _arguments(signature, args, kwargs)
+            metadata.pop(NAME, None)
+            return name or default_name, metadata
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, name: str | None = None, **kwargs: Any) -> Score:
-                score_name, found = _score_name(default_name, name), metadata(args, kwargs)
-                return Score(score_name, await fn(*args, **kwargs), list(metric_list), found)
+                score_name, metadata = prepare(args, kwargs, name)
+                return Score(score_name, await fn(*args, **kwargs), list(metric_list), metadata)
 
             wrapper: Callable[..., Any] = async_wrapper
         else:
 
             @functools.wraps(fn)
             def wrapper(*args: Any, name: str | None = None, **kwargs: Any) -> Score:
-                score_name, found = _score_name(default_name, name), metadata(args, kwargs)
-                return Score(score_name, fn(*args, **kwargs), list(metric_list), found)
+                score_name, metadata = prepare(args, kwargs, name)
+                return Score(score_name, fn(*args, **kwargs), list(metric_list), metadata)
 
         if own is None:
             keyword = inspect.Parameter(
@@ -373,10 +370,4 @@ registry.loaded.update(
 )
 
 
-def __getattr__(name: str) -> Callable[..., Score]:
-    if name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        return registry[name]
-    except KeyError:
-        raise registry.missing(name) from None
+__getattr__ = registry.module_getattr(__name__)

@@ -174,10 +174,4 @@ class MetricRegistry(Mapping[str, Metric]):
 registry = MetricRegistry()
 
 
-def __getattr__(name: str) -> Callable[..., Metric]:
-    if name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        return _factories[name]
-    except KeyError:
-        raise _factories.missing(name) from None
+__getattr__ = _factories.module_getattr(__name__)

@@ -8,8 +8,8 @@ that holds a registry stays cheap.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -19,15 +19,15 @@ __all__ = ["PluginRegistry"]
 T = TypeVar("T")
 
 
-class PluginRegistry(Mapping[str, T], Generic[T]):
+class PluginRegistry(Mapping[str, T]):
     """A read-only mapping of names to objects, filled by :meth:`register` and
     by the entry points of ``group``.
 
     A name missing from the registered ones is looked for among the entry points
     of that name, then among all of the group's entry points (an entry point may
     be named differently from the object it loads), which are loaded once: later
-    misses cost a dict look-up. Listing the registry loads every entry point. An entry point that fails to load gives a
-    :class:`UserWarning` and is skipped.
+    misses cost a dict look-up. Listing the registry loads every entry point.
+    An entry point that fails to load gives a :class:`UserWarning` and is skipped.
     """
 
     def __init__(self, group: str, kind: str):
@@ -66,13 +66,22 @@ class PluginRegistry(Mapping[str, T], Generic[T]):
     def __repr__(self) -> str:
         return f"<{self.kind} registry {sorted(self.loaded)}, entry points {self.group!r}>"
 
-    def missing(self, name: str) -> AttributeError:
-        """The error for a module attribute ``name`` that is not in this registry."""
-        return AttributeError(
-            f"no {self.kind} named {name!r}: it is neither built in nor the name of an "
-            f"entry point in the {self.group!r} group (is the plugin installed?). "
-            f"Known: {', '.join(self)}"
-        )
+    def module_getattr(self, module: str) -> Callable[[str], T]:
+        """A ``__getattr__`` for ``module`` that finds the names it lacks in this registry."""
+
+        def __getattr__(name: str) -> T:
+            if name.startswith("__"):
+                raise AttributeError(f"module {module!r} has no attribute {name!r}")
+            try:
+                return self[name]
+            except KeyError:
+                raise AttributeError(
+                    f"no {self.kind} named {name!r}: it is neither built in nor the name of "
+                    f"an entry point in the {self.group!r} group (is the plugin installed?). "
+                    f"Known: {', '.join(self)}"
+                ) from None
+
+        return __getattr__
 
     def _entry_points(self, name: str | None = None) -> Iterable[EntryPoint]:
         from importlib.metadata import entry_points
