@@ -10,6 +10,7 @@ import sys
 import textwrap
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import cloudpickle
 import pytest
@@ -18,11 +19,14 @@ from dotevals.evaluators import (
     ast_evaluation,
     evaluator,
     exact_match,
+    get_metadata,
     numeric_match,
     valid_json,
 )
 from dotevals.metrics import Metric, accuracy, mean, metric
 from dotevals.models import Result, Score
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- @evaluator ------------------------------------------------------------------
 
@@ -69,7 +73,10 @@ def test_evaluator_keeps_the_wrapped_function_identity():
     assert wrapped.__name__ == "original"
     assert wrapped.__doc__ == "Compare."
     assert wrapped.__wrapped__ is original
-    assert inspect.signature(wrapped) == inspect.signature(original)
+    assert str(inspect.signature(wrapped)) == (
+        "(result: 'str', expected: 'str', strict: 'bool' = True, *, "
+        "name: 'str | None' = None) -> 'bool'"
+    )
 
 
 def test_evaluator_metadata_holds_positional_keyword_and_default_arguments():
@@ -191,6 +198,115 @@ def test_async_evaluator_returns_a_score():
     )
 
 
+# --- name= on every call ----------------------------------------------------------
+
+
+BUILTIN_CALLS = [
+    (exact_match, ("a", "a")),
+    (numeric_match, ("1", 1)),
+    (valid_json, ("{}",)),
+    (ast_evaluation, ("x = 1",)),
+]
+
+
+@pytest.mark.parametrize(("builtin", "args"), BUILTIN_CALLS)
+def test_name_names_the_score_of_every_builtin(builtin, args):
+    score = builtin(*args, name="openai_accuracy")
+    assert (score.name, score.value) == ("openai_accuracy", True)
+    assert "name" not in score.metadata
+    assert score.metadata == builtin(*args).metadata
+    assert builtin(*args, name=None).name == builtin.__name__
+
+
+def test_name_names_the_score_of_a_custom_evaluator_over_its_default():
+    @evaluator(metrics=accuracy(), name="same_city")
+    def compare(result, expected, strict=True):
+        return result == expected
+
+    score = compare("Paris", "Paris", name="capital")
+    assert (score.name, score.value) == ("capital", True)
+    assert score.metadata == {"result": "Paris", "expected": "Paris", "strict": True}
+    assert compare("Paris", "Paris").name == "same_city"
+
+
+def test_name_goes_before_var_keyword_arguments():
+    @evaluator(metrics=accuracy())
+    def any_of(result, *choices, **options):
+        return result in choices
+
+    score = any_of("b", "a", "b", name="choice", case=True)
+    assert score.name == "choice"
+    assert score.metadata == {"result": "b", "choices": ("a", "b"), "options": {"case": True}}
+    assert (
+        str(inspect.signature(any_of)) == "(result, *choices, name: 'str | None' = None, **options)"
+    )
+
+
+def test_name_of_an_async_evaluator():
+    @evaluator(metrics=accuracy())
+    async def judged(result, expected="yes"):
+        return result == expected
+
+    score = asyncio.run(judged("yes", name="judge"))
+    assert (score.name, score.value, score.metadata) == (
+        "judge",
+        True,
+        {"result": "yes", "expected": "yes"},
+    )
+
+
+def test_a_name_parameter_with_a_default_is_kept_for_the_score():
+    # Evaluators written to declare `name: Optional[str] = None` themselves.
+    seen = []
+
+    @evaluator(metrics=accuracy())
+    def fuzzy(result, expected, threshold=0.8, name=None):
+        seen.append(name)
+        return result.lower() == expected.lower()
+
+    score = fuzzy("A", "a", name="loose")
+    assert (score.name, score.value) == ("loose", True)
+    assert score.metadata == {"result": "A", "expected": "a", "threshold": 0.8}
+    assert seen == [None]
+    assert "name=None" in str(inspect.signature(fuzzy))
+
+
+def test_a_name_parameter_without_a_default_is_refused():
+    with pytest.raises(TypeError, match="greets has a parameter 'name' without a default"):
+
+        @evaluator(metrics=accuracy())
+        def greets(result, name):
+            return name in result
+
+
+@pytest.mark.parametrize("bad", ["", 3, ["a"]])
+def test_name_must_be_a_non_empty_str(bad):
+    with pytest.raises(TypeError, match=r"exact_match\(name=...\) takes a non-empty str"):
+        exact_match("a", "a", name=bad)
+
+
+def test_named_custom_evaluator_runs_after_cloudpickle():
+    @evaluator(metrics=accuracy())
+    def equal(result, expected):
+        return result == expected
+
+    copy = cloudpickle.loads(cloudpickle.dumps(equal))
+    assert copy("a", "a", name="same").name == "same"
+
+
+# --- get_metadata -------------------------------------------------------------------
+
+
+def test_get_metadata_maps_parameters_to_arguments_with_defaults():
+    def example(a, b, c=None):
+        return None
+
+    assert get_metadata(example, 1, 2, c=3) == {"a": 1, "b": 2, "c": 3}
+    assert get_metadata(example, 1, b=2) == {"a": 1, "b": 2, "c": None}
+    with pytest.raises(TypeError):
+        get_metadata(example, 1)
+
+
 # --- pickling -----------------------------------------------------------------------
 
 
@@ -248,15 +364,7 @@ def test_builtins_pickle_by_reference(builtin):
 # --- built-ins: common shape ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("builtin", "args"),
-    [
-        (exact_match, ("a", "a")),
-        (numeric_match, ("1", 1)),
-        (valid_json, ("{}",)),
-        (ast_evaluation, ("x = 1",)),
-    ],
-)
+@pytest.mark.parametrize(("builtin", "args"), BUILTIN_CALLS)
 def test_builtins_are_accuracy_scored_evaluators(builtin, args):
     score = builtin(*args)
     assert isinstance(score, Score)
@@ -375,6 +483,41 @@ def test_numeric_match_false(result, expected):
     assert numeric_match(expected, result).value is False
 
 
+# Every example of numeric_match's documentation in dotevals 0.23.
+@pytest.mark.parametrize(
+    ("result", "expected", "match"),
+    [
+        ("1234", "1,234", True),
+        ("1234", "1 234", True),
+        ("1234", "1.234e3", True),
+        ("42", 42, True),
+        ("3.14", 3.14, True),
+        ("1,234.56", "1234.56", True),
+        ("1 234 567", "1234567", True),
+        ("-1,234", "-1234", True),
+        ("0.50", "0.5", True),
+        (" 42 ", "42", True),
+        ("nan", "nan", False),
+        ("abc", "123", False),
+        ("42.0", "42", True),
+        # Spaces as thousands separators, like commas: groups of three, one kind.
+        ("1 234.56", "1234.56", True),
+        ("-1 234", -1234, True),
+        ("$1 000", 1000, True),
+        ("1\u00a0234", 1234, True),
+        ("1\u202f234\u202f567", 1234567, True),
+        ("12 34", 1234, False),
+        ("1 2345", 12345, False),
+        ("1,234 567", 1234567, False),
+        ("1 234,567", 1234567, False),
+        ("- 42", -42, False),
+    ],
+)
+def test_numeric_match_documented_examples(result, expected, match):
+    assert numeric_match(result, expected).value is match
+    assert numeric_match(expected, result).value is match
+
+
 def test_numeric_match_tolerance_is_tiny():
     assert numeric_match(1.0, 1.0 + 1e-12).value is True
     assert numeric_match(1e-12, 0).value is True  # absolute tolerance near zero
@@ -405,13 +548,34 @@ def test_numeric_match_tolerance_is_tiny():
         ('```json\n{"a": 1}\n```', False),
         ("undefined", False),
         (None, False),
-        ({"a": 1}, False),  # already parsed: not a JSON document
     ],
 )
 def test_valid_json_without_schema(result, valid):
     score = valid_json(result)
     assert score.value is valid
     assert score.metadata == {"result": result, "schema": None}
+
+
+@pytest.mark.parametrize(
+    ("result", "valid"),
+    [
+        (42, True),
+        (3.5, True),
+        ([1, 2], True),
+        ({}, True),
+        (True, False),  # str(True) is "True", not JSON's "true"
+        ({"a": 1}, False),  # str() uses single quotes
+        (["a"], False),
+        (float("nan"), False),
+    ],
+)
+def test_valid_json_checks_a_non_string_as_its_str(result, valid):
+    assert valid_json(result).value is valid
+
+
+def test_valid_json_checks_a_non_string_against_the_schema():
+    assert valid_json(7, {"type": "integer"}).value is True
+    assert valid_json(7, {"type": "string"}).value is False
 
 
 PERSON = {
@@ -448,15 +612,22 @@ def test_valid_json_with_an_invalid_schema_raises():
         valid_json("{}", schema={"type": "no-such-type"})
 
 
-def test_valid_json_schema_without_jsonschema_is_an_import_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "jsonschema", None)  # makes `import jsonschema` fail
-    assert valid_json("{}").value is True  # no schema: jsonschema is not needed
-    message = 'valid_json(schema=...) needs jsonschema: pip install "dotevals[jsonschema]"'
-    with pytest.raises(ImportError) as raised:
-        valid_json("{}", schema={"type": "object"})
-    assert str(raised.value) == message
-    with pytest.raises(ImportError):
-        valid_json("not json", schema={"type": "object"})
+def test_jsonschema_is_a_core_dependency_and_the_extra_an_empty_alias():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("jsonschema") for dep in project["dependencies"])
+    assert project["optional-dependencies"]["jsonschema"] == []
+
+
+def test_evaluators_and_metrics_import_without_jsonschema():
+    code = (
+        "import sys, dotevals.evaluators, dotevals.metrics\n"
+        "assert 'jsonschema' not in sys.modules, 'imported jsonschema'\n"
+        "from dotevals.evaluators import valid_json\n"
+        "assert valid_json('{}', {'type': 'object'}).value is True\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 # --- ast_evaluation ----------------------------------------------------------------

@@ -12,9 +12,13 @@ metrics that aggregate it and the call's arguments as metadata::
     contains("Paris, France", "Paris")
     # Score(name="contains", value=True, metrics=[Metric("accuracy")],
     #       metadata={"result": "Paris, France", "expected": "Paris"})
+    contains("Paris, France", "Paris", name="capital").name  # "capital"
 
 The built-ins :func:`exact_match`, :func:`numeric_match`, :func:`valid_json`
 and :func:`ast_evaluation` are evaluators aggregated with ``accuracy()``.
+Evaluators from installed plugins (entry-point group ``dotevals.evaluators``)
+are imported from here like the built-ins: ``from dotevals.evaluators import
+fuzzy_match``; :data:`registry` holds them all by name.
 """
 
 from __future__ import annotations
@@ -29,14 +33,24 @@ import textwrap
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from numbers import Real
-from typing import Any, ParamSpec
+from typing import Any
 
 from dotevals.metrics import Metric, accuracy
 from dotevals.models import Score
+from dotevals.plugin_registry import PluginRegistry
 
-__all__ = ["evaluator", "exact_match", "numeric_match", "valid_json", "ast_evaluation"]
+__all__ = [
+    "evaluator",
+    "get_metadata",
+    "registry",
+    "exact_match",
+    "numeric_match",
+    "valid_json",
+    "ast_evaluation",
+]
 
-P = ParamSpec("P")
+#: The keyword that names the score, on every evaluator call.
+NAME = "name"
 
 
 def _as_metric_list(metrics: Metric | Sequence[Metric] | None) -> list[Metric]:
@@ -69,10 +83,31 @@ def _as_metric_list(metrics: Metric | Sequence[Metric] | None) -> list[Metric]:
     return listed
 
 
+def _arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def get_metadata(func: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Each parameter of ``func`` mapped to its argument in the call ``func(*args, **kwargs)``.
+
+    Defaults fill the parameters the call leaves out: for ``def f(a, b, c=None)``,
+    ``get_metadata(f, 1, 2)`` is ``{"a": 1, "b": 2, "c": None}``. This is the
+    metadata of the scores an evaluator returns.
+
+    Raises:
+        TypeError: the arguments do not fit ``func``'s parameters.
+    """
+    return _arguments(inspect.signature(func), args, kwargs)
+
+
 def evaluator(
     metrics: Metric | Sequence[Metric] | None = None,
     name: str | None = None,
-) -> Callable[[Callable[P, Any]], Callable[P, Score]]:
+) -> Callable[[Callable[..., Any]], Callable[..., Score]]:
     """Turn a comparison function into one that returns a :class:`Score`.
 
     Args:
@@ -80,44 +115,71 @@ def evaluator(
             the rows. Required.
         name: The score's name; the function's ``__name__`` by default.
 
-    The score's ``value`` is what the function returns and its ``metadata`` maps
-    each parameter name to the argument it was called with, defaults included.
+    The evaluator takes the function's arguments plus a keyword ``name=``, which
+    names that call's score (``contains(r, e, name="capital")``). The score's
+    ``value`` is what the function returns and its ``metadata`` maps each
+    parameter name to the argument it was called with, defaults included (see
+    :func:`get_metadata`). A function may declare ``name: str | None = None`` itself:
+    it then always gets its default, as ``name=`` belongs to the evaluator.
     An ``async def`` function gives an ``async`` evaluator. The result can be
     pickled with cloudpickle, so it can be sent to worker processes.
 
     Raises:
-        TypeError: ``metrics`` is missing or is not a Metric / list of Metrics.
+        TypeError: ``metrics`` is missing or is not a Metric / list of Metrics,
+            or the function has a ``name`` parameter without a default.
         ValueError: ``metrics`` is an empty list.
     """
     metric_list = _as_metric_list(metrics)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"evaluator(name=...) takes a str, got {type(name).__name__}")
 
-    def decorate(fn: Callable[P, Any]) -> Callable[P, Score]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Score]:
         signature = inspect.signature(fn)
-        score_name = name if name is not None else fn.__name__
+        default_name = name if name is not None else fn.__name__
+        own = signature.parameters.get(NAME)
+        if own is not None and own.default is inspect.Parameter.empty:
+            raise TypeError(
+                f"{fn.__qualname__} has a parameter {NAME!r} without a default: an "
+                f"evaluator's {NAME}= names the score, so rename that parameter"
+            )
 
-        def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return dict(bound.arguments)
+        def prepare(
+            args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+        ) -> tuple[str, dict[str, Any]]:
+            """The call's score name and metadata; errors before the function runs."""
+            if name is not None and (not isinstance(name, str) or not name):
+                raise TypeError(f"{fn.__name__}(name=...) takes a non-empty str, got {name!r}")
+            metadata = _arguments(signature, args, kwargs)
+            metadata.pop(NAME, None)
+            return name or default_name, metadata
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
-                metadata = arguments(args, kwargs)
-                value = await fn(*args, **kwargs)
-                return Score(score_name, value, list(metric_list), metadata)
+            async def async_wrapper(*args: Any, name: str | None = None, **kwargs: Any) -> Score:
+                score_name, metadata = prepare(args, kwargs, name)
+                return Score(score_name, await fn(*args, **kwargs), list(metric_list), metadata)
 
-            return async_wrapper  # type: ignore[return-value]
+            wrapper: Callable[..., Any] = async_wrapper
+        else:
 
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
-            metadata = arguments(args, kwargs)
-            value = fn(*args, **kwargs)
-            return Score(score_name, value, list(metric_list), metadata)
+            @functools.wraps(fn)
+            def wrapper(*args: Any, name: str | None = None, **kwargs: Any) -> Score:
+                score_name, metadata = prepare(args, kwargs, name)
+                return Score(score_name, fn(*args, **kwargs), list(metric_list), metadata)
 
+        if own is None:
+            keyword = inspect.Parameter(
+                NAME, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None"
+            )
+            params = list(signature.parameters.values())
+            at = next(
+                (i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD),
+                len(params),
+            )
+            wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[*params[:at], keyword, *params[at:]]
+            )
         return wrapper
 
     return decorate
@@ -135,13 +197,15 @@ def exact_match(result: Any, expected: Any) -> bool:
 
 
 _CURRENCY = "$€£"
+_THOUSANDS = ", \u00a0\u202f"  # comma, space, no-break space, narrow no-break space
 _NUMBER = re.compile(
     rf"""
     (?P<sign1>[+-]?)
     (?:(?P<cur1>[{_CURRENCY}])\s*)?
     (?P<sign2>[+-]?)
     (?P<body>
-        (?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d*)?   # 1,000 / 1000 / 1000. / 1000.5
+        (?:\d{{1,3}}(?P<sep>[{_THOUSANDS}])\d{{3}}(?:(?P=sep)\d{{3}})*|\d+)
+        (?:\.\d*)?                                # 1,000 / 1 000 / 1000 / 1000. / 1000.5
         |\.\d+                                     # .5
     )
     (?P<exp>[eE][+-]?\d+)?
@@ -175,7 +239,8 @@ def _to_number(value: Any) -> float | None:
         return None
     sign = match["sign1"] or match["sign2"]
     try:
-        number = float(sign + match["body"].replace(",", "") + (match["exp"] or ""))
+        body = match["body"].replace(match["sep"], "") if match["sep"] else match["body"]
+        number = float(sign + body + (match["exp"] or ""))
     except (OverflowError, ValueError):
         return None
     return number if math.isfinite(number) else None
@@ -190,7 +255,8 @@ def numeric_match(result: Any, expected: Any) -> bool:
 
     - surrounding whitespace: ``" 42 "``;
     - a sign: ``"-3"``, ``"+3"``;
-    - thousands separators, as commas in groups of three: ``"1,000"``
+    - thousands separators in groups of three, all commas or all spaces (a
+      plain, no-break or narrow no-break space): ``"1,234"``, ``"1 234 567"``
       (``"1,5"`` is not a number, so European decimal commas never match);
     - a decimal part and/or an exponent: ``"1000.0"``, ``".5"``, ``"1e3"``;
     - one currency symbol ``$``, ``€`` or ``£`` before or after the number:
@@ -215,31 +281,27 @@ def _reject_constant(name: str) -> Any:
 def valid_json(result: Any, schema: dict[str, Any] | bool | None = None) -> bool:
     """Whether ``result`` is a JSON document and, given ``schema``, matches it.
 
-    ``result`` must be a ``str`` (or bytes) of strict JSON: ``NaN`` and
-    ``Infinity`` are rejected, and no markdown code fence is stripped.
-    ``schema`` is a JSON Schema, checked with ``jsonschema`` (the optional extra
-    ``dotevals[jsonschema]``). A result that is not JSON or does not match the
-    schema gives False; an invalid *schema* raises
-    ``jsonschema.exceptions.SchemaError``.
-
-    Raises:
-        ImportError: ``schema`` is given and jsonschema is not installed.
+    ``result`` is strict JSON text (a ``str``, or UTF-8 ``bytes``): ``NaN`` and
+    ``Infinity`` are rejected, and no markdown code fence is stripped. Any other
+    value but ``None`` is checked as its ``str()``: ``42`` and ``[1, 2]`` are
+    valid, while ``None``, ``True`` and ``{"a": 1}`` (whose ``str()`` uses
+    single quotes) are not.
+    ``schema`` is a JSON Schema, checked with ``jsonschema``. A result that is
+    not JSON or does not match the schema gives False; an invalid *schema*
+    raises ``jsonschema.exceptions.SchemaError``.
     """
     validator = None
     if schema is not None:
-        try:
-            import jsonschema
-        except ImportError as e:
-            raise ImportError(
-                'valid_json(schema=...) needs jsonschema: pip install "dotevals[jsonschema]"'
-            ) from e
+        import jsonschema
+
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
         validator = cls(schema)
-    if not isinstance(result, (str, bytes, bytearray)):
+    if result is None:
         return False
+    text = result if isinstance(result, (str, bytes, bytearray)) else str(result)
     try:
-        document = json.loads(result, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return False
     return validator is None or bool(validator.is_valid(document))
@@ -289,3 +351,23 @@ def ast_evaluation(result: Any, expected: str | None = None) -> bool:
         )
     except RecursionError:
         return False
+
+
+class EvaluatorRegistry(PluginRegistry[Callable[..., Score]]):
+    """Evaluators by name; see :class:`~dotevals.plugin_registry.PluginRegistry`."""
+
+    def list_evaluators(self) -> list[str]:
+        """The names of every evaluator, built-in or from a plugin, sorted."""
+        return list(self)
+
+
+#: Every evaluator by name: the built-ins, then those of the ``dotevals.evaluators``
+#: entry points. ``registry.get(name)`` is None for an unknown name.
+registry = EvaluatorRegistry("dotevals.evaluators", "evaluator")
+registry.loaded.update(
+    (builtin.__name__, builtin)
+    for builtin in (exact_match, numeric_match, valid_json, ast_evaluation)
+)
+
+
+__getattr__ = registry.module_getattr(__name__)

@@ -10,20 +10,28 @@ options and be named in storage::
         return compute
 
 ``accuracy()`` then returns a :class:`Metric` named ``"accuracy"``.
+
+Metric factories from installed plugins (entry-point group ``dotevals.metrics``)
+are imported from here like the built-ins: ``from dotevals.metrics import
+harmonic_mean``. :data:`registry` maps every metric name to a metric.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Metric", "metric", "accuracy", "mean", "get_metric"]
+from dotevals.plugin_registry import PluginRegistry
 
-_REGISTRY: dict[str, Callable[..., Metric]] = {}
+__all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
+
+#: Metric factories by name: those made with @metric, then the plugins'.
+_factories: PluginRegistry[Callable[..., Metric]] = PluginRegistry("dotevals.metrics", "metric")
 
 
 class Metric:
@@ -31,6 +39,7 @@ class Metric:
 
     def __init__(self, name: str, compute: Callable[[list[Any]], float]):
         self.name = name
+        self.__name__ = name
         self._compute = compute
         self._made_by: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
 
@@ -67,32 +76,36 @@ def metric(factory: Callable[..., Callable[[list[Any]], float]]) -> Callable[...
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> Metric:
         made = Metric(factory.__name__, factory(*args, **kwargs))
-        if _REGISTRY.get(factory.__name__) is make:
+        if _factories.loaded.get(factory.__name__) is make:
             made._made_by = (factory.__module__, args, kwargs)
         return made
 
-    previous = _REGISTRY.get(factory.__name__)
+    previous = _factories.loaded.get(factory.__name__)
     if previous is not None and previous.__module__ != make.__module__:
         warnings.warn(
             f"metric {factory.__name__!r} from {factory.__module__} replaces the one from "
             f"{previous.__module__} when results are read back; give it another name",
             stacklevel=2,
         )
-    _REGISTRY[factory.__name__] = make
+    _factories.register(factory.__name__, make)
     return make
 
 
 def _rebuild(module: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Metric:
-    if name not in _REGISTRY:
+    if name not in _factories.loaded:
         importlib.import_module(module)
-    return _REGISTRY[name](*args, **kwargs)
+    return _factories.loaded[name](*args, **kwargs)
 
 
 def get_metric(spec: str | dict[str, Any]) -> Metric | None:
-    """The registered metric a stored spec names (see :meth:`Metric.spec`), or None."""
+    """The metric a stored spec names (see :meth:`Metric.spec`), or None.
+
+    The factory is one made with :func:`metric` in this process or one a
+    ``dotevals.metrics`` entry point provides.
+    """
     if isinstance(spec, str):
         spec = {"name": spec}
-    factory = _REGISTRY.get(spec.get("name", ""))
+    factory = _factories.get(spec.get("name", ""))
     if factory is None:
         return None
     try:
@@ -124,3 +137,41 @@ def mean() -> Callable[[list[Any]], float]:
         return math.fsum(numbers) / len(numbers) if numbers else 0.0
 
     return compute
+
+
+class MetricRegistry(Mapping[str, Metric]):
+    """Every metric name mapped to that metric made with no arguments.
+
+    Names are those of the ``@metric`` factories defined so far and of the
+    ``dotevals.metrics`` entry points: ``registry["accuracy"]([True, False])``.
+    """
+
+    def __getitem__(self, name: str) -> Metric:
+        factory = _factories[name]
+        try:
+            inspect.signature(factory).bind()
+        except TypeError:
+            raise TypeError(
+                f"metric {name!r} needs arguments: call its factory, "
+                f"e.g. dotevals.metrics.{name}(...), rather than registry[{name!r}]"
+            ) from None
+        return factory()
+
+    def __contains__(self, name: object) -> bool:
+        return name in _factories
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_factories)
+
+    def __len__(self) -> int:
+        return len(_factories)
+
+    def __repr__(self) -> str:
+        return f"<metric registry {list(self)}>"
+
+
+#: Every metric by name, built-in, defined with @metric or from a plugin.
+registry = MetricRegistry()
+
+
+__getattr__ = _factories.module_getattr(__name__)

@@ -1,0 +1,332 @@
+"""Evaluators and metrics by name: the registries and the plugins behind them.
+
+Plugins are real distributions: a package and its ``*.dist-info`` directory
+(with ``entry_points.txt``) written into a directory on ``sys.path`` or
+``PYTHONPATH``, where ``importlib.metadata`` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+from pool_support import FAST
+
+import dotevals.evaluators
+import dotevals.metrics
+from dotevals.evaluators import exact_match
+from dotevals.metrics import Metric, accuracy, mean, metric
+from dotevals.models import Score
+
+PLUGIN_EVALUATORS = """
+import difflib
+
+from dotevals.evaluators import evaluator
+from dotevals.metrics import accuracy
+
+
+@evaluator(metrics=[accuracy()])
+def fuzzy_match(result, expected, threshold=0.8, name=None):
+    return difflib.SequenceMatcher(None, result, expected).ratio() >= threshold
+"""
+
+PLUGIN_METRICS = """
+from dotevals.metrics import metric
+
+
+@metric
+def harmonic_mean():
+    def compute(values):
+        numbers = [float(v) for v in values]
+        if not numbers or 0 in numbers:
+            return 0.0
+        return len(numbers) / sum(1 / n for n in numbers)
+
+    return compute
+
+
+@metric
+def weighted_accuracy(weight=1.0):
+    def compute(values):
+        return weight * sum(1 for v in values if v) / len(values) if values else 0.0
+
+    return compute
+"""
+
+ENTRY_POINTS = """
+[dotevals.evaluators]
+fuzzy_match = {package}.evaluators:fuzzy_match
+
+[dotevals.metrics]
+harmonic_mean = {package}.metrics:harmonic_mean
+weighted = {package}.metrics:weighted_accuracy
+"""
+
+BROKEN_ENTRY_POINTS = """
+[dotevals.evaluators]
+broken_eval = {package}.missing:nothing
+
+[dotevals.metrics]
+broken_metric = {package}.missing:nothing
+"""
+
+
+def install(root: Path, entry_points: str = ENTRY_POINTS) -> str:
+    """Write a plugin distribution under ``root``; return its (unique) package name."""
+    package = f"plugin_{uuid.uuid4().hex[:10]}"
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    (root / package / "evaluators.py").write_text(PLUGIN_EVALUATORS)
+    (root / package / "metrics.py").write_text(PLUGIN_METRICS)
+    info = root / f"{package}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points.format(package=package))
+    return package
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """The registries as in a new process: built-ins only, no entry point looked at."""
+    for registry in (dotevals.evaluators.registry, dotevals.metrics._factories):
+        monkeypatch.setattr(registry, "loaded", dict(registry.loaded))
+        monkeypatch.setattr(registry, "_all_loaded", False)
+        monkeypatch.setattr(registry, "_broken", set())
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch, fresh) -> str:
+    package = install(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return package
+
+
+def run_python(code: str, pythonpath: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+# --- built-in registries --------------------------------------------------------------
+
+
+def test_metrics_made_by_a_factory_carry_a_dunder_name():
+    assert accuracy().__name__ == "accuracy"
+    assert mean().__name__ == "mean"
+    assert exact_match("a", "a").metrics[0].__name__ == "accuracy"
+
+
+def test_evaluator_registry_holds_the_builtins(fresh):
+    registry = dotevals.evaluators.registry
+    for name in ("exact_match", "numeric_match", "valid_json", "ast_evaluation"):
+        assert registry.get(name) is getattr(dotevals.evaluators, name)
+        assert name in registry
+    assert registry.get("no_such_evaluator") is None
+    assert "no_such_evaluator" not in registry
+
+
+def test_evaluator_registry_register_adds_an_evaluator(fresh):
+    @dotevals.evaluators.evaluator(metrics=accuracy())
+    def shouts(result):
+        return result.isupper()
+
+    dotevals.evaluators.registry.register("shouts", shouts)
+    assert dotevals.evaluators.registry.get("shouts") is shouts
+    assert "shouts" in dotevals.evaluators.registry.list_evaluators()
+    assert dotevals.evaluators.shouts("HI").value is True
+
+
+def test_metric_registry_maps_names_to_metrics(fresh):
+    registry = dotevals.metrics.registry
+    assert "accuracy" in registry and "mean" in registry
+    assert isinstance(registry["accuracy"], Metric)
+    assert registry["accuracy"]([True, False, True, True]) == 0.75
+    assert "no_such_metric" not in registry
+    assert registry.get("no_such_metric") is None
+
+
+def test_metric_registry_gains_every_metric_factory(fresh):
+    @metric
+    def error_rate():
+        def compute(values):
+            return 1 - sum(1 for v in values if v) / len(values) if values else 0.0
+
+        return compute
+
+    @metric
+    def above(threshold):
+        return lambda values: sum(1 for v in values if v > threshold) / len(values)
+
+    registry = dotevals.metrics.registry
+    assert "error_rate" in registry and "above" in registry
+    assert registry["error_rate"]([True, False]) == 0.5
+    assert {"accuracy", "mean", "error_rate", "above"} <= set(registry.keys())
+    with pytest.raises(TypeError, match=r"metric 'above' needs arguments: call its factory"):
+        registry["above"]
+
+
+# --- plugins ----------------------------------------------------------------------------
+
+
+def test_plugin_evaluator_and_metric_import_like_builtins(plugin):
+    from dotevals.evaluators import fuzzy_match
+    from dotevals.metrics import harmonic_mean, weighted
+
+    score = fuzzy_match("colour", "color", name="spelling")
+    assert isinstance(score, Score)
+    assert (score.name, score.value) == ("spelling", True)
+    assert score.metadata == {"result": "colour", "expected": "color", "threshold": 0.8}
+    assert fuzzy_match("cat", "dog").value is False
+    assert fuzzy_match.__module__ == f"{plugin}.evaluators"
+
+    assert harmonic_mean().__name__ == "harmonic_mean"
+    assert harmonic_mean()([1, 2, 4]) == pytest.approx(12 / 7)
+    assert weighted(2.0)([True, False]) == 1.0
+
+
+def test_registries_list_plugins(plugin):
+    assert "fuzzy_match" in dotevals.evaluators.registry.list_evaluators()
+    assert dotevals.evaluators.registry.get("fuzzy_match").__module__ == f"{plugin}.evaluators"
+    names = set(dotevals.metrics.registry)
+    assert {"accuracy", "harmonic_mean", "weighted"} <= names
+    assert dotevals.metrics.registry["harmonic_mean"]([2, 2]) == 2.0
+
+
+def test_unknown_names_are_attribute_errors_naming_the_group(plugin):
+    with pytest.raises(AttributeError) as raised:
+        dotevals.evaluators.fuzzy_matcher  # noqa: B018
+    message = str(raised.value)
+    assert message.startswith("no evaluator named 'fuzzy_matcher'")
+    assert "entry point in the 'dotevals.evaluators' group" in message
+    assert "fuzzy_match" in message  # the known names
+
+    with pytest.raises(ImportError, match="cannot import name 'harmonic'"):
+        from dotevals.metrics import harmonic  # noqa: F401
+    with pytest.raises(AttributeError, match="'dotevals.metrics' group"):
+        dotevals.metrics.harmonic  # noqa: B018
+
+
+def test_a_broken_entry_point_warns_once_and_the_others_still_load(tmp_path, monkeypatch, fresh):
+    install(tmp_path)
+    install(tmp_path, BROKEN_ENTRY_POINTS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with (
+        pytest.warns(UserWarning, match=r"cannot load evaluator 'broken_eval'") as caught,
+        pytest.raises(AttributeError, match="no evaluator named 'broken_eval'"),
+    ):
+        dotevals.evaluators.broken_eval  # noqa: B018
+    assert len(caught) == 1
+    assert "ModuleNotFoundError" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        assert "fuzzy_match" in dotevals.evaluators.registry.list_evaluators()
+
+    with pytest.warns(UserWarning, match=r"cannot load metric 'broken_metric'"):
+        assert "harmonic_mean" in set(dotevals.metrics.registry)
+
+
+def test_plugin_metrics_are_read_back_by_name_and_arguments(plugin):
+    from dotevals.metrics import harmonic_mean, weighted
+
+    stored = Score("length", 4, [harmonic_mean(), weighted(0.5), accuracy()]).to_dict()
+    assert stored["metrics"] == [
+        "harmonic_mean",
+        {"name": "weighted_accuracy", "args": [0.5], "kwargs": {}},
+        "accuracy",
+    ]
+    assert json.loads(json.dumps(stored)) == stored
+
+    # As in a process that has not imported the plugin: found through its entry points,
+    # including "weighted_accuracy", whose entry point is named "weighted".
+    del sys.modules[f"{plugin}.metrics"]
+    dotevals.metrics._factories.loaded.pop("harmonic_mean")
+    dotevals.metrics._factories.loaded.pop("weighted_accuracy")
+    dotevals.metrics._factories.loaded.pop("weighted")
+    metrics = Score.from_dict(stored).metrics
+    assert [m.name for m in metrics] == ["harmonic_mean", "weighted_accuracy", "accuracy"]
+    assert metrics[0]([1, 2, 4]) == pytest.approx(12 / 7)
+    assert metrics[1]([True, True]) == 0.5
+
+
+def test_importing_the_modules_loads_no_entry_point(tmp_path):
+    package = install(tmp_path)
+    install(tmp_path, BROKEN_ENTRY_POINTS)  # a warning would be an error (-W error)
+    done = run_python(
+        f"""
+        import sys
+        from dotevals.evaluators import evaluator, exact_match, registry
+        from dotevals.metrics import accuracy, metric, get_metric
+        assert exact_match("a", "a", name="n").name == "n"
+        assert get_metric("accuracy") == accuracy()
+        assert not [m for m in sys.modules if m.startswith("{package}")], "plugin imported"
+        from dotevals.evaluators import fuzzy_match
+        assert "{package}.evaluators" in sys.modules
+        assert "{package}.metrics" not in sys.modules
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+EVAL_WITH_PLUGINS = """
+from dotevals import foreach
+from dotevals.evaluators import fuzzy_match
+from dotevals.metrics import harmonic_mean
+from dotevals.models import Result, Score
+
+WORDS = [("colour", "color"), ("grey", "gray"), ("cat", "dog"), ("theatre", "theater")]
+
+
+@foreach("text,expected", WORDS)
+def eval_spelling(text, expected):
+    return Result(
+        fuzzy_match(text, expected, name="close"),
+        Score("length", len(text), [harmonic_mean()]),
+    )
+"""
+
+
+def test_plugin_evaluator_and_metric_in_a_run_and_in_show(pytester, tmp_path, monkeypatch):
+    plugins = tmp_path / "site"
+    install(plugins)
+    monkeypatch.setenv("PYTHONPATH", str(plugins))
+    pytester.makepyfile(eval_spelling=EVAL_WITH_PLUGINS)
+    url = f"json://{pytester.path / 'store'}"
+
+    result = pytester.runpytest_subprocess(
+        *FAST, "--storage", url, "--experiment", "words", timeout=120
+    )
+    result.assert_outcomes(passed=1)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "dotevals.cli", "show", "words", "--storage", url]
+        + ["--full", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=pytester.path,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (evaluation,) = json.loads(shown.stdout)["evaluations"]
+    harmonic = 4 / (1 / 6 + 1 / 4 + 1 / 3 + 1 / 7)
+    assert evaluation["metrics"]["close"] == {"accuracy": 0.5}  # grey/gray: ratio 0.75
+    assert evaluation["metrics"]["length"]["harmonic_mean"] == pytest.approx(harmonic)
+    for record in evaluation["records"]:
+        scores = {s["name"]: s for s in record["result"]["scores"]}
+        assert scores["close"]["metrics"] == ["accuracy"]
+        assert scores["length"]["metrics"] == ["harmonic_mean"]  # resolved when read back
