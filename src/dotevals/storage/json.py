@@ -12,7 +12,6 @@ inside the files.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from dotevals.storage.base import (
     Storage,
     encode_json,
 )
+from dotevals.storage.lockfile import lock_file, unlock_file
 
 __all__ = ["JSONStorage", "safe_name"]
 
@@ -139,39 +138,10 @@ class JSONStorage(Storage):
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
-        path = self._require(experiment) / "run.lock"
-        text = json.dumps(asdict(owner))
-        for _ in range(3):  # a stale lock is removed and taking it is tried again
-            try:
-                with _os_errors("lock", path):
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except StorageError as exc:
-                if not isinstance(exc.__cause__, FileExistsError):
-                    raise
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                return None
-            held = self._lock_owner(path)
-            if held is not None and not held.is_stale():
-                return held
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        raise StorageError(f"cannot take the lock {path}; delete it if no run is going on")
+        return lock_file(self._require(experiment) / "run.lock", owner)
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
-        path = self._dir(experiment) / "run.lock"
-        held = self._lock_owner(path)
-        if held is not None and (held.pid, held.host) == (owner.pid, owner.host):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-    def _lock_owner(self, path: Path) -> LockOwner | None:
-        """Who holds a lock file; None if it is gone or unreadable (half written)."""
-        try:
-            return LockOwner(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
+        unlock_file(self._dir(experiment) / "run.lock", owner)
 
     # Evaluations -------------------------------------------------------
     def _info_files(self, experiment: str) -> list[dict[str, Any]]:
