@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import subprocess
 import sys
 import textwrap
 import types
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import tenacity
 from pool_support import FAST
+from test_reliability import wait_until
 
 import dotevals
 from dotevals import ForEach, Result, Runner, Score, foreach
@@ -494,6 +496,70 @@ def test_storage_backend_of_the_documented_interface(plugged: pytest.Pytester):
     )
     assert listing.ret == 0
     listing.stdout.fnmatch_lines(["*e1*"])
+
+
+HOLD_LOCK = """
+import sys
+import time
+from pathlib import Path
+
+from dotevals.sessions import SessionManager
+
+session = SessionManager(sys.argv[1], "e1")
+session.lock()
+Path("locked").write_text("yes")
+deadline = time.monotonic() + 60
+while not Path("release").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+session.unlock()
+"""
+
+
+def test_storage_backend_of_the_documented_interface_gets_a_run_lock(plugged: pytest.Pytester):
+    plugged.makepyfile(
+        eval_one="""
+        from dotevals import foreach
+        from dotevals.models import Score
+
+
+        @foreach("x", [1])
+        def eval_one(x):
+            return Score("ok", True)
+        """
+    )
+    url = f"pickled://{plugged.path / 'results.pkl'}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, url],
+        cwd=plugged.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until((plugged.path / "locked").exists, 60, "the lock", holder)
+        second = run_pytest(plugged, "eval_one.py", "--storage", url, "--experiment", "e1")
+        assert second.ret == pytest.ExitCode.USAGE_ERROR
+        second.stderr.fnmatch_lines(
+            [f"*experiment 'e1' in {url} is in use by process {holder.pid}*"]
+        )
+    finally:
+        (plugged.path / "release").write_text("yes")
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    run_pytest(plugged, "eval_one.py", "--storage", url, "--experiment", "e1").assert_outcomes(
+        passed=1
+    )
+
+
+def test_incomplete_backend_is_refused_with_the_missing_methods():
+    from dotevals.storage import register
+
+    class Half:
+        def add_results(self, experiment_name, evaluation_name, results): ...
+
+        def get_results(self, experiment_name, evaluation_name): ...
+
+    with pytest.raises(TypeError, match=r"Half does not implement create_experiment, .*list_"):
+        register("half", Half)
 
 
 # pytest -------------------------------------------------------------------------
