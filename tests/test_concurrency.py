@@ -102,7 +102,7 @@ def test_async_sequential_is_one_at_a_time(url):
 
 
 def test_strategy_object_is_not_shared_between_runs(url):
-    strategy = Adaptive(initial_concurrency=2, adjustment_interval=0.01)
+    strategy = Adaptive(initial_concurrency=2, adaptation_interval=0.01)
     tracker = InFlight()
     run(async_eval(strategy, 100, 0.005, tracker), url)
     # every run works on its own copy: the object given to ForEach keeps its settings
@@ -114,7 +114,7 @@ def test_strategy_object_is_not_shared_between_runs(url):
 
 def test_adaptive_grows_while_throughput_rises(url):
     tracker = InFlight()
-    strategy = Adaptive(initial_concurrency=2, adjustment_interval=0.02)
+    strategy = Adaptive(initial_concurrency=2, adaptation_interval=0.02)
     summary = run(async_eval(strategy, 300, 0.01, tracker), url)
     assert len(summary.records) == 300
     assert tracker.peak > 2
@@ -122,13 +122,13 @@ def test_adaptive_grows_while_throughput_rises(url):
 
 def test_adaptive_respects_max_concurrency(url):
     tracker = InFlight()
-    strategy = Adaptive(initial_concurrency=2, max_concurrency=4, adjustment_interval=0.01)
+    strategy = Adaptive(initial_concurrency=2, max_concurrency=4, adaptation_interval=0.01)
     run(async_eval(strategy, 200, 0.005, tracker), url)
     assert tracker.peak == 4
 
 
 def test_adaptive_backs_off_when_rows_fail():
-    strategy = Adaptive(initial_concurrency=16, adjustment_interval=0.01)
+    strategy = Adaptive(initial_concurrency=16, adaptation_interval=0.01)
     tracker = InFlight()
     limits: list[int] = []
 
@@ -149,7 +149,7 @@ def test_adaptive_backs_off_when_rows_fail():
 
 
 def test_adaptive_keeps_going_when_rows_succeed():
-    strategy = Adaptive(initial_concurrency=4, adjustment_interval=0.01)
+    strategy = Adaptive(initial_concurrency=4, adaptation_interval=0.01)
 
     async def row(i: int) -> Record:
         await asyncio.sleep(0.003)
@@ -232,10 +232,10 @@ def test_sequential_runs_rows_in_order():
         lambda: Adaptive(initial_concurrency=0),
         lambda: Adaptive(initial_concurrency=10, max_concurrency=5),
         lambda: Adaptive(min_concurrency=4, initial_concurrency=2),
-        lambda: Adaptive(adjustment_interval=0),
+        lambda: Adaptive(adaptation_interval=0),
         lambda: Adaptive(increase_factor=1),
-        lambda: Adaptive(backoff_factor=1),
-        lambda: Adaptive(backoff_factor=0),
+        lambda: Adaptive(error_backoff_factor=1),
+        lambda: Adaptive(error_backoff_factor=0),
     ],
 )
 def test_strategies_validate_arguments(make):

@@ -25,6 +25,7 @@ from dotevals.sessions import SessionManager
 from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner
 from dotevals.storage.json import JSONStorage, safe_name
+from dotevals.storage.lockfile import FileLocks
 
 FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
 KINDS = ["json", "sqlite"]
@@ -208,14 +209,14 @@ def test_exactly_one_of_racing_processes_takes_a_stale_lock(tmp_path: Path, kind
         assert sum(results) == 1, f"trial {trial}: {sum(results)} processes took the lock"
 
 
-def test_an_empty_lock_file_being_written_is_not_stale(tmp_path: Path):
+def test_an_empty_lock_file_being_written_is_not_stale(tmp_path: Path, monkeypatch):
     storage = get_storage(f"json://{tmp_path}")
     storage.create_experiment("exp")
     path = storage.root / safe_name("exp") / "run.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # a run between taking and naming
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        storage.LOCK_NAME_WAIT = 0.2
+        monkeypatch.setattr(FileLocks, "NAME_WAIT", 0.2)
         with pytest.raises(ExperimentInUseError, match="in use by a process"):
             storage.lock_experiment("exp", LockOwner.me())
     finally:

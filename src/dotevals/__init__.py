@@ -22,11 +22,14 @@ from dotevals.foreach import ForEach, foreach
 from dotevals.models import EvaluationSummary, Record, Result, Score
 
 if TYPE_CHECKING:
+    from dotevals.providers import ModelHandle, ModelProvider
     from dotevals.runners import Runner, arun, run
 
 __all__ = [
     "EvaluationSummary",
     "ForEach",
+    "ModelHandle",
+    "ModelProvider",
     "Record",
     "Result",
     "Runner",
@@ -37,9 +40,11 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# The Runner is imported on first use, so that worker processes and the command
-# line do not pay for the pytest machinery they never touch.
+# The Runner and the providers are imported on first use, so that worker processes
+# and the command line do not pay for the pytest machinery they never touch.
 _HOMES = {
+    "ModelHandle": "dotevals.providers",
+    "ModelProvider": "dotevals.providers",
     "Runner": "dotevals.runners",
     "arun": "dotevals.runners",
     "run": "dotevals.runners",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -135,61 +136,95 @@ class AsyncSequential(_Windowed):
 class Adaptive(_Windowed):
     """Finds the concurrency a model endpoint sustains (the default for async).
 
-    Starts at ``initial_concurrency``; every ``adjustment_interval`` seconds it
-    compares throughput with the previous interval: while throughput rises the
-    limit is multiplied by ``increase_factor`` (up to ``max_concurrency``); when
-    it falls clearly the limit steps back; when more than ``error_threshold`` of
-    the interval's rows failed it is multiplied by ``backoff_factor``.
+    Starts at ``initial_concurrency`` rows in flight. Every ``adaptation_interval``
+    seconds it measures throughput (rows per second over the interval, or over
+    the last ``throughput_window`` finished rows when that is set) and compares
+    it with the previous measure:
+
+    * more than ``error_threshold`` of the interval's rows failed: the limit is
+      multiplied by ``error_backoff_factor``;
+    * throughput above ``increase_threshold`` times the previous one: the limit
+      is multiplied by ``increase_factor``;
+    * below ``decrease_threshold`` times the previous one: it is divided by
+      ``increase_factor``;
+
+    a rise or a fall changes the limit once it has been seen ``stability_window``
+    times in a row. The limit stays within ``min_concurrency`` and
+    ``max_concurrency``.
     """
 
     def __init__(
         self,
         initial_concurrency: int = 8,
-        max_concurrency: int = 1024,
         min_concurrency: int = 1,
-        adjustment_interval: float = 0.1,
+        max_concurrency: int = 1024,
+        adaptation_interval: float = 0.1,
+        throughput_window: int | None = None,
+        increase_threshold: float = 1.05,
+        decrease_threshold: float = 0.8,
+        stability_window: int = 1,
+        error_backoff_factor: float = 0.5,
+        *,
         increase_factor: float = 2.0,
-        backoff_factor: float = 0.5,
         error_threshold: float = 0.1,
     ):
         for name, value in [
             ("initial_concurrency", initial_concurrency),
             ("max_concurrency", max_concurrency),
             ("min_concurrency", min_concurrency),
+            ("stability_window", stability_window),
         ]:
             _positive(f"Adaptive({name})", value)
+        if throughput_window is not None and (
+            isinstance(throughput_window, bool)
+            or not isinstance(throughput_window, int)
+            or throughput_window < 2
+        ):
+            raise ConfigurationError(
+                "Adaptive(throughput_window) must be None or a whole number >= 2 (rows), "
+                f"got {throughput_window!r}"
+            )
         if not min_concurrency <= initial_concurrency <= max_concurrency:
             raise ConfigurationError(
                 "Adaptive needs min_concurrency <= initial_concurrency <= max_concurrency"
             )
         if (
-            adjustment_interval <= 0
+            adaptation_interval <= 0
             or increase_factor <= 1
-            or not 0 < backoff_factor < 1
+            or not 0 < error_backoff_factor < 1
             or not 0 <= error_threshold <= 1
+            or not 0 < decrease_threshold <= increase_threshold
         ):
             raise ConfigurationError(
-                "Adaptive needs adjustment_interval > 0, increase_factor > 1, "
-                "0 < backoff_factor < 1 and 0 <= error_threshold <= 1"
+                "Adaptive needs adaptation_interval > 0, increase_factor > 1, "
+                "0 < error_backoff_factor < 1, 0 <= error_threshold <= 1 and "
+                "0 < decrease_threshold <= increase_threshold"
             )
         self.initial_concurrency = initial_concurrency
-        self.max_concurrency = max_concurrency
         self.min_concurrency = min_concurrency
-        self.adjustment_interval = adjustment_interval
+        self.max_concurrency = max_concurrency
+        self.adaptation_interval = adaptation_interval
+        self.throughput_window = throughput_window
+        self.increase_threshold = increase_threshold
+        self.decrease_threshold = decrease_threshold
+        self.stability_window = stability_window
+        self.error_backoff_factor = error_backoff_factor
         self.increase_factor = increase_factor
-        self.backoff_factor = backoff_factor
         self.error_threshold = error_threshold
         self.current = initial_concurrency
-        self._window_start = 0.0
-        self._done = 0
-        self._failed = 0
-        self._last_throughput = 0.0
+        self._reset_measures()
 
-    async def run(self, tasks: Iterable[Callable[[], Awaitable[T]]]) -> AsyncIterator[T]:
-        self.current = self.initial_concurrency
+    def _reset_measures(self) -> None:
         self._window_start = time.monotonic()
         self._done = self._failed = 0
         self._last_throughput = 0.0
+        self._finished: deque[float] = deque(maxlen=self.throughput_window)
+        self._trend = 0  # +1 rising, -1 falling, 0 steady
+        self._trend_seen = 0
+
+    async def run(self, tasks: Iterable[Callable[[], Awaitable[T]]]) -> AsyncIterator[T]:
+        self.current = self.initial_concurrency
+        self._reset_measures()
         async for result in super().run(tasks):
             yield result
 
@@ -197,22 +232,36 @@ class Adaptive(_Windowed):
         return self.current
 
     def observe(self, result: Any) -> None:
+        now = time.monotonic()
         self._done += 1
         self._failed += bool(getattr(result, "failed", False))
-        elapsed = time.monotonic() - self._window_start
-        if elapsed >= self.adjustment_interval:
-            self._adjust(self._done / elapsed, self._failed / self._done)
-            self._window_start = time.monotonic()
+        self._finished.append(now)
+        elapsed = now - self._window_start
+        if elapsed >= self.adaptation_interval:
+            self._adjust(self._throughput(elapsed), self._failed / self._done)
+            self._window_start = now
             self._done = self._failed = 0
+
+    def _throughput(self, elapsed: float) -> float:
+        """Rows per second over the last ``throughput_window`` rows, else the interval."""
+        span = self._finished[-1] - self._finished[0]
+        if self.throughput_window is None or span <= 0:
+            return self._done / elapsed
+        return (len(self._finished) - 1) / span
 
     def _adjust(self, throughput: float, error_rate: float) -> None:
         if error_rate > self.error_threshold:
-            target = self.current * self.backoff_factor
-        elif throughput >= self._last_throughput * 1.05:
-            target = self.current * self.increase_factor
-        elif throughput < self._last_throughput * 0.8:
-            target = self.current / self.increase_factor
+            target = self.current * self.error_backoff_factor
+            self._trend = self._trend_seen = 0
         else:
+            trend = (throughput > self._last_throughput * self.increase_threshold) - (
+                throughput < self._last_throughput * self.decrease_threshold
+            )
+            self._trend_seen = self._trend_seen + 1 if trend == self._trend else 1
+            self._trend = trend
             target = self.current
+            if trend and self._trend_seen >= self.stability_window:
+                target *= self.increase_factor**trend
+                self._trend_seen = 0
         self.current = int(min(self.max_concurrency, max(self.min_concurrency, target)))
         self._last_throughput = throughput

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 #: What the default retry policy retries: network failures and timeouts.
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-DEFAULT_RETRIES = 3
+#: Retries after the first call by default: 3 calls in all.
+DEFAULT_RETRIES = 2
 #: Generator datasets whose rows have been read, by id (kept alive by the evaluation).
 _STARTED: dict[int, Any] = {}
 
@@ -63,8 +64,8 @@ def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.Retry
     """The retry policy of one evaluation.
 
     An int is a number of retries of connection errors and timeouts with
-    exponential jitter; a tenacity ``Retrying`` is used as given; ``None`` is
-    the default of 3 retries.
+    exponential jitter (waits of about 1 s, 2 s, 4 s... up to 30 s); a tenacity
+    ``Retrying`` is used as given; ``None`` is the default of 2 retries (3 calls).
     """
     if isinstance(retries, tenacity.BaseRetrying):
         return retries

@@ -36,8 +36,9 @@ class ForEach:
     """A configured ``@foreach`` decorator.
 
     Args:
-        retries: retries of connection errors and timeouts per row (default 3,
-            with exponential jitter), or a tenacity ``Retrying`` object.
+        retries: retries of connection errors and timeouts per row (default 2,
+            so 3 calls in all, with exponential jitter), or a tenacity
+            ``Retrying``/``AsyncRetrying`` object.
         concurrency: how rows are scheduled: an async strategy
             (:class:`~dotevals.concurrency.Adaptive` by default) for ``async def``
             evaluations, a sync one (:class:`~dotevals.concurrency.Sequential`
@@ -48,9 +49,9 @@ class ForEach:
 
     def __init__(
         self,
-        *,
         retries: int | tenacity.BaseRetrying | None = None,
         concurrency: SyncStrategy | AsyncStrategy | None = None,
+        *,
         timeout: float | None = None,
     ):
         self.retrying = make_retrying(retries)
@@ -71,13 +72,18 @@ class ForEach:
         return decorate
 
     def __getattr__(self, name: str) -> Callable[..., Callable[[F], F]]:
-        """``foreach.<dataset>(split, **kwargs)``: a registered dataset's rows."""
+        """``foreach.<dataset>(split, **kwargs)``: a registered dataset's rows.
+
+        A dataset without splits (``splits = []``) is named with no split:
+        ``foreach.<dataset>()``.
+        """
         if name.startswith("_"):
             raise AttributeError(name)
         dataset_class = get_dataset(name)
 
-        def registered(split: str, **kwargs: Any) -> Callable[[F], F]:
-            dataset = dataset_class(split, **kwargs)
+        def registered(split: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+            args = () if split is None else (split,)
+            dataset = dataset_class(*args, **kwargs)
             return self(",".join(dataset_class.columns), dataset)
 
         registered.__name__ = name

@@ -257,3 +257,12 @@ def sort_records(records: Sequence[Record]) -> list[Record]:
     for record in records:
         newest[record.item_id] = record
     return [newest[k] for k in sorted(newest)]
+
+
+def __getattr__(name: str) -> Any:
+    """``Evaluation`` and ``EvaluationStatus``, the types of the results storage interface."""
+    if name in ("Evaluation", "EvaluationStatus"):
+        from dotevals.storage import adapter
+
+        return getattr(adapter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

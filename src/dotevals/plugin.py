@@ -66,12 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default json://.dotevals). ini: dotevals_storage",
     )
     group.addoption(
+        "-C",
         "--concurrent",
         dest="dotevals_concurrent",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="run async evaluations concurrently with each other (--no-concurrent: one "
-        "after another). ini: dotevals_concurrent",
+        help="run async evaluations concurrently with each other (-C for short; "
+        "--no-concurrent: one after another). ini: dotevals_concurrent",
     )
     group.addoption(
         "--workers",

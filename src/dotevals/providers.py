@@ -4,7 +4,8 @@ A provider package exposes a :class:`ModelProvider` subclass through the entry-p
 group ``dotevals.model_providers``. The entry point's *name* becomes the name of a
 session-scoped pytest fixture that yields one instance of the provider; every
 :class:`ModelHandle` that instance handed out and that is still active is torn down
-at the end of the session. A ``model_providers`` fixture gives all instances by name.
+at the end of the session. An entry point may instead name a pytest fixture that a
+plugin of the package defines. A ``model_providers`` fixture gives all of them by name.
 
 See :class:`ModelProvider` for a complete example and ``docs/providers.md`` for the
 user guide.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from _pytest.fixtures import getfixturemarker
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -161,14 +163,17 @@ class ModelProvider(ABC):
         """Release the resource that :meth:`setup` returned under ``resource_id``."""
 
 
-def load_model_providers() -> dict[str, type[ModelProvider]]:
-    """Return the installed provider classes by entry-point name.
+def load_model_providers() -> dict[str, type[ModelProvider] | str]:
+    """Return the installed providers by entry-point name.
 
-    An entry point that fails to load, or that does not name a :class:`ModelProvider`
-    subclass, is skipped with a :class:`UserWarning`; it never makes this raise. When
-    several entry points share a name, the first one found wins.
+    An entry point names a :class:`ModelProvider` subclass, or a pytest fixture
+    that gives a provider (a plugin that defines the fixture itself, in a module
+    registered under ``pytest11``): then the value is the fixture's name. An entry
+    point that fails to load, or that names something else, is skipped with a
+    :class:`UserWarning`; it never makes this raise. When several entry points
+    share a name, the first one found wins.
     """
-    providers: dict[str, type[ModelProvider]] = {}
+    providers: dict[str, type[ModelProvider] | str] = {}
     try:
         entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     except Exception as exc:  # broken metadata somewhere on sys.path
@@ -179,16 +184,24 @@ def load_model_providers() -> dict[str, type[ModelProvider]]:
         if name in providers:
             continue
         try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, ModelProvider)):
-                raise TypeError(f"{ep.value} is not a subclass of dotevals.providers.ModelProvider")
+            providers[name] = _provider_or_fixture(ep.load(), ep.value)
         except Exception as exc:
             warnings.warn(
                 f"dotevals: model provider {name!r} could not be loaded: {exc}", stacklevel=2
             )
-            continue
-        providers[name] = cls
     return providers
+
+
+def _provider_or_fixture(obj: Any, where: str) -> type[ModelProvider] | str:
+    """A provider class as is; a pytest fixture as its name."""
+    if isinstance(obj, type) and issubclass(obj, ModelProvider):
+        return obj
+    marker = getfixturemarker(obj)
+    if marker is not None:
+        return marker.name or getattr(obj, "name", None) or obj.__name__
+    raise TypeError(
+        f"{where} is neither a subclass of dotevals.providers.ModelProvider nor a pytest fixture"
+    )
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -253,9 +266,21 @@ def _provider_fixture(name: str, cls: type[ModelProvider]) -> Callable[..., Any]
     return pytest.fixture(scope="session", name=name)(provider_fixture)
 
 
-def _all_providers_fixture(names: list[str]) -> Callable[..., Any]:
-    def model_providers(request: pytest.FixtureRequest) -> dict[str, ModelProvider]:
-        return {name: request.getfixturevalue(name) for name in names}
+def _all_providers_fixture(fixtures: dict[str, str]) -> Callable[..., Any]:
+    """``model_providers``: ``{entry-point name: provider}``, from ``{name: fixture name}``."""
+
+    def model_providers(request: pytest.FixtureRequest) -> dict[str, Any]:
+        providers = {}
+        for name, fixture in fixtures.items():
+            try:
+                providers[name] = request.getfixturevalue(fixture)
+            except pytest.FixtureLookupError:
+                warnings.warn(
+                    f"dotevals: model provider {name!r} names the fixture {fixture!r}, which no "
+                    "plugin defines; register its module in the 'pytest11' entry-point group",
+                    stacklevel=1,
+                )
+        return providers
 
     model_providers.__doc__ = "Every installed model provider instance, by entry-point name."
     return pytest.fixture(scope="session", name=ALL_PROVIDERS_FIXTURE)(model_providers)
@@ -290,7 +315,8 @@ def register_fixtures(config: pytest.Config) -> None:
       thread). Teardown therefore runs in a fresh event loop: a provider must not
       rely on the loop its ``setup`` ran in;
     * ``model_providers``: a session fixture returning ``{name: instance}`` for all
-      providers, the same instances as the per-name fixtures.
+      providers, the same instances as the per-name fixtures. An entry point that
+      names a fixture contributes that fixture's value under the entry point's name.
 
     Load problems are reported as pytest configuration warnings (shown in the
     warnings summary, subject to ``-W``/``filterwarnings``; should those make it an
@@ -324,7 +350,12 @@ def register_fixtures(config: pytest.Config) -> None:
     )
     # pytest finds fixtures by the marker's name, so the attribute names need not be
     # identifiers of the entry points (which may contain dashes or dots).
-    for index, (name, cls) in enumerate(providers.items()):
-        setattr(namespace, f"provider_fixture_{index}", _provider_fixture(name, cls))
-    namespace.all_providers_fixture = _all_providers_fixture(list(providers))  # type: ignore[attr-defined]
+    fixtures: dict[str, str] = {}
+    for index, (name, provider) in enumerate(providers.items()):
+        if isinstance(provider, str):  # a fixture a plugin defines
+            fixtures[name] = provider
+        else:
+            setattr(namespace, f"provider_fixture_{index}", _provider_fixture(name, provider))
+            fixtures[name] = name
+    namespace.all_providers_fixture = _all_providers_fixture(fixtures)  # type: ignore[attr-defined]
     config.pluginmanager.register(namespace, PLUGIN_NAME)

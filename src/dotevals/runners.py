@@ -160,7 +160,7 @@ class Runner:
             None makes an ephemeral experiment.
         samples: at most this many new rows per evaluation.
         concurrent: run async evaluations concurrently with each other.
-        results_dict: a dict that also receives every summary.
+        results_dict: the dict to collect summaries in (it becomes ``results``).
         storage: storage URL or :class:`~dotevals.storage.Storage`
             (default ``json://.dotevals``).
         progress: draw progress bars (only on a terminal).
@@ -204,8 +204,8 @@ class Runner:
         self.session = SessionManager(storage, experiment_name)
         self.samples = samples
         self.concurrent = concurrent
-        self.results: dict[str, EvaluationSummary] = {}
-        self.results_dict = results_dict
+        #: Summaries by evaluation name: ``results_dict`` itself when one is given.
+        self.results: dict[str, EvaluationSummary] = {} if results_dict is None else results_dict
         self.outcomes: list[EvaluationOutcome] = []
         self.progress = progress_wanted(progress)
         self.reporter = reporter or RunReporter()
@@ -502,8 +502,6 @@ class Runner:
         """The evaluation is over and torn down: collect it and report its teardown."""
         if outcome.summary is not None and outcome.error is None:
             self.results[outcome.name] = outcome.summary
-            if self.results_dict is not None:
-                self.results_dict[outcome.name] = outcome.summary
         self.outcomes.append(outcome)
         self.reporter.report(outcome, "teardown")
 

@@ -57,7 +57,9 @@ class Dataset(ABC):
     it ``None`` when unknown.
 
     ``__init__`` receives the split and the keyword arguments given to
-    ``@foreach.<name>(split, **kwargs)``. A subclass taking options declares
+    ``@foreach.<name>(split, **kwargs)``. A dataset without splits sets
+    ``splits = []`` and is named without one: ``@foreach.<name>()`` (its
+    ``split`` is None). A subclass taking options declares
     them and passes the rest to ``super().__init__``, which rejects any it
     does not know, so a misspelled option is an error rather than ignored.
     """
@@ -67,11 +69,18 @@ class Dataset(ABC):
     splits: ClassVar[list[str]]
     num_rows: int | None = None
 
-    def __init__(self, split: str, **kwargs: Any):
-        if split not in self.splits:
+    def __init__(self, split: str | None = None, **kwargs: Any):
+        splits = ", ".join(repr(s) for s in self.splits)
+        if not self.splits and split is not None:
             raise DatasetError(
-                f"dataset {self.name!r} has no split {split!r}: "
-                f"its splits are {', '.join(repr(s) for s in self.splits)}"
+                f"dataset {self.name!r} has no splits: name it without one, "
+                f"@foreach.{self.name}(), not {split!r}"
+            )
+        if self.splits and split is None:
+            raise DatasetError(f"dataset {self.name!r} needs a split: one of {splits}")
+        if self.splits and split not in self.splits:
+            raise DatasetError(
+                f"dataset {self.name!r} has no split {split!r}: its splits are {splits}"
             )
         if kwargs:
             raise DatasetError(
@@ -84,5 +93,5 @@ class Dataset(ABC):
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         """Yield one tuple per row, its values in ``columns`` order."""
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(split={self.split!r})"
+    def __repr__(self) -> str:  # a subclass may set up without calling super().__init__
+        return f"{type(self).__name__}(split={getattr(self, 'split', None)!r})"

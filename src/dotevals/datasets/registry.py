@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import warnings
 from importlib.metadata import EntryPoint, entry_points
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dotevals.datasets.base import Dataset
 from dotevals.errors import ConfigurationError, DatasetError
 
-__all__ = ["ENTRY_POINT_GROUP", "register_dataset", "get_dataset", "list_datasets"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "DatasetRegistry",
+    "register_dataset",
+    "get_dataset",
+    "get_dataset_info",
+    "list_available",
+    "list_datasets",
+]
 
 ENTRY_POINT_GROUP = "dotevals.datasets"
 
@@ -31,9 +39,6 @@ _BUILTINS = [
     EntryPoint("arithmetic", "dotevals.datasets.arithmetic:Arithmetic", ENTRY_POINT_GROUP),
 ]
 
-_datasets: dict[str, type[Dataset]] = {}
-_loaded = False
-
 D = TypeVar("D", bound=type[Dataset])
 
 
@@ -41,7 +46,9 @@ def _problem(cls: object) -> str | None:
     """Why ``cls`` cannot be registered, or None if it can."""
     if not (isinstance(cls, type) and issubclass(cls, Dataset)):
         return f"{cls!r} is not a subclass of dotevals.datasets.Dataset"
-    missing = [a for a in ("name", "columns", "splits") if not getattr(cls, a, None)]
+    missing = [a for a in ("name", "columns") if not getattr(cls, a, None)]
+    if not isinstance(getattr(cls, "splits", None), (list, tuple)):  # [] for no splits
+        missing.append("splits")
     if missing:
         return f"{cls.__module__}.{cls.__qualname__} does not set {', '.join(missing)}"
     if not isinstance(cls.name, str):
@@ -58,82 +65,101 @@ def _where(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def register_dataset(cls: D) -> D:
-    """Make ``cls`` available as ``@foreach.<cls.name>``; usable as a class decorator."""
-    problem = _problem(cls)
-    if problem:
-        raise ConfigurationError(f"cannot register dataset: {problem}")
-    existing = _datasets.get(cls.name)
-    if existing is not None and not _same(existing, cls):
-        warnings.warn(
-            f"dataset {cls.name!r}: {_where(cls)} replaces {_where(existing)}",
-            stacklevel=2,
-        )
-    _datasets[cls.name] = cls
-    return cls
+class DatasetRegistry:
+    """Dataset classes by name; the entry points are read at the first lookup."""
 
+    def __init__(self) -> None:
+        self._datasets: dict[str, type[Dataset]] = {}
+        self._loaded = False
 
-def _load_entry_point(ep: EntryPoint) -> None:
-    try:
-        cls = ep.load()
-    except Exception as exc:
-        warnings.warn(
-            f"cannot load dataset entry point {ep.name!r} ({ep.value}): "
-            f"{type(exc).__name__}: {exc}",
-            stacklevel=4,
-        )
-        return
-    problem = _problem(cls)
-    if problem:
-        warnings.warn(f"dataset entry point {ep.name!r} skipped: {problem}", stacklevel=4)
-        return
-    existing = _datasets.get(cls.name)
-    if existing is not None:
-        if not _same(existing, cls):
+    def register(self, cls: D) -> D:
+        """Make ``cls`` available as ``@foreach.<cls.name>``; usable as a class decorator."""
+        problem = _problem(cls)
+        if problem:
+            raise ConfigurationError(f"cannot register dataset: {problem}")
+        existing = self._datasets.get(cls.name)
+        if existing is not None and not _same(existing, cls):
             warnings.warn(
-                f"dataset entry point {ep.name!r} ({ep.value}) ignored: "
-                f"the name {cls.name!r} is already taken by {_where(existing)}",
+                f"dataset {cls.name!r}: {_where(cls)} replaces {_where(existing)}",
+                stacklevel=2,
+            )
+        self._datasets[cls.name] = cls
+        return cls
+
+    def discover_plugins(self, force: bool = False) -> None:
+        """Register the built-ins and the entry points, once (again with ``force``)."""
+        if self._loaded and not force:
+            return
+        self._loaded = True
+        for ep in [*_BUILTINS, *entry_points(group=ENTRY_POINT_GROUP)]:
+            self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: EntryPoint) -> None:
+        try:
+            cls = ep.load()
+        except Exception as exc:
+            warnings.warn(
+                f"cannot load dataset entry point {ep.name!r} ({ep.value}): "
+                f"{type(exc).__name__}: {exc}",
                 stacklevel=4,
             )
-        return
-    _datasets[cls.name] = cls
+            return
+        problem = _problem(cls)
+        if problem:
+            warnings.warn(f"dataset entry point {ep.name!r} skipped: {problem}", stacklevel=4)
+            return
+        existing = self._datasets.get(cls.name)
+        if existing is not None:
+            if not _same(existing, cls):
+                warnings.warn(
+                    f"dataset entry point {ep.name!r} ({ep.value}) ignored: "
+                    f"the name {cls.name!r} is already taken by {_where(existing)}",
+                    stacklevel=4,
+                )
+            return
+        self._datasets[cls.name] = cls
+
+    def reset(self) -> None:
+        """Forget every dataset and scan again at the next lookup. For tests only.
+
+        Built-ins and entry points come back; datasets registered with
+        ``register`` do not.
+        """
+        self._datasets.clear()
+        self._loaded = False
+
+    def get_dataset_class(self, name: str) -> type[Dataset]:
+        """The dataset class registered as ``name``."""
+        self.discover_plugins()
+        try:
+            return self._datasets[name]
+        except KeyError:
+            available = ", ".join(repr(n) for n in sorted(self._datasets)) or "none"
+            raise DatasetError(
+                f"unknown dataset {name!r}: available datasets are {available} "
+                f"(install a package that provides it, or call register_dataset)"
+            ) from None
+
+    def list_datasets(self) -> list[str]:
+        """The names of every registered dataset, sorted."""
+        self.discover_plugins()
+        return sorted(self._datasets)
 
 
-def _load() -> None:
-    """Register the built-ins and the entry points, once."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for ep in [*_BUILTINS, *entry_points(group=ENTRY_POINT_GROUP)]:
-        _load_entry_point(ep)
+#: The registry ``@foreach.<name>`` looks datasets up in.
+_registry = DatasetRegistry()
+register_dataset = _registry.register
+get_dataset = _registry.get_dataset_class
+list_datasets = list_available = _registry.list_datasets
+_reset = _registry.reset
 
 
-def _reset() -> None:
-    """Forget every dataset and scan again at the next lookup. For tests only.
-
-    Built-ins and entry points come back; datasets registered with
-    ``register_dataset`` do not.
-    """
-    global _loaded
-    _datasets.clear()
-    _loaded = False
-
-
-def get_dataset(name: str) -> type[Dataset]:
-    """The dataset class registered as ``name``."""
-    _load()
-    try:
-        return _datasets[name]
-    except KeyError:
-        available = ", ".join(repr(n) for n in sorted(_datasets)) or "none"
-        raise DatasetError(
-            f"unknown dataset {name!r}: available datasets are {available} "
-            f"(install a package that provides it, or call register_dataset)"
-        ) from None
-
-
-def list_datasets() -> list[str]:
-    """The names of every registered dataset, sorted."""
-    _load()
-    return sorted(_datasets)
+def get_dataset_info(name: str) -> dict[str, Any]:
+    """``name``, ``splits``, ``columns`` and ``num_rows`` of a registered dataset."""
+    cls = get_dataset(name)
+    return {
+        "name": cls.name,
+        "splits": list(cls.splits),
+        "columns": list(cls.columns),
+        "num_rows": cls.num_rows,
+    }

@@ -1,7 +1,13 @@
 """Where results live: the Storage interface and backends chosen by URL scheme."""
 
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, Storage
-from dotevals.storage.registry import DEFAULT_STORAGE, get_storage, register_storage
+from dotevals.storage.registry import (
+    DEFAULT_STORAGE,
+    get_storage,
+    list_backends,
+    register,
+    register_storage,
+)
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -9,5 +15,7 @@ __all__ = [
     "ExperimentInfo",
     "Storage",
     "get_storage",
+    "list_backends",
+    "register",
     "register_storage",
 ]

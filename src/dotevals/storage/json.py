@@ -12,9 +12,7 @@ inside the files.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -22,14 +20,14 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dotevals.errors import ExperimentInUseError, ExperimentNotFoundError, StorageError
+from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, encode_record
+from dotevals.storage.lockfile import FileLocks
 
 __all__ = ["JSONStorage", "safe_name"]
 
@@ -60,7 +58,7 @@ class JSONStorage(Storage):
         super().__init__(location)
         self.root = Path(location).expanduser()
         self._repaired: set[Path] = set()
-        self._locks: dict[str, int] = {}  # experiment -> descriptor of its locked run.lock
+        self._locks = FileLocks()  # run.lock of each experiment this object runs
 
     def exists(self) -> bool:
         return self.root.is_dir()
@@ -139,81 +137,14 @@ class JSONStorage(Storage):
         self._write_json(target / "experiment.json", {**data, "name": new})
 
     # Locks -------------------------------------------------------------
-    # run.lock is held with flock(2) for the whole run: the kernel releases it when the
-    # process ends, however it ends, so a lock is stale exactly when nobody holds it.
-    # The file names its holder, for messages.
-    LOCK_NAME_WAIT = 2.0  # how long a holder may take to write its name
-
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
-        path = self._require(experiment) / "run.lock"
-        deadline = time.monotonic() + self.LOCK_NAME_WAIT
-        while True:
-            fd = self._open_lock(path)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                held = self._lock_owner(path)
-                if held is not None and (held.pid == os.getpid() or not held.is_stale()):
-                    return held
-                if time.monotonic() > deadline:
-                    raise ExperimentInUseError(
-                        f"experiment {experiment!r} in {self.url} is in use by a process "
-                        f"that does not say which in {path}; wait for that run to end, "
-                        "or choose another --experiment"
-                    ) from None
-                time.sleep(0.01)  # the holder is writing its name: read it again
-                continue
-            except OSError as exc:  # e.g. a file system without locks
-                os.close(fd)
-                raise StorageError(f"cannot lock {path}: {exc.strerror or exc}") from exc
-            if self._same_file(fd, path):
-                break
-            os.close(fd)  # locked the file of a run that was just unlocking: try again
-        with _os_errors("write", path):
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps(asdict(owner)).encode())
-        self._locks[experiment] = fd
-        return None
-
-    @staticmethod
-    def _open_lock(path: Path) -> int:
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot take the lock {path}: {exc.strerror or exc}; "
-                "delete it if no run of this experiment is going on"
-            ) from exc
+        return self._locks.take(experiment, self._require(experiment) / "run.lock", owner, self.url)
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
-        fd = self._locks.pop(experiment, None)
-        if fd is None:
-            return
-        path = self._dir(experiment) / "run.lock"
-        try:
-            if self._same_file(fd, path):
-                path.unlink()  # before unlocking: a waiting run then finds a new file
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _same_file(fd: int, path: Path) -> bool:
-        try:
-            return os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            return False
-
-    def _lock_owner(self, path: Path) -> LockOwner | None:
-        """Who holds a lock file; None if it is gone or unreadable (being written)."""
-        try:
-            return LockOwner(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
+        self._locks.release(experiment)
 
     def close(self) -> None:
-        for experiment in list(self._locks):
-            self.unlock_experiment(experiment, LockOwner.me())
+        self._locks.release_all()
 
     # Evaluations -------------------------------------------------------
     def _info_files(self, experiment: str) -> list[dict[str, Any]]:

@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from dotevals.errors import StorageError, UnknownStorageError
+from dotevals.storage.adapter import backend_factory
 from dotevals.storage.base import Storage
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
 
-__all__ = ["DEFAULT_STORAGE", "get_storage", "register_storage"]
+__all__ = ["DEFAULT_STORAGE", "get_storage", "list_backends", "register", "register_storage"]
 
 DEFAULT_STORAGE = "json://.dotevals"
 ENTRY_POINT_GROUP = "dotevals.storage"
 
-_backends: dict[str, type[Storage]] = {"json": JSONStorage, "sqlite": SQLiteStorage}
+#: What opens a location, by scheme: a Storage class, or an adapter over a backend.
+_backends: dict[str, Callable[[str], Storage]] = {"json": JSONStorage, "sqlite": SQLiteStorage}
 _entry_points_loaded = False
 
 
-def register_storage(scheme: str, cls: type[Storage]) -> None:
-    """Make ``SCHEME://LOCATION`` URLs open ``cls(LOCATION)``."""
-    if not (isinstance(cls, type) and issubclass(cls, Storage)):
-        raise TypeError(f"a storage backend must subclass dotevals.storage.Storage, got {cls!r}")
+def register_storage(scheme: str, cls: type) -> None:
+    """Make ``SCHEME://LOCATION`` URLs open ``cls(LOCATION)``.
+
+    ``cls`` implements :class:`Storage`, or the results interface (``add_results``,
+    ``get_results``...), which is then used through an adapter.
+    """
+    factory = backend_factory(cls)
     if not scheme or "://" in scheme:
         raise ValueError(f"invalid storage scheme {scheme!r}: give the bare name, e.g. 'json'")
-    _backends[scheme.lower()] = cls
+    _backends[scheme.lower()] = factory
+
+
+#: ``register(name, cls)``: the same as :func:`register_storage`.
+register = register_storage
+
+
+def list_backends() -> list[str]:
+    """The schemes storage URLs can use: built-ins, registered and installed backends."""
+    _load_entry_points()
+    return list(_backends)
 
 
 def _load_entry_points() -> None:
@@ -52,8 +68,8 @@ def get_storage(url: str | Storage) -> Storage:
         return url
     _load_entry_points()
     scheme, sep, location = url.partition("://")
-    cls = _backends.get(scheme.lower()) if sep else None
-    if cls is None:
+    factory = _backends.get(scheme.lower()) if sep else None
+    if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_backends))
         raise UnknownStorageError(
             f"unknown storage {url!r}: known schemes are {known} "
@@ -61,6 +77,6 @@ def get_storage(url: str | Storage) -> Storage:
         )
     if not location:
         raise StorageError(f"storage URL {url!r} has no location: write {scheme}://PATH")
-    storage = cls(location)
+    storage = factory(location)
     storage.scheme = scheme.lower()
     return storage
