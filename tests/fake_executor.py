@@ -4,18 +4,21 @@ Every chunk the stream submits becomes a :class:`Call` whose future the test
 settles: run it (``worker.run_chunk`` in this process), fail it with a worker
 death, or leave it hanging. With ``autorun`` the executor settles each call as
 it is submitted: calls holding a ``fatal`` row die, calls holding a
-``hanging`` row never finish, the others run.
+``hanging`` row start (as the worker says when its rows start) and never
+finish, the others run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
+from dotevals.engine import worker
 from dotevals.engine.stream import Executor
 
 
@@ -35,10 +38,19 @@ class Call:
     def item_ids(self) -> list[int]:
         return [item_id for item_id, _ in cloudpickle.loads(self.args[2])]
 
+    def start(self) -> None:
+        """The worker starts scoring the rows (its fixtures are ready)."""
+        worker.mark_started(self.args[3])
+
     def run(self) -> None:
-        """Score the chunk in this process and resolve the future with what it returns."""
-        if not self.future.done():
-            self.future.set_result(self.fn(*self.args))
+        """Score the chunk in this process; the future gets what a process pool would give:
+        the result through pickle, or the error pickling it raised."""
+        if self.future.done():
+            return
+        try:
+            self.future.set_result(cloudpickle.loads(cloudpickle.dumps(self.fn(*self.args))))
+        except Exception as exc:  # noqa: BLE001 - handed to the stream, as loky does
+            self.future.set_exception(exc)
 
     def die(self) -> None:
         if not self.future.done():
@@ -87,7 +99,9 @@ class FakeExecutor(Executor):
         rows = set(call.item_ids)
         if rows & self.fatal:
             call.die()
-        elif not rows & self.hanging:
+        elif rows & self.hanging:
+            call.start()
+        else:
             call.run()
 
     def replace(self, hung: bool) -> None:
@@ -97,13 +111,15 @@ class FakeExecutor(Executor):
         self.shut_down = True
 
 
-async def until(condition: Callable[[], bool], task: asyncio.Task[Any], turns: int = 1000) -> None:
-    """Let the loop run until ``condition`` holds; fail if ``task`` ends first or it never does."""
-    for _ in range(turns):
-        if condition():
-            return
+async def until(
+    condition: Callable[[], bool], task: asyncio.Task[Any], seconds: float = 10
+) -> None:
+    """Let the loop run until ``condition`` holds; fail if ``task`` ends first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
         if task.done():
             task.result()  # raises what stopped it
             raise AssertionError("the stream ended before the condition held")
-        await asyncio.sleep(0)
-    raise AssertionError(f"condition not met after {turns} turns of the loop")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        await asyncio.sleep(0.001)

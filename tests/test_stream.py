@@ -7,7 +7,7 @@ each chunk's future resolves, dies or hangs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -55,10 +55,31 @@ def fresh_worker_state():
     worker.close_fixtures()
 
 
-def run_stream(executor: FakeExecutor, rows: Any, chunk_size: int | None = None, **kw: Any):
-    records: list[Record] = []
-    asyncio.run(stream(executor, "eval_x", payload(**kw), iter(rows), records.append, chunk_size))
-    return records
+Steps = Callable[[asyncio.Task[None]], Awaitable[None]]
+
+
+def run_stream(
+    executor: FakeExecutor,
+    rows: Any,
+    chunk_size: int | None = None,
+    steps: Steps | None = None,
+    records: list[Record] | None = None,
+    **kw: Any,
+) -> list[Record]:
+    """Stream ``rows`` while ``steps(task)`` settles the executor's calls; return what was sunk
+    (into ``records`` when given: kept when the stream raises)."""
+    sunk: list[Record] = [] if records is None else records
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            stream(executor, "eval_x", payload(**kw), iter(rows), sunk.append, chunk_size)
+        )
+        if steps is not None:
+            await steps(task)
+        await task
+
+    asyncio.run(main())
+    return sunk
 
 
 def values(records: list[Record]) -> dict[int, Any]:
@@ -72,10 +93,7 @@ def test_results_reach_the_sink_in_dataset_order_whatever_order_chunks_finish_in
     executor = FakeExecutor(workers=2, autorun=False)
     records: list[Record] = []
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            stream(executor, "eval_x", payload(), CountedRows(20), records.append, 3)
-        )
+    async def steps(task: asyncio.Task[None]) -> None:
         while not task.done():
             await until(lambda: executor.pending or task.done(), task)
             newest_first = list(reversed(executor.pending))
@@ -89,9 +107,8 @@ def test_results_reach_the_sink_in_dataset_order_whatever_order_chunks_finish_in
                 newest_first[-1].run()
             await asyncio.sleep(0)
             assert len(records) >= held
-        await task
 
-    asyncio.run(main())
+    run_stream(executor, CountedRows(20), 3, steps, records)
     assert [r.item_id for r in records] == list(range(20))
     assert values(records) == {n: n for n in range(20)}
 
@@ -100,10 +117,7 @@ def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes()
     executor = FakeExecutor(workers=2, autorun=False)
     records: list[Record] = []
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            stream(executor, "eval_x", payload(), CountedRows(8), records.append, 2)
-        )
+    async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 4, task)
         for call in executor.pending[1:]:
             call.run()
@@ -111,9 +125,8 @@ def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes()
             await asyncio.sleep(0)
         assert records == []  # the oldest chunk is still out
         executor.pending[0].run()
-        await task
 
-    asyncio.run(main())
+    run_stream(executor, CountedRows(8), 2, steps, records)
     assert [r.item_id for r in records] == list(range(8))
 
 
@@ -127,8 +140,7 @@ def test_at_most_two_chunks_per_worker_are_in_flight_and_rows_are_read_as_they_f
     records: list[Record] = []
     bound = 2 * workers
 
-    async def main() -> None:
-        task = asyncio.create_task(stream(executor, "eval_x", payload(), rows, records.append, 5))
+    async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == bound, task)
         for _ in range(20):
             await asyncio.sleep(0)
@@ -140,10 +152,9 @@ def test_at_most_two_chunks_per_worker_are_in_flight_and_rows_are_read_as_they_f
             assert len(executor.pending) == bound
             assert rows.read == 5 * (bound + freed)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
-    asyncio.run(main())
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, 5, steps, records)
     assert [r.item_id for r in records] == list(range(15))
     assert all(call.future.done() for call in executor.calls)  # the rest were cancelled
 
@@ -248,10 +259,7 @@ def test_a_death_while_isolating_is_isolated_again():
     executor = FakeExecutor(workers=2, autorun=False)
     records: list[Record] = []
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            stream(executor, "eval_x", payload(), CountedRows(4), records.append, 4)
-        )
+    async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
         executor.pending[0].die()  # rows 0-3 suspected: run one by one, two at a time
         await until(lambda: len(executor.pending) == 2, task)
@@ -262,9 +270,8 @@ def test_a_death_while_isolating_is_isolated_again():
         assert executor.pending[0].item_ids == [0]
         executor.pending[0].die()
         executor.fatal, executor.autorun = set(), True
-        await task
 
-    asyncio.run(main())
+    run_stream(executor, CountedRows(4), 4, steps, records)
     assert [r.item_id for r in records] == [0, 1, 2, 3]
     assert {r.item_id for r in records if r.failed} == {0}
     assert len(executor.replaced) == 3
@@ -293,15 +300,95 @@ def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
     executor = FakeExecutor(workers=1, autorun=False)
     records: list[Record] = []
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            stream(executor, "eval_x", payload(), CountedRows(2), records.append, 2)
-        )
+    async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
         await asyncio.sleep(0.2)  # four times the grace: no deadline applies
         assert not task.done() and executor.replaced == []
         executor.pending[0].run()
-        await task
 
-    asyncio.run(main())
+    run_stream(executor, CountedRows(2), 2, steps, records)
     assert values(records) == {0: 0, 1: 1}
+
+
+def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
+    executor = FakeExecutor(workers=1, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        await asyncio.sleep(0.3)  # fixtures set up for six times the chunk's deadline
+        assert not task.done() and executor.replaced == []
+        executor.pending[0].run()  # the rows start, and end in time
+
+    run_stream(executor, CountedRows(3), 3, steps, records, timeout=0.01)
+    assert [r.error for r in records] == [None, None, None]
+    assert values(records) == {0: 0, 1: 1, 2: 2}
+
+
+def test_the_deadline_counts_from_when_the_rows_start(short_grace):
+    executor = FakeExecutor(workers=1, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        await asyncio.sleep(0.2)
+        executor.pending[0].start()  # then hangs: isolated, alone, and hangs again
+        await until(lambda: len(executor.calls) == 2, task)
+        executor.calls[1].start()
+
+    run_stream(executor, CountedRows(1), 1, steps, records, timeout=0.01)
+    assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.01 s timeout"]
+    assert executor.replaced == [True, True]
+
+
+# errors that must cost only their own row -----------------------------------------
+
+
+def score_lock_at_two(n: int) -> Score:
+    import threading
+
+    return Score("s", threading.Lock() if n == 2 else n)
+
+
+def test_a_result_that_cannot_be_sent_back_is_that_rows_error():
+    executor = FakeExecutor(workers=2)
+    records = run_stream(executor, CountedRows(6), chunk_size=4, func=score_lock_at_two)
+    assert [r.item_id for r in records] == list(range(6))
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert list(failed) == [2]
+    assert failed[2].startswith(
+        "TransferError: the row's result cannot be sent back from its worker process (TypeError: "
+    )
+    assert "lock" in failed[2]
+    assert values(records) == {0: 0, 1: 1, 3: 3, 4: 4, 5: 5}
+    assert executor.replaced == []
+
+
+def raising_at(count: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    for n in range(count):
+        yield n, {"n": n}
+    raise OSError("the dataset's file went away")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, None])
+def test_rows_read_before_the_dataset_raised_are_all_scored(chunk_size):
+    executor = FakeExecutor(workers=2)
+    records: list[Record] = []
+    with pytest.raises(OSError, match="the dataset's file went away"):
+        run_stream(executor, raising_at(10), chunk_size, records=records)
+    assert [r.item_id for r in records] == list(range(10))
+    assert values(records) == {n: n for n in range(10)}
+
+
+def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
+    executor = FakeExecutor(workers=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 3, task)
+        for call in reversed(executor.pending):
+            call.run()
+
+    with pytest.raises(OSError):
+        run_stream(executor, raising_at(5), 2, steps, records)
+    assert [r.item_id for r in records] == [0, 1, 2, 3, 4]

@@ -38,3 +38,8 @@ class RowTimeoutError(DotevalsError):
 
 class WorkerDiedError(DotevalsError):
     """The worker process scoring a row died (stored as that row's error)."""
+
+
+class TransferError(DotevalsError):
+    """A row's result could not pass between a worker and the main process (stored as
+    that row's error)."""
