@@ -7,6 +7,7 @@ each chunk's future resolves, dies or hangs.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -392,3 +393,12 @@ def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
     with pytest.raises(OSError):
         run_stream(executor, raising_at(5), 2, steps, records)
     assert [r.item_id for r in records] == [0, 1, 2, 3, 4]
+
+
+def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeypatch, short_grace):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    executor = FakeExecutor(workers=2, hanging={3})
+    records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.01)
+    assert [r.item_id for r in records if r.failed] == [3]
+    assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched
+    assert list(tmp_path.iterdir()) == []

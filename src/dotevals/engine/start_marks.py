@@ -33,6 +33,12 @@ class StartMarks:
     def started(mark: str) -> bool:
         return os.path.exists(mark)
 
+    @staticmethod
+    def forget(mark: str) -> None:
+        """The chunk is over: its mark is not needed any more."""
+        with contextlib.suppress(OSError):
+            os.unlink(mark)
+
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -224,6 +224,9 @@ class _Sender:
                     "interrupted; its worker process was replaced"
                 )
             ) from None
+        finally:
+            if chunk.mark is not None:
+                StartMarks.forget(chunk.mark)
         return cloudpickle.loads(packed), seconds
 
     async def _watch(self, chunk: _Chunk) -> Any:
