@@ -283,16 +283,16 @@ def test_a_death_while_isolating_is_isolated_again():
 
 @pytest.fixture
 def short_grace(monkeypatch):
-    monkeypatch.setattr(stream_module, "HANG_GRACE", 0.05)
+    monkeypatch.setattr(stream_module, "HANG_GRACE", 0.0)  # a hung chunk is caught at once
 
 
 def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace):
     executor = FakeExecutor(workers=2, hanging={5})
-    records = run_stream(executor, CountedRows(12), chunk_size=3, timeout=0.01)
+    records = run_stream(executor, CountedRows(12), chunk_size=3, timeout=0.05)
     assert [r.item_id for r in records] == list(range(12))
     failed = {r.item_id: r.error for r in records if r.failed}
     assert list(failed) == [5]
-    assert failed[5].startswith(f"{TIMEOUT_ERROR} 0.01 s timeout and could not be interrupted")
+    assert failed[5].startswith(f"{TIMEOUT_ERROR} 0.05 s timeout and could not be interrupted")
     assert values(records) == {n: n for n in range(12) if n != 5}
     assert executor.replaced and all(executor.replaced)  # hung=True each time
 
@@ -303,7 +303,7 @@ def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
 
     async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.2)  # four times the grace: no deadline applies
+        await asyncio.sleep(0.2)  # no deadline applies, however long it takes
         assert not task.done() and executor.replaced == []
         executor.pending[0].run()
 
@@ -317,11 +317,11 @@ def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
 
     async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.3)  # fixtures set up for six times the chunk's deadline
+        await asyncio.sleep(0.5)  # fixtures set up for three times the chunk's deadline
         assert not task.done() and executor.replaced == []
         executor.pending[0].run()  # the rows start, and end in time
 
-    run_stream(executor, CountedRows(3), 3, steps, records, timeout=0.01)
+    run_stream(executor, CountedRows(3), 3, steps, records, timeout=0.05)
     assert [r.error for r in records] == [None, None, None]
     assert values(records) == {0: 0, 1: 1, 2: 2}
 
@@ -332,13 +332,14 @@ def test_the_deadline_counts_from_when_the_rows_start(short_grace):
 
     async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # four times the deadline, before the row starts
+        assert executor.replaced == [] and len(executor.calls) == 1
         executor.pending[0].start()  # then hangs: isolated, alone, and hangs again
         await until(lambda: len(executor.calls) == 2, task)
         executor.calls[1].start()
 
-    run_stream(executor, CountedRows(1), 1, steps, records, timeout=0.01)
-    assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.01 s timeout"]
+    run_stream(executor, CountedRows(1), 1, steps, records, timeout=0.05)
+    assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.05 s timeout"]
     assert executor.replaced == [True, True]
 
 
@@ -398,7 +399,7 @@ def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
 def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeypatch, short_grace):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     executor = FakeExecutor(workers=2, hanging={3})
-    records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.01)
+    records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.05)
     assert [r.item_id for r in records if r.failed] == [3]
     assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched
     assert list(tmp_path.iterdir()) == []

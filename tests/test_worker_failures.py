@@ -121,7 +121,7 @@ import pytest
 
 from dotevals.engine import stream
 
-stream.HANG_GRACE = 0.1  # the watchdog's margin, small: rows here take no time
+stream.HANG_GRACE = 0.5  # the watchdog's margin, small: rows here take no time
 
 
 @pytest.fixture(scope="session")
