@@ -30,10 +30,28 @@ def test_no_workers_requested_means_one_worker_in_the_main_process():
     assert "--workers" in choice.reason
 
 
-@pytest.mark.parametrize("requested, count", [(1, 1), (3, 3), ("2", 2), (" 4 ", 4), (64, 64)])
-def test_explicit_worker_count_is_used_as_requested(requested, count):
+@pytest.mark.parametrize("requested", [2, "2", " 2 "])
+def test_explicit_worker_count_is_used_as_requested(requested, monkeypatch):
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
     choice = choose_workers(requested, rows=1, worker_memory=10**15)
-    assert choice == WorkerCount(count, "as requested")  # neither rows nor memory cap it
+    assert choice == WorkerCount(2, "as requested")  # neither rows nor memory cap it
+
+
+def test_one_worker_means_the_main_process_and_says_so():
+    choice = choose_workers(1, rows=10)
+    assert choice.count == 1
+    assert str(choice) == "dotevals: sync evaluations run in the main process (1 worker requested)"
+
+
+@pytest.mark.parametrize("requested", [3, 40])
+def test_more_workers_than_physical_cores_are_started_with_a_word(requested, monkeypatch):
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
+    choice = choose_workers(requested, rows=1, worker_memory=10**15)
+    assert choice.count == requested
+    assert str(choice) == (
+        f"dotevals: {requested} workers (as requested, more than the 2 physical cores: they "
+        "share them, which only helps rows that wait; --workers auto starts one per core)"
+    )
 
 
 def test_auto_is_at_most_the_physical_cores():
@@ -151,7 +169,9 @@ def test_parse_memory_errors(text):
 
 
 def test_worker_count_string_is_the_header_line():
-    assert str(WorkerCount(1, "as requested")) == "dotevals: 1 worker (as requested)"
+    assert str(WorkerCount(1, "1 row to run")) == (
+        "dotevals: sync evaluations run in the main process (1 row to run)"
+    )
     assert str(WorkerCount(2, "as requested")) == "dotevals: 2 workers (as requested)"
     assert (
         str(WorkerCount(2, "2 physical cores, 21.4 GiB free"))
@@ -169,5 +189,7 @@ def test_worker_count_is_a_frozen_value():
 def test_chosen_count_prints_as_a_header_line():
     text = str(choose_workers("auto", rows=1))
     assert re.fullmatch(
-        r"dotevals: 1 worker \(\d+ physical cores?, [\d.]+ GiB free.*, 1 row to run\)", text
+        r"dotevals: sync evaluations run in the main process "
+        r"\(\d+ physical cores?, [\d.]+ GiB free.*, 1 row to run\)",
+        text,
     ), text

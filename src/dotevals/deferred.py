@@ -58,6 +58,7 @@ class DeferredSetup:
         global _loop
         _loop = loop
         self._state = session._setupstate
+        self._set_up: set[pytest.Item] = set()
 
     def setup(self, item: pytest.Item) -> dict[str, Any]:
         """Set the item up through pytest's setup hook and return its fixture values.
@@ -65,6 +66,7 @@ class DeferredSetup:
         The hook is what a test's setup runs: skip marks, output capture, logging,
         then the fixtures.
         """
+        self._set_up.add(item)
         item.ihook.pytest_runtest_setup(item=item)
         return dict(item.funcargs)  # type: ignore[attr-defined]
 
@@ -80,6 +82,7 @@ class DeferredSetup:
                 item.funcargs[name] = request.getfixturevalue(name)  # type: ignore[attr-defined]
 
         request._fillfixtures = fill_only_names
+        self._set_up.add(item)
         try:
             item.ihook.pytest_runtest_setup(item=item)
         finally:
@@ -88,10 +91,19 @@ class DeferredSetup:
 
     def teardown_all(self) -> None:
         """Tear down every scope still set up (the run stops early)."""
+        self._set_up.clear()
         self._state.teardown_exact(None)
 
     def teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """Tear ``item`` down, with every scope ``nextitem`` does not share (pytest's hook)."""
+        """Tear ``item`` down, with every scope ``nextitem`` does not share (pytest's hook).
+
+        An item refused before its setup hook ran (it cannot run in workers) only
+        has the scopes around it to tear down: the hook would look for its setup.
+        """
+        if item not in self._set_up:
+            self._state.teardown_exact(nextitem)
+            return
+        self._set_up.discard(item)
         item.ihook.pytest_runtest_teardown(item=item, nextitem=nextitem)
 
     def detach(self, item: pytest.Item) -> DetachedItem:
@@ -104,6 +116,7 @@ class DeferredSetup:
 
     def teardown_detached(self, detached: DetachedItem) -> None:
         """Run a detached item's finalizers with its own fixture state put back."""
+        self._set_up.discard(detached.item)
         others = {fd: _take_state(fd) for fd in detached.fixture_state}
         for fixturedef, state in detached.fixture_state.items():
             _put_state(fixturedef, state)

@@ -42,3 +42,8 @@ class WorkerDiedError(DotevalsError):
 
 class RowsFailedError(DotevalsError):
     """Every row an evaluation ran this time errored: the evaluation fails."""
+
+
+class TransferError(DotevalsError):
+    """A row's result could not pass between a worker and the main process (stored as
+    that row's error)."""

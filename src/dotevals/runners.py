@@ -214,6 +214,7 @@ class Runner:
         self.timeout = parse_timeout(timeout)
         self.executor = parse_executor(executor)
         self._pool: Executor | None = None
+        self._pool_chosen = False
         self._setup: DeferredSetup | None = None
         self._setup_lock = asyncio.Lock()
 
@@ -228,7 +229,7 @@ class Runner:
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
         self.session.lock()
-        if self._pool is None:
+        if not self._pool_chosen:
             self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
         interrupted = True
@@ -262,6 +263,7 @@ class Runner:
 
     def close(self, kill_workers: bool = False) -> None:
         """Stop the worker processes and release the experiment (done by ``run_evaluations``)."""
+        self._pool_chosen = False
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(kill=kill_workers)
@@ -273,11 +275,12 @@ class Runner:
         The pytest plugin calls this before the ordinary tests run;
         ``run_evaluations`` does it itself otherwise.
         """
-        if self._pool is None:
+        if not self._pool_chosen:
             self._pool = self._start_pool([_Job.of(obj) for obj in evaluation_items])
 
     def _start_pool(self, jobs: list[_Job]) -> Executor | None:
         """One pool of workers for every sync evaluation of the run, if one is wanted."""
+        self._pool_chosen = True
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
         if not sync_jobs:
             return None

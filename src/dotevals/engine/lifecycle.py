@@ -60,12 +60,6 @@ class WorkerRequest:
         self._fixtures = fixtures
         self._context = context
 
-    @property
-    def param(self) -> Any:
-        if self._spec.param is NO_PARAM or self._spec.param == NO_PARAM:
-            raise AttributeError(f"fixture {self.fixturename!r} is not parametrized")
-        return self._spec.param
-
     def addfinalizer(self, finalizer: Callable[[], object]) -> None:
         self._fixtures.finalizers_for(self._spec.scope).append(finalizer)
 
@@ -73,6 +67,10 @@ class WorkerRequest:
         return self._fixtures.get(name, self._context)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "param":  # only set for a parametrized fixture, as in pytest
+            if self._spec.param is NO_PARAM or self._spec.param == NO_PARAM:
+                raise AttributeError(f"fixture {self.fixturename!r} is not parametrized")
+            return self._spec.param
         raise AttributeError(
             f"request.{name} is not available in a worker process: dotevals runs this "
             "evaluation with --workers, where fixtures are created inside each worker"

@@ -2,7 +2,8 @@
 
 loky starts the workers, reports precisely when one dies and is replaced
 after that by a fresh pool. Workers start with this process's ``sys.path``
-and working directory, so eval files and conftests import there as here.
+and working directory, so eval files and conftests import there as here, and
+with its pid, so they leave as soon as it is gone.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from loky import BrokenProcessPool, ProcessPoolExecutor
+from loky.process_executor import TerminatedWorkerError
 
 from dotevals.engine import worker
 from dotevals.engine.stream import Executor
+from dotevals.errors import TransferError
 
 __all__ = ["WorkerPool"]
 
@@ -37,7 +40,7 @@ class WorkerPool(Executor):
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 initializer=worker.initialize,
-                initargs=(list(sys.path), os.getcwd()),
+                initargs=(list(sys.path), os.getcwd(), os.getpid()),
             )
         return self._executor
 
@@ -61,6 +64,17 @@ class WorkerPool(Executor):
         if self._executor is not None:
             self._executor.shutdown(wait=True, kill_workers=kill)
             self._executor = None
+
+    def blame(self, exc: BaseException) -> Exception:
+        """A worker that ended is a death; any other broken pool, a failed transfer."""
+        if isinstance(exc, TerminatedWorkerError):
+            return super().blame(exc)
+        cause = str(exc.__cause__ or "").strip().splitlines()
+        return TransferError(
+            f"the process pool broke while passing this row to or from its worker ({exc}"
+            + (f" {cause[-1]}" if cause else "")
+            + ")"
+        )
 
     def how_died(self, exc: BaseException) -> str:
         """How workers ended, from loky's message: ``{SIGSEGV(-11)}`` -> ``signal SIGSEGV``."""

@@ -46,7 +46,9 @@ class WorkerCount:
     reason: str
 
     def __str__(self) -> str:
-        return f"dotevals: {self.count} worker{'s' if self.count != 1 else ''} ({self.reason})"
+        if self.count == 1:
+            return f"dotevals: sync evaluations run in the main process ({self.reason})"
+        return f"dotevals: {self.count} workers ({self.reason})"
 
 
 def parse_workers(value: int | str | None) -> int | str | None:
@@ -87,10 +89,19 @@ def choose_workers(
     requested = parse_workers(requested)
     if requested is None:
         return WorkerCount(1, "sync evaluations run in the main process; use --workers to add")
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     if isinstance(requested, int):
+        if requested == 1:
+            return WorkerCount(1, "1 worker requested")
+        if requested > cores:
+            return WorkerCount(
+                requested,
+                f"as requested, more than the {cores} physical core{'s' if cores != 1 else ''}: "
+                "they share them, which only helps rows that wait; --workers auto starts "
+                "one per core",
+            )
         return WorkerCount(requested, "as requested")
     memory = worker_memory or DEFAULT_WORKER_MEMORY
-    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     available = psutil.virtual_memory().available
     count = min(cores, max(1, available // memory))
     reason = f"{cores} physical core{'s' if cores != 1 else ''}, {_gib(available)} free"

@@ -30,6 +30,8 @@ import cloudpickle
 
 from dotevals.engine import worker
 from dotevals.engine.scoring import failed_record
+from dotevals.engine.start_marks import StartMarks
+from dotevals.engine.transfer import pack_each
 from dotevals.errors import ConfigurationError, DatasetError, RowTimeoutError, WorkerDiedError
 from dotevals.models import Record
 
@@ -37,8 +39,11 @@ __all__ = ["ChunkSizer", "Executor", "stream"]
 
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 2000
-#: Seconds past a chunk's row timeouts before its worker is taken for hung.
+#: Seconds past a chunk's row timeouts (counted from when its rows start)
+#: before its worker is taken for hung.
 HANG_GRACE = 2.0
+#: How often the watchdog looks whether a chunk's rows have started.
+START_POLL = 0.05
 
 
 class ChunkSizer:
@@ -89,6 +94,10 @@ class Executor(ABC):
         """A few words on how the worker ended."""
         return type(exc).__name__
 
+    def blame(self, exc: BaseException) -> Exception:
+        """The error stored for the row whose call failed with ``exc`` (one of ``died``)."""
+        return WorkerDiedError(f"the worker process scoring this row died ({self.how_died(exc)})")
+
 
 async def stream(
     executor: Executor,
@@ -102,21 +111,24 @@ async def stream(
 
     When a worker dies or a chunk hangs, the pool is replaced and the rows
     that were in flight are run again one by one, so that only the row that
-    brought its worker down is stored with that error.
+    brought its worker down is stored with that error. An error raised by the
+    dataset itself is raised once every row read before it is scored.
     """
     sender = _Sender(executor, pack_payload(name, payload, executor.remote), payload.timeout, sink)
     sizer = ChunkSizer(fixed=chunk_size)
     in_flight: deque[_Chunk] = deque()
     exhausted = False
+    dataset_error: Exception | None = None
     try:
         while True:
             while not exhausted and len(in_flight) < 2 * executor.workers:
-                chunk = list(islice(rows, sizer.size))
-                if not chunk:
-                    exhausted = True
-                    break
-                in_flight.append(sender.submit(chunk))
+                chunk, dataset_error = _take(rows, sizer.size)
+                if chunk:
+                    in_flight.append(sender.submit(chunk))
+                exhausted = len(chunk) < sizer.size
             if not in_flight:
+                if dataset_error is not None:
+                    raise dataset_error  # every row read before it is stored
                 return
             try:
                 records, seconds = await sender.result(in_flight[0])
@@ -131,6 +143,20 @@ async def stream(
                 sink(record)
     finally:
         _drop(in_flight)
+        sender.close()
+
+
+def _take(
+    rows: Iterator[tuple[int, Any]], count: int
+) -> tuple[list[tuple[int, Any]], Exception | None]:
+    """Up to ``count`` rows, and the error that stopped the dataset (rows before it are kept)."""
+    chunk: list[tuple[int, Any]] = []
+    try:
+        for row in islice(rows, count):
+            chunk.append(row)
+    except Exception as exc:  # noqa: BLE001 - raised once the rows read before it are stored
+        return chunk, exc
+    return chunk, None
 
 
 def _drop(chunks: deque[_Chunk]) -> None:
@@ -144,6 +170,8 @@ def _drop(chunks: deque[_Chunk]) -> None:
 class _Chunk:
     rows: list[tuple[int, Any]]
     future: asyncio.Future[Any]
+    #: What the worker marks when it starts scoring the rows (None: not watched).
+    mark: str | None = None
 
 
 class _PoolFailure(Exception):
@@ -169,26 +197,26 @@ class _Sender:
         self.timeout = timeout
         self.sink = sink
         self.evaluation_id = uuid.uuid4().hex
+        # The watchdog times rows from when they start, where a worker can say so.
+        self.marks = StartMarks() if timeout is not None and not executor.remote else None
 
     def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
+        mark = self.marks.new() if self.marks is not None else None
         future = self.executor.submit(
-            worker.run_chunk, self.evaluation_id, self.packed, pack_rows(rows)
+            worker.run_chunk, self.evaluation_id, self.packed, pack_rows(rows), mark
         )
-        return _Chunk(rows, future)
+        return _Chunk(rows, future, mark)
+
+    def close(self) -> None:
+        if self.marks is not None:
+            self.marks.close()
 
     async def result(self, chunk: _Chunk) -> tuple[list[Record], float]:
         """The chunk's records and scoring time; _PoolFailure if its worker died or hung."""
-        deadline = None
-        if self.timeout is not None:  # rows stop themselves; this catches rows that cannot
-            deadline = self.timeout * len(chunk.rows) + HANG_GRACE
         try:
-            return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
+            packed, seconds = await self._watch(chunk)
         except self.executor.died as exc:
-            raise _PoolFailure(
-                WorkerDiedError(
-                    f"the worker process scoring this row died ({self.executor.how_died(exc)})"
-                )
-            ) from exc
+            raise _PoolFailure(self.executor.blame(exc)) from exc
         except asyncio.TimeoutError:
             raise _PoolFailure(
                 RowTimeoutError(
@@ -196,6 +224,26 @@ class _Sender:
                     "interrupted; its worker process was replaced"
                 )
             ) from None
+        finally:
+            if chunk.mark is not None:
+                StartMarks.forget(chunk.mark)
+        return cloudpickle.loads(packed), seconds
+
+    async def _watch(self, chunk: _Chunk) -> Any:
+        """The chunk's outcome; asyncio.TimeoutError once its rows ran past their deadline.
+
+        Rows stop themselves at their timeout; this catches rows that cannot. The
+        deadline counts from when the worker starts the rows, where it says so.
+        """
+        if self.timeout is None:
+            return await asyncio.shield(chunk.future)
+        if chunk.mark is not None:
+            while not StartMarks.started(chunk.mark):
+                done, _ = await asyncio.wait({chunk.future}, timeout=START_POLL)
+                if done:
+                    return chunk.future.result()
+        deadline = self.timeout * len(chunk.rows) + HANG_GRACE
+        return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
 
     async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
         """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""
@@ -242,20 +290,14 @@ def pack_payload(name: str, payload: worker.Payload, remote: bool = False) -> by
 
 def pack_rows(chunk: list[tuple[int, Any]]) -> bytes:
     """Pickle a chunk; a row that cannot be pickled goes as that row's error."""
-    try:
-        return cloudpickle.dumps(chunk)
-    except Exception:
-        return cloudpickle.dumps([(item_id, _sendable(item_id, row)) for item_id, row in chunk])
+    return pack_each(chunk, _unsendable)
 
 
-def _sendable(item_id: int, row: Any) -> Any:
-    try:
-        cloudpickle.dumps(row)
-    except Exception as exc:
-        return DatasetError(
-            f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
-        )
-    return row
+def _unsendable(row: tuple[int, Any], exc: Exception) -> tuple[int, Any]:
+    item_id = row[0]
+    return item_id, DatasetError(
+        f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
+    )
 
 
 def _send_module_by_value(func: Any, remote: bool) -> None:

@@ -19,7 +19,10 @@ from typing import Any
 import cloudpickle
 
 from dotevals.engine.lifecycle import FixtureSpec, WorkerFixtures
-from dotevals.engine.scoring import score_row, sync_caller
+from dotevals.engine.scoring import failed_record, score_row, sync_caller
+from dotevals.engine.start_marks import mark_started
+from dotevals.engine.transfer import pack_each
+from dotevals.errors import TransferError
 from dotevals.models import Record
 
 __all__ = ["Payload", "close_fixtures", "initialize", "ready", "run_chunk"]
@@ -74,15 +77,17 @@ _lock = threading.Lock()
 PARENT_CHECK_SECONDS = 1.0
 
 
-def initialize(path: list[str], cwd: str) -> None:
+def initialize(path: list[str], cwd: str, parent: int) -> None:
     """Give the worker the main process's import path and directory (loky initializer).
 
-    The worker also leaves by itself if the main process is killed.
+    ``parent`` is the main process's pid: a worker whose main process has died
+    (before this worker started, or at any time after) leaves by itself.
     """
+    if os.getppid() != parent:
+        os._exit(1)  # the main process died while this worker started
     sys.path[:] = path
     os.chdir(cwd)
     atexit.register(_fixtures.close)
-    parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -105,8 +110,14 @@ def close_fixtures() -> None:
         _fixtures.close()
 
 
-def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Record], float]:
-    """Score a chunk of rows; return their Records and the seconds spent scoring."""
+def run_chunk(
+    evaluation_id: str, payload: bytes, rows: bytes, started: str | None = None
+) -> tuple[bytes, float]:
+    """Score a chunk of rows; return their pickled Records and the seconds spent scoring.
+
+    ``started`` is marked once the fixtures are ready and the rows start. A
+    Record that cannot be pickled goes back as its row's error.
+    """
     with _lock:
         loaded = _loaded.get(evaluation_id)
         if loaded is None:
@@ -120,9 +131,23 @@ def run_chunk(evaluation_id: str, payload: bytes, rows: bytes) -> tuple[list[Rec
         fixtures = _fixtures.resolve(
             evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.closure
         )
+    mark_started(started)
     start = time.perf_counter()
     records = [
         score_row(loaded.call, item_id, row, fixtures, spec.timeout)
         for item_id, row in cloudpickle.loads(rows)
     ]
-    return records, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return pack_each(records, _unsendable), seconds
+
+
+def _unsendable(record: Record, exc: Exception) -> Record:
+    return failed_record(
+        record.item_id,
+        record.dataset_row,
+        TransferError(
+            f"the row's result cannot be sent back from its worker process "
+            f"({type(exc).__name__}: {exc}); return plain values (numbers, strings, lists, "
+            "dicts) in Score and Result"
+        ),
+    )

@@ -1,0 +1,50 @@
+"""When a chunk's rows start scoring: the worker marks it, the main process's watchdog reads it.
+
+A chunk's deadline counts from the moment its worker starts scoring it, not
+from when it was sent, so a worker still starting up or setting its fixtures
+up is never taken for hung. Local workers share the file system with the main
+process: a worker creates an empty file named for the chunk in a directory of
+the run, which the main process removes at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+
+__all__ = ["StartMarks", "mark_started"]
+
+
+class StartMarks:
+    """Main side: one directory of marks for one evaluation's chunks."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="dotevals-started-")
+        self._numbers = itertools.count()
+
+    def new(self) -> str:
+        """The path a worker marks when it starts scoring the next chunk."""
+        return os.path.join(self.directory, str(next(self._numbers)))
+
+    @staticmethod
+    def started(mark: str) -> bool:
+        return os.path.exists(mark)
+
+    @staticmethod
+    def forget(mark: str) -> None:
+        """The chunk is over: its mark is not needed any more."""
+        with contextlib.suppress(OSError):
+            os.unlink(mark)
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def mark_started(mark: str | None) -> None:
+    """Worker side: say the chunk's rows start now (a run that has ended is ignored)."""
+    if mark is not None:
+        with contextlib.suppress(OSError):
+            os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -1,0 +1,125 @@
+"""An in-memory executor for testing the stream in-process, in milliseconds.
+
+Every chunk the stream submits becomes a :class:`Call` whose future the test
+settles: run it (``worker.run_chunk`` in this process), fail it with a worker
+death, or leave it hanging. With ``autorun`` the executor settles each call as
+it is submitted: calls holding a ``fatal`` row die, calls holding a
+``hanging`` row start (as the worker says when its rows start) and never
+finish, the others run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from dotevals.engine import worker
+from dotevals.engine.stream import Executor
+
+
+class WorkerDeath(Exception):
+    """How the fake pool says the worker running a call died."""
+
+
+@dataclass
+class Call:
+    """One submitted chunk: ``fn(*args)`` and the future the stream awaits."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+    @property
+    def item_ids(self) -> list[int]:
+        return [item_id for item_id, _ in cloudpickle.loads(self.args[2])]
+
+    def start(self) -> None:
+        """The worker starts scoring the rows (its fixtures are ready)."""
+        worker.mark_started(self.args[3])
+
+    def run(self) -> None:
+        """Score the chunk in this process; the future gets what a process pool would give:
+        the result through pickle, or the error pickling it raised."""
+        if self.future.done():
+            return
+        try:
+            self.future.set_result(cloudpickle.loads(cloudpickle.dumps(self.fn(*self.args))))
+        except Exception as exc:  # noqa: BLE001 - handed to the stream, as loky does
+            self.future.set_exception(exc)
+
+    def die(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(WorkerDeath("the worker was killed"))
+
+
+class FakeExecutor(Executor):
+    """``workers`` pretend workers; the calls, replacements and shutdowns are recorded."""
+
+    died = (WorkerDeath,)
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        autorun: bool = True,
+        fatal: Iterable[int] = (),
+        hanging: Iterable[int] = (),
+    ):
+        self.workers = workers
+        self.autorun = autorun
+        self.fatal = set(fatal)
+        self.hanging = set(hanging)
+        self.calls: list[Call] = []
+        self.replaced: list[bool] = []
+        self.started = False
+        self.shut_down = False
+
+    @property
+    def pending(self) -> list[Call]:
+        """Calls submitted and not settled (cancelled ones are settled)."""
+        return [call for call in self.calls if not call.future.done()]
+
+    def start(self) -> None:
+        self.started = True
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        call = Call(fn, args, asyncio.get_running_loop().create_future())
+        self.calls.append(call)
+        if self.autorun:
+            self.settle(call)
+        return call.future
+
+    def settle(self, call: Call) -> None:
+        """What ``autorun`` does with a call: die, hang or run, by the rows it holds."""
+        rows = set(call.item_ids)
+        if rows & self.fatal:
+            call.die()
+        elif rows & self.hanging:
+            call.start()
+        else:
+            call.run()
+
+    def replace(self, hung: bool) -> None:
+        self.replaced.append(hung)
+
+    def shutdown(self, kill: bool = False) -> None:
+        self.shut_down = True
+
+
+async def until(
+    condition: Callable[[], bool], task: asyncio.Task[Any], seconds: float = 10
+) -> None:
+    """Let the loop run until ``condition`` holds; fail if ``task`` ends first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if task.done():
+            task.result()  # raises what stopped it
+            raise AssertionError("the stream ended before the condition held")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        await asyncio.sleep(0.001)

@@ -1,0 +1,405 @@
+"""The ordered, bounded stream (``dotevals.engine.stream``) against an in-memory executor.
+
+Rows are scored in this process by ``worker.run_chunk``; the test decides when
+each chunk's future resolves, dies or hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from fake_executor import FakeExecutor, until
+
+from dotevals import Score
+from dotevals.engine import stream as stream_module
+from dotevals.engine import worker
+from dotevals.engine.stream import MAX_CHUNK, ChunkSizer, stream
+from dotevals.engine.worker import Payload
+from dotevals.evaluation import make_retrying
+from dotevals.models import Record
+
+TIMEOUT_ERROR = "RowTimeoutError: the row ran longer than its"
+
+
+def score_n(n: int) -> Score:
+    return Score("v", n)
+
+
+def payload(func: Any = score_n, timeout: float | None = None) -> Payload:
+    return Payload(func, make_retrying(None), (), {}, {}, (), timeout)
+
+
+class CountedRows:
+    """Rows ``(i, {"n": i})``, counting how many were read."""
+
+    def __init__(self, count: int | None = None):
+        self.count = count
+        self.read = 0
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return self
+
+    def __next__(self) -> tuple[int, dict[str, Any]]:
+        if self.count is not None and self.read >= self.count:
+            raise StopIteration
+        self.read += 1
+        return self.read - 1, {"n": self.read - 1}
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker_state():
+    yield
+    worker.close_fixtures()
+
+
+Steps = Callable[[asyncio.Task[None]], Awaitable[None]]
+
+
+def run_stream(
+    executor: FakeExecutor,
+    rows: Any,
+    chunk_size: int | None = None,
+    steps: Steps | None = None,
+    records: list[Record] | None = None,
+    **kw: Any,
+) -> list[Record]:
+    """Stream ``rows`` while ``steps(task)`` settles the executor's calls; return what was sunk
+    (into ``records`` when given: kept when the stream raises)."""
+    sunk: list[Record] = [] if records is None else records
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            stream(executor, "eval_x", payload(**kw), iter(rows), sunk.append, chunk_size)
+        )
+        if steps is not None:
+            await steps(task)
+        await task
+
+    asyncio.run(main())
+    return sunk
+
+
+def values(records: list[Record]) -> dict[int, Any]:
+    return {r.item_id: r.result.scores[0].value for r in records if not r.failed}
+
+
+# dataset order -----------------------------------------------------------------
+
+
+def test_results_reach_the_sink_in_dataset_order_whatever_order_chunks_finish_in():
+    executor = FakeExecutor(workers=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        while not task.done():
+            await until(lambda: executor.pending or task.done(), task)
+            newest_first = list(reversed(executor.pending))
+            for call in newest_first[:-1]:
+                call.run()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            held = len(records)
+            if newest_first:
+                assert all(r.item_id < newest_first[-1].item_ids[0] for r in records)
+                newest_first[-1].run()
+            await asyncio.sleep(0)
+            assert len(records) >= held
+
+    run_stream(executor, CountedRows(20), 3, steps, records)
+    assert [r.item_id for r in records] == list(range(20))
+    assert values(records) == {n: n for n in range(20)}
+
+
+def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes():
+    executor = FakeExecutor(workers=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        for call in executor.pending[1:]:
+            call.run()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert records == []  # the oldest chunk is still out
+        executor.pending[0].run()
+
+    run_stream(executor, CountedRows(8), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(8))
+
+
+# the in-flight bound -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_at_most_two_chunks_per_worker_are_in_flight_and_rows_are_read_as_they_free(workers):
+    executor = FakeExecutor(workers=workers, autorun=False)
+    rows = CountedRows()  # endless
+    records: list[Record] = []
+    bound = 2 * workers
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == bound, task)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(executor.pending) == bound
+        assert rows.read == 5 * bound  # nothing read ahead of the window
+        for freed in range(1, 4):
+            executor.pending[0].run()
+            await until(lambda f=freed: len(executor.calls) == bound + f, task)
+            assert len(executor.pending) == bound
+            assert rows.read == 5 * (bound + freed)
+        task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, 5, steps, records)
+    assert [r.item_id for r in records] == list(range(15))
+    assert all(call.future.done() for call in executor.calls)  # the rest were cancelled
+
+
+def test_a_short_dataset_ends_the_stream_with_every_row_once():
+    executor = FakeExecutor(workers=2)
+    records = run_stream(executor, CountedRows(7), chunk_size=3)
+    assert [r.item_id for r in records] == list(range(7))
+    assert [call.item_ids for call in executor.calls] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_an_empty_dataset_submits_nothing():
+    executor = FakeExecutor(workers=2)
+    assert run_stream(executor, CountedRows(0)) == []
+    assert executor.calls == []
+
+
+# chunk sizing ------------------------------------------------------------------
+
+
+def test_chunk_sizer_starts_small_and_aims_at_chunk_seconds_of_work():
+    sizer = ChunkSizer()
+    assert sizer.size == 4
+    sizer.observe(4, 4 * 0.01)  # 10 ms a row: 50 ms of work is 5 rows
+    assert sizer.size == 5
+    sizer.observe(5, 5 * 0.01)
+    assert sizer.size == 5
+
+
+def test_chunk_sizer_follows_rows_that_get_faster_smoothly():
+    sizer = ChunkSizer()
+    sizer.observe(4, 4 * 0.01)
+    sizer.observe(5, 5 * 0.001)  # 10x faster: the average moves 30 % of the way
+    per_row = 0.7 * 0.01 + 0.3 * 0.001
+    assert sizer.size == round(stream_module.CHUNK_SECONDS / per_row)
+    sizes = []
+    for _ in range(30):
+        sizer.observe(sizer.size, sizer.size * 0.001)
+        sizes.append(sizer.size)
+    assert sizes == sorted(sizes)  # grows towards the new rate without overshooting
+    assert sizes[-1] == 50
+
+
+def test_chunk_sizer_bounds_and_empty_chunks():
+    sizer = ChunkSizer()
+    sizer.observe(0, 5.0)  # nothing to learn from
+    assert sizer.size == 4
+    sizer.observe(10, 0.0)  # instant rows: capped
+    assert sizer.size == MAX_CHUNK
+    slow = ChunkSizer()
+    slow.observe(1, 60.0)  # a minute a row: one row a chunk, never zero
+    assert slow.size == 1
+
+
+def test_fixed_chunk_size_never_changes():
+    sizer = ChunkSizer(fixed=7)
+    for rows, seconds in [(7, 0.0), (7, 100.0), (0, 1.0)]:
+        sizer.observe(rows, seconds)
+        assert sizer.size == 7
+
+
+def test_the_stream_grows_chunks_of_fast_rows():
+    executor = FakeExecutor(workers=1)
+    records = run_stream(executor, CountedRows(3000))
+    sizes = [len(call.item_ids) for call in executor.calls]
+    assert sizes[0] == 4
+    assert max(sizes) > 4
+    assert [r.item_id for r in records] == list(range(3000))
+
+
+def test_the_stream_keeps_a_fixed_chunk_size():
+    executor = FakeExecutor(workers=2)
+    run_stream(executor, CountedRows(25), chunk_size=10)
+    assert [len(call.item_ids) for call in executor.calls] == [10, 10, 5]
+
+
+# a worker dies -----------------------------------------------------------------
+
+
+def test_a_death_in_a_chunk_of_several_rows_is_blamed_on_that_row_only():
+    executor = FakeExecutor(workers=2, fatal={6})
+    records = run_stream(executor, CountedRows(20), chunk_size=4)
+    assert [r.item_id for r in records] == list(range(20))
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert failed == {6: "WorkerDiedError: the worker process scoring this row died (WorkerDeath)"}
+    assert values(records) == {n: n for n in range(20) if n != 6}
+    assert executor.replaced and not any(executor.replaced)
+    assert [call.item_ids for call in executor.calls if 6 in call.item_ids][-1] == [6]
+    assert [call.item_ids for call in executor.calls][:2] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_rows_that_kill_every_worker_are_each_blamed_once():
+    executor = FakeExecutor(workers=3, fatal={0, 2, 3, 9})
+    records = run_stream(executor, CountedRows(10), chunk_size=5)
+    assert [r.item_id for r in records] == list(range(10))
+    assert {r.item_id for r in records if r.failed} == {0, 2, 3, 9}
+    alone = [call.item_ids[0] for call in executor.calls if len(call.item_ids) == 1]
+    assert all(alone.count(n) >= 1 for n in (0, 2, 3, 9))
+
+
+def test_a_death_while_isolating_is_isolated_again():
+    executor = FakeExecutor(workers=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        executor.pending[0].die()  # rows 0-3 suspected: run one by one, two at a time
+        await until(lambda: len(executor.pending) == 2, task)
+        assert [c.item_ids for c in executor.pending] == [[0], [1]]
+        executor.pending[1].run()
+        executor.pending[0].die()  # row 0 or 1 killed it: both run again, alone
+        await until(lambda: len(executor.pending) == 1, task)
+        assert executor.pending[0].item_ids == [0]
+        executor.pending[0].die()
+        executor.fatal, executor.autorun = set(), True
+
+    run_stream(executor, CountedRows(4), 4, steps, records)
+    assert [r.item_id for r in records] == [0, 1, 2, 3]
+    assert {r.item_id for r in records if r.failed} == {0}
+    assert len(executor.replaced) == 3
+
+
+# deadlines and hang detection ----------------------------------------------------
+
+
+@pytest.fixture
+def short_grace(monkeypatch):
+    monkeypatch.setattr(stream_module, "HANG_GRACE", 0.0)  # a hung chunk is caught at once
+
+
+def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace):
+    executor = FakeExecutor(workers=2, hanging={5})
+    records = run_stream(executor, CountedRows(12), chunk_size=3, timeout=0.05)
+    assert [r.item_id for r in records] == list(range(12))
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert list(failed) == [5]
+    assert failed[5].startswith(f"{TIMEOUT_ERROR} 0.05 s timeout and could not be interrupted")
+    assert values(records) == {n: n for n in range(12) if n != 5}
+    assert executor.replaced and all(executor.replaced)  # hung=True each time
+
+
+def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
+    executor = FakeExecutor(workers=1, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        await asyncio.sleep(0.2)  # no deadline applies, however long it takes
+        assert not task.done() and executor.replaced == []
+        executor.pending[0].run()
+
+    run_stream(executor, CountedRows(2), 2, steps, records)
+    assert values(records) == {0: 0, 1: 1}
+
+
+def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
+    executor = FakeExecutor(workers=1, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        await asyncio.sleep(0.5)  # fixtures set up for three times the chunk's deadline
+        assert not task.done() and executor.replaced == []
+        executor.pending[0].run()  # the rows start, and end in time
+
+    run_stream(executor, CountedRows(3), 3, steps, records, timeout=0.05)
+    assert [r.error for r in records] == [None, None, None]
+    assert values(records) == {0: 0, 1: 1, 2: 2}
+
+
+def test_the_deadline_counts_from_when_the_rows_start(short_grace):
+    executor = FakeExecutor(workers=1, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1, task)
+        await asyncio.sleep(0.2)  # four times the deadline, before the row starts
+        assert executor.replaced == [] and len(executor.calls) == 1
+        executor.pending[0].start()  # then hangs: isolated, alone, and hangs again
+        await until(lambda: len(executor.calls) == 2, task)
+        executor.calls[1].start()
+
+    run_stream(executor, CountedRows(1), 1, steps, records, timeout=0.05)
+    assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.05 s timeout"]
+    assert executor.replaced == [True, True]
+
+
+# errors that must cost only their own row -----------------------------------------
+
+
+def score_lock_at_two(n: int) -> Score:
+    import threading
+
+    return Score("s", threading.Lock() if n == 2 else n)
+
+
+def test_a_result_that_cannot_be_sent_back_is_that_rows_error():
+    executor = FakeExecutor(workers=2)
+    records = run_stream(executor, CountedRows(6), chunk_size=4, func=score_lock_at_two)
+    assert [r.item_id for r in records] == list(range(6))
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert list(failed) == [2]
+    assert failed[2].startswith(
+        "TransferError: the row's result cannot be sent back from its worker process (TypeError: "
+    )
+    assert "lock" in failed[2]
+    assert values(records) == {0: 0, 1: 1, 3: 3, 4: 4, 5: 5}
+    assert executor.replaced == []
+
+
+def raising_at(count: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    for n in range(count):
+        yield n, {"n": n}
+    raise OSError("the dataset's file went away")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, None])
+def test_rows_read_before_the_dataset_raised_are_all_scored(chunk_size):
+    executor = FakeExecutor(workers=2)
+    records: list[Record] = []
+    with pytest.raises(OSError, match="the dataset's file went away"):
+        run_stream(executor, raising_at(10), chunk_size, records=records)
+    assert [r.item_id for r in records] == list(range(10))
+    assert values(records) == {n: n for n in range(10)}
+
+
+def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
+    executor = FakeExecutor(workers=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 3, task)
+        for call in reversed(executor.pending):
+            call.run()
+
+    with pytest.raises(OSError):
+        run_stream(executor, raising_at(5), 2, steps, records)
+    assert [r.item_id for r in records] == [0, 1, 2, 3, 4]
+
+
+def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeypatch, short_grace):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    executor = FakeExecutor(workers=2, hanging={3})
+    records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.05)
+    assert [r.item_id for r in records if r.failed] == [3]
+    assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,93 @@
+"""The worker side of the process pool, called in this process: start-up and sending back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import cloudpickle
+import pytest
+from loky import BrokenProcessPool
+from loky.process_executor import TerminatedWorkerError
+
+from dotevals import Score
+from dotevals.engine import worker
+from dotevals.engine.pool import WorkerPool
+from dotevals.engine.stream import pack_payload, pack_rows
+from dotevals.engine.worker import Payload
+from dotevals.errors import TransferError, WorkerDiedError
+from dotevals.evaluation import make_retrying
+
+
+class Exited(Exception):
+    pass
+
+
+@pytest.fixture
+def exits(monkeypatch):
+    """``os._exit`` of the worker module raises Exited(code) instead of ending this process."""
+
+    def fake_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(worker.os, "_exit", fake_exit)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_worker_whose_main_process_died_before_it_started_exits_at_once(exits, monkeypatch):
+    path = list(sys.path)
+    monkeypatch.setattr(worker.sys, "path", path)
+    with pytest.raises(Exited) as exited:
+        worker.initialize(["/nowhere"], "/", dead_pid())
+    assert exited.value.args == (1,)
+    assert path == sys.path  # it left before taking anything over
+
+
+def test_the_parent_watch_ends_the_worker_once_its_parent_is_gone(exits):
+    with pytest.raises(Exited):
+        worker._exit_with_parent(dead_pid())
+
+
+def lock_at_one(n: int) -> Score:
+    return Score("s", threading.Lock() if n == 1 else n)
+
+
+def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel():
+    payload = pack_payload("eval_lock", Payload(lock_at_one, make_retrying(None), (), {}, {}, ()))
+    try:
+        packed, seconds = worker.run_chunk(
+            "e", payload, pack_rows([(i, {"n": i}) for i in range(3)])
+        )
+    finally:
+        worker.close_fixtures()
+    records = cloudpickle.loads(packed)
+    assert seconds >= 0
+    assert [r.item_id for r in records] == [0, 1, 2]
+    assert [r.result.scores[0].value for r in records if not r.failed] == [0, 2]
+    assert records[1].dataset_row == {"n": 1}
+    assert records[1].error.startswith(
+        "TransferError: the row's result cannot be sent back from its worker process "
+        "(TypeError: cannot pickle '_thread.lock' object); return plain values"
+    )
+
+
+def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_error():
+    pool = WorkerPool(2)
+    died = pool.blame(TerminatedWorkerError("The exit codes of the workers are {SIGKILL(-9)}"))
+    assert isinstance(died, WorkerDiedError)
+    assert str(died) == (
+        "the worker process scoring this row died "
+        "(killed by signal SIGKILL, as the out-of-memory killer does)"
+    )
+    broken = BrokenProcessPool("A task has failed to un-serialize.")
+    broken.__cause__ = RuntimeError("Traceback ...\nModuleNotFoundError: No module named 'gone'")
+    transfer = pool.blame(broken)
+    assert isinstance(transfer, TransferError)
+    assert "A task has failed to un-serialize." in str(transfer)
+    assert "ModuleNotFoundError: No module named 'gone'" in str(transfer)
