@@ -395,9 +395,9 @@ def test_eval_files_outside_packages_closures_and_scripts_reach_the_dask_workers
     result = on_dask(pytester, cluster, "my-evals", "--storage", url, "--experiment", "ship")
     result.assert_outcomes(passed=2)
     storage = get_storage(url)
-    made = storage.load_records("ship", "my-evals/eval_shipped.py::eval_factory")
+    made = storage.load_records("ship", "eval_shipped.py::eval_factory")
     assert [r.result.scores[0].value for r in made] == [3 * (2 * n + 105) for n in range(20)]
-    locked = storage.load_records("ship", "my-evals/eval_shipped.py::eval_lock")
+    locked = storage.load_records("ship", "eval_shipped.py::eval_lock")
     assert [r.result.scores[0].value for r in locked] == [
         [v * n - 1 for v in (1, 2, 3)] for n in range(10)
     ]

@@ -559,9 +559,9 @@ def test_closures_lambdas_and_files_outside_packages_reach_workers(pytester, imp
     )
     result.assert_outcomes(passed=2)
     storage = get_storage(url)
-    made = storage.load_records("ship", "my-evals/eval_shipped.py::eval_factory")
+    made = storage.load_records("ship", "eval_shipped.py::eval_factory")
     assert [r.result.scores[0].value for r in made] == [3 * (2 * n + 105) for n in range(20)]
-    locked = storage.load_records("ship", "my-evals/eval_shipped.py::eval_lock")
+    locked = storage.load_records("ship", "eval_shipped.py::eval_lock")
     assert [r.result.scores[0].value for r in locked] == [
         [v * n - 1 for v in (1, 2, 3)] for n in range(10)
     ]

@@ -243,7 +243,7 @@ def test_an_evaluation_whose_every_row_errored_fails_its_item(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     section = section_of(result, "eval_bool")
     assert section.strip().splitlines() == [
-        "eval_bool: all 2 rows run this time errored; the first (row 0):",
+        "eval_errors.py::eval_bool: all 2 rows run this time errored; the first (row 0):",
         "",
         "TypeError: an evaluation must return a Score or a Result, got bool (True)",
         "",
@@ -273,7 +273,7 @@ def eval_broken(q):
     result.assert_outcomes(failed=1)
     section = section_of(result, "eval_broken")
     assert section.startswith(
-        "eval_broken: all 3 rows run this time errored; the first (row 0):\n\n"
+        "eval_broken.py::eval_broken: all 3 rows run this time errored; the first (row 0):\n\n"
         "Traceback (most recent call last):\n"
     )
     assert 'in model\n    return {"answer": q}["text"]' in section
@@ -318,7 +318,7 @@ def eval_clean(q):
     result = pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
     result.assert_outcomes(passed=2)
     lines = result.outlines
-    start = lines.index("eval_frequent: 11 of 12 new rows errored")
+    start = lines.index("eval_frequent.py::eval_frequent: 11 of 12 new rows errored")
     assert lines[start - 1] == ""
     assert lines[start + 1 : start + 6] == [
         "       6  ValueError: no answer",

@@ -96,13 +96,14 @@ def summary_section(result: pytest.RunResult) -> list[str]:
 
 
 def summary_row(result: pytest.RunResult, name: str) -> dict[str, str]:
-    """The counts of one evaluation in the summary table, and its line."""
+    """The counts of one evaluation (``FILE::NAME`` or ``NAME``) in the summary table,
+    and its line."""
     section = summary_section(result)
     header = next(line for line in section if line.split()[:1] == ["evaluation"])
     assert header.split()[:4] == ["evaluation", "rows", "new", "errors"]
     for line in section:
         tokens = line.split()
-        if tokens and tokens[0] == name:
+        if tokens and name in (tokens[0], tokens[0].rpartition("::")[2]):
             return {"rows": tokens[1], "new": tokens[2], "errors": tokens[3], "line": line}
     raise AssertionError(f"{name} not in the dotevals summary:\n" + "\n".join(section))
 

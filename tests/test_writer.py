@@ -199,8 +199,9 @@ def test_a_full_database_fails_its_evaluation_and_the_next_one_runs(tmp_path: Pa
     assert stored == list(range(len(stored)))
     unstored = int(reason.split()[0])
     assert unstored == 600 - len(stored)
-    (table_line,) = [line for line in out.splitlines() if line.startswith("eval_big ")]
-    assert table_line.split()[:4] == ["eval_big", str(len(stored)), str(len(stored)), "0"]
+    name = "eval_full.py::eval_big"
+    (table_line,) = [line for line in out.splitlines() if line.startswith(f"{name} ")]
+    assert table_line.split()[:4] == [name, str(len(stored)), str(len(stored)), "0"]
     assert stored_ids(f"sqlite://{db}", "eval_full.py::eval_small") == list(range(30))
     storage = get_storage(f"sqlite://{db}")
     assert storage.load_evaluation("exp", "eval_full.py::eval_small").status == "completed"

@@ -9,6 +9,11 @@
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
 
+A storage given without a scheme is a ``json://`` one (``--storage results``
+is ``--storage json://results``). ``--evaluation`` takes an evaluation's stored
+name or, when only one evaluation of the experiment has it, its short name: the
+function name with its parameters, as the pytest summary prints it.
+
 A command exits with 0 on success. Anything dotevals reports as wrong (an
 unknown experiment, an unreadable storage, ...) is printed as
 ``error: <message>`` on stderr with exit code 1; usage errors exit with 2.
@@ -36,6 +41,7 @@ from dotevals.errors import (
     StorageError,
 )
 from dotevals.models import EvaluationSummary
+from dotevals.project import short_name
 from dotevals.report import format_table, storage_option
 from dotevals.row_errors import group_by_type
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
@@ -202,6 +208,27 @@ def _print_errors(evaluation: dict[str, Any]) -> None:
             print(textwrap.indent(detail.rstrip(), "    "))
 
 
+def _evaluation(names: list[str], wanted: str, experiment: str, url: str) -> str:
+    """The stored evaluation ``wanted`` names: its stored name, or a short name only one
+    evaluation has; ConfigurationError listing the candidates otherwise."""
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if short_name(n) == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        candidates = ", ".join(repr(n) for n in matches)
+        raise ConfigurationError(
+            f"evaluation {wanted!r} is ambiguous in experiment {experiment!r}: "
+            f"give one of {candidates}"
+        )
+    known = ", ".join(repr(n) for n in names) or "none"
+    raise ConfigurationError(
+        f"evaluation {wanted!r} not found in experiment {experiment!r} in {url} "
+        f"(its evaluations: {known})"
+    )
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """Status, rows, errors and metrics of each evaluation; every record with --full,
     the errored rows with their tracebacks with --errors."""
@@ -209,13 +236,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         experiment = _experiment(storage, args.storage, args.experiment)
         names = storage.list_evaluations(experiment.name)
         if args.evaluation is not None:
-            if args.evaluation not in names:
-                known = ", ".join(repr(n) for n in names) or "none"
-                raise ConfigurationError(
-                    f"evaluation {args.evaluation!r} not found in experiment "
-                    f"{experiment.name!r} in {args.storage} (its evaluations: {known})"
-                )
-            names = [args.evaluation]
+            names = [_evaluation(names, args.evaluation, experiment.name, args.storage)]
         report = {
             "experiment": experiment.name,
             "storage": args.storage,
@@ -293,7 +314,8 @@ def _parser() -> argparse.ArgumentParser:
         "--storage",
         metavar="URL",
         default=DEFAULT_STORAGE,
-        help=f"where the experiments are, e.g. sqlite://results.db (default: {DEFAULT_STORAGE})",
+        help="where the experiments are, e.g. sqlite://results.db; a path without a scheme "
+        f"is a json:// one (default: {DEFAULT_STORAGE})",
     )
     parser = argparse.ArgumentParser(
         prog="dotevals", description="Look at and manage dotevals experiments and datasets."
@@ -307,7 +329,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("show", parents=[storage], help="show the results of an experiment")
     p.add_argument("experiment", metavar="EXPERIMENT")
-    p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
+    p.add_argument(
+        "--evaluation",
+        metavar="NAME",
+        help="only this evaluation: its stored name, or its short name if no other has it",
+    )
     p.add_argument("--full", action="store_true", help="also print every record")
     p.add_argument(
         "--errors",
@@ -328,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("datasets", help="list the registered datasets")
     p.add_argument("--verbose", "-v", action="store_true", help="add columns, splits and rows")
-    p.add_argument("--name", metavar="SUBSTRING", help="only datasets whose name contains it")
+    p.add_argument("--name", "-n", metavar="SUBSTRING", help="only datasets whose name contains it")
     p.set_defaults(run=cmd_datasets)
     return parser
 

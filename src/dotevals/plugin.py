@@ -27,10 +27,12 @@ from dotevals.engine.sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError, RowsFailedError
 from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
+from dotevals.project import project_root
 from dotevals.providers import register_fixtures
 from dotevals.report import error_summary, rows_failed_report, show_errors_command, summary_table
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
 from dotevals.storage import DEFAULT_STORAGE, get_storage
+from dotevals.storage.registry import resolve_storage
 
 _RUNNER = pytest.StashKey[Runner]()
 
@@ -62,8 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--storage",
         dest="dotevals_storage",
-        help="where results are stored: json://PATH or sqlite://PATH "
-        "(default json://.dotevals). ini: dotevals_storage",
+        help="where results are stored: json://PATH or sqlite://PATH; a PATH without a "
+        "scheme is json:// (default json://.dotevals in the project root). "
+        "ini: dotevals_storage, a relative path taken from the project root",
     )
     group.addoption(
         "-C",
@@ -139,11 +142,20 @@ def _samples(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"dotevals_samples in the ini file: {exc}") from None
 
 
+def _storage(config: pytest.Config) -> str:
+    """``--storage`` as given; else the ini value or the default, from the project root."""
+    given = config.getoption("dotevals_storage")
+    if given is not None:
+        return given
+    configured = config.getini("dotevals_storage") or DEFAULT_STORAGE
+    return resolve_storage(configured, project_root(config))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
     _samples(config)
     try:  # a bad setting stops the session before any test runs
-        get_storage(_option(config, "storage") or DEFAULT_STORAGE)
+        get_storage(_storage(config))
         parse_workers(_option(config, "workers"))
         parse_memory(_option(config, "worker_memory"))
         parse_timeout(_option(config, "timeout"))
@@ -218,7 +230,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             experiment_name=_option(config, "experiment"),
             samples=_samples(config),
             concurrent=bool(_option(config, "concurrent")),
-            storage=_option(config, "storage"),
+            storage=_storage(config),
             progress=not config.getoption("no_progress"),
             reporter=_PytestReporter(config),
             workers=_option(config, "workers"),

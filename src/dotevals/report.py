@@ -52,20 +52,20 @@ def summary_table(outcomes: Sequence[EvaluationOutcome]) -> list[str]:
         summary = outcome.summary
         if outcome.setup_error is not None or summary is None:
             why = "skipped" if outcome.skipped else "not run: see the error above"
-            rows.append([outcome.name, None, None, None, why, None, None])
+            rows.append([outcome.label, None, None, None, why, None, None])
             continue
         counts = [summary.rows, outcome.new_rows, summary.errors]
         if outcome.error is not None:
             why = (
                 "interrupted" if outcome.interrupted else f"stopped: {type(outcome.error).__name__}"
             )
-            rows.append([outcome.name, *counts, why, None, None])
+            rows.append([outcome.label, *counts, why, None, None])
             counts = ["", "", ""]
         metrics = [(s, m, v) for s, values in summary.summary.items() for m, v in values.items()]
         if not metrics and counts[0] == "":
             continue  # stopped before any score: its line above says so
         for score, metric, value in metrics or [(None, None, None)]:
-            rows.append([outcome.name if counts[0] != "" else "", *counts, score, metric, value])
+            rows.append([outcome.label if counts[0] != "" else "", *counts, score, metric, value])
             counts = ["", "", ""]
     headers = ["evaluation", "rows", "new", "errors", "score", "metric", "value"]
     return format_table(headers, rows, right=(1, 2, 3, 6)).splitlines()
@@ -90,7 +90,7 @@ def rows_failed_report(outcome: EvaluationOutcome, show_errors: str) -> str:
     detail = first.traceback or first.error or first.result.error or ""
     rows = "the 1 row" if errors.count == 1 else f"all {errors.count} rows"
     return (
-        f"{outcome.name}: {rows} run this time errored; the first (row {first.item_id}):\n\n"
+        f"{outcome.label}: {rows} run this time errored; the first (row {first.item_id}):\n\n"
         f"{detail.rstrip()}\n\nEvery error, with its traceback: {show_errors}"
     )
 
@@ -102,7 +102,7 @@ def error_summary(outcomes: Sequence[EvaluationOutcome], show_errors: str) -> li
         errors = outcome.row_errors
         if not errors.count:
             continue
-        lines.append(f"{outcome.name}: {errors.count} of {outcome.new_rows} new rows errored")
+        lines.append(f"{outcome.label}: {errors.count} of {outcome.new_rows} new rows errored")
         shown = errors.messages.most_common(TOP_MESSAGES)
         lines.extend(f"  {count:>6}  {_cell(message)}" for message, count in shown)
         others = errors.count - sum(count for _, count in shown)

@@ -34,6 +34,7 @@ from dotevals.foreach import get_evaluation
 from dotevals.interrupts import sigterm_as_ctrl_c
 from dotevals.models import EvaluationSummary
 from dotevals.progress import ProgressBar, progress_wanted
+from dotevals.project import evaluation_key
 from dotevals.row_errors import ErrorTally
 from dotevals.sessions import EvaluationRun, SessionManager
 from dotevals.storage import Storage
@@ -61,6 +62,13 @@ class EvaluationOutcome:
     duration: float = 0.0
     #: The errors of the rows run this time (``new_rows``).
     row_errors: ErrorTally = field(default_factory=ErrorTally)
+    #: The name the evaluation is stored under (``dotevals show --evaluation``).
+    stored_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name reports give the evaluation: the name it is stored under."""
+        return self.stored_name or self.name
 
     @property
     def skipped(self) -> bool:
@@ -97,7 +105,7 @@ class _Job:
             instance = getattr(obj, "instance", None)
             if evaluation.is_method and instance is not None:
                 evaluation = evaluation.bound_to(instance)
-            return cls(obj.name, obj.nodeid, evaluation, item=obj)
+            return cls(obj.name, evaluation_key(obj), evaluation, item=obj)
         fixtures: dict[str, Any] = {}
         if isinstance(obj, functools.partial):
             if obj.args:
@@ -445,8 +453,12 @@ class Runner:
         bar = None
         try:
             run = self.session.start_evaluation(
-                job.storage_name, _metadata(job), self.reporter.message
+                job.storage_name,
+                _metadata(job),
+                self.reporter.message,
+                short=job.name if job.item else None,
             )
+            outcome.stored_name = run.name
             rows = run.pending(evaluation.rows(), self.samples)
             bar = ProgressBar(
                 job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file

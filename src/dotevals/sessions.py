@@ -21,6 +21,7 @@ import tenacity
 
 from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
+from dotevals.project import short_name
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
@@ -85,12 +86,18 @@ class SessionManager:
         name: str,
         metadata: dict[str, Any] | None = None,
         notify: Callable[[str], None] | None = None,
+        *,
+        short: str | None = None,
     ) -> EvaluationRun:
         """Mark an evaluation as running and learn which rows are already done.
 
         ``notify`` is told when storage keeps failing (see :class:`EvaluationRun`).
+        ``short`` is the evaluation's short name (see :func:`~dotevals.project.short_name`):
+        an evaluation dotevals 0.23 stored under it is resumed under its 0.23 name.
         """
         self._create()
+        if short is not None:
+            name = self._stored_name(name, short)
         previous = self.storage.load_evaluation(self.experiment_name, name)
         info = EvaluationInfo(
             name=name,
@@ -108,6 +115,18 @@ class SessionManager:
         tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
         self.storage.save_evaluation(self.experiment_name, info)
         return EvaluationRun(self.storage, self.experiment_name, info, tally, notify)
+
+    def _stored_name(self, name: str, short: str) -> str:
+        """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
+        have no file and a ``None`` per column) if nothing is stored under ``name``."""
+        if self.storage.load_evaluation(self.experiment_name, name) is not None:
+            return name
+        found = [
+            stored
+            for stored in self.storage.list_evaluations(self.experiment_name)
+            if "::" not in stored and stored != short and short_name(stored) == short
+        ]
+        return found[0] if len(found) == 1 else name
 
 
 class EvaluationRun:

@@ -6,13 +6,22 @@ Layout::
     DIR/<experiment>/<evaluation>.info.json   the EvaluationInfo and its position
     DIR/<experiment>/<evaluation>.jsonl       records, appended as they arrive
 
-Names are mapped to safe file names (``safe_name``); the real names are kept
-inside the files.
+A name made only of letters, digits and ``. _ - [ ] : @ + , =`` is used as the
+file name as it is; any other name becomes a readable form plus a short hash of
+the name (``safe_name``). The real names are kept inside the files, and a name
+is looked up under every file name it may have been stored under: the hashed
+form older versions used for every name, and the names dotevals 0.23 used.
+
+Folders written by dotevals 0.23 (``DIR/<experiment>/<evaluation>.jsonl``, the
+first line holding the evaluation's name, status and times) are read in place:
+they are listed and shown, and a run resumes them, adding ``experiment.json``,
+``*.info.json`` and new records beside and after what is there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,12 +41,41 @@ from dotevals.storage.lockfile import FileLocks
 __all__ = ["JSONStorage", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-\[\]:@+,=]{0,119}")
+#: The names dotevals 0.23 gave runs without --experiment.
+_EPHEMERAL_023 = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}")
+
+
+def hashed_name(name: str) -> str:
+    """A file name for any ``name``: safe characters, then a short hash of the real name."""
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{_UNSAFE.sub('_', name)[:80]}-{digest}"
 
 
 def safe_name(name: str) -> str:
-    """A file name for ``name``: safe characters, then a short hash of the real name."""
-    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{_UNSAFE.sub('_', name)[:80]}-{digest}"
+    """The file name a new experiment or evaluation called ``name`` gets: the name
+    itself when it is plain, else :func:`hashed_name`."""
+    return name if _PLAIN.fullmatch(name) else hashed_name(name)
+
+
+def _file_names(name: str, name_023: str) -> list[str]:
+    """Every file name ``name`` may be stored under, the one for new files first."""
+    names = [safe_name(name), hashed_name(name)]
+    possible = len(name_023.encode("utf-8", "surrogatepass")) <= 240  # with ".info.json"
+    if possible and name_023 not in ("", ".", "..") and not {"/", "\0"} & set(name_023):
+        names.append(name_023)
+    return list(dict.fromkeys(names))
+
+
+def _header_023(line: bytes | str) -> dict[str, Any] | None:
+    """The first line of an evaluation file written by dotevals 0.23, else None."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("evaluation_name"), str):
+        return None if "item_id" in data else data
+    return None
 
 
 @contextmanager
@@ -65,7 +103,36 @@ class JSONStorage(Storage):
 
     # Paths and files ---------------------------------------------------
     def _dir(self, experiment: str) -> Path:
-        return self.root / safe_name(experiment)
+        """Where the experiment is stored, or where it will be: its first file name that
+        no other experiment holds."""
+        places = [self.root / n for n in _file_names(experiment, experiment)]
+        for directory in places:
+            if (directory / "experiment.json").is_file() and self._name_of(directory) == experiment:
+                return directory
+        for directory in places:
+            if self._name_of(directory) == experiment:
+                return directory
+        fallback = self.root / hashed_name(experiment)
+        return next((d for d in places if self._name_of(d) is None), fallback)
+
+    def _name_of(self, directory: Path) -> str | None:
+        """The experiment stored in ``directory``, or None."""
+        path = directory / "experiment.json"
+        if path.is_file():
+            return self._read_json(path)["name"]
+        return directory.name if directory.is_dir() and self._files_023(directory) else None
+
+    def _files_023(self, directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+        """The evaluation files dotevals 0.23 wrote in ``directory``: name -> (path, header)."""
+        found = {}
+        with _os_errors("list", directory):
+            paths = sorted(directory.glob("*.jsonl"))
+        for path in paths:
+            with _os_errors("read", path), open(path, "rb") as f:
+                header = _header_023(f.readline())
+            if header is not None:
+                found[header["evaluation_name"]] = (path, header)
+        return found
 
     def _read_json(self, path: Path) -> Any:
         with _os_errors("read", path):
@@ -94,32 +161,46 @@ class JSONStorage(Storage):
 
     def _require(self, experiment: str) -> Path:
         directory = self._dir(experiment)
-        if not (directory / "experiment.json").is_file():
+        if self._name_of(directory) != experiment:
             raise ExperimentNotFoundError(f"no experiment named {experiment!r} in {self.url}")
         return directory
 
+    def _experiment_info(self, directory: Path) -> ExperimentInfo:
+        path = directory / "experiment.json"
+        if path.is_file():
+            data = self._read_json(path)
+            return ExperimentInfo(data["name"], data["created_at"], data.get("ephemeral", False))
+        starts = [h.get("started_at") for _, h in self._files_023(directory).values()]
+        numbers = [t for t in starts if isinstance(t, (int, float))]
+        created = min(numbers) if numbers else directory.stat().st_mtime
+        ephemeral = bool(_EPHEMERAL_023.fullmatch(directory.name))
+        return ExperimentInfo(directory.name, created, ephemeral)
+
     # Experiments -------------------------------------------------------
     def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
-        path = self._dir(name) / "experiment.json"
-        if not path.is_file():
-            data = {"name": name, "created_at": time.time(), "ephemeral": ephemeral}
-            self._write_json(path, data)
+        directory = self._dir(name)
+        if not (directory / "experiment.json").is_file():
+            created = time.time()
+            if self._name_of(directory) == name:  # a folder dotevals 0.23 wrote
+                info = self._experiment_info(directory)
+                created, ephemeral = info.created_at, info.ephemeral
+            data = {"name": name, "created_at": created, "ephemeral": ephemeral}
+            self._write_json(directory / "experiment.json", data)
 
     def experiment_exists(self, name: str) -> bool:
-        return (self._dir(name) / "experiment.json").is_file()
+        return self._name_of(self._dir(name)) == name
 
     def list_experiments(self) -> list[ExperimentInfo]:
         if not self.root.is_dir():
             return []
-        found = []
         with _os_errors("list", self.root):
-            paths = sorted(self.root.glob("*/experiment.json"))
-        for path in paths:
-            data = self._read_json(path)
-            found.append(
-                ExperimentInfo(data["name"], data["created_at"], data.get("ephemeral", False))
-            )
-        return sorted(found, key=lambda e: (e.created_at, e.name))
+            directories = sorted(p for p in self.root.iterdir() if p.is_dir())
+        found: dict[str, ExperimentInfo] = {}
+        for directory in directories:
+            name = self._name_of(directory)
+            if name is not None and name not in found and self._dir(name) == directory:
+                found[name] = self._experiment_info(directory)
+        return sorted(found.values(), key=lambda e: (e.created_at, e.name))
 
     def delete_experiment(self, name: str) -> None:
         directory = self._require(name)
@@ -130,11 +211,12 @@ class JSONStorage(Storage):
         source = self._require(old)
         if self.experiment_exists(new):
             raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
-        data = self._read_json(source / "experiment.json")
+        info = self._experiment_info(source)
         target = self._dir(new)
         with _os_errors("rename to", target):
             source.rename(target)
-        self._write_json(target / "experiment.json", {**data, "name": new})
+        data = {"name": new, "created_at": info.created_at, "ephemeral": info.ephemeral}
+        self._write_json(target / "experiment.json", data)
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
@@ -147,29 +229,68 @@ class JSONStorage(Storage):
         self._locks.release_all()
 
     # Evaluations -------------------------------------------------------
-    def _info_files(self, experiment: str) -> list[dict[str, Any]]:
-        directory = self._require(experiment)
-        return [self._read_json(p) for p in sorted(directory.glob("*.info.json"))]
+    def _info_files(self, directory: Path) -> list[dict[str, Any]]:
+        with _os_errors("list", directory):
+            paths = sorted(directory.glob("*.info.json"))
+        return [self._read_json(p) for p in paths]
+
+    def _stem(self, directory: Path, evaluation: str) -> str:
+        """The file name (without suffix) the evaluation is stored under, or will be."""
+        stems = _file_names(evaluation, evaluation.replace("/", "@"))
+        for stem in stems:
+            info = directory / f"{stem}.info.json"
+            if info.is_file() and self._read_json(info)["name"] == evaluation:
+                return stem
+        files_023 = self._files_023(directory)
+        if evaluation in files_023:
+            return files_023[evaluation][0].name.removesuffix(".jsonl")
+        taken = {path.name.removesuffix(".jsonl") for path, _ in files_023.values()}
+        free = (s for s in stems if s not in taken and not (directory / f"{s}.info.json").exists())
+        return next(free, hashed_name(evaluation))
 
     def list_evaluations(self, experiment: str) -> list[str]:
-        infos = self._info_files(experiment)
-        return [i["name"] for i in sorted(infos, key=lambda i: (i["position"], i["name"]))]
+        directory = self._require(experiment)
+        infos = sorted(self._info_files(directory), key=lambda i: (i["position"], i["name"]))
+        names = [i["name"] for i in infos]
+        only_023 = [
+            (header.get("started_at") or 0, name)
+            for name, (_, header) in self._files_023(directory).items()
+            if name not in names
+        ]
+        return names + [name for _, name in sorted(only_023)]
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
-        path = self._require(experiment) / f"{safe_name(info.name)}.info.json"
+        directory = self._require(experiment)
+        path = directory / f"{self._stem(directory, info.name)}.info.json"
         if path.is_file():
             position = self._read_json(path)["position"]
         else:
-            position = max((i["position"] + 1 for i in self._info_files(experiment)), default=0)
+            infos = self._info_files(directory)
+            position = max((i["position"] + 1 for i in infos), default=0)
         self._write_json(path, {**info.to_dict(), "position": position})
 
     def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
-        path = self._dir(experiment) / f"{safe_name(evaluation)}.info.json"
-        return EvaluationInfo.from_dict(self._read_json(path)) if path.is_file() else None
+        directory = self._dir(experiment)
+        if not directory.is_dir():
+            return None
+        path = directory / f"{self._stem(directory, evaluation)}.info.json"
+        if path.is_file():
+            return EvaluationInfo.from_dict(self._read_json(path))
+        header = self._files_023(directory).get(evaluation, (None, None))[1]
+        if header is None:
+            return None
+        return EvaluationInfo(
+            name=evaluation,
+            status=header.get("status", "running"),
+            started_at=header.get("started_at"),
+            ended_at=header.get("completed_at"),
+            metadata=header.get("metadata") or {},
+        )
 
     # Records -----------------------------------------------------------
     def _records_path(self, experiment: str, evaluation: str) -> Path:
-        return self._dir(experiment) / f"{safe_name(evaluation)}.jsonl"
+        directory = self._dir(experiment)
+        return directory / f"{self._stem(directory, evaluation)}.jsonl"
 
     def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
         self._require(experiment)
@@ -197,7 +318,7 @@ class JSONStorage(Storage):
         with _os_errors("read", path), open(path, "rb") as f:
             previous: tuple[int, bytes] | None = None
             for number, line in enumerate(f, 1):
-                if not line.strip():
+                if not line.strip() or (number == 1 and _header_023(line) is not None):
                     continue
                 if previous is not None:
                     yield _parse_line(path, *previous)
@@ -234,10 +355,11 @@ def _repair_tail(path: Path) -> None:
         try:
             decode_record(tail, before=last)  # each record before it takes a byte or more
         except ValueError:
-            f.truncate(last)  # partial or damaged: drop it
-        else:
-            if not tail.endswith(b"\n"):
-                f.write(b"\n")  # a whole record missing only its newline: keep it
+            if last > 0 or _header_023(tail) is None:
+                f.truncate(last)  # partial or damaged: drop it
+                return
+        if not tail.endswith(b"\n"):
+            f.write(b"\n")  # a whole record (or 0.23's first line) missing its newline
 
 
 def _last_line_start(f: Any, end: int) -> int:

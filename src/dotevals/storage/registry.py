@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from dotevals.errors import StorageError, UnknownStorageError
 from dotevals.storage.adapter import backend_factory
@@ -12,7 +13,15 @@ from dotevals.storage.base import Storage
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
 
-__all__ = ["DEFAULT_STORAGE", "get_storage", "list_backends", "register", "register_storage"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "get_storage",
+    "list_backends",
+    "register",
+    "register_storage",
+    "resolve_storage",
+    "storage_url",
+]
 
 DEFAULT_STORAGE = "json://.dotevals"
 ENTRY_POINT_GROUP = "dotevals.storage"
@@ -62,13 +71,28 @@ def _load_entry_points() -> None:
             )
 
 
+def storage_url(url: str) -> str:
+    """``url`` with its scheme: a bare path ``PATH`` means ``json://PATH``."""
+    return url if "://" in url else f"json://{url}"
+
+
+def resolve_storage(url: str, root: Path) -> str:
+    """``url`` with a relative path of a built-in backend made absolute against ``root``."""
+    scheme, _, location = storage_url(url).partition("://")
+    if scheme.lower() not in ("json", "sqlite") or location in ("", ":memory:"):
+        return storage_url(url)
+    return f"{scheme}://{root / Path(location).expanduser()}"
+
+
 def get_storage(url: str | Storage) -> Storage:
-    """The storage a ``SCHEME://LOCATION`` URL names; a Storage is returned as is."""
+    """The storage a ``SCHEME://LOCATION`` URL (or a bare path, for ``json://``) names;
+    a Storage is returned as is."""
     if isinstance(url, Storage):
         return url
     _load_entry_points()
-    scheme, sep, location = url.partition("://")
-    factory = _backends.get(scheme.lower()) if sep else None
+    url = storage_url(url)
+    scheme, _, location = url.partition("://")
+    factory = _backends.get(scheme.lower())
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_backends))
         raise UnknownStorageError(
