@@ -42,3 +42,7 @@ class WorkerDiedError(DotevalsError):
 
 class RowsFailedError(DotevalsError):
     """Every row an evaluation ran this time errored: the evaluation fails."""
+
+
+class GateFailedError(DotevalsError):
+    """A metric of an evaluation is below its ``--fail-under`` / ``fail_under`` threshold."""
