@@ -56,10 +56,10 @@ def interval_cell(estimate: Estimate | None) -> str | None:
     return f"[{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
-def gate_cell(check: GateCheck | None) -> str | None:
-    """``>= 0.8 passed`` or ``>= 0.8 FAILED`` for a gated metric."""
+def gate_cell(check: GateCheck | None) -> str:
+    """``>= 0.8 passed`` or ``>= 0.8 FAILED`` for a gated metric, blank for the others."""
     if check is None:
-        return None
+        return ""
     return f">= {check.gate.threshold:g} {'passed' if check.passed else 'FAILED'}"
 
 
