@@ -135,10 +135,11 @@ def test_show_table(capsys, url):
     flaky = next(line.split() for line in evaluations if line.startswith("eval_flaky"))
     assert flaky == ["eval_flaky", "running", *started, "-", "2", "1"]
     metrics = [line.split() for line in out.split("\n\n")[2].splitlines()]
-    assert metrics[0] == ["evaluation", "score", "metric", "value"]
-    # eval_math's stored summary; eval_flaky computed from its records (the error counts False)
-    assert ["eval_math", "exact_match", "accuracy", "0.7500"] in metrics
-    assert ["eval_flaky", "exact_match", "accuracy", "0.5000"] in metrics
+    assert metrics[0] == ["evaluation", "score", "metric", "value", "95%", "interval"]
+    # eval_math's stored summary; eval_flaky computed from its records (the error counts
+    # False). Wilson intervals of 3/4 and 1/2: statsmodels proportion_confint(method="wilson")
+    assert ["eval_math", "exact_match", "accuracy", "0.7500", "[0.3006,", "0.9544]"] in metrics
+    assert ["eval_flaky", "exact_match", "accuracy", "0.5000", "[0.0945,", "0.9055]"] in metrics
     assert "Records of" not in out
 
 
@@ -217,7 +218,16 @@ def test_show_json(capsys, url):
         "rows": 4,
         "errors": 0,
         "metrics": {"exact_match": {"accuracy": 0.75}},
+        "intervals": {"exact_match": {"accuracy": math["intervals"]["exact_match"]["accuracy"]}},
         "metadata": {"model": "tiny"},
+    }
+    # statsmodels proportion_confint(3, 4, method="wilson"); stderr sqrt(p(1-p)/n)
+    assert math["intervals"]["exact_match"]["accuracy"] == {
+        "value": 0.75,
+        "stderr": pytest.approx(0.21650635094610965),
+        "low": pytest.approx(0.30064184258240184),
+        "high": pytest.approx(0.9544127391902995),
+        "method": "wilson",
     }
     assert flaky["status"] == "running" and flaky["ended_at"] is None
     assert (flaky["rows"], flaky["errors"]) == (2, 1)

@@ -5,6 +5,8 @@
     dotevals list [--name SUBSTRING] [--storage URL]
     dotevals show EXPERIMENT [--evaluation NAME] [--full] [--errors] [--format table|json]
                   [--storage URL]
+    dotevals compare EXP_A EXP_B [--evaluation NAME] [--rows] [--format table|json]
+                     [--storage URL]
     dotevals rename OLD NEW [--storage URL]
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
@@ -30,9 +32,11 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from dotevals.compare import EvaluationComparison, compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import (
     ConfigurationError,
@@ -40,9 +44,17 @@ from dotevals.errors import (
     ExperimentNotFoundError,
     StorageError,
 )
+from dotevals.intervals import Estimate
 from dotevals.models import EvaluationSummary
 from dotevals.project import short_name
-from dotevals.report import format_table, storage_option
+from dotevals.report import (
+    changed_rows_table,
+    comparison_notes,
+    comparison_table,
+    format_table,
+    interval_cell,
+    storage_option,
+)
 from dotevals.row_errors import group_by_type
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
 from dotevals.storage.base import check_experiment_name
@@ -120,6 +132,7 @@ def _evaluation_report(
     info = storage.load_evaluation(experiment, evaluation)
     records = storage.load_records(experiment, evaluation)
     computed = EvaluationSummary(records)
+    stored = info is not None and info.summary is not None
     report: dict[str, Any] = {
         "name": evaluation,
         "status": info.status if info else "unknown",
@@ -127,7 +140,13 @@ def _evaluation_report(
         "ended_at": info.ended_at if info else None,
         "rows": len(records),
         "errors": computed.errors,
-        "metrics": info.summary if info and info.summary is not None else computed.summary,
+        "metrics": info.summary if stored else computed.summary,
+        "intervals": info.intervals
+        if stored and info.intervals is not None
+        else {
+            score: {metric: e.to_dict() for metric, e in estimates.items()}
+            for score, estimates in computed.estimates.items()
+        },
         "metadata": info.metadata if info else {},
     }
     if full:
@@ -161,14 +180,15 @@ def _print_show(report: dict[str, Any]) -> None:
         )
     )
     metrics = [
-        [e["name"], score, metric, value]
+        [e["name"], score, metric, value, interval_cell(_estimate(e, score, metric))]
         for e in evaluations
         for score, values in e["metrics"].items()
         for metric, value in values.items()
     ]
     print()
     if metrics:
-        print(format_table(["evaluation", "score", "metric", "value"], metrics, right=[3]))
+        headers = ["evaluation", "score", "metric", "value", "95% interval"]
+        print(format_table(headers, metrics, right=[3]))
     else:
         print("No metrics yet.")
     for e in evaluations:
@@ -188,6 +208,12 @@ def _print_show(report: dict[str, Any]) -> None:
     for e in evaluations:
         if "errored_rows" in e:
             _print_errors(e)
+
+
+def _estimate(evaluation: dict[str, Any], score: str, metric: str) -> Estimate | None:
+    """The stored or computed interval of one metric, if there is one."""
+    data = evaluation["intervals"].get(score, {}).get(metric)
+    return None if data is None else Estimate.from_dict(data)
 
 
 def _print_errors(evaluation: dict[str, Any]) -> None:
@@ -251,6 +277,71 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     else:
         _print_show(report)
+    return 0
+
+
+def _comparison_json(comparison: EvaluationComparison, rows: bool) -> dict[str, Any]:
+    """One evaluation's comparison as JSON-ready data; changed rows only with ``rows``."""
+    data = asdict(comparison)
+    for score in data["scores"]:
+        for side in ("regressed", "improved"):
+            changes = score.pop(side)
+            score[side] = len(changes)
+            if rows:
+                score[f"{side}_rows"] = changes
+    return data
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """A's and B's metrics per evaluation and score, the paired difference B - A with its
+    95 % interval, and the rows that changed."""
+    with _open(args.storage) as storage:
+        a = _experiment(storage, args.storage, args.experiment_a).name
+        b = _experiment(storage, args.storage, args.experiment_b).name
+        names_a, names_b = storage.list_evaluations(a), storage.list_evaluations(b)
+        if args.evaluation is not None:
+            for name, names in ((a, names_a), (b, names_b)):
+                if args.evaluation not in names:
+                    known = ", ".join(repr(n) for n in names) or "none"
+                    raise ConfigurationError(
+                        f"evaluation {args.evaluation!r} not found in experiment {name!r} "
+                        f"in {args.storage} (its evaluations: {known})"
+                    )
+        common = [n for n in names_a if n in names_b and args.evaluation in (None, n)]
+        comparisons = [
+            compare_evaluation(n, storage.load_records(a, n), storage.load_records(b, n))
+            for n in common
+        ]
+    only_a = [n for n in names_a if n not in names_b and args.evaluation is None]
+    only_b = [n for n in names_b if n not in names_a and args.evaluation is None]
+    if args.format == "json":
+        report = {
+            "a": a,
+            "b": b,
+            "storage": args.storage,
+            "evaluations": [_comparison_json(c, args.rows) for c in comparisons],
+            "evaluations_only_in_a": only_a,
+            "evaluations_only_in_b": only_b,
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        return 0
+    print(f"A: {a!r}, B: {b!r} in {args.storage}\n")
+    if comparisons:
+        print(comparison_table(comparisons))
+        print()
+        print("\n".join(comparison_notes(comparisons)))
+    else:
+        print("No evaluation is in both experiments.")
+    for side, names in (("A", only_a), ("B", only_b)):
+        if names:
+            print(f"evaluations only in {side}: {', '.join(names)}")
+    if args.rows:
+        for c in comparisons:
+            for score in c.scores:
+                changed = len(score.regressed) + len(score.improved)
+                print(f"\nRows of {c.name!r} whose {score.score} changed ({changed})\n")
+                if changed:
+                    print(changed_rows_table(c, score))
     return 0
 
 
@@ -342,6 +433,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("compare", parents=[storage], help="compare two experiments row by row")
+    p.add_argument("experiment_a", metavar="EXP_A")
+    p.add_argument("experiment_b", metavar="EXP_B")
+    p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
+    p.add_argument("--rows", action="store_true", help="also list the rows that changed")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(run=cmd_compare)
 
     p = commands.add_parser("rename", parents=[storage], help="rename an experiment")
     p.add_argument("old", metavar="OLD")

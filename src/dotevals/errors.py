@@ -47,3 +47,7 @@ class RowsFailedError(DotevalsError):
 class TransferError(DotevalsError):
     """A row's result could not pass between a worker and the main process (stored as
     that row's error)."""
+
+
+class GateFailedError(DotevalsError):
+    """A metric of an evaluation is below its ``--fail-under`` / ``fail_under`` threshold."""

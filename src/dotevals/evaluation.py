@@ -18,6 +18,7 @@ from dotevals.errors import ConfigurationError, DatasetError
 
 if TYPE_CHECKING:
     from dotevals.concurrency import AsyncStrategy, SyncStrategy
+    from dotevals.gates import Gate
 
 #: What the default retry policy retries: network failures and timeouts.
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
@@ -115,6 +116,8 @@ class Evaluation:
     concurrency: SyncStrategy | AsyncStrategy | None = None
     #: Seconds one row may take (None: the run's default, if any).
     timeout: float | None = None
+    #: The lowest metric values the evaluation may have (``@foreach(..., fail_under=...)``).
+    fail_under: tuple[Gate, ...] = ()
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import tenacity
@@ -24,6 +24,7 @@ import tenacity
 from dotevals.concurrency import AsyncStrategy, SyncStrategy
 from dotevals.datasets.registry import get_dataset
 from dotevals.evaluation import Evaluation, make_retrying, parse_columns, parse_timeout
+from dotevals.gates import gates_from_mapping
 from dotevals.models import EvaluationSummary
 
 __all__ = ["ForEach", "foreach", "get_evaluation"]
@@ -58,14 +59,26 @@ class ForEach:
         self.concurrency = concurrency
         self.timeout = parse_timeout(timeout)
 
-    def __call__(self, column_spec: str, dataset: Iterable[Any]) -> Callable[[F], F]:
+    def __call__(
+        self,
+        column_spec: str,
+        dataset: Iterable[Any],
+        *,
+        fail_under: Mapping[str, float] | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate a function scored over ``dataset``'s rows.
+
+        ``fail_under`` maps ``"score"`` or ``"score:metric"`` to the lowest value
+        the metric may have: below it, the evaluation's pytest item fails.
+        """
         __tracebackhide__ = True
         columns = parse_columns(column_spec)
 
         def decorate(func: F) -> F:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
+            gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
             evaluation = Evaluation(
-                func, columns, dataset, self.retrying, self.concurrency, self.timeout
+                func, columns, dataset, self.retrying, self.concurrency, self.timeout, gates
             )
             return _evaluation_function(evaluation)
 
@@ -81,10 +94,15 @@ class ForEach:
             raise AttributeError(name)
         dataset_class = get_dataset(name)
 
-        def registered(split: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        def registered(
+            split: str | None = None,
+            *,
+            fail_under: Mapping[str, float] | None = None,
+            **kwargs: Any,
+        ) -> Callable[[F], F]:
             args = () if split is None else (split,)
             dataset = dataset_class(*args, **kwargs)
-            return self(",".join(dataset_class.columns), dataset)
+            return self(",".join(dataset_class.columns), dataset, fail_under=fail_under)
 
         registered.__name__ = name
         return registered

@@ -9,7 +9,9 @@ options and be named in storage::
             return sum(bool(v) for v in values) / len(values) if values else 0.0
         return compute
 
-``accuracy()`` then returns a :class:`Metric` named ``"accuracy"``.
+``accuracy()`` then returns a :class:`Metric` named ``"accuracy"``. A compute
+function may return an :class:`~dotevals.intervals.Estimate` (the value with its
+standard error and 95 % interval) instead of a number: the built-ins do.
 
 Metric factories from installed plugins (entry-point group ``dotevals.metrics``)
 are imported from here like the built-ins: ``from dotevals.metrics import
@@ -21,14 +23,17 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from dotevals.intervals import Estimate
 from dotevals.plugin_registry import PluginRegistry
 
 __all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
+
+#: What a metric computes from one score's values: a number, or an Estimate.
+Compute = Callable[[list[Any]], float | Estimate]
 
 #: Metric factories by name: those made with @metric, then the plugins'.
 _factories: PluginRegistry[Callable[..., Metric]] = PluginRegistry("dotevals.metrics", "metric")
@@ -37,7 +42,7 @@ _factories: PluginRegistry[Callable[..., Metric]] = PluginRegistry("dotevals.met
 class Metric:
     """A named aggregate over the values of one score."""
 
-    def __init__(self, name: str, compute: Callable[[list[Any]], float]):
+    def __init__(self, name: str, compute: Compute):
         self.name = name
         self.__name__ = name
         self._compute = compute
@@ -58,7 +63,12 @@ class Metric:
         return (Metric, (self.name, self._compute))
 
     def __call__(self, values: Sequence[Any]) -> float:
-        return self._compute(list(values))
+        return self.estimate(values).value
+
+    def estimate(self, values: Sequence[Any]) -> Estimate:
+        """The metric of ``values`` with its standard error and 95 % interval, if it has one."""
+        result = self._compute(list(values))
+        return result if isinstance(result, Estimate) else Estimate(result)
 
     def __repr__(self) -> str:
         return f"Metric({self.name!r})"
@@ -70,8 +80,9 @@ class Metric:
         return hash(self.name)
 
 
-def metric(factory: Callable[..., Callable[[list[Any]], float]]) -> Callable[..., Metric]:
-    """Turn a factory of ``values -> number`` functions into a named metric factory."""
+def metric(factory: Callable[..., Compute]) -> Callable[..., Metric]:
+    """Turn a factory of ``values -> number`` (or ``-> Estimate``) functions into a
+    named metric factory."""
 
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> Metric:
@@ -119,22 +130,21 @@ def _numbers(values: list[Any]) -> list[float]:
 
 
 @metric
-def accuracy() -> Callable[[list[Any]], float]:
-    """Share of truthy values (errored rows count as False)."""
+def accuracy() -> Compute:
+    """Share of truthy values (errored rows count as False), with its Wilson interval."""
 
-    def compute(values: list[Any]) -> float:
-        return sum(1 for v in values if v) / len(values) if values else 0.0
+    def compute(values: list[Any]) -> Estimate:
+        return Estimate.wilson(sum(1 for v in values if v), len(values))
 
     return compute
 
 
 @metric
-def mean() -> Callable[[list[Any]], float]:
-    """Arithmetic mean of numeric values (booleans count as 0/1)."""
+def mean() -> Compute:
+    """Arithmetic mean of numeric values (booleans count as 0/1), with its normal interval."""
 
-    def compute(values: list[Any]) -> float:
-        numbers = _numbers(values)
-        return math.fsum(numbers) / len(numbers) if numbers else 0.0
+    def compute(values: list[Any]) -> Estimate:
+        return Estimate.of_mean(_numbers(values))
 
     return compute
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dotevals.intervals import Estimate
 from dotevals.metrics import Metric, get_metric
 
 __all__ = ["Score", "Result", "Record", "EvaluationSummary"]
@@ -128,8 +129,10 @@ class Record:
 class EvaluationSummary:
     """The records of one evaluation and their metrics.
 
-    ``summary`` maps each score name to ``{metric name: value}``. A row that
-    errored counts as ``False`` for every score the successful rows have.
+    ``summary`` maps each score name to ``{metric name: value}``, ``estimates``
+    to ``{metric name: Estimate}`` (the value with its standard error and 95 %
+    interval). A row that errored counts as ``False`` for every score the
+    successful rows have.
     """
 
     def __init__(self, records: Iterable[Record]):
@@ -175,6 +178,10 @@ class EvaluationSummary:
     @property
     def summary(self) -> dict[str, dict[str, float]]:
         return self._stats.summary()
+
+    @property
+    def estimates(self) -> dict[str, dict[str, Estimate]]:
+        return self._stats.estimates()
 
     def __repr__(self) -> str:
         return f"EvaluationSummary(rows={self.rows}, summary={self.summary!r})"
@@ -227,16 +234,30 @@ class ScoreTally:
     def errors(self) -> int:
         return self.status.count(_FAILED)
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def counted(self, name: str) -> dict[int, Any]:
+        """The value each stored row counts with for score ``name``, by item id:
+        an errored row, or one without that score, counts as False."""
+        return {
+            index: False if status == _FAILED or value is _MISSING else value
+            for index, (status, value) in enumerate(
+                zip(self.status, self.values[name], strict=True)
+            )
+            if status != _ABSENT
+        }
+
+    def estimates(self) -> dict[str, dict[str, Estimate]]:
+        """Each score's metrics with their standard errors and intervals."""
         result = {}
-        for name, column in self.values.items():
-            values = [
-                False if status == _FAILED or value is _MISSING else value
-                for status, value in zip(self.status, column, strict=True)
-                if status != _ABSENT
-            ]
-            result[name] = {m.name: m(values) for m in self.metrics[name]}
+        for name in self.values:
+            values = list(self.counted(name).values())
+            result[name] = {m.name: m.estimate(values) for m in self.metrics[name]}
         return result
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {metric: e.value for metric, e in estimates.items()}
+            for name, estimates in self.estimates().items()
+        }
 
 
 def as_result(value: Any) -> Result:

@@ -24,9 +24,10 @@ from _pytest.runner import CallInfo
 from dotevals.deferred import is_async_fixture, setup_async_fixture
 from dotevals.engine.executors import parse_executor
 from dotevals.engine.sizing import parse_memory, parse_workers
-from dotevals.errors import DotevalsError, RowsFailedError
+from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
 from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
+from dotevals.gates import Gate, GateCheck, check_gates, parse_gate, unmatched
 from dotevals.project import project_root
 from dotevals.providers import register_fixtures
 from dotevals.report import error_summary, rows_failed_report, show_errors_command, summary_table
@@ -35,6 +36,10 @@ from dotevals.storage import DEFAULT_STORAGE, get_storage
 from dotevals.storage.registry import resolve_storage
 
 _RUNNER = pytest.StashKey[Runner]()
+#: The --fail-under gates, and each evaluation item's checked gates by node id.
+_GATES = pytest.StashKey[list[Gate]]()
+_CHECKS = pytest.StashKey[dict[str, list[GateCheck]]]()
+_UNMATCHED = pytest.StashKey[str]()
 
 
 def _non_negative_int(text: str) -> int:
@@ -104,6 +109,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or 'dask://HOST:PORT' (a Dask cluster; needs dotevals[dask]). ini: dotevals_executor",
     )
     group.addoption(
+        "--fail-under",
+        dest="dotevals_fail_under",
+        action="append",
+        metavar="SCORE=VALUE",
+        help="fail an evaluation whose SCORE (its first metric, or SCORE:METRIC) is below "
+        "VALUE over every stored row; repeatable. ini: dotevals_fail_under",
+    )
+    group.addoption(
         "--no-progress",
         action="store_true",
         default=False,
@@ -116,6 +129,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dotevals_worker_memory", "default for --worker-memory", default=None)
     parser.addini("dotevals_executor", "default for --executor", default=None)
     parser.addini("dotevals_timeout", "default for --row-timeout", default=None)
+    parser.addini("dotevals_fail_under", "default for --fail-under", type="args", default=[])
     parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
 
 
@@ -151,10 +165,23 @@ def _storage(config: pytest.Config) -> str:
     return resolve_storage(configured, project_root(config))
 
 
+def _fail_under(config: pytest.Config) -> list[Gate]:
+    """The --fail-under gates (the ini's when none is given), by key: the last one wins."""
+    given = config.getoption("dotevals_fail_under")
+    where, texts = (
+        ("--fail-under", given)
+        if given
+        else ("dotevals_fail_under", config.getini("dotevals_fail_under"))
+    )
+    gates = {gate.key: gate for gate in (parse_gate(text, where) for text in texts)}
+    return list(gates.values())
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
     _samples(config)
     try:  # a bad setting stops the session before any test runs
+        config.stash[_GATES] = _fail_under(config)
         get_storage(_storage(config))
         parse_workers(_option(config, "workers"))
         parse_memory(_option(config, "worker_memory"))
@@ -308,6 +335,8 @@ class _PytestReporter(RunReporter):
         }[when]
         if when == "call" and error is None and outcome.every_row_failed:
             error = RowsFailedError(rows_failed_report(outcome, _show_errors(self.config)))
+        elif when == "call" and error is None:
+            error = _check_gates(self.config, outcome, item)
         call = CallInfo.from_call(lambda: _raise(error), when)  # type: ignore[arg-type]
         call.duration = outcome.duration if when == "call" else 0.0
         report = ihook.pytest_runtest_makereport(item=item, call=call)
@@ -332,6 +361,32 @@ class _Uncaptured:
         pass
 
 
+def _check_gates(
+    config: pytest.Config, outcome: EvaluationOutcome, item: pytest.Item
+) -> DotevalsError | None:
+    """Check the evaluation's metrics against its gates; the error failing its item, if any."""
+    evaluation = get_evaluation(getattr(item, "obj", None))
+    own = evaluation.fail_under if evaluation is not None else ()
+    shared = config.stash[_GATES]
+    if outcome.summary is None or not (own or shared):
+        return None
+    estimates = outcome.summary.estimates
+    config.stash.setdefault(_CHECKS, {})
+    try:
+        checks = check_gates(outcome.name, estimates, own, shared)
+    except DotevalsError as exc:
+        return exc
+    config.stash[_CHECKS][item.nodeid] = checks
+    failed = [check for check in checks if not check.passed]
+    if not failed:
+        return None
+    return GateFailedError(
+        f"{outcome.name}: "
+        + "; ".join(check.describe() for check in failed)
+        + f" (over {outcome.summary.rows} stored rows)"
+    )
+
+
 def _raise(error: BaseException | None) -> None:
     if error is None:
         return
@@ -347,13 +402,41 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_sep("=", "dotevals summary")
     storage = runner.session.storage.url
     terminalreporter.write_line(f"experiment: {runner.experiment_name} ({storage})")
-    for line in summary_table(runner.outcomes):
+    checks = terminalreporter.config.stash.get(_CHECKS, None)
+    for line in summary_table(runner.outcomes, checks):
         terminalreporter.write_line(line)
+    problem = terminalreporter.config.stash.get(_UNMATCHED, None)
+    if problem is not None:
+        terminalreporter.write_line("")
+        terminalreporter.write_line(f"error: {problem}", red=True)
     errors = error_summary(runner.outcomes, _show_errors(terminalreporter.config))
     if errors:
         terminalreporter.write_line("")
         for line in errors:
             terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A --fail-under gate whose score no evaluation had is a usage error."""
+    config = session.config
+    runner = config.stash.get(_RUNNER, None)
+    if runner is None or not runner.outcomes or _CHECKS not in config.stash:
+        return
+    scores = {
+        score
+        for outcome in runner.outcomes
+        if outcome.summary is not None
+        for score in outcome.summary.estimates
+    }
+    missing = unmatched(config.stash[_GATES], scores)
+    if missing:
+        keys = ", ".join(gate.key for gate in missing)
+        known = ", ".join(sorted(scores)) or "none"
+        config.stash[_UNMATCHED] = (
+            f"--fail-under {keys}: no evaluation of this run has that score (their scores: "
+            f"{known}); check the name"
+        )
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def _show_errors(config: pytest.Config) -> str:

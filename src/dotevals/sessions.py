@@ -322,6 +322,10 @@ class EvaluationRun:
     def _save_info(self, status: Status, summary: EvaluationSummary) -> None:
         self.info.status = status
         self.info.ended_at = time.time()
-        self.info.summary = summary.summary
+        estimates = summary.estimates
+        self.info.summary = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
+        self.info.intervals = {
+            s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
+        }
         self.info.metadata.update(rows=summary.rows, errors=summary.errors)
         self.storage.save_evaluation(self.experiment, self.info)

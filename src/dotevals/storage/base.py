@@ -59,6 +59,8 @@ class EvaluationInfo:
     ended_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, dict[str, float]] | None = None
+    #: ``{score: {metric: Estimate.to_dict()}}``: each metric's stderr and 95 % interval.
+    intervals: dict[str, dict[str, dict[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
