@@ -22,6 +22,7 @@ from dotevals.foreach import ForEach, foreach
 from dotevals.models import EvaluationSummary, Record, Result, Score
 
 if TYPE_CHECKING:
+    from dotevals.export import load
     from dotevals.runners import Runner, arun, run
 
 __all__ = [
@@ -33,13 +34,15 @@ __all__ = [
     "Score",
     "arun",
     "foreach",
+    "load",
     "run",
 ]
 __version__ = "0.1.0"
 
-# The Runner is imported on first use, so that worker processes and the command
-# line do not pay for the pytest machinery they never touch.
+# The Runner and load are imported on first use, so that worker processes and the
+# command line do not pay for the pytest machinery they never touch.
 _HOMES = {
+    "load": "dotevals.export",
     "Runner": "dotevals.runners",
     "arun": "dotevals.runners",
     "run": "dotevals.runners",
