@@ -29,7 +29,8 @@ class Page(HTMLParser):
         self.links: list[str] = []
         self.rects: list[dict[str, str | None]] = []
         self.error_bars: list[list[dict[str, str | None]]] = []
-        self.texts: dict[str, list[str]] = {"summary": [], "pre": [], "td": [], "p": []}
+        # the text of elements by tag, and of the chart's ticks by class
+        self.texts: dict[str, list[str]] = {k: [] for k in ("summary", "pre", "td", "p", "tick")}
         self._open: list[tuple[str, str]] = []  # (tag, class) of the elements around
         self._in_shown = False
         self.feed(html)
@@ -48,8 +49,8 @@ class Page(HTMLParser):
         elif tag == "line" and ("g", "error-bar") in self._open:
             self.error_bars[-1].append(attributes)
         self._in_shown = attributes.get("id") == "rows-shown"
-        if tag in self.texts:
-            self.texts[tag].append("")
+        for key in {tag, attributes.get("class")} & set(self.texts):
+            self.texts[key].append("")
         if tag not in VOID:
             self._open.append((tag, attributes.get("class") or ""))
 
@@ -62,7 +63,7 @@ class Page(HTMLParser):
             self.shown += data
             self._in_shown = False
         for tag, texts in self.texts.items():
-            if texts and any(open_tag == tag for open_tag, _ in self._open):
+            if texts and any(tag in element for element in self._open):
                 texts[-1] += data
 
     def visible(self) -> set[tuple[str, int]]:
@@ -149,11 +150,25 @@ def test_summary_side_by_side_with_a_bar_per_value(two):
     cells = found.texts["td"]
     start = cells.index("exact_match")
     assert cells[start : start + 4] == ["exact_match", "accuracy", "0.6000", "0.4000"]
-    # eval_sums: one bar per experiment; eval_lengths: "a" only, its mean of 5/3 is the axis end
+    # eval_sums: one bar per experiment on an axis to 1; eval_lengths: "a" only,
+    # its mean of 5/3 on an axis to 2
     assert len(found.rects) == 3
     a, b, lengths = (float(str(r["width"])) for r in found.rects)
     assert a / b == pytest.approx(0.6 / 0.4)
-    assert lengths / a == pytest.approx(1 / 0.6)
+    assert lengths / a == pytest.approx((5 / 3 / 2) / 0.6)
+    assert [" ".join(t.split()) for t in found.texts["tick"]] == [
+        "0",
+        "0.25",
+        "0.5",
+        "0.75",
+        "1",
+    ] + [
+        "0",
+        "0.5",
+        "1",
+        "1.5",
+        "2",
+    ]
     assert found.error_bars == []
 
 

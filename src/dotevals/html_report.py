@@ -110,7 +110,8 @@ def _summaries(
 
 
 def _scale(metrics: list[dict[str, Any]]) -> float:
-    """Where the charts' axis ends: 1 for values within [0, 1], else the largest."""
+    """Where the chart's axis ends: 1 for values within [0, 1], else a round number
+    (1, 2, 2.5 or 5 times a power of ten) at or above the largest."""
     numbers = [
         entry[key]
         for m in metrics
@@ -120,7 +121,10 @@ def _scale(metrics: list[dict[str, Any]]) -> float:
         if _is_number(entry.get(key))
     ]
     largest = max(numbers, default=1.0)
-    return 1.0 if largest <= 1 else float(largest)
+    if largest <= 1:
+        return 1.0
+    unit = 10.0 ** math.floor(math.log10(largest))
+    return next(step * unit for step in (1, 2, 2.5, 5, 10) if largest <= step * unit)
 
 
 def _is_number(value: Any) -> bool:
