@@ -331,9 +331,13 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "report", parents=[storage], help="write an HTML page of the results of experiments"
     )
-    p.add_argument("experiments", metavar="EXPERIMENT", nargs="+")
+    p.add_argument("experiments", metavar="EXPERIMENT", nargs="+", help="one or more, side by side")
     p.add_argument(
-        "-o", "--output", metavar="FILE", default="report.html", help="default: report.html"
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="where to write the page (default: report.html)",
     )
     p.add_argument(
         "--max-rows",
@@ -350,7 +354,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT")
     p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
     p.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
-    p.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write (default: standard output)"
+    )
     p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("rename", parents=[storage], help="rename an experiment")

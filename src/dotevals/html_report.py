@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dotevals.models import EvaluationSummary, Record
-from dotevals.row_errors import group_by_type
+from dotevals.row_errors import error_message, group_by_type
 from dotevals.storage import Storage
 from dotevals.stored import find_experiment
 
@@ -37,10 +37,11 @@ def report_data(
     """Everything the page shows, as plain data.
 
     Each evaluation of any of ``experiments`` (in the order first stored) has
-    its ``runs`` (one entry per experiment, None where that experiment lacks
-    it), its ``metrics`` (for each score and metric, ``entries``: one ``{"value": ...}`` per
-    experiment; the chart draws an error bar where an entry also has ``low``
-    and ``high``), its ``error_groups`` and its first ``max_rows`` ``rows``.
+    its ``runs`` (one per experiment, None where that experiment lacks it),
+    its ``metrics`` (for each score and metric, ``entries``: one per
+    experiment, ``{"value": ...}`` or None), its ``error_groups`` and its first
+    ``max_rows`` ``rows`` (of ``total_rows``). An entry that also has ``low``
+    and ``high`` is drawn with an error bar and printed with its interval.
     """
     infos = [find_experiment(storage, url, name) for name in experiments]
     stored = {e.name: storage.list_evaluations(e.name) for e in infos}
@@ -68,13 +69,10 @@ def report_data(
             for i, e in enumerate(infos)
         ],
         "evaluations": evaluations,
-        "max_rows": max_rows,
     }
 
 
-def _time(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
+def _time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
@@ -146,7 +144,7 @@ def _error_groups(records: list[list[Record] | None]) -> list[dict[str, Any]]:
                         {
                             "item_id": r.item_id,
                             "input": _input(r),
-                            "detail": (r.traceback or r.error or r.result.error or "").rstrip(),
+                            "detail": (r.traceback or error_message(r)).rstrip(),
                         }
                         for r in group[:MAX_ERRORS_SHOWN]
                     ],
@@ -157,11 +155,11 @@ def _error_groups(records: list[list[Record] | None]) -> list[dict[str, Any]]:
 
 def _rows(records: list[list[Record] | None], max_rows: int) -> dict[str, Any]:
     """The first ``max_rows`` rows any experiment stored, each with every experiment's cell."""
-    by_id = [{r.item_id: r for r in rows or ()} for rows in records]
-    ids = sorted({item_id for rows in by_id for item_id in rows})
+    by_id = [{r.item_id: r for r in group or ()} for group in records]
+    ids = sorted({item_id for group in by_id for item_id in group})
     rows = []
     for item_id in ids[:max_rows]:
-        cells = [rows.get(item_id) for rows in by_id]
+        cells = [group.get(item_id) for group in by_id]
         first = next(r for r in cells if r is not None)
         states = {_state(r) for r in cells}
         rows.append(
@@ -193,7 +191,7 @@ def _cell(record: Record) -> dict[str, Any]:
         "response": None
         if record.result.model_response is None
         else _short(record.result.model_response),
-        "error": (record.error or record.result.error) if record.failed else None,
+        "error": error_message(record) if record.failed else None,
     }
 
 
