@@ -1,5 +1,6 @@
 # Two commands on a fresh machine with Python >= 3.10:
-#   make demo   installs dotevals in .venv and runs an example evaluation end to end
+#   make demo   installs dotevals in .venv, runs an example evaluation end to end and
+#               writes its report to demo-report.html
 #   make test   installs dotevals with its dev tools in .venv and runs the tests
 #
 # PYTEST=X.Y.Z runs with that pytest release, in a virtualenv of its own
@@ -28,6 +29,8 @@ demo: $(INSTALLED)
 	$(BIN)/pytest examples/eval_arithmetic.py -p no:cacheprovider --no-progress \
 		--experiment demo --storage $(DEMO_STORAGE)
 	$(BIN)/dotevals show demo --storage $(DEMO_STORAGE)
+	@echo
+	$(BIN)/dotevals report demo --storage $(DEMO_STORAGE) -o demo-report.html
 
 # The suite with the quick Hypothesis profile (a few fixed examples per property).
 test: $(INSTALLED)
@@ -53,4 +56,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-pytest-* .dotevals .dotevals-demo build dist src/*.egg-info
+	rm -rf $(VENV) .venv-pytest-* .dotevals .dotevals-demo demo-report.html build dist src/*.egg-info

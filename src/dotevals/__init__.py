@@ -22,6 +22,7 @@ from dotevals.foreach import ForEach, foreach
 from dotevals.models import EvaluationSummary, Record, Result, Score
 
 if TYPE_CHECKING:
+    from dotevals.export import load
     from dotevals.providers import ModelHandle, ModelProvider
     from dotevals.runners import Runner, arun, run
 
@@ -36,13 +37,15 @@ __all__ = [
     "Score",
     "arun",
     "foreach",
+    "load",
     "run",
 ]
 __version__ = "0.1.0"
 
-# The Runner and the providers are imported on first use, so that worker processes
-# and the command line do not pay for the pytest machinery they never touch.
+# The Runner, load and the providers are imported on first use, so that worker
+# processes and the command line do not pay for the pytest machinery they never touch.
 _HOMES = {
+    "load": "dotevals.export",
     "ModelHandle": "dotevals.providers",
     "ModelProvider": "dotevals.providers",
     "Runner": "dotevals.runners",

@@ -7,6 +7,8 @@
                   [--storage URL]
     dotevals compare EXP_A EXP_B [--evaluation NAME] [--rows] [--format table|json]
                      [--storage URL]
+    dotevals report EXPERIMENT [EXPERIMENT ...] [-o FILE] [--max-rows N] [--storage URL]
+    dotevals export EXPERIMENT [--evaluation NAME] [--format csv|jsonl] [-o FILE] [--storage URL]
     dotevals rename OLD NEW [--storage URL]
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
@@ -34,19 +36,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from dotevals.compare import EvaluationComparison, compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
-from dotevals.errors import (
-    ConfigurationError,
-    DotevalsError,
-    ExperimentNotFoundError,
-    StorageError,
-)
+from dotevals.errors import ConfigurationError, DotevalsError
+from dotevals.export import FORMATS, write_rows
+from dotevals.html_report import MAX_ROWS, render, report_data
 from dotevals.intervals import Estimate
 from dotevals.models import EvaluationSummary
-from dotevals.project import short_name
 from dotevals.report import (
     changed_rows_table,
     comparison_notes,
@@ -56,8 +55,11 @@ from dotevals.report import (
     storage_option,
 )
 from dotevals.row_errors import group_by_type
-from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage, get_storage
+from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
+from dotevals.stored import evaluation_names
+from dotevals.stored import find_experiment as _experiment
+from dotevals.stored import open_storage as _open
 
 __all__ = ["main"]
 
@@ -71,32 +73,6 @@ def _time(timestamp: float | None) -> str | None:
 
 def _matches(name: str, substring: str | None) -> bool:
     return substring is None or substring.lower() in name.lower()
-
-
-@contextmanager
-def _open(url: str) -> Iterator[Storage]:
-    """The storage ``url`` names; StorageError if there is none (reading creates nothing)."""
-    storage = get_storage(url)
-    if not storage.exists():
-        raise StorageError(
-            f"there is no storage at {url}: check --storage (a run creates it when it "
-            "first stores results)"
-        )
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-def _experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
-    """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
-    check_experiment_name(name)
-    for info in storage.list_experiments():
-        if info.name == name:
-            return info
-    raise ExperimentNotFoundError(
-        f"experiment {name!r} not found in {url} (see 'dotevals list{storage_option(url)}')"
-    )
 
 
 # Subcommands -------------------------------------------------------------
@@ -234,35 +210,12 @@ def _print_errors(evaluation: dict[str, Any]) -> None:
             print(textwrap.indent(detail.rstrip(), "    "))
 
 
-def _evaluation(names: list[str], wanted: str, experiment: str, url: str) -> str:
-    """The stored evaluation ``wanted`` names: its stored name, or a short name only one
-    evaluation has; ConfigurationError listing the candidates otherwise."""
-    if wanted in names:
-        return wanted
-    matches = [n for n in names if short_name(n) == wanted]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        candidates = ", ".join(repr(n) for n in matches)
-        raise ConfigurationError(
-            f"evaluation {wanted!r} is ambiguous in experiment {experiment!r}: "
-            f"give one of {candidates}"
-        )
-    known = ", ".join(repr(n) for n in names) or "none"
-    raise ConfigurationError(
-        f"evaluation {wanted!r} not found in experiment {experiment!r} in {url} "
-        f"(its evaluations: {known})"
-    )
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     """Status, rows, errors and metrics of each evaluation; every record with --full,
     the errored rows with their tracebacks with --errors."""
     with _open(args.storage) as storage:
         experiment = _experiment(storage, args.storage, args.experiment)
-        names = storage.list_evaluations(experiment.name)
-        if args.evaluation is not None:
-            names = [_evaluation(names, args.evaluation, experiment.name, args.storage)]
+        names = evaluation_names(storage, args.storage, experiment.name, args.evaluation)
         report = {
             "experiment": experiment.name,
             "storage": args.storage,
@@ -298,22 +251,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with _open(args.storage) as storage:
         a = _experiment(storage, args.storage, args.experiment_a).name
         b = _experiment(storage, args.storage, args.experiment_b).name
-        names_a, names_b = storage.list_evaluations(a), storage.list_evaluations(b)
-        if args.evaluation is not None:
-            for name, names in ((a, names_a), (b, names_b)):
-                if args.evaluation not in names:
-                    known = ", ".join(repr(n) for n in names) or "none"
-                    raise ConfigurationError(
-                        f"evaluation {args.evaluation!r} not found in experiment {name!r} "
-                        f"in {args.storage} (its evaluations: {known})"
-                    )
-        common = [n for n in names_a if n in names_b and args.evaluation in (None, n)]
+        names_a = evaluation_names(storage, args.storage, a, args.evaluation)
+        names_b = evaluation_names(storage, args.storage, b, args.evaluation)
+        common = [n for n in names_a if n in names_b]
         comparisons = [
             compare_evaluation(n, storage.load_records(a, n), storage.load_records(b, n))
             for n in common
         ]
-    only_a = [n for n in names_a if n not in names_b and args.evaluation is None]
-    only_b = [n for n in names_b if n not in names_a and args.evaluation is None]
+    only_a = [n for n in names_a if n not in names_b]
+    only_b = [n for n in names_b if n not in names_a]
     if args.format == "json":
         report = {
             "a": a,
@@ -342,6 +288,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 print(f"\nRows of {c.name!r} whose {score.score} changed ({changed})\n")
                 if changed:
                     print(changed_rows_table(c, score))
+    return 0
+
+
+@contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    """``path`` opened for writing text; ConfigurationError when it cannot be written."""
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            yield out
+    except OSError as exc:  # a missing directory, no permission, a full disk
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One self-contained HTML page of the experiments' results."""
+    if len(set(args.experiments)) < len(args.experiments):
+        raise ConfigurationError("an experiment is given twice: give each experiment once")
+    if args.max_rows < 1:
+        raise ConfigurationError(f"--max-rows must be at least 1, got {args.max_rows}")
+    with _open(args.storage) as storage:
+        data = report_data(storage, args.storage, args.experiments, args.max_rows)
+    page = render(data)
+    with _output(args.output) as out:
+        out.write(page)
+    path = Path(args.output).resolve()
+    print(f"Wrote the report of {', '.join(map(repr, args.experiments))} to {path}")
+    print(f"Open it in a browser: {path.as_uri()}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The experiment's rows as CSV or JSON Lines, on stdout or in a file."""
+    with _open(args.storage) as storage:
+        experiment = _experiment(storage, args.storage, args.experiment)
+        names = evaluation_names(storage, args.storage, experiment.name, args.evaluation)
+        if args.output is None:
+            write_rows(storage, experiment.name, names, args.format, sys.stdout)
+            return 0
+        with _output(args.output) as out:
+            count = write_rows(storage, experiment.name, names, args.format, out)
+    rows = "row" if count == 1 else "rows"
+    print(f"Wrote {count} {rows} of {experiment.name!r} to {args.output}.")
     return 0
 
 
@@ -441,6 +429,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", action="store_true", help="also list the rows that changed")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(run=cmd_compare)
+
+    p = commands.add_parser(
+        "report", parents=[storage], help="write an HTML page of the results of experiments"
+    )
+    p.add_argument("experiments", metavar="EXPERIMENT", nargs="+", help="one or more, side by side")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="where to write the page (default: report.html)",
+    )
+    p.add_argument(
+        "--max-rows",
+        metavar="N",
+        type=int,
+        default=MAX_ROWS,
+        help=f"rows of each evaluation in the page, the first ones (default: {MAX_ROWS})",
+    )
+    p.set_defaults(run=cmd_report)
+
+    p = commands.add_parser(
+        "export", parents=[storage], help="write the rows of an experiment as CSV or JSON Lines"
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT")
+    p.add_argument("--evaluation", metavar="NAME", help="only this evaluation")
+    p.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write (default: standard output)"
+    )
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("rename", parents=[storage], help="rename an experiment")
     p.add_argument("old", metavar="OLD")

@@ -1,0 +1,149 @@
+"""Stored records as flat rows: ``dotevals export`` (CSV, JSON Lines) and ``dotevals.load``.
+
+A flat row has the columns ``evaluation`` and ``item_id``; then the dataset
+row's columns and one column per score (named after it); then ``prompt``,
+``model_response``, ``error`` and ``timestamp`` (Unix seconds, as stored). A
+dataset column named like one of those fixed columns is exported as
+``row.NAME``, and a score named like a fixed or dataset column as ``score.NAME``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
+
+from dotevals.models import Record
+from dotevals.row_errors import error_message
+from dotevals.storage import DEFAULT_STORAGE, Storage
+from dotevals.stored import evaluation_names, find_experiment, open_storage
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["FORMATS", "flatten", "load", "to_frame", "write_rows"]
+
+FORMATS = ("csv", "jsonl")
+_LEADING = ("evaluation", "item_id")
+_TRAILING = ("prompt", "model_response", "error", "timestamp")
+_FIXED = frozenset(_LEADING + _TRAILING)
+
+
+def flatten(evaluation: str, record: Record) -> dict[str, Any]:
+    """One record as a flat row (see the module docstring for its columns)."""
+    row: dict[str, Any] = {"evaluation": evaluation, "item_id": record.item_id}
+    for name, value in record.dataset_row.items():
+        row[f"row.{name}" if name in _FIXED else name] = value
+    for score in record.result.scores:
+        taken = score.name in _FIXED or score.name in row
+        row[f"score.{score.name}" if taken else score.name] = score.value
+    row["prompt"] = record.result.prompt
+    row["model_response"] = record.result.model_response
+    row["error"] = error_message(record) if record.failed else None
+    row["timestamp"] = record.timestamp
+    return row
+
+
+def column_names(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Every column of ``rows``: the fixed ones around the others, in the order first seen."""
+    middle = dict.fromkeys(key for row in rows for key in row if key not in _FIXED)
+    return [*_LEADING, *middle, *_TRAILING]
+
+
+def _flat_rows(storage: Storage, experiment: str, names: Sequence[str]) -> Iterator[dict]:
+    for name in names:
+        for record in storage.load_records(experiment, name):
+            yield flatten(name, record)
+
+
+def _csv_cell(value: Any) -> Any:
+    """Lists and dicts as JSON; the csv module writes the rest (None as empty)."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
+def write_rows(
+    storage: Storage, experiment: str, names: Sequence[str], format: str, out: TextIO
+) -> int:
+    """Write the records of ``names`` to ``out`` as CSV (with a header) or JSON Lines,
+    one line per row in dataset order, evaluation after evaluation; the row count.
+
+    CSV reads the records twice, to know every column before the header; one
+    evaluation's records are in memory at a time.
+    """
+    rows = _flat_rows(storage, experiment, names)
+    count = 0
+    if format == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            count += 1
+        return count
+    columns = column_names(_flat_rows(storage, experiment, names))
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+        count += 1
+    return count
+
+
+@overload
+def load(
+    experiment: str,
+    storage: str | Storage = ...,
+    *,
+    evaluation: str | None = ...,
+    as_frame: Literal[False] = ...,
+) -> dict[str, list[Record]]: ...
+@overload
+def load(
+    experiment: str,
+    storage: str | Storage = ...,
+    *,
+    evaluation: str | None = ...,
+    as_frame: Literal[True],
+) -> pandas.DataFrame: ...
+def load(
+    experiment: str,
+    storage: str | Storage = DEFAULT_STORAGE,
+    *,
+    evaluation: str | None = None,
+    as_frame: bool = False,
+) -> dict[str, list[Record]] | pandas.DataFrame:
+    """The stored records of an experiment, by evaluation::
+
+        records = dotevals.load("baseline", storage="sqlite://results.db")
+        records["eval_math"][0].result.scores  # each row's newest record, in dataset order
+
+    Args:
+        experiment: the experiment's name.
+        storage: a storage URL or an open :class:`~dotevals.storage.Storage`.
+        evaluation: only this evaluation.
+        as_frame: a pandas DataFrame instead (see :func:`to_frame`); needs the
+            extra ``dotevals[pandas]``.
+
+    Raises:
+        ExperimentNotFoundError, ConfigurationError (an unknown evaluation),
+        StorageError (no storage there).
+    """
+    url = storage if isinstance(storage, str) else storage.url
+    with open_storage(storage) as opened:
+        find_experiment(opened, url, experiment)
+        names = evaluation_names(opened, url, experiment, evaluation)
+        records = {name: opened.load_records(experiment, name) for name in names}
+    return to_frame(records) if as_frame else records
+
+
+def to_frame(records: dict[str, list[Record]]) -> pandas.DataFrame:
+    """Records by evaluation as a DataFrame: one row per record, the columns of
+    ``dotevals export`` (a column per score, values as stored)."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "a DataFrame of dotevals results needs pandas: pip install 'dotevals[pandas]'"
+        ) from None
+    rows = [flatten(name, record) for name, group in records.items() for record in group]
+    return pandas.DataFrame.from_records(rows, columns=column_names(rows))
