@@ -645,7 +645,7 @@ def test_unreachable_scheduler_is_one_clear_message(pytester, monkeypatch):
         result = run_pytest(pytester, "--executor", address, timeout=60)
     stopped_at_once(
         result,
-        f"cannot reach the Dask scheduler at {address} (*after 1 s); start it with "
+        f"cannot reach the Dask scheduler at {address} (* 1 s); start it with "
         "'dask scheduler' and its workers with 'dask worker ADDRESS'",
     )
 
