@@ -7,6 +7,8 @@ its own fixtures, created once on first use and torn down when the run ends.
 A worker lost while running a row is replaced by the cluster; Dask gives up
 on a task whose workers keep dying (``KilledWorker``), and the stream then
 blames the row that did it. A hung row makes the cluster restart its workers.
+A lost scheduler, or workers that do not come back from that restart, stop
+the evaluation with a ``ClusterLostError``; what was stored stays.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any
 
 from dotevals.engine import worker
 from dotevals.engine.stream import Executor
-from dotevals.errors import ConfigurationError
+from dotevals.errors import ClusterLostError, ConfigurationError
 
 try:
     import dask.config
@@ -34,6 +36,10 @@ __all__ = ["DaskPool", "connect_timeout"]
 CONNECT_TIMEOUT = 10.0
 CONNECT_SETTING = "distributed.comm.timeouts.connect"
 TEARDOWN_TIMEOUT = 60
+RESUME = (
+    "the rows finished so far are stored: once the cluster works again, rerun the same "
+    "experiment to resume"
+)
 
 
 class DaskPool(Executor):
@@ -92,23 +98,48 @@ class DaskPool(Executor):
         def settle(done: Any) -> None:  # runs in a thread of Dask's, where it may block
             try:
                 value = done.result()
+            except (OSError, CancelledError) as exc:  # a row's own errors come back as records
+                loop.call_soon_threadsafe(_set, result, None, self._lost(exc))
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
                 loop.call_soon_threadsafe(_set, result, None, exc)
             else:
                 loop.call_soon_threadsafe(_set, result, value, None)
 
+        def forget(settled: asyncio.Future[Any]) -> None:
+            if settled.cancelled() and self.client.status == "running":
+                task.cancel()
+
         task.add_done_callback(settle)
-        result.add_done_callback(lambda r: task.cancel() if r.cancelled() else None)
+        result.add_done_callback(forget)
         return result
+
+    def _lost(self, exc: BaseException) -> ClusterLostError:
+        return ClusterLostError(
+            f"the connection to the Dask scheduler at {self.address} was lost mid-run; {RESUME}"
+        )
 
     def replace(self, hung: bool) -> None:
         """The cluster replaces a dead worker itself; a hung row can only be stopped by
         restarting the workers."""
-        if hung:
+        if not hung:
+            return
+        try:
             self.client.restart()
+        except (asyncio.TimeoutError, OSError) as exc:
+            raise ClusterLostError(
+                f"the Dask cluster at {self.address} did not bring its workers back after "
+                f"restarting them to stop a hung row ({type(exc).__name__}"
+                f"{': ' + str(exc) if str(exc) else ''}); {RESUME}"
+            ) from None
 
     def shutdown(self, kill: bool = False) -> None:
-        """Tear down the fixtures of every worker (a task pinned to each), then disconnect."""
+        """Tear down the fixtures of every worker (a task pinned to each), then disconnect.
+
+        Without a scheduler there is nobody to ask: the workers' fixtures go with them.
+        """
+        if self.client.status != "running":
+            self.client.close(timeout=TEARDOWN_TIMEOUT)
+            return
         try:
             teardowns = [
                 self.client.submit(
