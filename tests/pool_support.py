@@ -210,3 +210,26 @@ def eval_sync(n):
     time.sleep({sync_seconds})
     return Score("v", n, metadata={{"pid": os.getpid()}})
 """
+
+
+#: Forty rows of which rows from 8 on touch ``blocked`` and wait until a file ``gate``
+#: appears next to the eval file (a minute at most): a run cannot end before the test
+#: opens the gate, and it shows it is scoring rows.
+GATED_EVAL = """
+import time
+from pathlib import Path
+
+from dotevals import Score, foreach
+
+HERE = Path(__file__).parent
+
+
+@foreach("n", range(40))
+def eval_gated(n):
+    if n >= 8:
+        (HERE / "blocked").touch()
+        deadline = time.monotonic() + 60
+        while not (HERE / "gate").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return Score("v", n)
+"""

@@ -33,6 +33,7 @@ import pytest
 from pool_support import (
     EVENTS_CONFTEST,
     FAST,
+    GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
     SHIPPED_CONFTEST,
@@ -638,34 +639,32 @@ def own_cluster(directory) -> Iterator[tuple[str, subprocess.Popen]]:
         proc.wait()
 
 
-def pytest_on(address: str, directory, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def pytest_on(address: str, directory, *args: str, **env: str) -> Iterator[subprocess.Popen]:
+    """pytest running on the cluster at ``address``, killed at the end if still running."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *FAST, "--no-progress", "--executor", address, *args],
         cwd=directory,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTEST_ADDOPTS": "", **env},
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
-GATED_EVAL = """
-import time
-from pathlib import Path
-
-from dotevals import Score, foreach
-
-HERE = Path(__file__).parent
-
-
-@foreach("n", range(30))
-def eval_gated(n):
-    if n >= 8:  # rows from 8 on wait until the gate opens (a minute at most)
-        (HERE / "blocked").touch()
-        deadline = time.monotonic() + 60
-        while not (HERE / "gate").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return Score("v", n)
-"""
+def stopped_with_one_line(proc: subprocess.Popen, start: str, timeout: float) -> None:
+    """The run fails its evaluation with one line starting with ``start``, no traceback."""
+    out, _ = proc.communicate(timeout=timeout)
+    output = out.decode()
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output
+    lines = [text for text in output.splitlines() if text.startswith(start)]
+    assert len(lines) == 1, output
 
 
 def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, cluster):
@@ -674,36 +673,30 @@ def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, clus
     pytester.makepyfile(eval_gated=GATED_EVAL)
     url = store(pytester)
     name = "eval_gated.py::eval_gated"
-    with own_cluster(pytester.path) as (address, scheduler):
-        run = pytest_on(address, pytester.path, "--storage", url, "--experiment", "lost")
-        try:
-            wait_for(
-                lambda: (pytester.path / "blocked").exists() and raw_item_ids_or_none(url, name),
-                "stored rows and a waiting row",
-                run,
-            )
-            scheduler.kill()
-            out, _ = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.wait()
-    output = out.decode()
-    assert run.returncode == pytest.ExitCode.TESTS_FAILED, output
-    assert "INTERNALERROR" not in output and "Traceback" not in output, output
-    line = (
-        f"the connection to the Dask scheduler at {address} was lost mid-run; the rows "
-        "finished so far are stored: once the cluster works again, rerun the same "
-        "experiment to resume"
-    )
-    assert [text for text in output.splitlines() if "Dask scheduler" in text][0] == line
+    with (
+        own_cluster(pytester.path) as (address, scheduler),
+        pytest_on(address, pytester.path, "--storage", url, "--experiment", "lost") as run,
+    ):
+        wait_for(
+            lambda: (pytester.path / "blocked").exists() and raw_item_ids_or_none(url, name),
+            "stored rows and a waiting row",
+            run,
+        )
+        scheduler.kill()
+        stopped_with_one_line(
+            run,
+            f"the connection to the Dask scheduler at {address} was lost mid-run; the rows "
+            "finished so far are stored: once the cluster works again, rerun the same "
+            "experiment to resume",
+            timeout=60,
+        )
     kept = raw_item_ids(url, "lost", name)
     assert kept == list(range(len(kept))) and 0 < len(kept) <= 8
 
     (pytester.path / "gate").touch()
     result = on_dask(pytester, cluster, "--storage", url, "--experiment", "lost")
     result.assert_outcomes(passed=1)
-    assert sorted(raw_item_ids(url, "lost", name)) == list(range(30))  # each row once
+    assert sorted(raw_item_ids(url, "lost", name)) == list(range(40))  # each row once
 
 
 def raw_item_ids_or_none(url: str, name: str) -> list[int] | None:
@@ -736,30 +729,19 @@ def test_workers_that_do_not_come_back_after_a_hung_row_are_one_line(pytester):
     pytester.makepyfile(eval_hung=HUNG_EVAL)
     url = store(pytester)
     name = "eval_hung.py::eval_hung"
-    with own_cluster(pytester.path) as (address, _):
-        run = pytest_on(
-            address,
-            pytester.path,
-            "--storage",
-            url,
-            "--experiment",
-            "hung",
-            DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s",
+    options = ["--storage", url, "--experiment", "hung"]
+    with (
+        own_cluster(pytester.path) as (address, _),
+        pytest_on(
+            address, pytester.path, *options, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s"
+        ) as run,
+    ):
+        stopped_with_one_line(
+            run,
+            f"the Dask cluster at {address} did not bring its workers back after restarting "
+            "them to stop a hung row (TimeoutError",
+            timeout=90,
         )
-        try:
-            out, _ = run.communicate(timeout=90)
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.wait()
-    output = out.decode()
-    assert run.returncode == pytest.ExitCode.TESTS_FAILED, output
-    assert "INTERNALERROR" not in output and "Traceback" not in output, output
-    lines = [text for text in output.splitlines() if "did not bring its workers back" in text]
-    assert len(lines) == 1 and lines[0].startswith(
-        f"the Dask cluster at {address} did not bring its workers back after restarting them "
-        "to stop a hung row (TimeoutError"
-    ), output
     records = get_storage(url).load_records("hung", name)
     assert [r.item_id for r in records] == [0, 1, 2, 3, 4, 5]
     assert records[5].error.startswith("RowTimeoutError: the row ran longer than its 0.5 s")

@@ -29,6 +29,7 @@ import pytest
 from pool_support import (
     EVENTS_CONFTEST,
     FAST,
+    GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
     SHIPPED_CONFTEST,
@@ -693,25 +694,6 @@ def test_async_evaluations_run_on_the_main_loop_and_sync_ones_in_workers(pyteste
 # Ctrl-C
 # ---------------------------------------------------------------------------
 
-SLOW_EVAL = """
-import time
-from pathlib import Path
-
-from dotevals import Score, foreach
-
-HERE = Path(__file__).parent
-
-
-@foreach("n", range(40))
-def eval_slow(n):
-    if n >= 8:  # rows from 8 on wait until the gate opens (a minute at most)
-        (HERE / "blocked").touch()
-        deadline = time.monotonic() + 60
-        while not (HERE / "gate").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return Score("v", n)
-"""
-
 
 def stored_lines(pytester: pytest.Pytester) -> int:
     files = list((pytester.path / "store").glob("*/*.jsonl"))
@@ -723,11 +705,11 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
     """SIGINT lands once rows are stored and a row waits for a gate that stays shut, so the
     run cannot end by itself: it must stop on the signal, keep the finished rows, and leave
     the rest to a rerun."""
-    pytester.makepyfile(eval_slow=SLOW_EVAL)
+    pytester.makepyfile(eval_gated=GATED_EVAL)
     url = store(pytester)
     args = [*FAST, "--no-progress", "--workers", "2", "--storage", url, "--experiment", "c"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args, "eval_slow.py"],
+        [sys.executable, "-m", "pytest", *args, "eval_gated.py"],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -757,7 +739,7 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [" ".join(p.cmdline()) for p in alive]
 
-    name = "eval_slow.py::eval_slow"
+    name = "eval_gated.py::eval_gated"
     kept = [r.item_id for r in get_storage(url).load_records("c", name)]
     assert lines <= len(kept) <= 8 and kept == list(range(len(kept)))
 
