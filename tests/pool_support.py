@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from dotevals.storage import get_storage
@@ -75,6 +81,38 @@ def eval_lock(n, lock):
         value = sorted(map(lambda v: helper(v * n), [3, 1, 2]))
     return Score("v", value, metadata={"pid": os.getpid()})
 """
+
+
+def rows_held(url: str) -> int:
+    """How many records the storage holds now, read raw while a run may be writing."""
+    if url.startswith("json://"):
+        root = Path(url.removeprefix("json://"))
+        return sum(path.read_bytes().count(b"\n") for path in root.glob("*/*.jsonl"))
+    path = Path(url.removeprefix("sqlite://"))
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    except sqlite3.OperationalError:  # the run is creating the database
+        return 0
+
+
+def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    """Poll ``condition`` until it is true; fail (not hang) after ``timeout`` seconds or
+    when ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            output = (out or b"").decode() + (err or b"").decode()
+            pytest.fail(f"process ended while waiting for {what}:\n{output}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.05)  # polling interval
 
 
 def comparable(record) -> tuple:

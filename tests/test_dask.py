@@ -43,6 +43,8 @@ from pool_support import (
     mixed_eval,
     pids,
     raw_item_ids,
+    rows_held,
+    wait_until,
 )
 
 from dotevals import Runner
@@ -608,18 +610,6 @@ if __name__ == "__main__":
 """
 
 
-def wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = 60):
-    """Poll ``condition`` until it is true; fail if ``proc`` ends or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if proc.poll() is not None:
-            pytest.fail(f"process ended while waiting for {what}: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)  # polling interval
-    return value
-
-
 @contextlib.contextmanager
 def own_cluster(directory) -> Iterator[tuple[str, subprocess.Popen]]:
     """The ``dask://`` address of a cluster in a process of its own, and that process."""
@@ -632,7 +622,7 @@ def own_cluster(directory) -> Iterator[tuple[str, subprocess.Popen]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: address.exists() and address.read_text(), "the scheduler", proc)
+        wait_until(lambda: address.exists() and address.read_text(), 60, "the scheduler", proc)
         yield "dask://" + address.read_text().removeprefix("tcp://"), proc
     finally:
         proc.kill()
@@ -677,8 +667,9 @@ def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, clus
         own_cluster(pytester.path) as (address, scheduler),
         pytest_on(address, pytester.path, "--storage", url, "--experiment", "lost") as run,
     ):
-        wait_for(
-            lambda: (pytester.path / "blocked").exists() and raw_item_ids_or_none(url, name),
+        wait_until(
+            lambda: (pytester.path / "blocked").exists() and rows_held(url),
+            60,
             "stored rows and a waiting row",
             run,
         )
@@ -697,14 +688,6 @@ def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, clus
     result = on_dask(pytester, cluster, "--storage", url, "--experiment", "lost")
     result.assert_outcomes(passed=1)
     assert sorted(raw_item_ids(url, "lost", name)) == list(range(40))  # each row once
-
-
-def raw_item_ids_or_none(url: str, name: str) -> list[int] | None:
-    """The stored item ids, or None before the experiment exists."""
-    try:
-        return raw_item_ids(url, "lost", name)
-    except Exception:  # noqa: BLE001 - not created yet
-        return None
 
 
 HUNG_EVAL = """

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +38,8 @@ from pool_support import (
     mixed_eval,
     pids,
     raw_item_ids,
+    rows_held,
+    wait_until,
 )
 
 import dotevals
@@ -695,11 +696,6 @@ def test_async_evaluations_run_on_the_main_loop_and_sync_ones_in_workers(pyteste
 # ---------------------------------------------------------------------------
 
 
-def stored_lines(pytester: pytest.Pytester) -> int:
-    files = list((pytester.path / "store").glob("*/*.jsonl"))
-    return files[0].read_bytes().count(b"\n") if files else 0
-
-
 @pytest.mark.parametrize("target", ["main process", "process group"])
 def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
     """SIGINT lands once rows are stored and a row waits for a gate that stays shut, so the
@@ -716,13 +712,12 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        lines = 0
-        while not (lines and (pytester.path / "blocked").exists()):
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "no rows were stored"
-            time.sleep(0.05)  # polling interval
-            lines = stored_lines(pytester)
+        lines = wait_until(
+            lambda: (pytester.path / "blocked").exists() and rows_held(url),
+            60,
+            "stored rows and a waiting row",
+            proc,
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
         workers = [c for c in children if "LokyProcess" in " ".join(c.cmdline())]
         assert len(workers) == 2

@@ -29,14 +29,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from pool_support import FAST
+from pool_support import FAST, rows_held, wait_until
 from pytest_output import section_of
 
 import dotevals
@@ -154,21 +153,6 @@ def sqlite_integrity(url: str) -> str:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
-def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    """Poll ``condition`` until it is true; fail (not hang) after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process ended while waiting for {what}:\n{out.decode()}{err.decode()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)
-
-
 # ===========================================================================
 # 1. The main process is killed (kill -9 at random points), then run again
 # ===========================================================================
@@ -247,21 +231,6 @@ def reference_run(tmp_path_factory) -> tuple[dict, list[tuple]]:
 def reference(reference_run) -> list[tuple]:
     """The records of an uninterrupted run of the kill script."""
     return reference_run[1]
-
-
-def rows_held(url: str) -> int:
-    """How many records the storage holds now, read raw while a run may be writing."""
-    if url.startswith("json://"):
-        root = Path(url.removeprefix("json://"))
-        return sum(path.read_bytes().count(b"\n") for path in root.glob("*/*.jsonl"))
-    path = Path(url.removeprefix("sqlite://"))
-    if not path.exists():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            return db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-    except sqlite3.OperationalError:  # the run is creating the database
-        return 0
 
 
 def check_after_kill(url: str, reference: list[tuple]) -> tuple[int, int]:
