@@ -98,8 +98,8 @@ class DaskPool(Executor):
         def settle(done: Any) -> None:  # runs in a thread of Dask's, where it may block
             try:
                 value = done.result()
-            except (OSError, CancelledError) as exc:  # a row's own errors come back as records
-                loop.call_soon_threadsafe(_set, result, None, self._lost(exc))
+            except (OSError, CancelledError):  # a row's own errors come back as records
+                loop.call_soon_threadsafe(_set, result, None, self._lost())
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
                 loop.call_soon_threadsafe(_set, result, None, exc)
             else:
@@ -113,7 +113,7 @@ class DaskPool(Executor):
         result.add_done_callback(forget)
         return result
 
-    def _lost(self, exc: BaseException) -> ClusterLostError:
+    def _lost(self) -> ClusterLostError:
         return ClusterLostError(
             f"the connection to the Dask scheduler at {self.address} was lost mid-run; {RESUME}"
         )
