@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from dotevals.storage import get_storage
@@ -75,6 +84,38 @@ def eval_lock(n, lock):
         value = sorted(map(lambda v: helper(v * n), [3, 1, 2]))
     return Score("v", value, metadata={"pid": os.getpid()})
 """
+
+
+def rows_held(url: str) -> int:
+    """How many records the storage holds now, read raw while a run may be writing."""
+    if url.startswith("json://"):
+        root = Path(url.removeprefix("json://"))
+        return sum(path.read_bytes().count(b"\n") for path in root.glob("*/*.jsonl"))
+    path = Path(url.removeprefix("sqlite://"))
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    except sqlite3.OperationalError:  # the run is creating the database
+        return 0
+
+
+def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    """Poll ``condition`` until it is true; fail (not hang) after ``timeout`` seconds or
+    when ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            output = (out or b"").decode() + (err or b"").decode()
+            pytest.fail(f"process ended while waiting for {what}:\n{output}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.05)  # polling interval
 
 
 def comparable(record) -> tuple:
@@ -210,3 +251,52 @@ def eval_sync(n):
     time.sleep({sync_seconds})
     return Score("v", n, metadata={{"pid": os.getpid()}})
 """
+
+
+#: Forty rows of which rows from 8 on touch ``blocked`` and wait until a file ``gate``
+#: appears next to the eval file (a minute at most): a run cannot end before the test
+#: opens the gate, and it shows it is scoring rows.
+GATED_EVAL = """
+import time
+from pathlib import Path
+
+from dotevals import Score, foreach
+
+HERE = Path(__file__).parent
+
+
+@foreach("n", range(40))
+def eval_gated(n):
+    if n >= 8:
+        (HERE / "blocked").touch()
+        deadline = time.monotonic() + 60
+        while not (HERE / "gate").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return Score("v", n)
+"""
+
+
+@contextlib.contextmanager
+def spawned(command: list[str], cwd: Path, **kwargs) -> Iterator[subprocess.Popen]:
+    """A process in a session of its own; whatever is left of its group is killed after."""
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **kwargs,
+    )
+    try:
+        yield proc
+    finally:
+        kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill the process and everything left in its process group (pool workers)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()

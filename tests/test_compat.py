@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import tenacity
-from pool_support import FAST
-from test_reliability import wait_until
+from pool_support import FAST, wait_until
 
 import dotevals
 from dotevals import ForEach, Result, Runner, Score, foreach

@@ -15,18 +15,25 @@ asserts timings.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
+import socket
+import socketserver
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from pool_support import (
     EVENTS_CONFTEST,
     FAST,
+    GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
     SHIPPED_CONFTEST,
@@ -36,6 +43,8 @@ from pool_support import (
     mixed_eval,
     pids,
     raw_item_ids,
+    rows_held,
+    wait_until,
 )
 
 from dotevals import Runner
@@ -580,6 +589,151 @@ def test_a_row_that_kills_its_dask_worker_is_that_rows_error(pytester, cluster):
 
 
 # ---------------------------------------------------------------------------
+# A cluster that goes away: a scheduler of its own, in a process a test kills
+# ---------------------------------------------------------------------------
+
+#: A scheduler and one worker without a nanny (two threads), in one process: killing
+#: it kills the scheduler; restarting the worker shuts it down for good.
+OWN_CLUSTER = """
+import sys
+import time
+from pathlib import Path
+
+import distributed
+
+if __name__ == "__main__":
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+        host="127.0.0.1", dashboard_address=None,
+    )
+    Path(sys.argv[1]).write_text(cluster.scheduler_address)
+    while True:
+        time.sleep(3600)
+"""
+
+
+@contextlib.contextmanager
+def own_cluster(directory) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The ``dask://`` address of a cluster in a process of its own, and that process."""
+    (directory / "own_cluster.py").write_text(OWN_CLUSTER)
+    address = directory / "scheduler.address"
+    proc = subprocess.Popen(
+        [sys.executable, "own_cluster.py", str(address)],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: address.exists() and address.read_text(), 60, "the scheduler", proc)
+        yield "dask://" + address.read_text().removeprefix("tcp://"), proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def pytest_on(address: str, directory, *args: str, **env: str) -> Iterator[subprocess.Popen]:
+    """pytest running on the cluster at ``address``, killed at the end if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *FAST, "--no-progress", "--executor", address, *args],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTEST_ADDOPTS": "", **env},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stopped_with_one_line(proc: subprocess.Popen, start: str, timeout: float) -> None:
+    """The run fails its evaluation with one line starting with ``start``, no traceback."""
+    out, _ = proc.communicate(timeout=timeout)
+    output = out.decode()
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output
+    lines = [text for text in output.splitlines() if text.startswith(start)]
+    assert len(lines) == 1, output
+
+
+def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, cluster):
+    """kill -9 of the scheduler while rows wait: one line, the finished rows are kept, and
+    a rerun on another cluster stores every row once."""
+    pytester.makepyfile(eval_gated=GATED_EVAL)
+    url = store(pytester)
+    name = "eval_gated.py::eval_gated"
+    with (
+        own_cluster(pytester.path) as (address, scheduler),
+        pytest_on(address, pytester.path, "--storage", url, "--experiment", "lost") as run,
+    ):
+        wait_until(
+            lambda: (pytester.path / "blocked").exists() and rows_held(url),
+            60,
+            "stored rows and a waiting row",
+            run,
+        )
+        scheduler.kill()
+        stopped_with_one_line(
+            run,
+            f"the connection to the Dask scheduler at {address} was lost mid-run; the rows "
+            "finished so far are stored: once the cluster works again, rerun the same "
+            "experiment to resume",
+            timeout=60,
+        )
+    kept = raw_item_ids(url, "lost", name)
+    assert kept == list(range(len(kept))) and 0 < len(kept) <= 8
+
+    (pytester.path / "gate").touch()
+    result = on_dask(pytester, cluster, "--storage", url, "--experiment", "lost")
+    result.assert_outcomes(passed=1)
+    assert sorted(raw_item_ids(url, "lost", name)) == list(range(40))  # each row once
+
+
+HUNG_EVAL = """
+import time
+
+from dotevals import ForEach, Score
+from dotevals.concurrency import Batch
+
+
+@ForEach(timeout=0.5, concurrency=Batch(1))("n", range(12))
+def eval_hung(n):
+    if n == 5:
+        time.sleep(30)
+    return Score("v", n)
+"""
+
+
+def test_workers_that_do_not_come_back_after_a_hung_row_are_one_line(pytester):
+    """A hung row makes dotevals restart the cluster's workers; a worker without a nanny
+    does not come back, the restart times out (after 4 connect timeouts, 1 s here), and
+    the run stops with one line, the hung row stored with its error, finished rows kept."""
+    pytester.makepyfile(eval_hung=HUNG_EVAL)
+    url = store(pytester)
+    name = "eval_hung.py::eval_hung"
+    options = ["--storage", url, "--experiment", "hung"]
+    with (
+        own_cluster(pytester.path) as (address, _),
+        pytest_on(
+            address, pytester.path, *options, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s"
+        ) as run,
+    ):
+        stopped_with_one_line(
+            run,
+            f"the Dask cluster at {address} did not bring its workers back after restarting "
+            "them to stop a hung row (TimeoutError",
+            timeout=90,
+        )
+    records = get_storage(url).load_records("hung", name)
+    assert [r.item_id for r in records] == [0, 1, 2, 3, 4, 5]
+    assert records[5].error.startswith("RowTimeoutError: the row ran longer than its 0.5 s")
+    assert not any(r.error for r in records[:5])
+
+
+# ---------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------
 
@@ -592,21 +746,78 @@ def eval_small(n):
 """
 
 
-def test_unreachable_scheduler_is_one_clear_message(pytester):
-    pytester.makepyfile(eval_small=SMALL_EVAL)
-    started = time.monotonic()
-    result = run_pytest(pytester, "--executor", "dask://127.0.0.1:1", timeout=60)
-    print(f"gave up after {time.monotonic() - started:.1f}s")
+@contextlib.contextmanager
+def listener(kind: str) -> Iterator[int]:
+    """A port on loopback where no Dask scheduler answers: nothing, or another server."""
+    if kind == "nothing listens":
+        with socket.socket() as probe:  # a free port, closed again
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        yield port
+        return
+    if kind == "a server that hangs up":
+        server = socketserver.TCPServer(("127.0.0.1", 0), HangUpHandler)
+    elif kind == "an HTTP server":
+        server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    else:  # accepts connections and never says a word
+        server = socketserver.TCPServer(("127.0.0.1", 0), SilentHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class HangUpHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.recv(1)  # the client is connected and speaking: hang up
+
+
+class SilentHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while self.request.recv(4096):  # until the client goes away
+            pass
+
+
+def stopped_at_once(result: pytest.RunResult, line: str) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in output and "Traceback" not in output
-    result.stderr.fnmatch_lines(
-        [
-            "ERROR: cannot reach the Dask scheduler at dask://127.0.0.1:1 (*); start it with "
-            "'dask scheduler' and its workers with 'dask worker ADDRESS'"
-        ]
+    result.stderr.fnmatch_lines([f"ERROR: {line}"])
+    assert len([text for text in output.splitlines() if "Dask scheduler" in text]) == 1
+
+
+def test_unreachable_scheduler_is_one_clear_message(pytester, monkeypatch):
+    """Nothing listens: the run gives up after the connect timeout, here Dask's own
+    setting from the environment."""
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
+    pytester.makepyfile(eval_small=SMALL_EVAL)
+    with listener("nothing listens") as port:
+        address = f"dask://127.0.0.1:{port}"
+        result = run_pytest(pytester, "--executor", address, timeout=60)
+    stopped_at_once(
+        result,
+        f"cannot reach the Dask scheduler at {address} (* 1 s); start it with "
+        "'dask scheduler' and its workers with 'dask worker ADDRESS'",
     )
-    assert output.count("cannot reach the Dask scheduler") == 1
+
+
+@pytest.mark.parametrize("kind", ["a silent server", "an HTTP server", "a server that hangs up"])
+def test_port_that_is_not_a_dask_scheduler_is_one_clear_message(pytester, kind):
+    """A server that takes the connection but is no Dask scheduler: one line within the
+    connect timeout (Dask's setting, set in this process), never a hang."""
+    pytester.makepyfile(eval_small=SMALL_EVAL)
+    with listener(kind) as port, dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        address = f"dask://127.0.0.1:{port}"
+        result = pytester.runpytest(*FAST, "--executor", address, "--storage", store(pytester))
+    if kind == "a server that hangs up":
+        line = f"{address} is not a Dask scheduler: it closed the connection at Dask's handshake*"
+    else:
+        line = f"cannot reach the Dask scheduler at {address} (* 1 s); start it with 'dask sched*"
+    stopped_at_once(result, line)
 
 
 @pytest.mark.parametrize("value", ["bogus", "dask://127.0.0.1", "tcp://127.0.0.1:8786"])

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pool_support import FAST
-from test_reliability import spawned
+from pool_support import FAST, spawned
 
 from dotevals.storage import get_storage
 

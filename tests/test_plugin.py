@@ -16,6 +16,7 @@ import sys
 import threading
 
 import pytest
+from pool_support import FAST
 from pytest_output import section_of
 
 from dotevals.storage import get_storage
@@ -61,14 +62,12 @@ def test_plain():
 """
 )
 
-# skip a third-party plugin that only slows every pytester run down (in-process
-# runs re-import it each time: pytester restores sys.modules after a run)
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
-
 
 @pytest.fixture(autouse=True)
 def _fast_pytester(pytester, monkeypatch):
-    # after pytester, which clears PYTEST_ADDOPTS
+    # skip the plugins that only slow every pytester run down (in-process runs re-import
+    # them each time: pytester restores sys.modules after a run); after pytester, which
+    # clears PYTEST_ADDOPTS
     monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
 
 
@@ -124,11 +123,11 @@ def test_entry_point_name_loads_the_plugin_without_autoload(pytester, monkeypatc
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     url = store(pytester)
 
-    without = pytester.runpytest_subprocess()
+    without = pytester.runpytest_subprocess(*FAST, timeout=60)
     assert without.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # eval_*.py not collected
     assert events(pytester) == []
 
-    result = pytester.runpytest_subprocess("-p", "dotevals", "--storage", url)
+    result = pytester.runpytest_subprocess(*FAST, "-p", "dotevals", "--storage", url, timeout=60)
     result.assert_outcomes(passed=1)
     assert summary_row(result, "eval_math")["rows"] == "3"
     assert events(pytester) == ["row 1+1", "row 2+2", "row 3+3"]
@@ -137,7 +136,9 @@ def test_entry_point_name_loads_the_plugin_without_autoload(pytester, monkeypatc
 def test_explicit_plugin_option_with_autoload_is_harmless(pytester):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL)
     url = store(pytester)
-    result = pytester.runpytest_subprocess("-p", "dotevals", "--storage", url, "-v")
+    result = pytester.runpytest_subprocess(
+        *FAST, "-p", "dotevals", "--storage", url, "-v", timeout=60
+    )
     result.assert_outcomes(passed=1)
     assert result.ret == 0
     summary_section(result)  # printed exactly once

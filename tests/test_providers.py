@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import pytest
+from pool_support import FAST
 
 from dotevals.providers import (
     ModelHandle,
@@ -108,7 +109,7 @@ def test_provider_fixture_yields_an_instance(fake_project: pytest.Pytester) -> N
             assert fake_llm.count == 1
         """
     )
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(passed=2)
 
 
@@ -128,7 +129,7 @@ def test_model_providers_fixture(fake_project: pytest.Pytester) -> None:
             assert isinstance(model_providers["fake_llm"], FakeProvider)
         """
     )
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(passed=2)
 
 
@@ -152,7 +153,7 @@ def test_active_handles_are_torn_down_at_session_end(fake_project: pytest.Pytest
             asyncio.run(model_providers["fake_llm"].setup("via_all"))
         """
     )
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(passed=2)
 
     log = (fake_project.path / "teardown.log").read_text().splitlines()
@@ -166,7 +167,7 @@ def test_unused_provider_is_not_instantiated_nor_torn_down(
     fake_project: pytest.Pytester,
 ) -> None:
     fake_project.makepyfile("def test_nothing():\n    pass\n")
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(passed=1)
     assert not (fake_project.path / "teardown.log").exists()
 
@@ -178,7 +179,7 @@ def test_broken_entry_point_warns_and_session_passes(fake_project: pytest.Pytest
             assert fake_llm is not None
         """
     )
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(passed=1, warnings=1)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
@@ -191,13 +192,13 @@ def test_broken_entry_point_warns_and_session_passes(fake_project: pytest.Pytest
 
     # The warning obeys -W like any other: it can be silenced.
     result = fake_project.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-W", "ignore:dotevals:UserWarning"
+        *FAST, "-W", "ignore:dotevals:UserWarning", timeout=60
     )
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*could not be loaded*")
 
     # ...or made an error, which stops pytest with a clean usage error.
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error::UserWarning")
+    result = fake_project.runpytest_subprocess(*FAST, "-W", "error::UserWarning", timeout=60)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: dotevals: model provider 'broken' could not be loaded*"])
     result.stderr.no_fnmatch_line("*INTERNALERROR*")
@@ -205,7 +206,7 @@ def test_broken_entry_point_warns_and_session_passes(fake_project: pytest.Pytest
 
 def test_broken_provider_fixture_is_not_defined(fake_project: pytest.Pytester) -> None:
     fake_project.makepyfile("def test_broken(broken):\n    pass\n")
-    result = fake_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result = fake_project.runpytest_subprocess(*FAST, timeout=60)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'broken' not found*"])
 

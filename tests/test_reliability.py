@@ -29,13 +29,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from pool_support import FAST, rows_held, spawned, wait_until
 from pytest_output import section_of
 
 import dotevals
@@ -43,8 +42,6 @@ from dotevals.models import Record
 from dotevals.storage import get_storage
 from dotevals.storage.json import safe_name
 
-# Plugins that only slow every pytest run down.
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
 KINDS = ["json", "sqlite"]
 HAS_PYTEST_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
 DOTEVALS_SRC = os.path.dirname(dotevals.__file__)
@@ -71,32 +68,6 @@ def run_pytest(pytester: pytest.Pytester, *args: str, timeout: float = 90) -> py
 
 def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *FAST, "--no-progress", *args]
-
-
-@contextlib.contextmanager
-def spawned(command: list[str], cwd: Path, **kwargs) -> Iterator[subprocess.Popen]:
-    """A process in a session of its own; whatever is left of its group is killed after."""
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        **kwargs,
-    )
-    try:
-        yield proc
-    finally:
-        kill_group(proc)
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """Kill the process and everything left in its process group (pool workers)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate()
 
 
 def comparable(record: Record) -> tuple:
@@ -155,26 +126,14 @@ def sqlite_integrity(url: str) -> str:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
-def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    """Poll ``condition`` until it is true; fail (not hang) after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process ended while waiting for {what}:\n{out.decode()}{err.decode()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)
-
-
 # ===========================================================================
 # 1. The main process is killed (kill -9 at random points), then run again
 # ===========================================================================
 
-KILL_ROWS = 300
+KILL_ROWS = 200
+#: Rows take at least 2 ms, so a chunk of rows sent to a worker holds at most
+#: CHUNK_SECONDS / 2 ms = 25 rows: a row this far past K never holds back row K.
+GATE_AFTER = 30
 KILL_SCRIPT = """
 import json
 import sys
@@ -184,12 +143,12 @@ import dotevals
 from dotevals import Result, Score, foreach
 from dotevals.metrics import accuracy, mean
 
-URL, WORKERS, SAMPLES = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+URL, WORKERS, SAMPLES, GATE = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 
 @foreach("n,text", [(n, f"question {n}") for n in range(ROWS)])
 def eval_kill(n, text):
-    time.sleep(0.002)
+    time.sleep(60 if n == GATE else 0.002)  # the gate row waits for the kill
     return Result(
         Score("even", n % 2 == 0, [accuracy()]),
         Score("third", n / 3, [mean()], metadata={"text": text}),
@@ -216,9 +175,13 @@ def kill_script(directory: Path) -> Path:
     return script
 
 
+def kill_command(script: Path, url: str, workers: int, samples: int = -1, gate: int = -1):
+    return [sys.executable, str(script), url, str(workers), str(samples), str(gate)]
+
+
 def run_script(script: Path, url: str, workers: int, samples: int = -1) -> dict:
     out = subprocess.run(
-        [sys.executable, str(script), url, str(workers), str(samples)],
+        kill_command(script, url, workers, samples),
         cwd=script.parent,
         capture_output=True,
         text=True,
@@ -229,20 +192,18 @@ def run_script(script: Path, url: str, workers: int, samples: int = -1) -> dict:
 
 
 @pytest.fixture(scope="module")
-def startup_seconds() -> float:
-    """How long a fresh interpreter takes to import what dotevals.run needs."""
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import dotevals.runners"], check=True, timeout=60)
-    return time.monotonic() - started
+def reference_run(tmp_path_factory) -> tuple[dict, list[tuple]]:
+    """What an uninterrupted run of the kill script prints, and the records it stores."""
+    directory = tmp_path_factory.mktemp("reference")
+    url = url_for("json", directory)
+    out = run_script(kill_script(directory), url, 0)
+    return out, [comparable(r) for r in load(url, "killed", "eval_kill")]
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> list[tuple]:
+def reference(reference_run) -> list[tuple]:
     """The records of an uninterrupted run of the kill script."""
-    directory = tmp_path_factory.mktemp("reference")
-    url = url_for("json", directory)
-    run_script(kill_script(directory), url, 0)
-    return [comparable(r) for r in load(url, "killed", "eval_kill")]
+    return reference_run[1]
 
 
 def check_after_kill(url: str, reference: list[tuple]) -> tuple[int, int]:
@@ -288,66 +249,41 @@ def check_complete(url: str, reference: list[tuple]) -> None:
 @pytest.mark.parametrize("workers", [0, 2], ids=["no-workers", "workers=2"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_at_random_points_then_rerun_stores_every_row_once(
-    tmp_path, kind, workers, startup_seconds
+    tmp_path, kind, workers, reference_run
 ):
-    """SIGKILL the main process after a random delay (seeded), over and over, resuming the
-    same experiment each time; then run to the end. Delays cover the whole run: while the
-    interpreter starts, while the experiment is created, while rows run and batches are
-    written, and near the end. After every kill the storage reads back as a prefix of the
-    right rows; after the rerun it equals an uninterrupted run, every row once."""
+    """SIGKILL the main process over and over, resuming the same experiment each time, then
+    run it to the end. The first kill lands as soon as the process exists (the interpreter
+    starting, the experiment being created); each next one once the storage holds a random
+    number K of rows (seeded), while rows run and batches are written. A row 30 rows past K
+    waits for the kill, so every kill lands before the run ends. After every kill the
+    storage reads back as a prefix of the right rows; after the rerun it equals an
+    uninterrupted run, every row once."""
+    reference_out, reference = reference_run
     script = kill_script(tmp_path)
-    started = time.monotonic()
-    reference_out = run_script(script, url_for(kind, tmp_path / "reference"), workers)
-    duration = time.monotonic() - started
-    reference = [
-        comparable(r) for r in load(url_for(kind, tmp_path / "reference"), "killed", "eval_kill")
-    ]
-    assert len(reference) == KILL_ROWS and reference_out["rows"] == KILL_ROWS
-
+    url = url_for(kind, tmp_path)
     rng = random.Random(f"kill-9/{kind}/{workers}")
-    attempts, kills_per_chain = 14, 7
-    kills = cut_lines = finished_early = chains = 0
-    delays = []
-    reach = 0.95  # of the estimated time left; lowered when a run ends before its signal
-    url, stored, chain_kills = None, 0, 0
-    for attempt in range(attempts):
-        if url is None:  # a new chain of kills and reruns, in a storage of its own
-            url, stored, chain_kills = url_for(kind, tmp_path / f"chain{chains}"), 0, 0
-            chains += 1
-        # the rows left to run take their share of the run's time after start-up
-        left = startup_seconds + (duration - startup_seconds) * (KILL_ROWS - stored) / KILL_ROWS
-        if rng.random() < 0.3:  # start-up, creating the experiment, the first rows
-            delay = rng.uniform(0, startup_seconds + 0.2)
-        else:
-            delay = rng.uniform(startup_seconds * 0.8, left * reach)
-        with spawned([sys.executable, str(script), url, str(workers), "-1"], tmp_path) as proc:
-            time.sleep(delay)
+    stored, held, cut_lines = 0, [], 0
+    last = KILL_ROWS - GATE_AFTER  # the last K with room for the gate row
+    for attempt in range(5):
+        target = 0 if attempt == 0 else rng.randint(stored + 1, min(stored + 60, last))
+        gate = target + GATE_AFTER
+        with spawned(kill_command(script, url, workers, gate=gate), tmp_path) as proc:
+            if target:
+                wait_until(lambda k=target: rows_held(url) >= k, 60, f"{target} stored rows", proc)
             proc.send_signal(signal.SIGKILL)  # the main process only, as kill -9 does
             proc.wait(timeout=30)
-        if proc.returncode == 0:  # it finished before the signal: a rerun has nothing to do
-            finished_early += 1
-            reach *= 0.8
-            check_complete(url, reference)
-            assert run_script(script, url, workers) == reference_out
-            url = None
-            continue
         assert proc.returncode == -signal.SIGKILL
-        kills += 1
-        chain_kills += 1
-        delays.append(round(delay, 2))
         stored, cut = check_after_kill(url, reference)
+        held.append(stored)
         cut_lines += cut
-        if chain_kills == kills_per_chain or attempt == attempts - 1:
-            assert run_script(script, url, workers) == reference_out
-            check_complete(url, reference)
-            url = None
+        if stored >= last:
+            break
+    assert run_script(script, url, workers) == reference_out
+    check_complete(url, reference)
     print(
-        f"\nkill -9 ({kind}, workers={workers}): {kills} kill points tried in {chains} chains "
-        f"(delays {sorted(delays)} s; an uninterrupted run takes {duration:.2f} s), "
-        f"{cut_lines} cut .jsonl lines seen, {finished_early} runs finished before the "
-        "signal; nothing lost"
+        f"\nkill -9 ({kind}, workers={workers}): {len(held)} kills, the storage holding "
+        f"{held} rows after them, {cut_lines} cut .jsonl lines seen; nothing lost"
     )
-    assert kills >= attempts // 2
 
 
 @pytest.mark.parametrize("cut", ["half a line", "only the newline"])
@@ -399,7 +335,8 @@ def test_rows_finished_before_a_long_row_survive_kill_9(tmp_path, kind):
     url = url_for(kind, tmp_path)
     with spawned([sys.executable, str(script), url], tmp_path) as proc:
         wait_until((tmp_path / "row5.started").exists, 60, "row 5 to start", proc)
-        time.sleep(2)  # four times the half second a batch may wait
+        # the rows before it are written while it runs, within a batch's half second
+        wait_until(lambda: rows_held(url) >= 5, 30, "rows 0 to 4 stored", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert [r.item_id for r in load(url, "slow", "eval_slow_row")] == [0, 1, 2, 3, 4]
@@ -408,18 +345,15 @@ def test_rows_finished_before_a_long_row_survive_kill_9(tmp_path, kind):
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     script = kill_script(tmp_path)
     url = url_for("json", tmp_path)
-    with spawned([sys.executable, str(script), url, "2", "-1"], tmp_path) as proc:
+    with spawned(kill_command(script, url, 2, gate=GATE_AFTER), tmp_path) as proc:
         main = psutil.Process(proc.pid)
-        wait_until(lambda: load(url, "killed", "eval_kill"), 60, "rows scored by workers", proc)
+        wait_until(lambda: rows_held(url), 60, "rows scored by workers", proc)
         workers = [c for c in main.children() if "LokyProcess" in " ".join(c.cmdline())]
         assert len(workers) == 2
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 3
-        while living(workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        alive = living(workers)
-    assert alive == [], f"{len(alive)} workers still alive 3 s after their main process died"
+        # not psutil.wait_procs: an orphan's zombie lasts until its new parent reaps it
+        wait_until(lambda: not living(workers), 30, "the workers to end")
 
 
 def living(processes: list[psutil.Process]) -> list[psutil.Process]:

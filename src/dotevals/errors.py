@@ -32,6 +32,10 @@ class ExperimentInUseError(StorageError):
     """Another process is running the same experiment."""
 
 
+class ClusterLostError(DotevalsError):
+    """The cluster running the rows went away or stopped working mid-run."""
+
+
 class RowTimeoutError(DotevalsError):
     """A row ran longer than its evaluation's timeout (stored as that row's error)."""
 

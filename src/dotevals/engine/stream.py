@@ -32,7 +32,13 @@ from dotevals.engine import worker
 from dotevals.engine.scoring import failed_record
 from dotevals.engine.start_marks import StartMarks
 from dotevals.engine.transfer import pack_each
-from dotevals.errors import ConfigurationError, DatasetError, RowTimeoutError, WorkerDiedError
+from dotevals.errors import (
+    ClusterLostError,
+    ConfigurationError,
+    DatasetError,
+    RowTimeoutError,
+    WorkerDiedError,
+)
 from dotevals.models import Record
 
 __all__ = ["ChunkSizer", "Executor", "stream"]
@@ -133,9 +139,16 @@ async def stream(
             try:
                 records, seconds = await sender.result(in_flight[0])
             except _PoolFailure as failure:
+                hung = isinstance(failure.error, RowTimeoutError)
+                alone = in_flight[0].rows if hung and len(in_flight[0].rows) == 1 else []
                 suspects = [row for chunk in in_flight for row in chunk.rows]
                 _drop(in_flight)
-                executor.replace(hung=isinstance(failure.error, RowTimeoutError))
+                try:
+                    executor.replace(hung=hung)
+                except ClusterLostError:  # the run stops; a row that hung alone is known
+                    for row in alone:
+                        sink(_blamed(row, failure.error))
+                    raise
                 await sender.isolate(suspects, window=executor.workers)
                 continue
             sizer.observe(len(in_flight.popleft().rows), seconds)
@@ -257,18 +270,21 @@ class _Sender:
             except _PoolFailure as failure:
                 group = [chunk.rows[0] for chunk in in_flight]
                 _drop(in_flight)
+                if len(group) == 1:  # stored before the workers are replaced, which may fail
+                    self.sink(_blamed(group[0], failure.error))
                 self.executor.replace(hung=isinstance(failure.error, RowTimeoutError))
-                if len(group) == 1:
-                    item_id, row = group[0]
-                    self.sink(
-                        failed_record(item_id, row if isinstance(row, dict) else {}, failure.error)
-                    )
-                else:
+                if len(group) > 1:
                     await self.isolate(group, window=1)
                 continue
             in_flight.popleft()
             for record in records:
                 self.sink(record)
+
+
+def _blamed(row: tuple[int, Any], error: Exception) -> Record:
+    """The record of a row that a worker's death or hang is blamed on."""
+    item_id, values = row
+    return failed_record(item_id, values if isinstance(values, dict) else {}, error)
 
 
 def pack_payload(name: str, payload: worker.Payload, remote: bool = False) -> bytes:
