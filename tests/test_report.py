@@ -204,17 +204,9 @@ def test_rows_marked_changed_between_experiments(two):
     assert errored == {("eval_sums", 3), ("eval_sums", 4)}
 
 
-def records(url: str, experiment: str, evaluation: str):
-    storage = get_storage(url)
-    try:
-        return storage.load_records(experiment, evaluation)
-    finally:
-        storage.close()
-
-
 def sums_compared(url: str) -> EvaluationComparison:
     """eval_sums of experiment "b" compared with "a"."""
-    a, b = (records(url, experiment, "eval_sums") for experiment in "ab")
+    a, b = (dotevals.load(e, storage=url, evaluation="eval_sums")["eval_sums"] for e in "ab")
     return compare_evaluation("eval_sums", a, b)
 
 
