@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dotevals.errors import ConfigurationError, ExperimentNotFoundError, StorageError
+from dotevals.intervals import Estimate
 from dotevals.models import EvaluationSummary
 from dotevals.project import short_name
 from dotevals.report import storage_option
@@ -89,8 +90,13 @@ def metric_intervals(
     evaluation last ended, else (still running, or stored before intervals were)
     ``computed`` from its records."""
     if info is not None and info.summary is not None and info.intervals is not None:
-        return info.intervals
+        estimates = {
+            score: {metric: Estimate.from_dict(data) for metric, data in stored.items()}
+            for score, stored in info.intervals.items()
+        }
+    else:
+        estimates = computed.estimates
     return {
-        score: {metric: e.to_dict() for metric, e in estimates.items()}
-        for score, estimates in computed.estimates.items()
+        score: {metric: e.to_dict() for metric, e in metrics.items()}
+        for score, metrics in estimates.items()
     }
