@@ -14,6 +14,8 @@ import pytest
 from pool_support import FAST, PID_CONFTEST, main_pid
 from pytest_output import section_of
 
+import dotevals
+from dotevals import foreach
 from dotevals.cli import main
 from dotevals.models import Record, Result, Score
 from dotevals.storage import EvaluationInfo, get_storage
@@ -88,6 +90,24 @@ def test_a_row_error_is_stored_with_the_traceback_of_the_rows_own_code(pytester,
     assert traceback.count('File "') == 2, traceback
     # a wrong return value is dotevals' own error: no frame of the row's code to show
     assert stored[4].error.startswith("TypeError: an evaluation must return a Score")
+
+
+def test_a_row_error_stored_by_run_has_no_unrelated_chained_error(tmp_path):
+    @foreach("q", [1])
+    def eval_raises(q):
+        raise ValueError(f"no answer to {q}")
+
+    url = f"json://{tmp_path / 'store'}"
+    dotevals.run(eval_raises, experiment="e", storage=url, progress=False)
+    storage = get_storage(url)
+    try:
+        (name,) = storage.list_evaluations("e")
+    finally:
+        storage.close()
+    (record,) = records(url, name)
+    assert record.traceback.startswith("Traceback (most recent call last):\n"), record.traceback
+    assert "During handling" not in record.traceback
+    assert record.traceback.rstrip().endswith("ValueError: no answer to 1")
 
 
 def test_a_retried_row_keeps_the_traceback_of_its_last_attempt_alone(pytester):

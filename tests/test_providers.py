@@ -307,6 +307,15 @@ def test_run_coroutine_inside_a_running_loop() -> None:
     assert asyncio.run(main()) == 42
 
 
+def test_run_coroutine_raises_the_coroutines_error_unchained() -> None:
+    async def fail() -> None:
+        raise ValueError("teardown failed")
+
+    with pytest.raises(ValueError, match="teardown failed") as raised:
+        _run_coroutine(fail())
+    assert raised.value.__context__ is None
+
+
 def test_session_teardown_continues_after_an_error() -> None:
     from dotevals.providers import _teardown_all
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
-from results_support import CHANGED, write_experiments
+import results_support
+from results_support import CHANGED, Model, write_experiments
 
+import dotevals
 from dotevals.cli import main
-from dotevals.html_report import render, report_data
+from dotevals.compare import EvaluationComparison, compare_evaluation
+from dotevals.intervals import Estimate
 from dotevals.storage import get_storage
 
 VOID = {"meta", "input", "br", "img", "link", "hr"}
+#: The cells of a comparison row, by class.
+CELLS = {"evaluation-name", "a", "b", "difference", "interval", "regressed", "improved"}
+CELLS |= {"paired", "only-a", "only-b"}
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 
 
@@ -28,18 +38,30 @@ class Page(HTMLParser):
         self.scripts: list[dict[str, str | None]] = []
         self.links: list[str] = []
         self.rects: list[dict[str, str | None]] = []
+        self.ids: list[str] = []
+        # each row of the comparison tables: its attributes, and its cells' text by class
+        self.comparison: list[tuple[dict[str, str | None], dict[str, str]]] = []
         self.error_bars: list[list[dict[str, str | None]]] = []
         # the text of elements by tag, and of the chart's ticks by class
-        self.texts: dict[str, list[str]] = {k: [] for k in ("summary", "pre", "td", "p", "tick")}
+        self.texts: dict[str, list[str]] = {
+            k: [] for k in ("summary", "pre", "td", "p", "h3", "tick")
+        }
         self._open: list[tuple[str, str]] = []  # (tag, class) of the elements around
         self._in_shown = False
+        self._cell: list[str] = []
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         self.links += [v or "" for k, v in attrs if k in ("src", "href")]
+        self.ids += [v or "" for k, v in attrs if k == "id"]
         if tag == "tr" and attributes.get("class") == "row":
             self.rows.append(attributes)
+        elif tag == "tr" and attributes.get("class") == "comparison-row":
+            self.comparison.append((attributes, {}))
+        elif tag == "td" and self.comparison and ("tr", "comparison-row") in self._open:
+            self._cell = [c for c in (attributes.get("class") or "").split() if c in CELLS]
+            self.comparison[-1][1].update(dict.fromkeys(self._cell, ""))
         elif tag == "script":
             self.scripts.append(attributes)
         elif tag == "rect":
@@ -57,8 +79,12 @@ class Page(HTMLParser):
     def handle_endtag(self, tag):
         while self._open and self._open.pop()[0] != tag:
             pass
+        if tag == "td":
+            self._cell = []
 
     def handle_data(self, data):
+        for name in self._cell:
+            self.comparison[-1][1][name] += data
         if self._in_shown:
             self.shown += data
             self._in_shown = False
@@ -94,8 +120,8 @@ def page(path: Path) -> Page:
     return Page(path.read_text(encoding="utf-8"))
 
 
-def in_browser(path: Path, fragment: str, tmp_path: Path) -> Page:
-    """The page as headless Chromium has it once loaded, its script run."""
+def chromium(address: str, tmp_path: Path, *flags: str) -> str:
+    """The DOM of the page at ``address`` once headless Chromium has loaded it."""
     if CHROMIUM is None:
         pytest.skip("no chromium on PATH: the browser tests need Debian's chromium package")
     command = [
@@ -108,11 +134,44 @@ def in_browser(path: Path, fragment: str, tmp_path: Path) -> Page:
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'chromium'}",
+        *flags,
         "--dump-dom",
-        path.as_uri() + fragment,
+        address,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return Page(result.stdout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def in_browser(path: Path, fragment: str, tmp_path: Path) -> Page:
+    """The page as headless Chromium has it once loaded, its script run."""
+    return Page(chromium(path.as_uri() + fragment, tmp_path))
+
+
+#: A page that loads the report in a frame and writes down how the browser laid out
+#: the element SELECTOR: its size, its visibility and the text a person reads in it.
+PROBE = """<!DOCTYPE html>
+<html><body><pre id="seen"></pre>
+<iframe id="report" src="REPORT" width="1200" height="900"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {
+  var element = this.contentDocument.querySelector("SELECTOR");
+  var box = element.getBoundingClientRect();
+  document.getElementById("seen").textContent = JSON.stringify({
+    width: box.width, height: box.height,
+    visibility: getComputedStyle(element).visibility, text: element.innerText
+  });
+});
+</script></body></html>
+"""
+
+
+def seen_in_browser(path: Path, selector: str, tmp_path: Path) -> dict[str, Any]:
+    """How headless Chromium lays out and shows the element ``selector`` of the page."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(PROBE.replace("REPORT", path.as_uri()).replace("SELECTOR", selector))
+    dom = chromium(probe.as_uri(), tmp_path, "--allow-file-access-from-files")
+    seen = re.search(r'<pre id="seen">(.*?)</pre>', dom, re.DOTALL)
+    assert seen is not None and seen.group(1), dom
+    return json.loads(unescape(seen.group(1)))
 
 
 SUMS = {("eval_sums", row) for row in range(5)}
@@ -145,53 +204,165 @@ def test_rows_marked_changed_between_experiments(two):
     assert errored == {("eval_sums", 3), ("eval_sums", 4)}
 
 
-def test_summary_side_by_side_with_a_bar_per_value(two):
-    found = page(two)
-    cells = found.texts["td"]
+def sums_compared(url: str) -> EvaluationComparison:
+    """eval_sums of experiment "b" compared with "a"."""
+    a, b = (dotevals.load(e, storage=url, evaluation="eval_sums")["eval_sums"] for e in "ab")
+    return compare_evaluation("eval_sums", a, b)
+
+
+def interval(estimate: Estimate) -> str:
+    return f"[{estimate.low:.4f}, {estimate.high:.4f}]"
+
+
+# eval_sums: 3 of 5 rows right in "a", 2 of 5 in "b"; eval_lengths: lengths 3, 2, 0 in "a"
+SUMS_A, SUMS_B = Estimate.wilson(3, 5), Estimate.wilson(2, 5)
+LENGTHS_A = Estimate.of_mean([3, 2, 0])
+
+
+def test_summary_shows_each_value_with_its_interval(two):
+    cells = page(two).texts["td"]
     start = cells.index("exact_match")
-    assert cells[start : start + 4] == ["exact_match", "accuracy", "0.6000", "0.4000"]
-    # eval_sums: one bar per experiment on an axis to 1; eval_lengths: "a" only,
-    # its mean of 5/3 on an axis to 2
+    assert cells[start : start + 4] == [
+        "exact_match",
+        "accuracy",
+        f"0.6000 {interval(SUMS_A)}",
+        f"0.4000 {interval(SUMS_B)}",
+    ]
+    # the Wilson interval of 3/5, as published tables give it
+    assert interval(SUMS_A) == "[0.2307, 0.8824]"
+    start = cells.index("length")
+    assert cells[start : start + 4] == ["length", "mean", f"1.6667 {interval(LENGTHS_A)}", "-"]
+
+
+def test_summary_side_by_side_with_a_bar_and_an_error_bar_per_value(two):
+    found = page(two)
+    # eval_sums: one bar per experiment on an axis to 1; eval_lengths: "a" only, its
+    # mean of 5/3 on an axis to 5, for its interval reaches above 3
     assert len(found.rects) == 3
     a, b, lengths = (float(str(r["width"])) for r in found.rects)
     assert a / b == pytest.approx(0.6 / 0.4)
-    assert lengths / a == pytest.approx((5 / 3 / 2) / 0.6)
+    assert lengths / a == pytest.approx((5 / 3 / 5) / 0.6)
     assert [" ".join(t.split()) for t in found.texts["tick"]] == [
-        "0",
-        "0.25",
-        "0.5",
-        "0.75",
-        "1",
-    ] + [
-        "0",
-        "0.5",
-        "1",
-        "1.5",
-        "2",
+        *["0", "0.25", "0.5", "0.75", "1"],
+        *["0", "1.25", "2.5", "3.75", "5"],
     ]
-    assert found.error_bars == []
-
-
-def test_error_bars_drawn_where_a_value_has_an_interval(url):
-    storage = get_storage(url)
-    try:
-        data = report_data(storage, url, ["a", "b"])
-    finally:
-        storage.close()
-    (sums,) = (e for e in data["evaluations"] if e["name"] == "eval_sums")
-    (accuracy,) = sums["metrics"]
-    accuracy["entries"][0].update(low=0.5, high=0.7)
-    accuracy["entries"][1].update(low=0.3, high=0.5)
-    found = Page(render(data))
-    assert len(found.error_bars) == 2
-    for rect, lines, (low, high), value in zip(
-        found.rects, found.error_bars, [(0.5, 0.7), (0.3, 0.5)], [0.6, 0.4], strict=False
+    assert len(found.error_bars) == 3
+    for rect, lines, estimate in zip(
+        found.rects, found.error_bars, [SUMS_A, SUMS_B, LENGTHS_A], strict=True
     ):
-        x, width = float(str(rect["x"])), float(str(rect["width"]))
-        span = lines[0]
-        assert (float(str(span["x1"])) - x) / width == pytest.approx(low / value)
-        assert (float(str(span["x2"])) - x) / width == pytest.approx(high / value)
-    assert "[0.5000, 0.7000]" in " ".join(found.texts["td"])
+        x, y, width = (float(str(rect[k])) for k in ("x", "y", "width"))
+        span, left, right = ({k: float(str(v)) for k, v in line.items()} for line in lines)
+        # the span from low to high, across the bar's end, at the bar's height
+        assert span["x1"] < x + width < span["x2"]
+        assert span["y1"] == span["y2"] > y
+        # a whisker at each bound; a bound below 0 is drawn at the axis
+        assert (left["x1"], left["x2"], right["x1"], right["x2"]) == (
+            span["x1"],
+            span["x1"],
+            span["x2"],
+            span["x2"],
+        )
+        assert (span["x1"] - x) / width == pytest.approx(max(0, estimate.low) / estimate.value)
+        assert (span["x2"] - x) / width == pytest.approx(estimate.high / estimate.value)
+    assert LENGTHS_A.low < 0  # the case of a bound cut at the axis is covered
+
+
+def test_summary_takes_the_intervals_stored_with_the_evaluation(url, tmp_path):
+    """A finished evaluation's stored intervals are shown (a custom metric's could not be
+    computed again by the command); a running one's are computed from its records."""
+    copy = tmp_path / "store"
+    shutil.copytree(url.removeprefix("json://"), copy)
+    stored = get_storage(f"json://{copy}")
+    try:
+        info = stored.load_evaluation("a", "eval_sums")
+        assert info is not None and info.intervals is not None
+        info.intervals["exact_match"]["accuracy"].update(low=0.125, high=0.875)
+        stored.save_evaluation("a", info)
+        running = stored.load_evaluation("b", "eval_sums")
+        assert running is not None
+        running.status, running.summary, running.intervals = "running", None, None
+        stored.save_evaluation("b", running)
+    finally:
+        stored.close()
+    path = tmp_path / "r.html"
+    assert main(["report", "a", "b", "--storage", f"json://{copy}", "-o", str(path)]) == 0
+    cells = page(path).texts["td"]
+    start = cells.index("exact_match")
+    assert cells[start + 2 : start + 4] == [
+        "0.6000 [0.1250, 0.8750]",
+        f"0.4000 {interval(SUMS_B)}",
+    ]
+
+
+def test_no_comparison_with_one_experiment(url, tmp_path):
+    path = tmp_path / "r.html"
+    assert main(["report", "a", "--storage", url, "-o", str(path)]) == 0
+    found = page(path)
+    assert "summary" in found.ids
+    assert "comparison" not in found.ids and "#comparison" not in found.links
+    assert found.comparison == []
+
+
+def test_comparison_of_two_experiments_is_compare_evaluations(url, two):
+    found = page(two)
+    assert "comparison" in found.ids and "#comparison" in found.links
+    compared = sums_compared(url)
+    ((score,),) = [compared.scores]
+    (accuracy,) = score.metrics
+    difference = accuracy.difference
+    assert difference.method == "paired normal" and difference.low < 0 < difference.high
+    ((attributes, cells),) = found.comparison
+    assert (attributes["data-evaluation"], attributes["data-score"], attributes["data-metric"]) == (
+        "eval_sums",
+        "exact_match",
+        "accuracy",
+    )
+    assert cells == {
+        "evaluation-name": "eval_sums",
+        "a": f"{accuracy.a.value:.4f}",
+        "b": f"{accuracy.b.value:.4f}",
+        "difference": f"{difference.value:+.4f}",
+        "interval": interval(difference),
+        "regressed": str(len(score.regressed)),
+        "improved": str(len(score.improved)),
+        "paired": str(compared.paired_rows),
+        "only-a": str(compared.only_in_a),
+        "only-b": str(compared.only_in_b),
+    }
+    # what those numbers are on this data: rows 1 and 2 changed, row 4 errored in "b"
+    assert (cells["a"], cells["b"], cells["difference"]) == ("0.6000", "0.4000", "-0.2000")
+    assert (cells["regressed"], cells["improved"], cells["paired"]) == ("2", "1", "5")
+    notes = [" ".join(p.split()) for p in found.texts["p"]]
+    assert "Evaluations only in A: eval_lengths." in notes
+
+
+def test_comparison_counts_rows_only_one_side_ran(url, tmp_path):
+    """Experiment "c" ran the first 3 rows of eval_sums as "a" did: 2 rows are only in "a"."""
+    copy = tmp_path / "store"
+    shutil.copytree(url.removeprefix("json://"), copy)
+    partial = f"json://{copy}"
+    dotevals.run(
+        results_support.eval_sums,
+        experiment="c",
+        storage=partial,
+        samples=3,
+        progress=False,
+        model=Model({1}, {}),
+    )
+    path = tmp_path / "r.html"
+    assert main(["report", "a", "b", "c", "--storage", partial, "-o", str(path)]) == 0
+    found = page(path)
+    # each experiment against the first: a -> b, then a -> c
+    assert [a["data-evaluation"] for a, _ in found.comparison] == ["eval_sums", "eval_sums"]
+    against_c = found.comparison[1][1]
+    assert (against_c["paired"], against_c["only-a"], against_c["only-b"]) == ("3", "2", "0")
+    assert (against_c["difference"], against_c["regressed"], against_c["improved"]) == (
+        "+0.0000",
+        "0",
+        "0",
+    )
+    headings = [" ".join(t.split()) for t in found.texts["h3"]]
+    assert [h for h in headings if h.startswith("A ")] == ["A a → B b", "A a → B c"]
 
 
 def test_errors_grouped_by_type_with_tracebacks(two):
@@ -252,3 +423,19 @@ def test_browser_shows_the_rows_the_filter_leaves(two, tmp_path, fragment, visib
     found = in_browser(two, fragment, tmp_path)
     assert found.visible() == visible
     assert found.shown == str(len(visible))
+
+
+def test_browser_shows_the_comparison_table(url, two, tmp_path):
+    seen = seen_in_browser(two, "#comparison table", tmp_path)
+    assert seen["visibility"] == "visible"
+    assert seen["width"] > 600 and seen["height"] > 40
+    header, row = seen["text"].splitlines()
+    assert header.split("\t")[:7] == [
+        *["evaluation", "score", "metric", "A", "B"],
+        *["B \u2212 A", "95\u00a0% interval"],
+    ]
+    difference = sums_compared(url).scores[0].metrics[0].difference
+    assert row.split("\t") == [
+        *["eval_sums", "exact_match", "accuracy", "0.6000", "0.4000", "-0.2000"],
+        *[interval(difference), "2", "1", "5", "0", "0"],
+    ]

@@ -34,12 +34,11 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from dotevals.compare import EvaluationComparison, compare_evaluation
+from dotevals.compare import compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.export import FORMATS, write_rows
@@ -57,7 +56,7 @@ from dotevals.report import (
 from dotevals.row_errors import group_by_type
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
-from dotevals.stored import evaluation_names
+from dotevals.stored import evaluation_names, metric_intervals
 from dotevals.stored import find_experiment as _experiment
 from dotevals.stored import open_storage as _open
 
@@ -117,12 +116,7 @@ def _evaluation_report(
         "rows": len(records),
         "errors": computed.errors,
         "metrics": info.summary if stored else computed.summary,
-        "intervals": info.intervals
-        if stored and info.intervals is not None
-        else {
-            score: {metric: e.to_dict() for metric, e in estimates.items()}
-            for score, estimates in computed.estimates.items()
-        },
+        "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
     }
     if full:
@@ -233,18 +227,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison_json(comparison: EvaluationComparison, rows: bool) -> dict[str, Any]:
-    """One evaluation's comparison as JSON-ready data; changed rows only with ``rows``."""
-    data = asdict(comparison)
-    for score in data["scores"]:
-        for side in ("regressed", "improved"):
-            changes = score.pop(side)
-            score[side] = len(changes)
-            if rows:
-                score[f"{side}_rows"] = changes
-    return data
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     """A's and B's metrics per evaluation and score, the paired difference B - A with its
     95 % interval, and the rows that changed."""
@@ -265,7 +247,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "a": a,
             "b": b,
             "storage": args.storage,
-            "evaluations": [_comparison_json(c, args.rows) for c in comparisons],
+            "evaluations": [c.to_dict(args.rows) for c in comparisons],
             "evaluations_only_in_a": only_a,
             "evaluations_only_in_b": only_b,
         }

@@ -20,7 +20,7 @@ counted, never silently dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dotevals.intervals import Estimate, bootstrap
@@ -93,6 +93,18 @@ class EvaluationComparison:
     scores: list[ScoreComparison]
     scores_only_in_a: list[str]
     scores_only_in_b: list[str]
+
+    def to_dict(self, rows: bool = False) -> dict[str, Any]:
+        """JSON-ready data: each score's ``regressed`` and ``improved`` are counts, and
+        with ``rows`` its ``regressed_rows`` and ``improved_rows`` are the changed rows."""
+        data = asdict(self)
+        for score in data["scores"]:
+            for side in ("regressed", "improved"):
+                changes = score.pop(side)
+                score[side] = len(changes)
+                if rows:
+                    score[f"{side}_rows"] = changes
+        return data
 
 
 def compare_evaluation(

@@ -4,6 +4,10 @@
 numbers); :func:`render` fills the Jinja2 template ``templates/report.html.j2``
 with it. The page has no outside resources: styles, the filter script and the
 SVG charts are inline, so it opens from disk without a server or a network.
+
+With two experiments or more, each one after the first is compared with the
+first (:func:`~dotevals.compare.compare_evaluation`), as ``dotevals compare
+FIRST OTHER`` would.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from dotevals.compare import compare_evaluation
 from dotevals.models import EvaluationSummary, Record
 from dotevals.row_errors import error_message, group_by_type
 from dotevals.storage import Storage
-from dotevals.stored import find_experiment
+from dotevals.stored import find_experiment, metric_intervals
 
 __all__ = ["MAX_ROWS", "render", "report_data"]
 
@@ -39,27 +44,31 @@ def report_data(
     Each evaluation of any of ``experiments`` (in the order first stored) has
     its ``runs`` (one per experiment, None where that experiment lacks it),
     its ``metrics`` (for each score and metric, ``entries``: one per
-    experiment, ``{"value": ...}`` or None), its ``error_groups`` and its first
-    ``max_rows`` ``rows`` (of ``total_rows``). An entry that also has ``low``
-    and ``high`` is drawn with an error bar and printed with its interval.
+    experiment, None or the metric's ``Estimate.to_dict()``: ``value``,
+    ``stderr``, ``low``, ``high``, ``method``), its ``error_groups`` and its
+    first ``max_rows`` ``rows`` (of ``total_rows``). An entry with numbers for
+    ``low`` and ``high`` is drawn with an error bar and printed with its interval.
+    ``comparisons`` holds each experiment after the first compared with the first.
     """
     infos = [find_experiment(storage, url, name) for name in experiments]
     stored = {e.name: storage.list_evaluations(e.name) for e in infos}
     names = list(dict.fromkeys(n for e in infos for n in stored[e.name]))
-    evaluations = []
-    for index, name in enumerate(names):
-        records = [
+    loaded = {
+        name: [
             storage.load_records(e.name, name) if name in stored[e.name] else None for e in infos
         ]
-        evaluations.append(
-            {
-                "name": name,
-                "anchor": f"evaluation-{index}",
-                **_summaries(storage, list(experiments), name, records),
-                "error_groups": _error_groups(records),
-                **_rows(records, max_rows),
-            }
-        )
+        for name in names
+    }
+    evaluations = [
+        {
+            "name": name,
+            "anchor": f"evaluation-{index}",
+            **_summaries(storage, list(experiments), name, records),
+            "error_groups": _error_groups(records),
+            **_rows(records, max_rows),
+        }
+        for index, (name, records) in enumerate(loaded.items())
+    ]
     return {
         "title": "dotevals report: " + ", ".join(experiments),
         "storage": url,
@@ -69,6 +78,7 @@ def report_data(
             for i, e in enumerate(infos)
         ],
         "evaluations": evaluations,
+        "comparisons": [_comparison(loaded, 0, b) for b in range(1, len(infos))],
     }
 
 
@@ -95,16 +105,33 @@ def _summaries(
                 "errors": computed.errors,
             }
         )
-        summary = info.summary if info and info.summary is not None else computed.summary
-        for score, metrics in summary.items():
-            for metric, value in metrics.items():
+        for score, metrics in metric_intervals(info, computed).items():
+            for metric, estimate in metrics.items():
                 entries = values.setdefault((score, metric), [None] * len(experiments))
-                entries[index] = {"value": value}
+                entries[index] = estimate
     metrics = [
         {"score": score, "metric": metric, "entries": entries}
         for (score, metric), entries in values.items()
     ]
     return {"runs": runs, "metrics": metrics, "scale": _scale(metrics)}
+
+
+def _comparison(loaded: dict[str, list[list[Record] | None]], a: int, b: int) -> dict[str, Any]:
+    """Experiment ``b`` against ``a`` (indexes), evaluation by evaluation: each
+    evaluation both ran as ``EvaluationComparison.to_dict()`` and the names of
+    those only one ran."""
+    sides = [(name, records[a], records[b]) for name, records in loaded.items()]
+    return {
+        "a": a,
+        "b": b,
+        "evaluations": [
+            compare_evaluation(name, x, y).to_dict()
+            for name, x, y in sides
+            if x is not None and y is not None
+        ],
+        "only_in_a": [name for name, x, y in sides if x is not None and y is None],
+        "only_in_b": [name for name, x, y in sides if x is None and y is not None],
+    }
 
 
 def _scale(metrics: list[dict[str, Any]]) -> float:
@@ -230,6 +257,7 @@ def render(data: dict[str, Any]) -> str:
         lstrip_blocks=True,
     )
     environment.filters["value"] = _metric_text
+    environment.filters["signed"] = lambda number: f"{number:+.4f}"
     environment.filters["tick"] = lambda number: f"{number:.4g}"
     environment.tests["drawable"] = _is_number
     return environment.get_template("report.html.j2").render(data)

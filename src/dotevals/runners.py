@@ -602,19 +602,22 @@ def run(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(
-            arun(
-                evaluation,
-                experiment=experiment,
-                samples=samples,
-                storage=storage,
-                progress=progress,
-                workers=workers,
-                executor=executor,
-                **fixtures,
-            )
+        pass  # none runs: start one below, outside this handler, so that no error
+        # raised by the run is chained to this RuntimeError
+    else:
+        raise DotevalsError(
+            "dotevals.run() cannot be called from a running event loop (for example in "
+            "Jupyter); use 'await dotevals.arun(...)' there"
         )
-    raise DotevalsError(
-        "dotevals.run() cannot be called from a running event loop (for example in "
-        "Jupyter); use 'await dotevals.arun(...)' there"
+    return asyncio.run(
+        arun(
+            evaluation,
+            experiment=experiment,
+            samples=samples,
+            storage=storage,
+            progress=progress,
+            workers=workers,
+            executor=executor,
+            **fixtures,
+        )
     )

@@ -1,18 +1,28 @@
 """Reading stored experiments: open a storage to read it, find an experiment and
-its evaluations, with a one-line error naming what is missing."""
+its evaluations, with a one-line error naming what is missing, and read an
+evaluation's metrics with their intervals."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from dotevals.errors import ConfigurationError, ExperimentNotFoundError, StorageError
+from dotevals.intervals import Estimate
+from dotevals.models import EvaluationSummary
 from dotevals.project import short_name
 from dotevals.report import storage_option
-from dotevals.storage import ExperimentInfo, Storage, get_storage
+from dotevals.storage import EvaluationInfo, ExperimentInfo, Storage, get_storage
 from dotevals.storage.base import check_experiment_name
 
-__all__ = ["evaluation_name", "evaluation_names", "find_experiment", "open_storage"]
+__all__ = [
+    "evaluation_name",
+    "evaluation_names",
+    "find_experiment",
+    "metric_intervals",
+    "open_storage",
+]
 
 
 @contextmanager
@@ -71,3 +81,22 @@ def evaluation_name(names: list[str], wanted: str, experiment: str, url: str) ->
         f"evaluation {wanted!r} not found in experiment {experiment!r} in {url} "
         f"(its evaluations: {known})"
     )
+
+
+def metric_intervals(
+    info: EvaluationInfo | None, computed: EvaluationSummary
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each score's metrics as ``{metric: Estimate.to_dict()}``: as stored when the
+    evaluation last ended, else (still running, or stored before intervals were)
+    ``computed`` from its records."""
+    if info is not None and info.summary is not None and info.intervals is not None:
+        estimates = {
+            score: {metric: Estimate.from_dict(data) for metric, data in stored.items()}
+            for score, stored in info.intervals.items()
+        }
+    else:
+        estimates = computed.estimates
+    return {
+        score: {metric: e.to_dict() for metric, e in metrics.items()}
+        for score, metrics in estimates.items()
+    }
