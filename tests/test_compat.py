@@ -508,15 +508,15 @@ import sys
 import time
 from pathlib import Path
 
-from dotevals.sessions import SessionManager
+from dotevals.experiment_store import ExperimentStore
 
-session = SessionManager(sys.argv[1], "e1")
-session.lock()
+store = ExperimentStore(sys.argv[1], "e1")
+store.lock()
 Path("locked").write_text("yes")
 deadline = time.monotonic() + 60
 while not Path("release").exists() and time.monotonic() < deadline:
     time.sleep(0.05)
-session.unlock()
+store.unlock()
 """
 
 

@@ -22,21 +22,22 @@ from typing import IO, Any
 import pytest
 
 from dotevals.deferred import DeferredSetup
-from dotevals.engine.executors import make_executor, parse_executor
-from dotevals.engine.fixture_specs import fixture_specs
-from dotevals.engine.inline import run_async, run_sync, strategy_for
-from dotevals.engine.sizing import parse_memory, parse_workers
-from dotevals.engine.stream import Executor, stream
-from dotevals.engine.worker import Payload
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_executor_choice import make_executor, parse_executor
+from dotevals.engine.main_fixture_specs import fixture_specs
+from dotevals.engine.main_inline import run_async, run_sync, strategy_for
+from dotevals.engine.main_sizing import parse_memory, parse_workers
+from dotevals.engine.main_stream import stream
+from dotevals.engine.shared_payload import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation, parse_timeout
+from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.foreach import get_evaluation
 from dotevals.interrupts import sigterm_as_ctrl_c
 from dotevals.models import EvaluationSummary
 from dotevals.progress import ProgressBar, progress_wanted
 from dotevals.project import evaluation_key
 from dotevals.row_errors import ErrorTally
-from dotevals.sessions import EvaluationRun, SessionManager
 from dotevals.storage import Storage
 from dotevals.storage.base import Status
 
@@ -209,7 +210,7 @@ class Runner:
             isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
         ):
             raise ConfigurationError(f"samples must be a whole number >= 0, got {samples!r}")
-        self.session = SessionManager(storage, experiment_name)
+        self.store = ExperimentStore(storage, experiment_name)
         self.samples = samples
         self.concurrent = concurrent
         #: Summaries by evaluation name: ``results_dict`` itself when one is given.
@@ -228,7 +229,7 @@ class Runner:
 
     @property
     def experiment_name(self) -> str:
-        return self.session.experiment_name
+        return self.store.experiment_name
 
     async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Run every evaluation; errors of one evaluation never stop the others."""
@@ -236,7 +237,7 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
-        self.session.lock()
+        self.store.lock()
         if not self._pool_chosen:
             self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
@@ -275,7 +276,7 @@ class Runner:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(kill=kill_workers)
-        self.session.unlock()
+        self.store.unlock()
 
     def start_workers(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Start the worker processes now, so they boot while other work goes on.
@@ -452,7 +453,7 @@ class Runner:
         run = None
         bar = None
         try:
-            run = self.session.start_evaluation(
+            run = self.store.start_evaluation(
                 job.storage_name,
                 _metadata(job),
                 self.reporter.message,
@@ -491,7 +492,7 @@ class Runner:
                 self._finish_run(run, status, outcome)
             outcome.duration = time.perf_counter() - start
 
-    def _finish_run(self, run: EvaluationRun, status: Status, outcome: EvaluationOutcome) -> None:
+    def _finish_run(self, run: RecordWriter, status: Status, outcome: EvaluationOutcome) -> None:
         """Store the last rows and the status; storage failing fails this evaluation only."""
         try:
             outcome.summary = run.finish(status)

@@ -1,4 +1,4 @@
-"""Scoring one row: call the evaluation (with retries), turn the outcome into a Record.
+"""Both sides: score one row, call the evaluation (with retries) and make its Record.
 
 This is the only place a row's code runs, in the main process or in a
 worker. Whatever the row does, the caller gets a Record back: a row's
