@@ -252,7 +252,8 @@ def test_runner_results_is_the_results_dict(url):
     assert runner.results is results
     asyncio.run(runner.run_evaluations([ev]))
     assert runner.results is results
-    assert results["ev"].summary == {"ok": {"accuracy": 0.5}}
+    with pytest.warns(DeprecationWarning, match=r"summary is now EvaluationSummary\.metrics"):
+        assert results["ev"].summary == {"ok": {"accuracy": 0.5}}
 
 
 # Plugins -----------------------------------------------------------------------

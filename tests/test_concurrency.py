@@ -72,7 +72,7 @@ def test_sliding_window_never_exceeds_max_concurrency(url, limit):
     assert tracker.peak == limit
     assert tracker.started == 30
     assert len(summary.records) == 30
-    assert summary.summary == {"ok": {"accuracy": 1.0}}
+    assert summary.metrics == {"ok": {"accuracy": 1.0}}
 
 
 def test_sliding_window_keeps_the_window_full():
@@ -209,7 +209,7 @@ def test_batch_through_run_stores_every_row(url):
     summary = run(ev, url)
     assert seen == list(range(10))
     assert [r.item_id for r in summary.records] == list(range(10))
-    assert summary.summary == {"ok": {"accuracy": 0.5}}
+    assert summary.metrics == {"ok": {"accuracy": 0.5}}
 
 
 def test_sequential_runs_rows_in_order():

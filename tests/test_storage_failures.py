@@ -139,7 +139,7 @@ def run_summary(url: str, records: list[Record]) -> dict:
     run = store.start_evaluation(EVAL)
     for rec in records:
         run.add(rec)
-    summary = run.finish("completed").summary
+    summary = run.finish("completed").metrics
     store.storage.close()
     return summary
 
@@ -179,6 +179,14 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_only_a_gone_process_of_this_host_holds_a_stale_lock():
+    me = LockOwner.me()
+    assert me.is_this_process() and not me.is_stale()
+    assert LockOwner(dead_pid(), me.host, 0.0).is_stale()
+    elsewhere = LockOwner(dead_pid(), me.host + "-elsewhere", 0.0)
+    assert not elsewhere.is_stale() and not elsewhere.is_this_process()
 
 
 @pytest.mark.parametrize("kind", KINDS)

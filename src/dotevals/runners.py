@@ -590,7 +590,7 @@ def run(
     evaluation's non-column parameters (what pytest fixtures would provide)::
 
         summary = dotevals.run(eval_math, experiment="baseline", model=my_model)
-        summary.summary  # {"exact_match": {"accuracy": 0.9}}
+        summary.metrics  # {"exact_match": {"accuracy": 0.9}}
 
     Args:
         experiment: experiment name (resumed if it exists); None is ephemeral.
