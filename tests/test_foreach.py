@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
 import itertools
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tenacity
@@ -865,6 +868,34 @@ def test_generator_dataset_run_again_in_the_same_process_is_refused(url):
     assert len(pulled) == 2
     stored = get_storage(url).load_records("exp", "ev")
     assert [(r.item_id, r.dataset_row) for r in stored] == [(0, {"x": 0}), (1, {"x": 1})]
+
+
+def test_a_read_generator_goes_once_its_evaluation_is_gone(url):
+    def define() -> tuple[Any, weakref.ref[Any]]:
+        rows = (i for i in range(3))
+
+        @foreach("x", rows)
+        def ev(x):
+            return em(True)
+
+        return ev, weakref.ref(rows)
+
+    ev, rows = define()
+    assert len(run(ev, url, experiment="exp").records) == 3
+    del ev
+    gc.collect()
+    assert rows() is None
+
+
+def test_an_iterator_without_weak_references_read_by_a_method_is_refused_again(url):
+    class Suite:
+        @foreach("x", zip(range(4)))
+        def ev(self, x):
+            return em(True)
+
+    assert len(run(Suite().ev, url, experiment="exp", samples=2).records) == 2
+    with pytest.raises(DatasetError, match="ev: its dataset is a generator that an earlier run"):
+        run(Suite().ev, url, experiment="exp")
 
 
 def test_metric_with_arguments_survives_resume(url):
