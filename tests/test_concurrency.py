@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dotevals
-from dotevals import ForEach, Record, Result, Score
+from dotevals import ForEach, Result, Score
 from dotevals.concurrency import (
     Adaptive,
     AsyncSequential,
@@ -19,6 +19,7 @@ from dotevals.concurrency import (
 )
 from dotevals.errors import ConfigurationError
 from dotevals.metrics import accuracy
+from dotevals.models import Record
 from dotevals.storage import get_storage
 
 

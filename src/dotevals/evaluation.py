@@ -65,7 +65,7 @@ def parse_timeout(value: float | str | None) -> float | None:
     return seconds
 
 
-def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.Retrying:
+def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.BaseRetrying:
     """The retry policy of one evaluation.
 
     An int is a number of retries of connection errors and timeouts with

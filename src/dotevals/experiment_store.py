@@ -227,7 +227,7 @@ class RecordWriter:
     def _write_retrying(
         self,
         stop: Callable[[tenacity.RetryCallState], bool],
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``_write`` with retries and backoff until ``stop`` says so (the last error is raised)."""
         retrying = tenacity.Retrying(
@@ -273,9 +273,13 @@ class RecordWriter:
             self._wake.clear()
             try:
                 # finish() ends the waits between attempts, and takes over
-                self._write_retrying(lambda _: self._stopped.is_set(), self._stopped.wait)
+                self._write_retrying(lambda _: self._stopped.is_set(), self._pause)
             except Exception:  # finish() writes them, or says why not
                 continue
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between write attempts; ``finish`` ends the wait."""
+        self._stopped.wait(seconds)
 
     def _out_of_patience(self, state: tenacity.RetryCallState) -> bool:
         since = self._failing_since

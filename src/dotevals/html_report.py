@@ -95,9 +95,9 @@ def _summaries(
                 "errors": computed.errors,
             }
         )
-        summary = info.summary if info and info.summary is not None else computed.summary
-        for score, metrics in summary.items():
-            for metric, value in metrics.items():
+        metric_values = info.summary if info and info.summary is not None else computed.metrics
+        for score, by_metric in metric_values.items():
+            for metric, value in by_metric.items():
                 entries = values.setdefault((score, metric), [None] * len(experiments))
                 entries[index] = {"value": value}
     metrics = [

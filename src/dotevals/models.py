@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,7 +285,7 @@ def as_result(value: Any) -> Result:
     )
 
 
-def sort_records(records: Sequence[Record]) -> list[Record]:
+def sort_records(records: Iterable[Record]) -> list[Record]:
     """Records in dataset order, keeping the newest record of each row."""
     newest: dict[int, Record] = {}
     for record in records:

@@ -428,7 +428,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if outcome.summary is not None
         for score in outcome.summary.estimates
     }
-    missing = unmatched(config.stash[_GATES], scores)
+    gates = config.stash[_GATES]
+    missing = unmatched(gates, scores)
     if missing:
         keys = ", ".join(gate.key for gate in missing)
         known = ", ".join(sorted(scores)) or "none"

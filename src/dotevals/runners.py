@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -34,8 +34,8 @@ from dotevals.evaluation import Evaluation, parse_timeout
 from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.foreach import get_evaluation
 from dotevals.interrupts import sigterm_as_ctrl_c
-from dotevals.models import EvaluationSummary
-from dotevals.progress import ProgressBar, progress_wanted
+from dotevals.models import EvaluationSummary, Record
+from dotevals.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.project import evaluation_key
 from dotevals.row_errors import ErrorTally
 from dotevals.storage import Storage
@@ -141,7 +141,7 @@ class RunReporter:
     """What a run tells the world. The pytest plugin reports through pytest instead."""
 
     #: Where progress bars are drawn (None: stderr).
-    progress_file: IO[str] | None = None
+    progress_file: ProgressFile | None = None
 
     def message(self, text: str) -> None:
         """A one-line notice, such as the worker count chosen."""
@@ -267,7 +267,7 @@ class Runner:
         """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
         try:
             await self._blocking(teardown, *args)
-        except Exception as exc:  # noqa: BLE001 - the stop itself is what propagates
+        except Exception as exc:  # the stop itself is what propagates
             self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
     def close(self, kill_workers: bool = False) -> None:
@@ -334,7 +334,7 @@ class Runner:
                 await self._blocking(self._deferred.teardown, job.item, nextitem)
             except STOPS:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - reported on the item
+            except BaseException as exc:  # reported on the item
                 outcome.teardown_error = exc
         self._finish(outcome)
 
@@ -371,7 +371,7 @@ class Runner:
                         await self._blocking(self._deferred.teardown_detached, detached)
                     except STOPS:
                         raise
-                    except BaseException as exc:  # noqa: BLE001 - reported on the item
+                    except BaseException as exc:  # reported on the item
                         outcome.teardown_error = exc
         outcomes = [outcome for _, outcome, _, _ in started]
         items = [job.item for job in jobs if job.item is not None]
@@ -380,7 +380,7 @@ class Runner:
                 await self._blocking(self._deferred.teardown, items[-1], nextitem)
             except STOPS:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - reported on the last item
+            except BaseException as exc:  # reported on the last item
                 outcomes[-1].teardown_error = exc
         for outcome in outcomes:
             self._finish(outcome)
@@ -439,7 +439,7 @@ class Runner:
             values = await self._blocking(self._deferred.setup, job.item)
         except STOPS:
             raise
-        except BaseException as exc:  # noqa: BLE001 - a failed setup fails the item
+        except BaseException as exc:  # a failed setup fails the item
             outcome.setup_error = exc
             return {}
         return {name: values[name] for name in evaluation.fixture_names}
@@ -465,7 +465,7 @@ class Runner:
                 job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file
             )
 
-            def sink(record):  # noqa: ANN001, ANN202
+            def sink(record: Record) -> None:
                 run.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
@@ -527,7 +527,7 @@ def _scope_key(job: _Job) -> object:
     if job.item is None:
         return None
     callspec = getattr(job.item, "callspec", None)
-    params = ()
+    params: tuple[tuple[str, str], ...] = ()
     if callspec is not None:
         scopes = getattr(callspec, "_arg2scope", {})
         params = tuple(

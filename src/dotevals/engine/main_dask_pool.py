@@ -27,8 +27,10 @@ try:
     import dask.config
     import distributed
     from dask.utils import parse_timedelta
+
+    HAS_DISTRIBUTED = True
 except ImportError:  # pragma: no cover - depends on the environment
-    distributed = None
+    HAS_DISTRIBUTED = False
 
 __all__ = ["DaskPool", "connect_timeout"]
 
@@ -48,7 +50,7 @@ class DaskPool(Executor):
     remote = True
 
     def __init__(self, address: str):
-        if distributed is None:
+        if not HAS_DISTRIBUTED:
             raise ConfigurationError(
                 f"--executor {address} needs Dask's distributed package: "
                 'pip install "dotevals[dask]"'

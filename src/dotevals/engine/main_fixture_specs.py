@@ -43,7 +43,11 @@ MAIN_PROCESS_ONLY = frozenset(
         "testdir",
     }
 )
-_SCOPE_NODES = {"class": pytest.Class, "module": pytest.Module, "package": pytest.Package}
+_SCOPE_NODES: dict[str, type[pytest.Collector]] = {
+    "class": pytest.Class,
+    "module": pytest.Module,
+    "package": pytest.Package,
+}
 
 
 def is_pytest_builtin(fixturedef: Any) -> bool:

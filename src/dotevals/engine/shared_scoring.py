@@ -70,8 +70,8 @@ def _retry_after_first_failure(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 result = func(**kwargs)
-            except BaseException:
-                state.set_exception(sys.exc_info())
+            except BaseException as exc:
+                state.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 state.set_result(result)
         elif isinstance(action, tenacity.DoSleep):
