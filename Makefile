@@ -47,6 +47,7 @@ test-oldest:
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy src
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests bench examples

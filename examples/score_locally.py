@@ -39,4 +39,4 @@ def eval_code(generated, reference, normalise):
 if __name__ == "__main__":
     runner = Runner(experiment_name="local-scoring", workers="auto")
     asyncio.run(runner.run_evaluations([functools.partial(eval_code, normalise=syntax_tree)]))
-    print(runner.results["eval_code"].summary)
+    print(runner.results["eval_code"].metrics)

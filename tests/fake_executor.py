@@ -1,7 +1,7 @@
 """An in-memory executor for testing the stream in-process, in milliseconds.
 
 Every chunk the stream submits becomes a :class:`Call` whose future the test
-settles: run it (``worker.run_chunk`` in this process), fail it with a worker
+settles: run it (``worker_process.run_chunk`` in this process), fail it with a worker
 death, or leave it hanging. With ``autorun`` the executor settles each call as
 it is submitted: calls holding a ``fatal`` row die, calls holding a
 ``hanging`` row start (as the worker says when its rows start) and never
@@ -18,8 +18,8 @@ from typing import Any
 
 import cloudpickle
 
-from dotevals.engine import worker
-from dotevals.engine.stream import Executor
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.shared_start_marks import mark_started
 
 
 class WorkerDeath(Exception):
@@ -40,7 +40,7 @@ class Call:
 
     def start(self) -> None:
         """The worker starts scoring the rows (its fixtures are ready)."""
-        worker.mark_started(self.args[3])
+        mark_started(self.args[3])
 
     def run(self) -> None:
         """Score the chunk in this process; the future gets what a process pool would give:
@@ -49,7 +49,7 @@ class Call:
             return
         try:
             self.future.set_result(cloudpickle.loads(cloudpickle.dumps(self.fn(*self.args))))
-        except Exception as exc:  # noqa: BLE001 - handed to the stream, as loky does
+        except Exception as exc:  # handed to the stream, as loky does
             self.future.set_exception(exc)
 
     def die(self) -> None:
@@ -58,19 +58,19 @@ class Call:
 
 
 class FakeExecutor(Executor):
-    """``workers`` pretend workers; the calls, replacements and shutdowns are recorded."""
+    """``slots`` pretend workers; the calls, replacements and shutdowns are recorded."""
 
     died = (WorkerDeath,)
 
     def __init__(
         self,
-        workers: int = 2,
+        slots: int = 2,
         *,
         autorun: bool = True,
         fatal: Iterable[int] = (),
         hanging: Iterable[int] = (),
     ):
-        self.workers = workers
+        self.slots = slots
         self.autorun = autorun
         self.fatal = set(fatal)
         self.hanging = set(hanging)

@@ -252,7 +252,8 @@ def test_runner_results_is_the_results_dict(url):
     assert runner.results is results
     asyncio.run(runner.run_evaluations([ev]))
     assert runner.results is results
-    assert results["ev"].summary == {"ok": {"accuracy": 0.5}}
+    with pytest.warns(DeprecationWarning, match=r"summary is now EvaluationSummary\.metrics"):
+        assert results["ev"].summary == {"ok": {"accuracy": 0.5}}
 
 
 # Plugins -----------------------------------------------------------------------
@@ -508,15 +509,15 @@ import sys
 import time
 from pathlib import Path
 
-from dotevals.sessions import SessionManager
+from dotevals.experiment_store import ExperimentStore
 
-session = SessionManager(sys.argv[1], "e1")
-session.lock()
+store = ExperimentStore(sys.argv[1], "e1")
+store.lock()
 Path("locked").write_text("yes")
 deadline = time.monotonic() + 60
 while not Path("release").exists() and time.monotonic() < deadline:
     time.sleep(0.05)
-session.unlock()
+store.unlock()
 """
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dotevals
-from dotevals import ForEach, Record, Result, Score
+from dotevals import ForEach, Result, Score
 from dotevals.concurrency import (
     Adaptive,
     AsyncSequential,
@@ -19,6 +19,7 @@ from dotevals.concurrency import (
 )
 from dotevals.errors import ConfigurationError
 from dotevals.metrics import accuracy
+from dotevals.models import Record
 from dotevals.storage import get_storage
 
 
@@ -72,7 +73,7 @@ def test_sliding_window_never_exceeds_max_concurrency(url, limit):
     assert tracker.peak == limit
     assert tracker.started == 30
     assert len(summary.records) == 30
-    assert summary.summary == {"ok": {"accuracy": 1.0}}
+    assert summary.metrics == {"ok": {"accuracy": 1.0}}
 
 
 def test_sliding_window_keeps_the_window_full():
@@ -209,7 +210,7 @@ def test_batch_through_run_stores_every_row(url):
     summary = run(ev, url)
     assert seen == list(range(10))
     assert [r.item_id for r in summary.records] == list(range(10))
-    assert summary.summary == {"ok": {"accuracy": 0.5}}
+    assert summary.metrics == {"ok": {"accuracy": 0.5}}
 
 
 def test_sequential_runs_rows_in_order():

@@ -389,7 +389,7 @@ def make(limit):
 summary = dotevals.run(
     make(15), executor=sys.argv[1], storage=sys.argv[2], experiment="script", progress=False
 )
-print(json.dumps({"rows": summary.rows, "errors": summary.errors, "summary": summary.summary,
+print(json.dumps({"rows": summary.rows, "errors": summary.errors, "summary": summary.metrics,
                   "main": os.getpid()}))
 """
 

@@ -298,7 +298,7 @@ if __name__ == "__main__":
 
 
 def test_long_generator_is_read_only_as_workers_are_ready(tmp_path):
-    from dotevals.engine.stream import MAX_CHUNK
+    from dotevals.engine.main_stream import MAX_CHUNK
 
     rows = 25_000
     script = tmp_path / "bounded.py"

@@ -1,12 +1,12 @@
-"""What workers are told to build (``dotevals.engine.fixture_specs``), from real pytest items."""
+"""What workers are told to build (``engine.main_fixture_specs``), from real pytest items."""
 
 from __future__ import annotations
 
 import pytest
 from pool_support import FAST
 
-from dotevals.engine.fixture_specs import fixture_specs
-from dotevals.engine.lifecycle import NO_PARAM
+from dotevals.engine.main_fixture_specs import fixture_specs
+from dotevals.engine.shared_payload import NO_PARAM
 from dotevals.errors import ConfigurationError
 
 CONFTEST = """

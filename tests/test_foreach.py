@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
 import itertools
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tenacity
@@ -146,7 +149,7 @@ def test_list_of_tuples(url):
         {"question": "2+2", "answer": "5"},
         {"question": "3+3", "answer": "6"},
     ]
-    assert summary.summary == {"em": {"accuracy": pytest.approx(2 / 3)}}
+    assert summary.metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
     assert summary.errors == 0
 
 
@@ -155,7 +158,7 @@ def test_list_of_lists_works_like_tuples(url):
     def ev(a, b):
         return em(a == b)
 
-    assert run(ev, url).summary == {"em": {"accuracy": 0.5}}
+    assert run(ev, url).metrics == {"em": {"accuracy": 0.5}}
 
 
 def test_list_of_dicts_ignores_extra_keys(url):
@@ -191,7 +194,7 @@ def test_dict_row_missing_a_key_after_row_0_is_that_rows_error(url):
     assert errors[0] is None and errors[2] is None
     assert errors[1].startswith("DatasetError: ev: row 1 has no key 'answer' (its keys: question)")
     assert summary.errors == 1
-    assert summary.summary == {"em": {"accuracy": pytest.approx(2 / 3)}}
+    assert summary.metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
 
 
 def test_dict_row_0_missing_a_key_raises_and_fails_the_evaluation(url):
@@ -221,7 +224,7 @@ def test_single_column_rows_are_scalars_or_1_tuples(url, rows):
     summary = run(ev, url)
     assert seen == [1, 2, 3]
     assert [r.dataset_row for r in summary.records] == [{"x": 1}, {"x": 2}, {"x": 3}]
-    assert summary.summary == {"em": {"accuracy": pytest.approx(2 / 3)}}
+    assert summary.metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
 
 
 def test_single_column_keeps_longer_tuples_whole(url):
@@ -251,7 +254,7 @@ def test_wrong_row_length_after_row_0_is_that_rows_error(url):
     assert errors[2] == (
         "DatasetError: ev: row 2 is a int, but the columns a,b need a tuple, list or dict per row"
     )
-    assert summary.summary == {"em": {"accuracy": 0.5}}
+    assert summary.metrics == {"em": {"accuracy": 0.5}}
 
 
 def test_wrong_row_length_in_row_0_raises(url):
@@ -303,7 +306,7 @@ def test_infinite_generator_with_samples_terminates(url):
 
     summary = run(ev, url, samples=5)
     assert [r.item_id for r in summary.records] == [0, 1, 2, 3, 4]
-    assert summary.summary == {"em": {"accuracy": 0.6}}
+    assert summary.metrics == {"em": {"accuracy": 0.6}}
     assert len(pulled) == 5
 
 
@@ -383,7 +386,7 @@ def test_result_with_several_scores_and_context(url):
         )
 
     summary = run(ev, url, experiment="exp")
-    assert summary.summary == {
+    assert summary.metrics == {
         "even": {"accuracy": 0.5},
         "value": {"mean": 2.5, "accuracy": 1.0},
     }
@@ -391,7 +394,7 @@ def test_result_with_several_scores_and_context(url):
     assert [r.result.prompt for r in stored] == ["p1", "p2", "p3", "p4"]
     assert [r.result.model_response for r in stored] == ["r1", "r2", "r3", "r4"]
     info = get_storage(url).load_evaluation("exp", "ev")
-    assert info.summary == summary.summary
+    assert info.summary == summary.metrics
 
 
 def test_custom_metric_is_applied_and_restored_from_storage(url):
@@ -407,11 +410,11 @@ def test_custom_metric_is_applied_and_restored_from_storage(url):
         return Score("value", x, [spread(), mean()])
 
     summary = run(ev, url, experiment="exp")
-    assert summary.summary == {"value": {"spread": 7.0, "mean": pytest.approx(17 / 3)}}
+    assert summary.metrics == {"value": {"spread": 7.0, "mean": pytest.approx(17 / 3)}}
     # the records read back from storage name the metric, which is found again by name
     reread = EvaluationSummary(get_storage(url).load_records("exp", "ev"))
-    assert reread.summary == summary.summary
-    assert get_storage(url).load_evaluation("exp", "ev").summary == summary.summary
+    assert reread.metrics == summary.metrics
+    assert get_storage(url).load_evaluation("exp", "ev").summary == summary.metrics
 
 
 def test_errored_rows_count_as_false_in_summary(url):
@@ -424,7 +427,7 @@ def test_errored_rows_count_as_false_in_summary(url):
     summary = run(ev, url)
     assert summary.errors == 2
     # 3 of 5 rows are True; the errored rows count as False (0 for the mean)
-    assert summary.summary == {"ok": {"accuracy": 0.6}, "n": {"mean": 6.0}}
+    assert summary.metrics == {"ok": {"accuracy": 0.6}, "n": {"mean": 6.0}}
 
 
 def test_result_error_marks_the_row_failed(url):
@@ -434,7 +437,7 @@ def test_result_error_marks_the_row_failed(url):
 
     summary = run(ev, url)
     assert summary.errors == 1
-    assert summary.summary == {"em": {"accuracy": 0.5}}
+    assert summary.metrics == {"em": {"accuracy": 0.5}}
 
 
 # Programmatic entry points ----------------------------------------------------
@@ -479,7 +482,7 @@ def test_calling_the_evaluation_runs_it_in_default_storage(tmp_path, monkeypatch
         return em(model(x))
 
     summary = ev(model=lambda x: x == 1)
-    assert summary.summary == {"em": {"accuracy": 0.5}}
+    assert summary.metrics == {"em": {"accuracy": 0.5}}
     assert len(get_storage(f"json://{tmp_path / '.dotevals'}").list_experiments()) == 1
 
 
@@ -529,8 +532,8 @@ def test_runner_with_partials(url):
     )
     assert runner.experiment_name == "exp"
     assert set(runner.results) == {"first", "second"}
-    assert runner.results["first"].summary == {"em": {"accuracy": pytest.approx(2 / 3)}}
-    assert runner.results["second"].summary == {"em": {"accuracy": 1.0}}
+    assert runner.results["first"].metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
+    assert runner.results["second"].metrics == {"em": {"accuracy": 1.0}}
     assert results == runner.results
     assert [o.name for o in runner.outcomes] == ["first", "second"]
     assert [o.new_rows for o in runner.outcomes] == [3, 2]
@@ -640,7 +643,7 @@ def test_retry_then_success_is_not_an_error(url):
     summary = run(ev, url)
     assert calls == [1, 1, 1, 2, 2, 2]
     assert summary.errors == 0
-    assert summary.summary == {"em": {"accuracy": 1.0}}
+    assert summary.metrics == {"em": {"accuracy": 1.0}}
 
 
 def test_custom_retrying_object(url):
@@ -712,7 +715,7 @@ def test_resume_skips_completed_rows_and_reruns_errored_ones(url, tmp_path):
     second = run(ev, url, experiment="exp")
     assert calls == [2]
     assert errors_of(second) == {0: None, 1: None, 2: None}
-    assert second.summary == {"em": {"accuracy": 1.0}}
+    assert second.metrics == {"em": {"accuracy": 1.0}}
 
     calls.clear()
     third = run(ev, url, experiment="exp")
@@ -794,7 +797,7 @@ def test_registered_dataset(url):
     assert evaluation.total == 40
     summary = run(ev, url)
     assert len(summary.records) == 40
-    assert summary.summary == {"em": {"accuracy": 1.0}}
+    assert summary.metrics == {"em": {"accuracy": 1.0}}
 
 
 def test_unknown_registered_dataset():
@@ -835,7 +838,7 @@ def test_arun_inside_a_running_loop(url):
         return await dotevals.arun(ev, storage=url, experiment="exp", progress=False, model=model)
 
     summary = asyncio.run(main())
-    assert summary.summary == {"em": {"accuracy": 0.5}}
+    assert summary.metrics == {"em": {"accuracy": 0.5}}
     assert get_storage(url).load_evaluation("exp", "ev").status == "completed"
 
 
@@ -867,6 +870,34 @@ def test_generator_dataset_run_again_in_the_same_process_is_refused(url):
     assert [(r.item_id, r.dataset_row) for r in stored] == [(0, {"x": 0}), (1, {"x": 1})]
 
 
+def test_a_read_generator_goes_once_its_evaluation_is_gone(url):
+    def define() -> tuple[Any, weakref.ref[Any]]:
+        rows = (i for i in range(3))
+
+        @foreach("x", rows)
+        def ev(x):
+            return em(True)
+
+        return ev, weakref.ref(rows)
+
+    ev, rows = define()
+    assert len(run(ev, url, experiment="exp").records) == 3
+    del ev
+    gc.collect()
+    assert rows() is None
+
+
+def test_an_iterator_without_weak_references_read_by_a_method_is_refused_again(url):
+    class Suite:
+        @foreach("x", zip(range(4)))
+        def ev(self, x):
+            return em(True)
+
+    assert len(run(Suite().ev, url, experiment="exp", samples=2).records) == 2
+    with pytest.raises(DatasetError, match="ev: its dataset is a generator that an earlier run"):
+        run(Suite().ev, url, experiment="exp")
+
+
 def test_metric_with_arguments_survives_resume(url):
     """Storage used to keep only a metric's name: one made with arguments vanished on resume."""
 
@@ -882,7 +913,7 @@ def test_metric_with_arguments_survives_resume(url):
         return Result(Score("five", x, [at_least(5)]), Score("ten", x, [at_least(10)]))
 
     first = run(ev, url, experiment="exp", samples=2)
-    assert first.summary == {"five": {"at_least": 0.5}, "ten": {"at_least": 0.0}}
+    assert first.metrics == {"five": {"at_least": 0.5}, "ten": {"at_least": 0.0}}
     second = run(ev, url, experiment="exp")
-    assert second.summary == {"five": {"at_least": 0.75}, "ten": {"at_least": 0.5}}
-    assert get_storage(url).load_evaluation("exp", "ev").summary == second.summary
+    assert second.metrics == {"five": {"at_least": 0.75}, "ten": {"at_least": 0.5}}
+    assert get_storage(url).load_evaluation("exp", "ev").summary == second.metrics

@@ -105,7 +105,7 @@ def wait_for_rows(
         try:
             if len(stored(url, evaluation)) >= rows:
                 return
-        except Exception:  # noqa: BLE001, S110 - the experiment is not created yet
+        except Exception:  # the experiment is not created yet
             pass
         assert time.monotonic() < deadline, "no rows stored"
         time.sleep(0.05)

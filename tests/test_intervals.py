@@ -110,7 +110,7 @@ def test_custom_metrics_give_an_interval_by_returning_an_estimate():
         for i, v in enumerate([3, 1, 4, 1, 5, 9, 2, 6])
     ]
     summary = EvaluationSummary(records)
-    assert summary.summary == {"latency": {"median_with_interval": 3.5, "plain_max": 9}}
+    assert summary.metrics == {"latency": {"median_with_interval": 3.5, "plain_max": 9}}
     median = summary.estimates["latency"]["median_with_interval"]
     assert median.method == "bootstrap" and median.low <= 3.5 <= median.high
     assert summary.estimates["latency"]["plain_max"] == Estimate(9)

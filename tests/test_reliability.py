@@ -165,7 +165,7 @@ if __name__ == "__main__":
         samples=SAMPLES if SAMPLES >= 0 else None,
         progress=False,
     )
-    print(json.dumps({"rows": summary.rows, "errors": summary.errors, "summary": summary.summary}))
+    print(json.dumps({"rows": summary.rows, "errors": summary.errors, "summary": summary.metrics}))
 """.replace("ROWS", str(KILL_ROWS))
 
 

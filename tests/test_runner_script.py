@@ -66,7 +66,7 @@ SCRIPT = textwrap.dedent(
             json.dumps(
                 {
                     "experiment": runner.experiment_name,
-                    "results": {name: s.summary for name, s in runner.results.items()},
+                    "results": {name: s.metrics for name, s in runner.results.items()},
                     "rows": {name: len(s.records) for name, s in runner.results.items()},
                     "results_dict": sorted(results),
                     "same_objects": all(results[n] is runner.results[n] for n in results),

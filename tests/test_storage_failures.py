@@ -19,9 +19,9 @@ import pytest
 
 from dotevals.cli import main as dotevals_main
 from dotevals.errors import ConfigurationError, ExperimentInUseError, StorageError
+from dotevals.experiment_store import ExperimentStore
 from dotevals.metrics import accuracy, mean
 from dotevals.models import Record, Result, Score
-from dotevals.sessions import SessionManager
 from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner
 from dotevals.storage.json import JSONStorage, safe_name
@@ -135,12 +135,12 @@ def test_unencodable_rows_in_a_run_and_its_resume(pytester: pytest.Pytester, kin
 
 # What a metric sees is the same live and after a resume -----------------------------
 def run_summary(url: str, records: list[Record]) -> dict:
-    session = SessionManager(url, "same")
-    run = session.start_evaluation(EVAL)
+    store = ExperimentStore(url, "same")
+    run = store.start_evaluation(EVAL)
     for rec in records:
         run.add(rec)
-    summary = run.finish("completed").summary
-    session.storage.close()
+    summary = run.finish("completed").metrics
+    store.storage.close()
     return summary
 
 
@@ -179,6 +179,14 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_only_a_gone_process_of_this_host_holds_a_stale_lock():
+    me = LockOwner.me()
+    assert me.is_this_process() and not me.is_stale()
+    assert LockOwner(dead_pid(), me.host, 0.0).is_stale()
+    elsewhere = LockOwner(dead_pid(), me.host + "-elsewhere", 0.0)
+    assert not elsewhere.is_stale() and not elsewhere.is_this_process()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -284,7 +292,7 @@ def test_damaged_json_record_is_named_by_file_and_line(tmp_path: Path, damage: s
 
     for read in (
         lambda: storage.load_records("exp", EVAL),
-        lambda: SessionManager(storage, "exp").start_evaluation(EVAL),
+        lambda: ExperimentStore(storage, "exp").start_evaluation(EVAL),
     ):
         with pytest.raises(StorageError) as info:
             read()
@@ -339,7 +347,7 @@ def test_bad_experiment_names_are_one_clear_line(pytester: pytest.Pytester, name
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "store").exists()
     with pytest.raises(ConfigurationError, match=says):
-        SessionManager(url, name)
+        ExperimentStore(url, name)
 
 
 def test_undecodable_experiment_name_from_the_command_line(tmp_path: Path):

@@ -1,6 +1,6 @@
-"""The ordered, bounded stream (``dotevals.engine.stream``) against an in-memory executor.
+"""The ordered, bounded stream (``dotevals.engine.main_stream``) against an in-memory executor.
 
-Rows are scored in this process by ``worker.run_chunk``; the test decides when
+Rows are scored in this process by ``worker_process.run_chunk``; the test decides when
 each chunk's future resolves, dies or hangs.
 """
 
@@ -15,10 +15,9 @@ import pytest
 from fake_executor import FakeExecutor, until
 
 from dotevals import Score
-from dotevals.engine import stream as stream_module
-from dotevals.engine import worker
-from dotevals.engine.stream import MAX_CHUNK, ChunkSizer, stream
-from dotevals.engine.worker import Payload
+from dotevals.engine import main_stream, worker_process
+from dotevals.engine.main_stream import MAX_CHUNK, ChunkSizer, stream
+from dotevals.engine.shared_payload import Payload
 from dotevals.evaluation import make_retrying
 from dotevals.models import Record
 
@@ -53,7 +52,7 @@ class CountedRows:
 @pytest.fixture(autouse=True)
 def fresh_worker_state():
     yield
-    worker.close_fixtures()
+    worker_process.close_fixtures()
 
 
 Steps = Callable[[asyncio.Task[None]], Awaitable[None]]
@@ -91,7 +90,7 @@ def values(records: list[Record]) -> dict[int, Any]:
 
 
 def test_results_reach_the_sink_in_dataset_order_whatever_order_chunks_finish_in():
-    executor = FakeExecutor(workers=2, autorun=False)
+    executor = FakeExecutor(slots=2, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -115,7 +114,7 @@ def test_results_reach_the_sink_in_dataset_order_whatever_order_chunks_finish_in
 
 
 def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes():
-    executor = FakeExecutor(workers=2, autorun=False)
+    executor = FakeExecutor(slots=2, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -134,12 +133,12 @@ def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes()
 # the in-flight bound -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_at_most_two_chunks_per_worker_are_in_flight_and_rows_are_read_as_they_free(workers):
-    executor = FakeExecutor(workers=workers, autorun=False)
+@pytest.mark.parametrize("slots", [1, 3])
+def test_at_most_two_chunks_per_slot_are_in_flight_and_rows_are_read_as_they_free(slots):
+    executor = FakeExecutor(slots=slots, autorun=False)
     rows = CountedRows()  # endless
     records: list[Record] = []
-    bound = 2 * workers
+    bound = 2 * slots
 
     async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == bound, task)
@@ -161,14 +160,14 @@ def test_at_most_two_chunks_per_worker_are_in_flight_and_rows_are_read_as_they_f
 
 
 def test_a_short_dataset_ends_the_stream_with_every_row_once():
-    executor = FakeExecutor(workers=2)
+    executor = FakeExecutor(slots=2)
     records = run_stream(executor, CountedRows(7), chunk_size=3)
     assert [r.item_id for r in records] == list(range(7))
     assert [call.item_ids for call in executor.calls] == [[0, 1, 2], [3, 4, 5], [6]]
 
 
 def test_an_empty_dataset_submits_nothing():
-    executor = FakeExecutor(workers=2)
+    executor = FakeExecutor(slots=2)
     assert run_stream(executor, CountedRows(0)) == []
     assert executor.calls == []
 
@@ -190,7 +189,7 @@ def test_chunk_sizer_follows_rows_that_get_faster_smoothly():
     sizer.observe(4, 4 * 0.01)
     sizer.observe(5, 5 * 0.001)  # 10x faster: the average moves 30 % of the way
     per_row = 0.7 * 0.01 + 0.3 * 0.001
-    assert sizer.size == round(stream_module.CHUNK_SECONDS / per_row)
+    assert sizer.size == round(main_stream.CHUNK_SECONDS / per_row)
     sizes = []
     for _ in range(30):
         sizer.observe(sizer.size, sizer.size * 0.001)
@@ -218,7 +217,7 @@ def test_fixed_chunk_size_never_changes():
 
 
 def test_the_stream_grows_chunks_of_fast_rows():
-    executor = FakeExecutor(workers=1)
+    executor = FakeExecutor(slots=1)
     records = run_stream(executor, CountedRows(3000))
     sizes = [len(call.item_ids) for call in executor.calls]
     assert sizes[0] == 4
@@ -227,7 +226,7 @@ def test_the_stream_grows_chunks_of_fast_rows():
 
 
 def test_the_stream_keeps_a_fixed_chunk_size():
-    executor = FakeExecutor(workers=2)
+    executor = FakeExecutor(slots=2)
     run_stream(executor, CountedRows(25), chunk_size=10)
     assert [len(call.item_ids) for call in executor.calls] == [10, 10, 5]
 
@@ -236,7 +235,7 @@ def test_the_stream_keeps_a_fixed_chunk_size():
 
 
 def test_a_death_in_a_chunk_of_several_rows_is_blamed_on_that_row_only():
-    executor = FakeExecutor(workers=2, fatal={6})
+    executor = FakeExecutor(slots=2, fatal={6})
     records = run_stream(executor, CountedRows(20), chunk_size=4)
     assert [r.item_id for r in records] == list(range(20))
     failed = {r.item_id: r.error for r in records if r.failed}
@@ -248,7 +247,7 @@ def test_a_death_in_a_chunk_of_several_rows_is_blamed_on_that_row_only():
 
 
 def test_rows_that_kill_every_worker_are_each_blamed_once():
-    executor = FakeExecutor(workers=3, fatal={0, 2, 3, 9})
+    executor = FakeExecutor(slots=3, fatal={0, 2, 3, 9})
     records = run_stream(executor, CountedRows(10), chunk_size=5)
     assert [r.item_id for r in records] == list(range(10))
     assert {r.item_id for r in records if r.failed} == {0, 2, 3, 9}
@@ -257,7 +256,7 @@ def test_rows_that_kill_every_worker_are_each_blamed_once():
 
 
 def test_a_death_while_isolating_is_isolated_again():
-    executor = FakeExecutor(workers=2, autorun=False)
+    executor = FakeExecutor(slots=2, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -283,11 +282,11 @@ def test_a_death_while_isolating_is_isolated_again():
 
 @pytest.fixture
 def short_grace(monkeypatch):
-    monkeypatch.setattr(stream_module, "HANG_GRACE", 0.0)  # a hung chunk is caught at once
+    monkeypatch.setattr(main_stream, "HANG_GRACE", 0.0)  # a hung chunk is caught at once
 
 
 def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace):
-    executor = FakeExecutor(workers=2, hanging={5})
+    executor = FakeExecutor(slots=2, hanging={5})
     records = run_stream(executor, CountedRows(12), chunk_size=3, timeout=0.05)
     assert [r.item_id for r in records] == list(range(12))
     failed = {r.item_id: r.error for r in records if r.failed}
@@ -298,7 +297,7 @@ def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace)
 
 
 def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
-    executor = FakeExecutor(workers=1, autorun=False)
+    executor = FakeExecutor(slots=1, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -312,7 +311,7 @@ def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
 
 
 def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
-    executor = FakeExecutor(workers=1, autorun=False)
+    executor = FakeExecutor(slots=1, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -327,7 +326,7 @@ def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
 
 
 def test_the_deadline_counts_from_when_the_rows_start(short_grace):
-    executor = FakeExecutor(workers=1, autorun=False)
+    executor = FakeExecutor(slots=1, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -353,7 +352,7 @@ def score_lock_at_two(n: int) -> Score:
 
 
 def test_a_result_that_cannot_be_sent_back_is_that_rows_error():
-    executor = FakeExecutor(workers=2)
+    executor = FakeExecutor(slots=2)
     records = run_stream(executor, CountedRows(6), chunk_size=4, func=score_lock_at_two)
     assert [r.item_id for r in records] == list(range(6))
     failed = {r.item_id: r.error for r in records if r.failed}
@@ -374,7 +373,7 @@ def raising_at(count: int) -> Iterator[tuple[int, dict[str, Any]]]:
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 4, None])
 def test_rows_read_before_the_dataset_raised_are_all_scored(chunk_size):
-    executor = FakeExecutor(workers=2)
+    executor = FakeExecutor(slots=2)
     records: list[Record] = []
     with pytest.raises(OSError, match="the dataset's file went away"):
         run_stream(executor, raising_at(10), chunk_size, records=records)
@@ -383,7 +382,7 @@ def test_rows_read_before_the_dataset_raised_are_all_scored(chunk_size):
 
 
 def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
-    executor = FakeExecutor(workers=2, autorun=False)
+    executor = FakeExecutor(slots=2, autorun=False)
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
@@ -398,7 +397,7 @@ def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
 
 def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeypatch, short_grace):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    executor = FakeExecutor(workers=2, hanging={3})
+    executor = FakeExecutor(slots=2, hanging={3})
     records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.05)
     assert [r.item_id for r in records if r.failed] == [3]
     assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched

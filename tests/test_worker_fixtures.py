@@ -1,13 +1,15 @@
-"""The per-worker fixture lifecycle (``dotevals.engine.lifecycle.WorkerFixtures``), in-process."""
+"""The per-worker fixture lifecycle (``dotevals.engine.worker_fixtures``), in-process."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import cloudpickle
 import pytest
 
-from dotevals.engine.lifecycle import NO_PARAM, FixtureSpec, WorkerFixtures
+from dotevals.engine.shared_payload import NO_PARAM, FixtureSpec
+from dotevals.engine.worker_fixtures import WorkerFixtures
 from dotevals.errors import ConfigurationError
 
 
@@ -203,6 +205,39 @@ def test_request_of_a_fixture_that_is_not_parametrized_and_main_process_attribut
     assert errors["param"] == "fixture 'plain' is not parametrized"
     assert errors["config"].startswith("request.config is not available in a worker process")
     assert spec("x", plain).param is NO_PARAM
+
+
+class Elementwise:
+    """An array-like parameter: ``==`` compares element by element and gives a list."""
+
+    def __init__(self, *values: int):
+        self.values = list(values)
+
+    def __eq__(self, other: object) -> Any:  # type: ignore[override]
+        return [value == other for value in self.values]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Elementwise{tuple(self.values)}"
+
+
+def test_an_array_like_param_is_a_param_and_a_pickled_spec_without_one_has_none():
+    def model(request):
+        return request.param
+
+    array = Elementwise(1, 2)
+    fixtures = WorkerFixtures()
+    parametrized = specs_of(spec("model", model, argnames=("request",), param=array))
+    assert resolve(fixtures, "e1", parametrized, "model") == {"model": array}
+
+    def plain(request):
+        return hasattr(request, "param")
+
+    sent = cloudpickle.loads(cloudpickle.dumps(spec("plain", plain, argnames=("request",))))
+    assert sent.param is NO_PARAM
+    assert resolve(fixtures, "e2", specs_of(sent), "plain") == {"plain": False}
+    fixtures.close()
 
 
 def test_main_process_values_are_used_and_parametrized_specs_are_cached_apart():

@@ -12,10 +12,10 @@ from loky import BrokenProcessPool
 from loky.process_executor import TerminatedWorkerError
 
 from dotevals import Score
-from dotevals.engine import worker
-from dotevals.engine.pool import WorkerPool
-from dotevals.engine.stream import pack_payload, pack_rows
-from dotevals.engine.worker import Payload
+from dotevals.engine import worker_process as worker
+from dotevals.engine.main_local_pool import LocalPool
+from dotevals.engine.main_pickling import pack_payload, pack_rows
+from dotevals.engine.shared_payload import Payload
 from dotevals.errors import TransferError, WorkerDiedError
 from dotevals.evaluation import make_retrying
 
@@ -78,7 +78,7 @@ def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel
 
 
 def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_error():
-    pool = WorkerPool(2)
+    pool = LocalPool(2)
     died = pool.blame(TerminatedWorkerError("The exit codes of the workers are {SIGKILL(-9)}"))
     assert isinstance(died, WorkerDiedError)
     assert str(died) == (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pool_support import FAST
 
+from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.models import Record, Result, Score
-from dotevals.sessions import EvaluationRun, SessionManager
 from dotevals.storage import get_storage
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
@@ -41,11 +41,11 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
 def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch):
     """Another connection holds the database: rows keep coming, the user is told once, and
     once the database is free every waiting row is stored by the background thread."""
-    monkeypatch.setattr(EvaluationRun, "WARN_AFTER", 0.3)
+    monkeypatch.setattr(RecordWriter, "WARN_AFTER", 0.3)
     path = tmp_path / "f.sqlite"
     storage = SQLiteStorage(str(path))
     messages: list[str] = []
-    run = SessionManager(storage, "exp").start_evaluation("ev", notify=messages.append)
+    run = ExperimentStore(storage, "exp").start_evaluation("ev", notify=messages.append)
     with storage._db() as db:  # do not wait 5 s for the lock before each failed attempt
         db.execute("PRAGMA busy_timeout = 20")
     run.add(record(0))
@@ -67,7 +67,7 @@ def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch
 
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    for _ in range(EvaluationRun.FLUSH_ROWS):  # a full batch: add() must not write it
+    for _ in range(RecordWriter.FLUSH_ROWS):  # a full batch: add() must not write it
         run.add(record(added))
         added += 1
     add_until(lambda: len(messages) == 1)
@@ -105,7 +105,7 @@ def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
     url = f"json://{tmp_path / 'store'}"
     storage = FailingOnce(str(tmp_path / "store"))
     messages: list[str] = []
-    run = SessionManager(storage, "exp").start_evaluation("ev", notify=messages.append)
+    run = ExperimentStore(storage, "exp").start_evaluation("ev", notify=messages.append)
     for n in range(20):
         run.add(record(n))
     wait_for(lambda: storage.failed)
@@ -116,11 +116,11 @@ def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
 
 
 FULL_CONFTEST = """
-from dotevals.sessions import EvaluationRun
+from dotevals.experiment_store import RecordWriter
 from dotevals.storage import register_storage
 from dotevals.storage.sqlite import SQLiteStorage
 
-EvaluationRun.WRITE_PATIENCE = 1.0  # give up on the full database soon
+RecordWriter.WRITE_PATIENCE = 1.0  # give up on the full database soon
 
 
 class FillingSQLite(SQLiteStorage):

@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import dotevals
 from dotevals.compare import compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError
@@ -107,7 +108,6 @@ def _evaluation_report(
     info = storage.load_evaluation(experiment, evaluation)
     records = storage.load_records(experiment, evaluation)
     computed = EvaluationSummary(records)
-    stored = info is not None and info.summary is not None
     report: dict[str, Any] = {
         "name": evaluation,
         "status": info.status if info else "unknown",
@@ -115,7 +115,9 @@ def _evaluation_report(
         "ended_at": info.ended_at if info else None,
         "rows": len(records),
         "errors": computed.errors,
-        "metrics": info.summary if stored else computed.summary,
+        "metrics": info.summary
+        if info is not None and info.summary is not None
+        else computed.metrics,
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
     }
@@ -381,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dotevals", description="Look at and manage dotevals experiments and datasets."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {dotevals.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("list", parents=[storage], help="list the experiments")
@@ -457,15 +459,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n", metavar="SUBSTRING", help="only datasets whose name contains it")
     p.set_defaults(run=cmd_datasets)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dotevals")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:

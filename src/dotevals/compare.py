@@ -166,7 +166,8 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
         )
         for metric in chosen
     ]
-    regressed, improved = [], []
+    regressed: list[RowChange] = []
+    improved: list[RowChange] = []
     for item_id, (x, y) in zip(paired, pairs, strict=True):
         before, after = _number(x), _number(y)
         if before is None or after is None or before == after:

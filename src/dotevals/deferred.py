@@ -125,7 +125,7 @@ class DeferredSetup:
             while detached.finalizers:
                 try:
                     detached.finalizers.pop()()
-                except BaseException as exc:  # noqa: BLE001 - reported below, like pytest does
+                except BaseException as exc:  # reported below, like pytest does
                     errors.append(exc)
         finally:
             for fixturedef, state in others.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 #: Retries after the first call by default: 3 calls in all.
 DEFAULT_RETRIES = 2
-#: Generator datasets whose rows have been read, by id (kept alive by the evaluation).
-_STARTED: dict[int, Any] = {}
+#: Iterator datasets whose rows have been read, by id, for as long as they live.
+_READ: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+#: Those that take no weak reference (``map``, ``zip``, list iterators), by the
+#: function that read them, for as long as it lives.
+_READ_BY_FUNCTION: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def parse_columns(column_spec: str) -> tuple[str, ...]:
@@ -61,7 +65,7 @@ def parse_timeout(value: float | str | None) -> float | None:
     return seconds
 
 
-def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.Retrying:
+def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.BaseRetrying:
     """The retry policy of one evaluation.
 
     An int is a number of retries of connection errors and timeouts with
@@ -184,6 +188,11 @@ class Evaluation:
         first = next(iter(inspect.signature(self.func).parameters), None)
         return first == "self" and "." in getattr(self.func, "__qualname__", "")
 
+    @property
+    def _function(self) -> Any:
+        """The function itself (a method's, for every instance it is bound to)."""
+        return getattr(self.func, "__func__", self.func)
+
     def bound_to(self, instance: Any) -> Evaluation:
         """The evaluation of a test class's method, for one instance of the class."""
         return dataclasses.replace(self, func=self.func.__get__(instance))
@@ -197,13 +206,17 @@ class Evaluation:
         """
         dataset = self.dataset
         if iter(dataset) is dataset:  # a generator or iterator: it can be read once
-            if id(dataset) in _STARTED and _STARTED[id(dataset)] is dataset:
+            read_by_function = _READ_BY_FUNCTION.get(self._function)
+            if _READ.get(id(dataset)) is dataset or read_by_function is dataset:
                 raise DatasetError(
                     f"{self.name}: its dataset is a generator that an earlier run (or another "
                     "parameter set) has already read; pass a list, or a function's result "
                     "called per run, or a registered dataset"
                 )
-            _STARTED[id(dataset)] = dataset
+            try:
+                _READ[id(dataset)] = dataset
+            except TypeError:  # it takes no weak reference
+                _READ_BY_FUNCTION[self._function] = dataset
         for item_id, row in enumerate(dataset):
             try:
                 yield item_id, self.row_arguments(item_id, row)

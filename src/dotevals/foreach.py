@@ -9,7 +9,10 @@
 Columns become the function's row arguments; every other parameter is a
 pytest fixture (or a keyword argument of :func:`dotevals.run`). The decorated
 function keeps a signature made of those other parameters only, so pytest
-never mistakes a column for a missing fixture.
+never mistakes a column for a missing fixture. Called with those values by
+keyword (``eval_math(model=m)``), it runs over the whole dataset and returns
+the :class:`~dotevals.models.EvaluationSummary`: its type is
+:class:`EvaluationFunction`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 import tenacity
 
@@ -27,10 +30,21 @@ from dotevals.evaluation import Evaluation, make_retrying, parse_columns, parse_
 from dotevals.gates import gates_from_mapping
 from dotevals.models import EvaluationSummary
 
-__all__ = ["ForEach", "foreach", "get_evaluation"]
+__all__ = ["EvaluationFunction", "ForEach", "foreach", "get_evaluation"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _ATTRIBUTE = "__dotevals__"
+
+
+class EvaluationFunction(Protocol):
+    """A ``@foreach`` function: called with the values of its non-column parameters
+    by keyword, it runs over every row (as :func:`dotevals.run` does) and returns
+    the summary."""
+
+    def __call__(self, **fixtures: Any) -> EvaluationSummary: ...
+
+
+#: What ``@foreach(...)`` applies to a function.
+Decorator = Callable[[Callable[..., Any]], EvaluationFunction]
 
 
 class ForEach:
@@ -65,7 +79,7 @@ class ForEach:
         dataset: Iterable[Any],
         *,
         fail_under: Mapping[str, float] | None = None,
-    ) -> Callable[[F], F]:
+    ) -> Decorator:
         """Decorate a function scored over ``dataset``'s rows.
 
         ``fail_under`` maps ``"score"`` or ``"score:metric"`` to the lowest value
@@ -74,7 +88,7 @@ class ForEach:
         __tracebackhide__ = True
         columns = parse_columns(column_spec)
 
-        def decorate(func: F) -> F:
+        def decorate(func: Callable[..., Any]) -> EvaluationFunction:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
             gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
             evaluation = Evaluation(
@@ -84,7 +98,7 @@ class ForEach:
 
         return decorate
 
-    def __getattr__(self, name: str) -> Callable[..., Callable[[F], F]]:
+    def __getattr__(self, name: str) -> Callable[..., Decorator]:
         """``foreach.<dataset>(split, **kwargs)``: a registered dataset's rows.
 
         A dataset without splits (``splits = []``) is named with no split:
@@ -99,7 +113,7 @@ class ForEach:
             *,
             fail_under: Mapping[str, float] | None = None,
             **kwargs: Any,
-        ) -> Callable[[F], F]:
+        ) -> Decorator:
             args = () if split is None else (split,)
             dataset = dataset_class(*args, **kwargs)
             return self(",".join(dataset_class.columns), dataset, fail_under=fail_under)
@@ -108,7 +122,7 @@ class ForEach:
         return registered
 
 
-def _evaluation_function(evaluation: Evaluation) -> Callable[..., Any]:
+def _evaluation_function(evaluation: Evaluation) -> EvaluationFunction:
     func = evaluation.func
 
     @functools.wraps(func)

@@ -105,8 +105,8 @@ def _summaries(
                 "errors": computed.errors,
             }
         )
-        for score, metrics in metric_intervals(info, computed).items():
-            for metric, estimate in metrics.items():
+        for score, by_metric in metric_intervals(info, computed).items():
+            for metric, estimate in by_metric.items():
                 entries = values.setdefault((score, metric), [None] * len(experiments))
                 entries[index] = estimate
     metrics = [

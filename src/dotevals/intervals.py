@@ -73,7 +73,8 @@ class Estimate:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Estimate:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
 
     def format(self, digits: int = 4) -> str:
         """``0.8000 [0.7342, 0.8563]``, or the value alone when there is no interval."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,7 @@ class Record:
 class EvaluationSummary:
     """The records of one evaluation and their metrics.
 
-    ``summary`` maps each score name to ``{metric name: value}``, ``estimates``
+    ``metrics`` maps each score name to ``{metric name: value}``, ``estimates``
     to ``{metric name: Estimate}`` (the value with its standard error and 95 %
     interval). A row that errored counts as ``False`` for every score the
     successful rows have.
@@ -176,15 +177,26 @@ class EvaluationSummary:
         return self._stats.errors
 
     @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """``{score name: {metric name: value}}``."""
+        return self._stats.metric_values()
+
+    @property
     def summary(self) -> dict[str, dict[str, float]]:
-        return self._stats.summary()
+        """:attr:`metrics` under its dotevals 0.23 name."""
+        warnings.warn(
+            "EvaluationSummary.summary is now EvaluationSummary.metrics",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.metrics
 
     @property
     def estimates(self) -> dict[str, dict[str, Estimate]]:
         return self._stats.estimates()
 
     def __repr__(self) -> str:
-        return f"EvaluationSummary(rows={self.rows}, summary={self.summary!r})"
+        return f"EvaluationSummary(rows={self.rows}, metrics={self.metrics!r})"
 
 
 _MISSING: Any = object()
@@ -253,7 +265,8 @@ class ScoreTally:
             result[name] = {m.name: m.estimate(values) for m in self.metrics[name]}
         return result
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def metric_values(self) -> dict[str, dict[str, float]]:
+        """``{score name: {metric name: value}}``."""
         return {
             name: {metric: e.value for metric, e in estimates.items()}
             for name, estimates in self.estimates().items()
@@ -272,7 +285,7 @@ def as_result(value: Any) -> Result:
     )
 
 
-def sort_records(records: Sequence[Record]) -> list[Record]:
+def sort_records(records: Iterable[Record]) -> list[Record]:
     """Records in dataset order, keeping the newest record of each row."""
     newest: dict[int, Record] = {}
     for record in records:

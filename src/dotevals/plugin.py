@@ -22,8 +22,8 @@ from _pytest.python import path_matches_patterns
 from _pytest.runner import CallInfo
 
 from dotevals.deferred import is_async_fixture, setup_async_fixture
-from dotevals.engine.executors import parse_executor
-from dotevals.engine.sizing import parse_memory, parse_workers
+from dotevals.engine.main_executor_choice import parse_executor
+from dotevals.engine.main_sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
 from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
@@ -265,7 +265,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             timeout=_option(config, "timeout"),
             executor=_option(config, "executor"),
         )
-        runner.session.lock()  # before any test runs: a second run of the experiment stops here
+        runner.store.lock()  # before any test runs: a second run of the experiment stops here
         runner.start_workers(evaluations)  # they boot while the ordinary tests run
     except DotevalsError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -400,7 +400,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if runner is None or not runner.outcomes:
         return
     terminalreporter.write_sep("=", "dotevals summary")
-    storage = runner.session.storage.url
+    storage = runner.store.storage.url
     terminalreporter.write_line(f"experiment: {runner.experiment_name} ({storage})")
     checks = terminalreporter.config.stash.get(_CHECKS, None)
     for line in summary_table(runner.outcomes, checks):
@@ -428,7 +428,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if outcome.summary is not None
         for score in outcome.summary.estimates
     }
-    missing = unmatched(config.stash[_GATES], scores)
+    gates = config.stash[_GATES]
+    missing = unmatched(gates, scores)
     if missing:
         keys = ", ".join(gate.key for gate in missing)
         known = ", ".join(sorted(scores)) or "none"
@@ -442,4 +443,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _show_errors(config: pytest.Config) -> str:
     """The command listing the errored rows of this run's experiment."""
     runner = config.stash[_RUNNER]
-    return show_errors_command(runner.experiment_name, runner.session.storage.url)
+    return show_errors_command(runner.experiment_name, runner.store.storage.url)

@@ -7,11 +7,19 @@ otherwise every call here does nothing.
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import Protocol
 
 from tqdm.auto import tqdm
 
 from dotevals.models import Record
+
+
+class ProgressFile(Protocol):
+    """Where bars are drawn: a text file, or anything with its ``write`` and ``flush``."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 
 def progress_wanted(enabled: bool = True) -> bool:
@@ -22,7 +30,9 @@ def progress_wanted(enabled: bool = True) -> bool:
 class ProgressBar:
     """Rows done / total, errors so far and rate of one evaluation."""
 
-    def __init__(self, name: str, total: int | None, enabled: bool, file: IO[str] | None = None):
+    def __init__(
+        self, name: str, total: int | None, enabled: bool, file: ProgressFile | None = None
+    ):
         self._errors = 0
         self._bar = tqdm(
             total=total,

@@ -73,21 +73,23 @@ def summary_table(
     rows: list[list[Any]] = []
     for outcome in outcomes:
         summary = outcome.summary
-        checks = {}
+        checks: dict[tuple[str | None, str | None], GateCheck] = {}
         if gates and outcome.item is not None:
             checks = {(c.gate.score, c.metric): c for c in gates.get(outcome.item.nodeid, ())}
         if outcome.setup_error is not None or summary is None:
             why = "skipped" if outcome.skipped else "not run: see the error above"
             rows.append([outcome.label, None, None, None, why, None, None, None, None])
             continue
-        counts = [summary.rows, outcome.new_rows, summary.errors]
+        counts: list[int | str] = [summary.rows, outcome.new_rows, summary.errors]
         if outcome.error is not None:
             why = (
                 "interrupted" if outcome.interrupted else f"stopped: {type(outcome.error).__name__}"
             )
             rows.append([outcome.label, *counts, why, None, None, None, None])
             counts = ["", "", ""]
-        metrics = [(s, m, e) for s, values in summary.estimates.items() for m, e in values.items()]
+        metrics: list[tuple[str | None, str | None, Estimate | None]] = [
+            (s, m, e) for s, values in summary.estimates.items() for m, e in values.items()
+        ]
         if not metrics and counts[0] == "":
             continue  # stopped before any score: its line above says so
         for score, metric, estimate in metrics or [(None, None, None)]:

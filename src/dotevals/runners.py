@@ -17,26 +17,27 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from dotevals.deferred import DeferredSetup
-from dotevals.engine.executors import make_executor, parse_executor
-from dotevals.engine.fixture_specs import fixture_specs
-from dotevals.engine.inline import run_async, run_sync, strategy_for
-from dotevals.engine.sizing import parse_memory, parse_workers
-from dotevals.engine.stream import Executor, stream
-from dotevals.engine.worker import Payload
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_executor_choice import make_executor, parse_executor
+from dotevals.engine.main_fixture_specs import fixture_specs
+from dotevals.engine.main_inline import run_async, run_sync, strategy_for
+from dotevals.engine.main_sizing import parse_memory, parse_workers
+from dotevals.engine.main_stream import stream
+from dotevals.engine.shared_payload import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation, parse_timeout
+from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.foreach import get_evaluation
 from dotevals.interrupts import sigterm_as_ctrl_c
-from dotevals.models import EvaluationSummary
-from dotevals.progress import ProgressBar, progress_wanted
+from dotevals.models import EvaluationSummary, Record
+from dotevals.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.project import evaluation_key
 from dotevals.row_errors import ErrorTally
-from dotevals.sessions import EvaluationRun, SessionManager
 from dotevals.storage import Storage
 from dotevals.storage.base import Status
 
@@ -140,7 +141,7 @@ class RunReporter:
     """What a run tells the world. The pytest plugin reports through pytest instead."""
 
     #: Where progress bars are drawn (None: stderr).
-    progress_file: IO[str] | None = None
+    progress_file: ProgressFile | None = None
 
     def message(self, text: str) -> None:
         """A one-line notice, such as the worker count chosen."""
@@ -209,7 +210,7 @@ class Runner:
             isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
         ):
             raise ConfigurationError(f"samples must be a whole number >= 0, got {samples!r}")
-        self.session = SessionManager(storage, experiment_name)
+        self.store = ExperimentStore(storage, experiment_name)
         self.samples = samples
         self.concurrent = concurrent
         #: Summaries by evaluation name: ``results_dict`` itself when one is given.
@@ -228,7 +229,7 @@ class Runner:
 
     @property
     def experiment_name(self) -> str:
-        return self.session.experiment_name
+        return self.store.experiment_name
 
     async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Run every evaluation; errors of one evaluation never stop the others."""
@@ -236,7 +237,7 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
-        self.session.lock()
+        self.store.lock()
         if not self._pool_chosen:
             self._pool = self._start_pool(jobs)
         groups = self._groups(jobs)
@@ -266,7 +267,7 @@ class Runner:
         """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
         try:
             await self._blocking(teardown, *args)
-        except Exception as exc:  # noqa: BLE001 - the stop itself is what propagates
+        except Exception as exc:  # the stop itself is what propagates
             self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
     def close(self, kill_workers: bool = False) -> None:
@@ -275,7 +276,7 @@ class Runner:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(kill=kill_workers)
-        self.session.unlock()
+        self.store.unlock()
 
     def start_workers(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Start the worker processes now, so they boot while other work goes on.
@@ -333,7 +334,7 @@ class Runner:
                 await self._blocking(self._deferred.teardown, job.item, nextitem)
             except STOPS:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - reported on the item
+            except BaseException as exc:  # reported on the item
                 outcome.teardown_error = exc
         self._finish(outcome)
 
@@ -370,7 +371,7 @@ class Runner:
                         await self._blocking(self._deferred.teardown_detached, detached)
                     except STOPS:
                         raise
-                    except BaseException as exc:  # noqa: BLE001 - reported on the item
+                    except BaseException as exc:  # reported on the item
                         outcome.teardown_error = exc
         outcomes = [outcome for _, outcome, _, _ in started]
         items = [job.item for job in jobs if job.item is not None]
@@ -379,7 +380,7 @@ class Runner:
                 await self._blocking(self._deferred.teardown, items[-1], nextitem)
             except STOPS:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - reported on the last item
+            except BaseException as exc:  # reported on the last item
                 outcomes[-1].teardown_error = exc
         for outcome in outcomes:
             self._finish(outcome)
@@ -438,7 +439,7 @@ class Runner:
             values = await self._blocking(self._deferred.setup, job.item)
         except STOPS:
             raise
-        except BaseException as exc:  # noqa: BLE001 - a failed setup fails the item
+        except BaseException as exc:  # a failed setup fails the item
             outcome.setup_error = exc
             return {}
         return {name: values[name] for name in evaluation.fixture_names}
@@ -452,7 +453,7 @@ class Runner:
         run = None
         bar = None
         try:
-            run = self.session.start_evaluation(
+            run = self.store.start_evaluation(
                 job.storage_name,
                 _metadata(job),
                 self.reporter.message,
@@ -464,7 +465,7 @@ class Runner:
                 job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file
             )
 
-            def sink(record):  # noqa: ANN001, ANN202
+            def sink(record: Record) -> None:
                 run.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
@@ -491,7 +492,7 @@ class Runner:
                 self._finish_run(run, status, outcome)
             outcome.duration = time.perf_counter() - start
 
-    def _finish_run(self, run: EvaluationRun, status: Status, outcome: EvaluationOutcome) -> None:
+    def _finish_run(self, run: RecordWriter, status: Status, outcome: EvaluationOutcome) -> None:
         """Store the last rows and the status; storage failing fails this evaluation only."""
         try:
             outcome.summary = run.finish(status)
@@ -526,7 +527,7 @@ def _scope_key(job: _Job) -> object:
     if job.item is None:
         return None
     callspec = getattr(job.item, "callspec", None)
-    params = ()
+    params: tuple[tuple[str, str], ...] = ()
     if callspec is not None:
         scopes = getattr(callspec, "_arg2scope", {})
         params = tuple(
@@ -589,7 +590,7 @@ def run(
     evaluation's non-column parameters (what pytest fixtures would provide)::
 
         summary = dotevals.run(eval_math, experiment="baseline", model=my_model)
-        summary.summary  # {"exact_match": {"accuracy": 0.9}}
+        summary.metrics  # {"exact_match": {"accuracy": 0.9}}
 
     Args:
         experiment: experiment name (resumed if it exists); None is ephemeral.

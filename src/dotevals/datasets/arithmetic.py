@@ -41,4 +41,5 @@ class Arithmetic(Dataset):
     num_rows = ROWS_PER_SPLIT  # the same for both splits
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
+        assert self.split is not None  # the base class requires one of ``splits``
         return _rows(self.splits.index(self.split))

@@ -96,8 +96,9 @@ def backend_factory(cls: Any) -> Callable[[str], Storage]:
 def _open(cls: type, location: str) -> Any:
     """An instance of ``cls``; this project's methods it leaves abstract are never called."""
     if inspect.isabstract(cls):
-        cls = type(cls.__name__, (cls,), {"__module__": cls.__module__})
-        cls.__abstractmethods__ = frozenset()
+        concrete: Any = type(cls.__name__, (cls,), {"__module__": cls.__module__})
+        concrete.__abstractmethods__ = frozenset()
+        return concrete(location)
     return cls(location)
 
 

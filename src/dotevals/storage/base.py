@@ -82,15 +82,18 @@ class LockOwner:
     def me(cls) -> LockOwner:
         return cls(os.getpid(), socket.gethostname(), time.time())
 
-    def is_stale(self) -> bool:
-        """True when the owner is this process or a process of this host that is gone.
+    def is_this_process(self) -> bool:
+        """True when the owner is the process asking."""
+        return self.pid == os.getpid() and self.host == socket.gethostname()
 
-        A lock taken on another host cannot be checked and is never stale.
+    def is_stale(self) -> bool:
+        """True when the owner was a process of this host that is gone.
+
+        The process asking is alive, so never stale; a lock taken on another
+        host cannot be checked and is never stale either.
         """
-        if self.host != socket.gethostname():
+        if self.host != socket.gethostname() or self.pid == os.getpid():
             return False
-        if self.pid == os.getpid():
-            return True
         try:
             process = psutil.Process(self.pid)
             # a zombie is dead; a process started after the lock reuses a dead one's pid

@@ -120,7 +120,7 @@ def storable(record: Record) -> Record:
     try:
         for score in record.result.scores:
             score.value = json_value(score.value)
-    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError, a __repr__ that raises
+    except Exception as exc:  # e.g. RecursionError, a __repr__ that raises
         return _unstorable(record, exc)
     return record
 
@@ -130,7 +130,7 @@ def encode_record(record: Record) -> str:
     row's error."""
     try:
         return encode_json(record.to_dict())
-    except Exception as exc:  # noqa: BLE001 - one row's odd value costs only that row
+    except Exception as exc:  # one row's odd value costs only that row
         return encode_json(_unstorable(record, exc).to_dict())
 
 
@@ -139,7 +139,7 @@ def _unstorable(record: Record, exc: BaseException) -> Record:
     error = f"StorageError: this row's result cannot be stored ({reason})"
     try:
         encode_json(record.dataset_row)
-    except Exception:  # noqa: BLE001 - the row itself is what cannot be stored
+    except Exception:  # the row itself is what cannot be stored
         return Record(Result(), record.item_id, {}, error=error, timestamp=record.timestamp)
     return Record(Result(), record.item_id, record.dataset_row, error, record.timestamp)
 

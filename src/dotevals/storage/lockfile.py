@@ -42,7 +42,7 @@ class FileLocks:
             except BlockingIOError:
                 os.close(fd)
                 held = _holder(path)
-                if held is not None and (held.pid == os.getpid() or not held.is_stale()):
+                if held is not None and not held.is_stale():
                     return held
                 if time.monotonic() > deadline:
                     raise ExperimentInUseError(

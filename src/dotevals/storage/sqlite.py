@@ -235,8 +235,9 @@ class SQLiteStorage(Storage):
             row = db.execute(
                 "SELECT pid, host, since FROM locks WHERE experiment = ?", (experiment,)
             ).fetchone()
-            if row is not None and not LockOwner(*row).is_stale():
-                return LockOwner(*row)
+            held = LockOwner(*row) if row is not None else None
+            if held is not None and not (held.is_stale() or held.is_this_process()):
+                return held
             db.execute(
                 "INSERT OR REPLACE INTO locks (experiment, pid, host, since) VALUES (?, ?, ?, ?)",
                 (experiment, owner.pid, owner.host, owner.since),

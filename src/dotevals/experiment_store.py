@@ -1,4 +1,4 @@
-"""Experiments and the runs of their evaluations: status, metadata, resume, batched writes.
+"""The experiment store and its record writers: status, metadata, locks, resume, batched writes.
 
 An experiment is named, or ephemeral (a timestamp and a short id) when no
 name is given. Running an evaluation again in the same experiment resumes it:
@@ -26,7 +26,7 @@ from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_stora
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
 
-__all__ = ["SessionManager", "EvaluationRun"]
+__all__ = ["ExperimentStore", "RecordWriter"]
 
 
 def ephemeral_name() -> str:
@@ -45,8 +45,9 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-class SessionManager:
-    """One experiment in one storage, as seen by a run."""
+class ExperimentStore:
+    """One experiment in one storage, as a run sees it: the lock that keeps other runs
+    out, and a :class:`RecordWriter` per evaluation started."""
 
     def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
         self.storage = get_storage(storage or DEFAULT_STORAGE)
@@ -88,10 +89,10 @@ class SessionManager:
         notify: Callable[[str], None] | None = None,
         *,
         short: str | None = None,
-    ) -> EvaluationRun:
+    ) -> RecordWriter:
         """Mark an evaluation as running and learn which rows are already done.
 
-        ``notify`` is told when storage keeps failing (see :class:`EvaluationRun`).
+        ``notify`` is told when storage keeps failing (see :class:`RecordWriter`).
         ``short`` is the evaluation's short name (see :func:`~dotevals.project.short_name`):
         an evaluation dotevals 0.23 stored under it is resumed under its 0.23 name.
         """
@@ -114,7 +115,7 @@ class SessionManager:
         # read what is stored first: unreadable storage leaves the evaluation as it was
         tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
         self.storage.save_evaluation(self.experiment_name, info)
-        return EvaluationRun(self.storage, self.experiment_name, info, tally, notify)
+        return RecordWriter(self.storage, self.experiment_name, info, tally, notify)
 
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
@@ -129,8 +130,9 @@ class SessionManager:
         return found[0] if len(found) == 1 else name
 
 
-class EvaluationRun:
-    """Takes the records of one evaluation as they arrive and writes them in batches.
+class RecordWriter:
+    """The batching record writer of one evaluation: takes its records as they arrive
+    and writes them in batches.
 
     A background thread writes the waiting records every ``FLUSH_SECONDS``, at
     once when ``FLUSH_ROWS`` are waiting, also while a slow row keeps the next
@@ -225,7 +227,7 @@ class EvaluationRun:
     def _write_retrying(
         self,
         stop: Callable[[tenacity.RetryCallState], bool],
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``_write`` with retries and backoff until ``stop`` says so (the last error is raised)."""
         retrying = tenacity.Retrying(
@@ -271,9 +273,13 @@ class EvaluationRun:
             self._wake.clear()
             try:
                 # finish() ends the waits between attempts, and takes over
-                self._write_retrying(lambda _: self._stopped.is_set(), self._stopped.wait)
-            except Exception:  # noqa: BLE001, S112 - finish() writes them, or says why not
+                self._write_retrying(lambda _: self._stopped.is_set(), self._pause)
+            except Exception:  # finish() writes them, or says why not
                 continue
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between write attempts; ``finish`` ends the wait."""
+        self._stopped.wait(seconds)
 
     def _out_of_patience(self, state: tenacity.RetryCallState) -> bool:
         since = self._failing_since
@@ -316,7 +322,7 @@ class EvaluationRun:
         """The summary of the rows in storage, None if it cannot be read."""
         try:
             return EvaluationSummary(self.storage.load_records(self.experiment, self.name))
-        except Exception:  # noqa: BLE001 - the write error is the one to report
+        except Exception:  # the write error is the one to report
             return None
 
     def _save_info(self, status: Status, summary: EvaluationSummary) -> None:

@@ -1,4 +1,4 @@
-"""Worker side of per-worker fixtures: create each fixture once per scope, tear down at exit.
+"""Worker side: create each user fixture once per scope in a worker, tear it down at exit.
 
 A worker process keeps one :class:`WorkerFixtures`. Fixtures of a scope wider
 than ``function`` live as long as the worker (the pool): created on first use,
@@ -13,35 +13,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from dotevals.engine.shared_payload import NO_PARAM, FixtureSpec
 from dotevals.errors import ConfigurationError
 
-__all__ = ["FixtureSpec", "NO_PARAM", "WorkerFixtures", "WorkerRequest"]
-
-NO_PARAM = "<no param>"
-
-
-@dataclass(frozen=True)
-class FixtureSpec:
-    """One user fixture as a worker creates it."""
-
-    name: str
-    func: Any
-    argnames: tuple[str, ...]
-    scope: str
-    #: Node id of the scope instance ("" for the session): the worker creates
-    #: the fixture once per (name, definition, scope_key, param).
-    scope_key: str
-    baseid: str
-    param: Any = NO_PARAM
-    nodeid: str = ""
-    node_name: str = ""
-
-    @property
-    def cache_key(self) -> tuple[str, str, str, str]:
-        return (self.name, self.baseid, self.scope_key, repr(self.param))
+__all__ = ["WorkerFixtures", "WorkerRequest"]
 
 
 class WorkerRequest:
@@ -68,7 +45,7 @@ class WorkerRequest:
 
     def __getattr__(self, name: str) -> Any:
         if name == "param":  # only set for a parametrized fixture, as in pytest
-            if self._spec.param is NO_PARAM or self._spec.param == NO_PARAM:
+            if self._spec.param is NO_PARAM:
                 raise AttributeError(f"fixture {self.fixturename!r} is not parametrized")
             return self._spec.param
         raise AttributeError(
@@ -108,14 +85,15 @@ class WorkerFixtures:
         specs: dict[str, FixtureSpec],
         values: dict[str, Any],
         names: tuple[str, ...],
-        closure: tuple[str, ...],
+        fixture_closure: tuple[str, ...],
     ) -> dict[str, Any]:
-        """Create what ``closure`` needs (autouse included); return the ``names`` values."""
+        """Create every fixture of ``fixture_closure`` (autouse included); return the
+        ``names`` values."""
         if evaluation_id != self._evaluation:
             self.end_evaluation()
             self._evaluation = evaluation_id
         context = _Context(specs, values)
-        for name in closure:
+        for name in fixture_closure:
             self.get(name, context)
         return {name: self.get(name, context) for name in names}
 
@@ -208,7 +186,7 @@ def _run_finalizers(finalizers: list[Callable[[], object]]) -> None:
     while finalizers:
         try:
             finalizers.pop()()
-        except BaseException as exc:  # noqa: BLE001 - keep tearing down the others
+        except BaseException as exc:  # keep tearing down the others
             first = first or exc
     if first is not None:
         raise first

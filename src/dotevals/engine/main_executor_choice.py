@@ -1,12 +1,12 @@
-"""Choosing where sync evaluations run: the local process pool or a Dask cluster."""
+"""Main side: choosing where sync evaluations run, the local process pool or a Dask cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from dotevals.engine.pool import WorkerPool
-from dotevals.engine.sizing import choose_workers
-from dotevals.engine.stream import Executor
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_local_pool import LocalPool
+from dotevals.engine.main_sizing import choose_workers
 from dotevals.errors import ConfigurationError
 
 __all__ = ["LOCAL", "make_executor", "parse_executor"]
@@ -40,17 +40,18 @@ def make_executor(
     for ``"auto"``), and one worker means no pool at all.
     """
     if executor != LOCAL:
-        from dotevals.engine.dask import DaskPool  # only with the dask extra
+        from dotevals.engine.main_dask_pool import DaskPool  # only with the dask extra
 
         pool: Executor = DaskPool(executor)
-        message(pool.describe())  # type: ignore[attr-defined]
+        message(pool.describe())
         return pool
     if workers is None:
         return None
     choice = choose_workers(workers, rows, worker_memory)
-    message(str(choice))
     if choice.count == 1:
+        message(str(choice))
         return None
-    pool = WorkerPool(choice.count)
+    pool = LocalPool(choice.count, choice.reason)
+    message(pool.describe())
     pool.start()
     return pool

@@ -1,4 +1,4 @@
-"""A Dask distributed cluster as the executor: ``--executor dask://HOST:PORT``.
+"""Main side: a Dask distributed cluster as the executor, ``--executor dask://HOST:PORT``.
 
 Chunks of rows are Dask tasks; their results come back in dataset order
 through the same stream as with local workers. The cluster says how many
@@ -19,16 +19,18 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any
 
-from dotevals.engine import worker
-from dotevals.engine.stream import Executor
+from dotevals.engine import worker_process
+from dotevals.engine.main_executor import Executor
 from dotevals.errors import ClusterLostError, ConfigurationError
 
 try:
     import dask.config
     import distributed
     from dask.utils import parse_timedelta
+
+    HAS_DISTRIBUTED = True
 except ImportError:  # pragma: no cover - depends on the environment
-    distributed = None
+    HAS_DISTRIBUTED = False
 
 __all__ = ["DaskPool", "connect_timeout"]
 
@@ -48,7 +50,7 @@ class DaskPool(Executor):
     remote = True
 
     def __init__(self, address: str):
-        if distributed is None:
+        if not HAS_DISTRIBUTED:
             raise ConfigurationError(
                 f"--executor {address} needs Dask's distributed package: "
                 'pip install "dotevals[dask]"'
@@ -76,15 +78,15 @@ class DaskPool(Executor):
             self.client.close()
             raise ConfigurationError(f"the Dask scheduler at {address} has no workers")
         self.processes = len(threads)
-        self.workers = sum(threads.values())
+        self.slots = sum(threads.values())
         self.died = (distributed.KilledWorker,)
 
     def describe(self) -> str:
         return (
-            f"dotevals: {self.workers} worker{'s' if self.workers != 1 else ''} on "
+            f"dotevals: {self.slots} worker{'s' if self.slots != 1 else ''} on "
             f"{self.address} ({self.processes} worker process"
-            f"{'es' if self.processes != 1 else ''}, {self.workers} thread"
-            f"{'s' if self.workers != 1 else ''}, as the cluster reports)"
+            f"{'es' if self.processes != 1 else ''}, {self.slots} thread"
+            f"{'s' if self.slots != 1 else ''}, as the cluster reports)"
         )
 
     def start(self) -> None:
@@ -100,7 +102,7 @@ class DaskPool(Executor):
                 value = done.result()
             except (OSError, CancelledError):  # a row's own errors come back as records
                 loop.call_soon_threadsafe(_set, result, None, self._lost())
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+            except BaseException as exc:  # handed to the awaiting side
                 loop.call_soon_threadsafe(_set, result, None, exc)
             else:
                 loop.call_soon_threadsafe(_set, result, value, None)
@@ -143,14 +145,17 @@ class DaskPool(Executor):
         try:
             teardowns = [
                 self.client.submit(
-                    worker.close_fixtures, workers=[address], allow_other_workers=False, pure=False
+                    worker_process.close_fixtures,
+                    workers=[address],
+                    allow_other_workers=False,
+                    pure=False,
                 )
                 for address in self.client.nthreads()
             ]
             for address, teardown in zip(self.client.nthreads(), teardowns, strict=False):
                 try:
                     teardown.result(timeout=TEARDOWN_TIMEOUT)
-                except Exception as exc:  # noqa: BLE001 - one worker's teardown, reported
+                except Exception as exc:  # one worker's teardown, reported
                     warnings.warn(
                         f"dotevals: tearing down fixtures on Dask worker {address} failed: "
                         f"{type(exc).__name__}: {exc}",

@@ -1,4 +1,4 @@
-"""Worker side of the process pool: the code that runs inside each worker process.
+"""Worker side: the code that runs inside each worker process (local or on Dask).
 
 The main process sends chunks of rows; a chunk names its evaluation by id
 and carries the evaluation's pickled payload, which a worker unpickles once.
@@ -13,38 +13,20 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
-from dotevals.engine.lifecycle import FixtureSpec, WorkerFixtures
-from dotevals.engine.scoring import failed_record, score_row, sync_caller
-from dotevals.engine.start_marks import mark_started
-from dotevals.engine.transfer import pack_each
+from dotevals.engine.shared_payload import Payload
+from dotevals.engine.shared_scoring import failed_record, score_row, sync_caller
+from dotevals.engine.shared_start_marks import mark_started
+from dotevals.engine.shared_transfer import pack_each
+from dotevals.engine.worker_fixtures import WorkerFixtures
 from dotevals.errors import TransferError
 from dotevals.models import Record
 
-__all__ = ["Payload", "close_fixtures", "initialize", "ready", "run_chunk"]
-
-
-@dataclass
-class Payload:
-    """Everything a worker needs to score rows of one evaluation."""
-
-    func: Any
-    retrying: Any
-    fixture_names: tuple[str, ...]
-    specs: dict[str, FixtureSpec]
-    values: dict[str, Any]
-    closure: tuple[str, ...]
-    timeout: float | None = None
-    #: The file ``func`` comes from: cloudpickle sends a function by value without it.
-    filename: str | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        code = getattr(self.func, "__code__", None)
-        self.filename = code.co_filename if code is not None else None
+__all__ = ["close_fixtures", "initialize", "ready", "run_chunk"]
 
 
 def _restore_filename(func: Any, filename: str | None) -> None:
@@ -129,7 +111,7 @@ def run_chunk(
             )
         spec = loaded.payload
         fixtures = _fixtures.resolve(
-            evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.closure
+            evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.fixture_closure
         )
     mark_started(started)
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Scoring one row: call the evaluation (with retries), turn the outcome into a Record.
+"""Both sides: score one row, call the evaluation (with retries) and make its Record.
 
 This is the only place a row's code runs, in the main process or in a
 worker. Whatever the row does, the caller gets a Record back: a row's
@@ -70,8 +70,8 @@ def _retry_after_first_failure(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 result = func(**kwargs)
-            except BaseException:
-                state.set_exception(sys.exc_info())
+            except BaseException as exc:
+                state.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 state.set_result(result)
         elif isinstance(action, tenacity.DoSleep):

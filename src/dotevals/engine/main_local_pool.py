@@ -1,4 +1,4 @@
-"""Local worker processes: a loky process pool for one run.
+"""Main side: local worker processes, a loky process pool for one run.
 
 loky starts the workers, reports precisely when one dies and is replaced
 after that by a fresh pool. Workers start with this process's ``sys.path``
@@ -18,35 +18,43 @@ from typing import Any
 from loky import BrokenProcessPool, ProcessPoolExecutor
 from loky.process_executor import TerminatedWorkerError
 
-from dotevals.engine import worker
-from dotevals.engine.stream import Executor
+from dotevals.engine import worker_process
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_sizing import WorkerCount
 from dotevals.errors import TransferError
 
-__all__ = ["WorkerPool"]
+__all__ = ["LocalPool"]
 
 
-class WorkerPool(Executor):
-    """A loky process pool of ``workers`` processes, started on first use."""
+class LocalPool(Executor):
+    """A loky process pool of ``slots`` processes, started on first use.
+
+    ``reason`` says why that many (see :class:`~dotevals.engine.main_sizing.WorkerCount`).
+    """
 
     died = (BrokenProcessPool,)
 
-    def __init__(self, workers: int):
-        self.workers = workers
+    def __init__(self, slots: int, reason: str = "as requested"):
+        self.slots = slots
+        self.reason = reason
         self._executor: ProcessPoolExecutor | None = None
+
+    def describe(self) -> str:
+        return str(WorkerCount(self.slots, self.reason))
 
     @property
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers,
-                initializer=worker.initialize,
+                max_workers=self.slots,
+                initializer=worker_process.initialize,
                 initargs=(list(sys.path), os.getcwd(), os.getpid()),
             )
         return self._executor
 
     def start(self) -> None:
-        for _ in range(self.workers):  # each worker imports dotevals while the run sets up
-            self.executor.submit(worker.ready)
+        for _ in range(self.slots):  # each worker imports dotevals while the run sets up
+            self.executor.submit(worker_process.ready)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         try:

@@ -1,47 +1,38 @@
-"""The ordered, bounded stream of rows through a pool of workers (any executor).
+"""Main side: the ordered, bounded stream of rows through a pool of workers (any executor).
 
 Rows go out in chunks whose size follows how long rows take (about
-``CHUNK_SECONDS`` of work per chunk), at most ``2 x workers`` chunks are in
+``CHUNK_SECONDS`` of work per chunk), at most ``2 x slots`` chunks are in
 flight, and results come back in dataset order: the stream awaits the oldest
 chunk first. A generator of any length therefore runs in flat memory.
 
 When a worker dies or a chunk hangs, the rows that were in flight are run
 again one by one, so that only the row that brought its worker down is
-stored with that error. Executors (:mod:`dotevals.engine.pool` for local
-processes, :mod:`dotevals.engine.dask` for a Dask cluster) only start
-workers, submit calls and say how a worker died.
+stored with that error. Executors (:mod:`dotevals.engine.main_executor`)
+only start workers, submit calls and say how a worker died.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.machinery import PathFinder
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import cloudpickle
 
-from dotevals.engine import worker
-from dotevals.engine.scoring import failed_record
-from dotevals.engine.start_marks import StartMarks
-from dotevals.engine.transfer import pack_each
-from dotevals.errors import (
-    ClusterLostError,
-    ConfigurationError,
-    DatasetError,
-    RowTimeoutError,
-    WorkerDiedError,
-)
+from dotevals.engine import worker_process
+from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_pickling import pack_payload, pack_rows
+from dotevals.engine.shared_payload import Payload
+from dotevals.engine.shared_scoring import failed_record
+from dotevals.engine.shared_start_marks import StartMarks
+from dotevals.errors import ClusterLostError, DatasetError, RowTimeoutError
 from dotevals.models import Record
 
-__all__ = ["ChunkSizer", "Executor", "stream"]
+__all__ = ["ChunkSizer", "stream"]
 
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 2000
@@ -70,45 +61,10 @@ class ChunkSizer:
         self.size = max(1, min(MAX_CHUNK, round(CHUNK_SECONDS / self._row_seconds)))
 
 
-class Executor(ABC):
-    """Where chunks run: a pool of ``workers`` that can be replaced when one fails."""
-
-    #: Total number of rows that can run at once.
-    workers: int
-    #: Whether workers run elsewhere, with only installed packages importable.
-    remote: bool = False
-    #: Exceptions meaning the worker running a call died.
-    died: tuple[type[BaseException], ...] = ()
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the workers now, without waiting for them."""
-
-    @abstractmethod
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run ``fn(*args)`` in a worker; the result arrives on the running loop."""
-
-    @abstractmethod
-    def replace(self, hung: bool) -> None:
-        """A worker died (or hung, when ``hung``): new calls must go to sound workers."""
-
-    @abstractmethod
-    def shutdown(self, kill: bool = False) -> None:
-        """Stop the workers; they tear their fixtures down as they go."""
-
-    def how_died(self, exc: BaseException) -> str:
-        """A few words on how the worker ended."""
-        return type(exc).__name__
-
-    def blame(self, exc: BaseException) -> Exception:
-        """The error stored for the row whose call failed with ``exc`` (one of ``died``)."""
-        return WorkerDiedError(f"the worker process scoring this row died ({self.how_died(exc)})")
-
-
 async def stream(
     executor: Executor,
     name: str,
-    payload: worker.Payload,
+    payload: Payload,
     rows: Iterator[tuple[int, dict[str, Any] | DatasetError]],
     sink: Callable[[Record], None],
     chunk_size: int | None = None,
@@ -127,7 +83,7 @@ async def stream(
     dataset_error: Exception | None = None
     try:
         while True:
-            while not exhausted and len(in_flight) < 2 * executor.workers:
+            while not exhausted and len(in_flight) < 2 * executor.slots:
                 chunk, dataset_error = _take(rows, sizer.size)
                 if chunk:
                     in_flight.append(sender.submit(chunk))
@@ -149,7 +105,7 @@ async def stream(
                     for row in alone:
                         sink(_blamed(row, failure.error))
                     raise
-                await sender.isolate(suspects, window=executor.workers)
+                await sender.isolate(suspects, window=executor.slots)
                 continue
             sizer.observe(len(in_flight.popleft().rows), seconds)
             for record in records:
@@ -167,7 +123,7 @@ def _take(
     try:
         for row in islice(rows, count):
             chunk.append(row)
-    except Exception as exc:  # noqa: BLE001 - raised once the rows read before it are stored
+    except Exception as exc:  # raised once the rows read before it are stored
         return chunk, exc
     return chunk, None
 
@@ -216,7 +172,7 @@ class _Sender:
     def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
         mark = self.marks.new() if self.marks is not None else None
         future = self.executor.submit(
-            worker.run_chunk, self.evaluation_id, self.packed, pack_rows(rows), mark
+            worker_process.run_chunk, self.evaluation_id, self.packed, pack_rows(rows), mark
         )
         return _Chunk(rows, future, mark)
 
@@ -285,74 +241,3 @@ def _blamed(row: tuple[int, Any], error: Exception) -> Record:
     """The record of a row that a worker's death or hang is blamed on."""
     item_id, values = row
     return failed_record(item_id, values if isinstance(values, dict) else {}, error)
-
-
-def pack_payload(name: str, payload: worker.Payload, remote: bool = False) -> bytes:
-    """Pickle an evaluation for the workers, naming what cannot be sent."""
-    for func in [payload.func, *(spec.func for spec in payload.specs.values())]:
-        _send_module_by_value(func, remote)
-    try:
-        return cloudpickle.dumps(payload)
-    except Exception as exc:
-        parts = {"the evaluation function": payload.func, "its retry policy": payload.retrying}
-        parts.update({f"fixture {n!r}": spec.func for n, spec in payload.specs.items()})
-        parts.update({f"fixture value {n!r}": value for n, value in payload.values.items()})
-        culprit = next((label for label, obj in parts.items() if not _pickles(obj)), "it")
-        raise ConfigurationError(
-            f"{name}: {culprit} cannot be sent to worker processes ({type(exc).__name__}: "
-            f"{exc}); make it picklable, create it inside a fixture, or run without --workers"
-        ) from None
-
-
-def pack_rows(chunk: list[tuple[int, Any]]) -> bytes:
-    """Pickle a chunk; a row that cannot be pickled goes as that row's error."""
-    return pack_each(chunk, _unsendable)
-
-
-def _unsendable(row: tuple[int, Any], exc: Exception) -> tuple[int, Any]:
-    item_id = row[0]
-    return item_id, DatasetError(
-        f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
-    )
-
-
-def _send_module_by_value(func: Any, remote: bool) -> None:
-    """Eval files and conftests travel by value when a worker could not import them.
-
-    Local workers share this process's ``sys.path``: only modules pytest imported
-    under names that path cannot resolve (``--import-mode=importlib``) travel by
-    value. Remote workers have only what is installed there: the function's
-    module and every other module of the project (below the working directory,
-    not an installed package) travel by value.
-    """
-    module = sys.modules.get(getattr(func, "__module__", None) or "")
-    if module is None or module.__name__ == "__main__":
-        return
-    if remote:
-        for local in [module, *_project_modules()]:
-            cloudpickle.register_pickle_by_value(local)
-    elif PathFinder.find_spec(module.__name__.partition(".")[0], sys.path) is None:
-        cloudpickle.register_pickle_by_value(module)
-
-
-def _project_modules() -> list[Any]:
-    """Modules loaded from files below the working directory that are not installed."""
-    root = Path.cwd()
-    found = []
-    for name, module in list(sys.modules.items()):
-        path = Path(getattr(module, "__file__", None) or "/")
-        if (
-            root in path.parents
-            and not name.startswith("dotevals")
-            and not {"site-packages", "dist-packages"} & set(path.parts)
-        ):
-            found.append(module)
-    return found
-
-
-def _pickles(obj: Any) -> bool:
-    try:
-        cloudpickle.dumps(obj)
-    except Exception:
-        return False
-    return True

@@ -1,8 +1,8 @@
-"""Main side of per-worker fixtures: what a worker needs to build an item's fixtures.
+"""Main side: what a worker needs to build an item's fixtures itself.
 
 A sync evaluation that runs in worker processes does not get its user
 fixtures from the main process: each worker creates them itself, once per
-scope, through :mod:`dotevals.engine.lifecycle`. This module describes those
+scope, through :mod:`dotevals.engine.worker_fixtures`. This module describes those
 fixtures as picklable :class:`FixtureSpec` objects, taken from pytest's own
 view of the item (overrides, parametrization, autouse, ``usefixtures``).
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dotevals.engine.lifecycle import NO_PARAM, FixtureSpec
+from dotevals.engine.shared_payload import NO_PARAM, FixtureSpec
 from dotevals.errors import ConfigurationError
 
 __all__ = ["fixture_specs", "is_pytest_builtin"]
@@ -43,7 +43,11 @@ MAIN_PROCESS_ONLY = frozenset(
         "testdir",
     }
 )
-_SCOPE_NODES = {"class": pytest.Class, "module": pytest.Module, "package": pytest.Package}
+_SCOPE_NODES: dict[str, type[pytest.Collector]] = {
+    "class": pytest.Class,
+    "module": pytest.Module,
+    "package": pytest.Package,
+}
 
 
 def is_pytest_builtin(fixturedef: Any) -> bool:

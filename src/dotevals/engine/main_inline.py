@@ -1,4 +1,4 @@
-"""Running an evaluation's rows in the main process.
+"""Main side: running an evaluation's rows in the main process, without workers.
 
 Sync rows run one after another under a sync strategy; async rows run on the
 event loop under an async strategy. Every finished row's Record goes to
@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from dotevals.concurrency import Adaptive, AsyncStrategy, Sequential, SyncStrategy
-from dotevals.engine.scoring import (
+from dotevals.engine.shared_scoring import (
     ascore_row,
     async_caller,
     score_row,
