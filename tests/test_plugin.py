@@ -361,7 +361,7 @@ def test_bad_samples_is_a_usage_error(pytester, value):
     pytester.makepyfile(eval_count=COUNT_EVAL)
     result = pytester.runpytest("--samples", value, "--storage", store(pytester))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"expected a whole number >= 0, got '{value}'" in result.stderr.str()
+    assert f"samples must be a whole number >= 0, got '{value}'" in result.stderr.str()
     assert events(pytester) == []
 
 
@@ -370,7 +370,8 @@ def test_bad_ini_samples_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\ndotevals_samples = lots\n")
     result = pytester.runpytest("--storage", store(pytester))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "dotevals_samples in the ini file: expected a whole number >= 0" in result.stderr.str()
+    expected = "dotevals_samples in the ini file: samples must be a whole number >= 0, got 'lots'"
+    assert expected in result.stderr.str()
     assert events(pytester) == []
 
 
