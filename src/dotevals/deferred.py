@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from _pytest.fixtures import FixtureDef, SubRequest, resolve_fixture_function
@@ -178,7 +178,7 @@ def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any
             value = main_thread.wait_for(generator.__anext__())
             request.addfinalizer(lambda: _finish_async_generator(generator))
         else:
-            value = main_thread.wait_for(func(**kwargs))
+            value = main_thread.wait_for(cast(Awaitable[Any], func(**kwargs)))
     except BaseException as exc:
         fixturedef.cached_result = (None, cache_key, (exc, exc.__traceback__))
         raise

@@ -21,7 +21,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import greenlet
+import greenlet  # type: ignore[import-untyped]  # no type hints shipped
 
 __all__ = ["call", "in_call", "wait_for"]
 

@@ -23,6 +23,7 @@ import pytest
 
 from dotevals.engine.executors import make_executor
 from dotevals.engine.inline import Rows, Sink, run_async, run_sync, strategy_for
+from dotevals.engine.lifecycle import FixtureSpec
 from dotevals.engine.stream import Executor, stream
 from dotevals.engine.worker import Payload
 from dotevals.errors import ConfigurationError, DotevalsError
@@ -354,7 +355,8 @@ class Runner:
     async def _in_workers(self, job: Job, pool: Executor) -> RunRows:
         """Rows stream through the pool; workers build the user fixtures from specs."""
         evaluation = job.evaluation
-        specs, values = {}, job.fixtures
+        specs: dict[str, FixtureSpec] = {}
+        values = job.fixtures
         if job.item is not None:
             specs, values = await self._pytest.worker_fixtures(job.item)
         payload = Payload(
