@@ -1,9 +1,11 @@
 """The Runner: runs evaluations, stores their rows and collects their summaries.
 
-``Runner`` is the facade both the pytest plugin and scripts use. It takes
-evaluation items (pytest items of ``@foreach`` functions, or the functions
-themselves), sets up their fixtures, runs sync evaluations one after another
-and async ones concurrently (``concurrent=True``), and fills ``results``.
+``Runner`` is the facade both the pytest plugin and scripts use, and it only
+orchestrates: its options come from :mod:`dotevals.options`, its jobs and
+their grouping from :mod:`dotevals.jobs`, the set-up of pytest items from
+:mod:`dotevals.items`, and rows run in :mod:`dotevals.engine`. It runs sync
+evaluations one after another and async ones concurrently
+(``concurrent=True``), stores their rows and fills ``results``.
 
 :func:`run` is the one-call entry point for notebooks and scripts.
 """
