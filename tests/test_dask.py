@@ -837,7 +837,9 @@ def test_bad_executor_in_the_ini_file_is_a_usage_error(pytester):
     pytester.makepyfile(eval_small=SMALL_EVAL)
     result = pytester.runpytest(*FAST, "--storage", store(pytester))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: executor must be 'local' or 'dask://HOST:PORT'*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: dotevals_executor in the ini file: executor must be 'local' or 'dask://*"]
+    )
 
 
 def test_port_that_is_not_a_number_is_a_usage_error(pytester):

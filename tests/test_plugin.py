@@ -361,7 +361,7 @@ def test_bad_samples_is_a_usage_error(pytester, value):
     pytester.makepyfile(eval_count=COUNT_EVAL)
     result = pytester.runpytest("--samples", value, "--storage", store(pytester))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"expected a whole number >= 0, got '{value}'" in result.stderr.str()
+    assert f"samples must be a whole number >= 0, got '{value}'" in result.stderr.str()
     assert events(pytester) == []
 
 
@@ -370,7 +370,8 @@ def test_bad_ini_samples_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\ndotevals_samples = lots\n")
     result = pytester.runpytest("--storage", store(pytester))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "dotevals_samples in the ini file: expected a whole number >= 0" in result.stderr.str()
+    expected = "dotevals_samples in the ini file: samples must be a whole number >= 0, got 'lots'"
+    assert expected in result.stderr.str()
     assert events(pytester) == []
 
 
@@ -1192,3 +1193,46 @@ def eval_gen(x, model):
     result.assert_outcomes(passed=1, failed=1)
     assert events(pytester) == ["a 0", "a 1", "a 2"]
     assert "its dataset is a generator that an earlier run" in section_of(result, "eval_gen[b]")
+
+
+SIGNAL_EVALS = (
+    HEADER
+    + """
+import signal
+
+
+@pytest.fixture(scope="session")
+def on_usr1():
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    yield
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def installed():
+    return signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None)
+
+
+@foreach("n", range(3))
+def eval_sync(n, on_usr1):
+    return em(installed())
+
+
+@foreach("n", range(3))
+async def eval_async(n, on_usr1):
+    return em(installed())
+"""
+)
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["inline", "workers"])
+def test_a_fixture_may_install_a_signal_handler(pytester, workers):
+    """Fixtures are set up on the main thread, as pytest sets a test's up."""
+    pytester.makepyfile(eval_signal=SIGNAL_EVALS)
+    url = store(pytester)
+    result = pytester.runpytest(
+        *FAST, "--no-progress", *workers, "--storage", url, "--experiment", "s"
+    )
+    result.assert_outcomes(passed=2)
+    for name in ("eval_sync", "eval_async"):
+        records = get_storage(url).load_records("s", f"eval_signal.py::{name}")
+        assert [r.result.scores[0].value for r in records] == [True, True, True]

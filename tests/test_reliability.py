@@ -948,13 +948,13 @@ BAD_OPTIONS = [
     (("--workers", "0"), "workers must be a whole number >= 1 or 'auto', got '0'"),
     (("--workers=-3",), "workers must be a whole number >= 1 or 'auto', got '-3'"),
     (("--workers", "lots"), "workers must be a whole number >= 1 or 'auto', got 'lots'"),
-    (("--samples=-1",), "argument --samples: expected a whole number >= 0, got '-1'"),
+    (("--samples=-1",), "samples must be a whole number >= 0, got '-1'"),
     ((TIMEOUT_FLAG, "0"), "timeout must be a number of seconds > 0, got '0'"),
     (("--row-timeout=-1",), "timeout must be a number of seconds > 0, got '-1'"),
     (("--row-timeout", "soon"), "timeout must be a number of seconds > 0, got 'soon'"),
     (("ini", "dotevals_timeout = 0"), "timeout must be a number of seconds > 0, got '0'"),
     (("ini", "dotevals_workers = lots"), "workers must be a whole number >= 1 or 'auto'"),
-    (("ini", "dotevals_samples = -1"), "dotevals_samples in the ini file: expected a whole"),
+    (("ini", "dotevals_samples = -1"), "dotevals_samples in the ini file: samples must be a whole"),
 ]
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dotevals import Runner
+import dotevals
+from dotevals import Runner, Score, foreach
 from dotevals.errors import ConfigurationError
+from dotevals.options import OPTIONS
 from dotevals.storage import get_storage
 
 SCRIPT = textwrap.dedent(
@@ -175,3 +177,94 @@ def test_runner_rejects_what_is_not_an_evaluation(tmp_path):
     with pytest.raises(ConfigurationError, match="is not an evaluation"):
         asyncio.run(runner.run_evaluations([plain]))
     assert runner.outcomes == []
+
+
+# --- the option table: Runner, dotevals.run and pytest take the same options -------------
+
+
+def test_run_takes_timeout_and_worker_memory(tmp_path):
+    @foreach("n", [1, 2])
+    async def eval_waits(n):
+        if n == 2:
+            await asyncio.Event().wait()  # never set: only the timeout ends this row
+        return Score("ok", True)
+
+    url = f"json://{tmp_path / 'store'}"
+    summary = dotevals.run(
+        eval_waits, storage=url, experiment="t", progress=False, timeout=0.2, worker_memory="1GiB"
+    )
+    assert summary.rows == 2
+    records = sorted(get_storage(url).load_records("t", "eval_waits"), key=lambda r: r.item_id)
+    assert records[0].error is None
+    assert records[1].error.startswith("RowTimeoutError")
+
+
+def test_fixtures_named_like_options_are_given_apart(tmp_path):
+    @foreach("n", [1, 2, 3])
+    def eval_named(n, storage, workers, model):
+        return Score("seen", (storage, workers, model) == ("mine", 7, "m"))
+
+    url = f"json://{tmp_path / 'store'}"
+    fixtures = {"storage": "mine", "workers": 7}
+    summary = dotevals.run(
+        eval_named,
+        fixtures=fixtures,
+        model="m",
+        storage=url,
+        samples=2,
+        experiment="f",
+        progress=False,
+    )
+    assert summary.rows == 2  # samples=2 is the option, storage=url the storage
+    records = get_storage(url).load_records("f", "eval_named")
+    assert [r.result.scores[0].value for r in records] == [True, True]
+    with pytest.raises(ConfigurationError, match="model given both in fixtures= and by keyword"):
+        dotevals.run(eval_named, fixtures={**fixtures, "model": "m"}, model="m", storage=url)
+
+
+def test_every_option_is_a_runner_keyword_a_pytest_flag_and_an_ini_setting(pytester):
+    runner_options = [spec for spec in OPTIONS if spec.keyword]
+    runner = Runner(**{spec.name: spec.default for spec in runner_options})
+    assert runner.options.keywords().keys() == {spec.name for spec in runner_options}
+    result = pytester.runpytest("-p", "no:cacheprovider", "--help")
+    for spec in OPTIONS:
+        result.stdout.fnmatch_lines([f"*{spec.flags[-1]}*", f"*{spec.ini} *"])
+    with pytest.raises(ConfigurationError, match="unknown Runner option fail_under"):
+        Runner(fail_under=["em=1"])  # pytest's alone: the plugin checks gates
+
+
+WORKER_IMPORTS = textwrap.dedent(
+    """
+    import sys
+
+    import dotevals
+    from dotevals import Score, foreach
+
+
+    @foreach("n", range(4))
+    def eval_imports(n):
+        return Score("pytest imported", "pytest" in sys.modules)
+
+
+    if __name__ == "__main__":
+        summary = dotevals.run(
+            eval_imports, workers=2, storage=sys.argv[1], experiment="w", progress=False
+        )
+        print(summary.summary["pytest imported"])
+    """
+)
+
+
+def test_worker_processes_do_not_import_pytest(tmp_path):
+    """foreach.py imports the Runner (and so pytest) only when an evaluation is called."""
+    script = tmp_path / "imports.py"
+    script.write_text(WORKER_IMPORTS)
+    url = f"json://{tmp_path / 'store'}"
+    done = subprocess.run(
+        [sys.executable, str(script), url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "workers" in done.stderr  # the rows ran in a pool
+    records = get_storage(url).load_records("w", "eval_imports")
+    assert len(records) == 4
+    assert [r.result.scores[0].value for r in records] == [False] * 4

@@ -11,18 +11,20 @@ set up one after another and *detached*: the item's own finalizers and the
 state of its function-scoped fixtures are kept aside, so the next item gets
 fresh function-scoped fixtures, and are put back when that item is torn down.
 
-Async fixtures (``async def``, async generators) are run on the event loop the
-evaluations run on, so loop-bound clients work in the evaluation.
+Every method is blocking and runs on the main thread, as pytest's own set-up
+does (a fixture may install a signal handler); the Runner calls them through
+:mod:`dotevals.main_thread`. Async fixtures (``async def``, async generators)
+are awaited on the event loop the evaluations run on, so loop-bound clients
+work in the evaluation.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from _pytest.fixtures import FixtureDef, SubRequest, resolve_fixture_function
@@ -30,9 +32,9 @@ from _pytest.fixtures import FixtureDef, SubRequest, resolve_fixture_function
 if sys.version_info < (3, 11):  # pragma: no cover - pytest brings the backport there
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["DeferredSetup", "DetachedItem", "setup_async_fixture"]
+from dotevals import main_thread
 
-_loop: asyncio.AbstractEventLoop | None = None
+__all__ = ["DeferredSetup", "DetachedItem", "setup_async_fixture"]
 
 
 @dataclass
@@ -49,14 +51,11 @@ class DetachedItem:
 class DeferredSetup:
     """Sets up and tears down pytest items outside pytest's runtest protocol.
 
-    Every method is blocking and must run in a worker thread (``asyncio.to_thread``)
-    while the event loop of the evaluations runs: async fixtures are scheduled
-    on that loop.
+    Every method is blocking; run it with :func:`dotevals.main_thread.call` from
+    the coroutine that runs the evaluations, so that async fixtures can be awaited.
     """
 
-    def __init__(self, session: pytest.Session, loop: asyncio.AbstractEventLoop):
-        global _loop
-        _loop = loop
+    def __init__(self, session: pytest.Session):
         self._state = session._setupstate
         self._set_up: set[pytest.Item] = set()
 
@@ -164,8 +163,7 @@ def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any
     Implements ``pytest_fixture_setup`` for async fixtures of evaluation items;
     the teardown of an async generator fixture is registered as a finalizer.
     """
-    loop = _loop
-    if loop is None or not loop.is_running():
+    if not main_thread.in_call():
         pytest.fail(
             f"async fixture {request.fixturename!r} can only be set up while dotevals "
             "runs evaluations",
@@ -174,17 +172,13 @@ def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any
     kwargs = {name: request.getfixturevalue(name) for name in fixturedef.argnames}
     func = resolve_fixture_function(fixturedef, request)
     cache_key = fixturedef.cache_key(request)
-
-    def on_loop(awaitable: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
-
     try:
         if inspect.isasyncgenfunction(func):
             generator = func(**kwargs)
-            value = on_loop(generator.__anext__())
-            request.addfinalizer(lambda: _finish_async_generator(on_loop, generator))
+            value = main_thread.wait_for(generator.__anext__())
+            request.addfinalizer(lambda: _finish_async_generator(generator))
         else:
-            value = on_loop(func(**kwargs))
+            value = main_thread.wait_for(cast(Awaitable[Any], func(**kwargs)))
     except BaseException as exc:
         fixturedef.cached_result = (None, cache_key, (exc, exc.__traceback__))
         raise
@@ -192,9 +186,9 @@ def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any
     return value
 
 
-def _finish_async_generator(on_loop: Callable[[Any], Any], generator: Any) -> None:
+def _finish_async_generator(generator: Any) -> None:
     try:
-        on_loop(generator.__anext__())
+        main_thread.wait_for(generator.__anext__())
     except StopAsyncIteration:
         return
     raise RuntimeError(f"async fixture {generator.__name__} yielded more than once")

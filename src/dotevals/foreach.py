@@ -127,9 +127,12 @@ def _evaluation_function(evaluation: Evaluation) -> EvaluationFunction:
 
     @functools.wraps(func)
     def run_evaluation(**fixtures: Any) -> EvaluationSummary:
+        # runners.py imports this module; importing it here, on the first direct call,
+        # also keeps pytest (which runners.py needs) out of worker processes, which
+        # import this module to unpickle evaluations.
         from dotevals.runners import run
 
-        return run(run_evaluation, **fixtures)
+        return run(run_evaluation, fixtures=fixtures)
 
     parameters = inspect.signature(func).parameters
     instance = [parameters["self"]] if evaluation.is_method else []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import inspect
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -22,173 +21,62 @@ from _pytest.python import path_matches_patterns
 from _pytest.runner import CallInfo
 
 from dotevals.deferred import is_async_fixture, setup_async_fixture
-from dotevals.engine.main_executor_choice import parse_executor
-from dotevals.engine.main_sizing import parse_memory, parse_workers
 from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
-from dotevals.evaluation import parse_timeout
 from dotevals.foreach import get_evaluation
-from dotevals.gates import Gate, GateCheck, check_gates, parse_gate, unmatched
+from dotevals.gates import GateCheck, check_gates, unmatched
+from dotevals.options import OPTIONS, RunOptions
 from dotevals.project import project_root
 from dotevals.providers import register_fixtures
 from dotevals.report import error_summary, rows_failed_report, show_errors_command, summary_table
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
-from dotevals.storage import DEFAULT_STORAGE, get_storage
-from dotevals.storage.registry import resolve_storage
 
 _RUNNER = pytest.StashKey[Runner]()
-#: The --fail-under gates, and each evaluation item's checked gates by node id.
-_GATES = pytest.StashKey[list[Gate]]()
+_OPTIONS = pytest.StashKey[RunOptions]()
+#: Each evaluation item's checked gates, by node id.
 _CHECKS = pytest.StashKey[dict[str, list[GateCheck]]]()
 _UNMATCHED = pytest.StashKey[str]()
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """One flag set and one ini setting per row of the option table."""
     group = parser.getgroup("dotevals", "dotevals evaluations")
-    group.addoption(
-        "--experiment",
-        dest="dotevals_experiment",
-        help="experiment to store results in and resume (default: a new ephemeral one). "
-        "ini: dotevals_experiment",
-    )
-    group.addoption(
-        "--samples",
-        dest="dotevals_samples",
-        type=_non_negative_int,
-        help="run at most this many new rows per evaluation. ini: dotevals_samples",
-    )
-    group.addoption(
-        "--storage",
-        dest="dotevals_storage",
-        help="where results are stored: json://PATH or sqlite://PATH; a PATH without a "
-        "scheme is json:// (default json://.dotevals in the project root). "
-        "ini: dotevals_storage, a relative path taken from the project root",
-    )
-    group.addoption(
-        "-C",
-        "--concurrent",
-        dest="dotevals_concurrent",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run async evaluations concurrently with each other (-C for short; "
-        "--no-concurrent: one after another). ini: dotevals_concurrent",
-    )
-    group.addoption(
-        "--workers",
-        dest="dotevals_workers",
-        help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
-        "capped by memory and rows); default: run them in the main process. "
-        "ini: dotevals_workers",
-    )
-    group.addoption(
-        "--worker-memory",
-        dest="dotevals_worker_memory",
-        help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB). "
-        "ini: dotevals_worker_memory",
-    )
-    group.addoption(
-        *_timeout_flags(),
-        dest="dotevals_timeout",
-        help="seconds one row may take (retries included) for evaluations whose ForEach "
-        "sets no timeout; a row that runs longer is stored with a timeout error. "
-        "ini: dotevals_timeout",
-    )
-    group.addoption(
-        "--executor",
-        dest="dotevals_executor",
-        help="where sync evaluations run with workers: 'local' (a process pool, the default) "
-        "or 'dask://HOST:PORT' (a Dask cluster; needs dotevals[dask]). ini: dotevals_executor",
-    )
-    group.addoption(
-        "--fail-under",
-        dest="dotevals_fail_under",
-        action="append",
-        metavar="SCORE=VALUE",
-        help="fail an evaluation whose SCORE (its first metric, or SCORE:METRIC) is below "
-        "VALUE over every stored row; repeatable. ini: dotevals_fail_under",
-    )
-    group.addoption(
-        "--no-progress",
-        action="store_true",
-        default=False,
-        help="do not draw progress bars",
-    )
-    parser.addini("dotevals_experiment", "default for --experiment", default=None)
-    parser.addini("dotevals_samples", "default for --samples", default=None)
-    parser.addini("dotevals_storage", "default for --storage", default=None)
-    parser.addini("dotevals_workers", "default for --workers", default=None)
-    parser.addini("dotevals_worker_memory", "default for --worker-memory", default=None)
-    parser.addini("dotevals_executor", "default for --executor", default=None)
-    parser.addini("dotevals_timeout", "default for --row-timeout", default=None)
-    parser.addini("dotevals_fail_under", "default for --fail-under", type="args", default=[])
-    parser.addini("dotevals_concurrent", "default for --concurrent", type="bool", default=False)
+    for spec in OPTIONS:
+        flags, text = spec.cli_flags(), f"{spec.help}. ini: {spec.ini}"
+        if spec.kind == "switch":
+            group.addoption(*flags, dest=spec.ini, action=argparse.BooleanOptionalAction, help=text)
+            parser.addini(spec.ini, f"default for {flags[-1]}", "bool", spec.default_under_pytest)
+        elif spec.kind == "repeat":
+            group.addoption(*flags, dest=spec.ini, action="append", metavar=spec.metavar, help=text)
+            parser.addini(spec.ini, f"default for {flags[-1]}", "args", [])
+        else:
+            group.addoption(*flags, dest=spec.ini, metavar=spec.metavar, help=text)
+            parser.addini(spec.ini, f"default for {flags[-1]}", default=None)
 
 
-def _timeout_flags() -> list[str]:
-    """``--row-timeout``, and ``--timeout`` too unless pytest-timeout owns that name."""
-    if importlib.util.find_spec("pytest_timeout") is None:
-        return ["--row-timeout", "--timeout"]
-    return ["--row-timeout"]
-
-
-def _option(config: pytest.Config, name: str) -> Any:
-    """The command line value if given, else the ini value."""
-    value = config.getoption(f"dotevals_{name}")
-    return config.getini(f"dotevals_{name}") if value is None else value
-
-
-def _samples(config: pytest.Config) -> int | None:
-    value = _option(config, "samples")
-    if value is None or isinstance(value, int):
-        return value
-    try:
-        return _non_negative_int(str(value))
-    except argparse.ArgumentTypeError as exc:
-        raise pytest.UsageError(f"dotevals_samples in the ini file: {exc}") from None
-
-
-def _storage(config: pytest.Config) -> str:
-    """``--storage`` as given; else the ini value or the default, from the project root."""
-    given = config.getoption("dotevals_storage")
-    if given is not None:
-        return given
-    configured = config.getini("dotevals_storage") or DEFAULT_STORAGE
-    return resolve_storage(configured, project_root(config))
-
-
-def _fail_under(config: pytest.Config) -> list[Gate]:
-    """The --fail-under gates (the ini's when none is given), by key: the last one wins."""
-    given = config.getoption("dotevals_fail_under")
-    where, texts = (
-        ("--fail-under", given)
-        if given
-        else ("dotevals_fail_under", config.getini("dotevals_fail_under"))
-    )
-    gates = {gate.key: gate for gate in (parse_gate(text, where) for text in texts)}
-    return list(gates.values())
+def _run_options(config: pytest.Config) -> RunOptions:
+    """The options of this session: the command line's, else the ini file's, else the
+    defaults. A bad value stops the session; the message says so when it is the ini's."""
+    parsed = {}
+    for spec in OPTIONS:
+        value, where = config.getoption(spec.ini), ""
+        if value is None:
+            value, where = config.getini(spec.ini), f"{spec.ini} in the ini file: "
+            if value in (None, "", []):
+                value = spec.default_under_pytest
+            if spec.in_project is not None:
+                value = spec.in_project(value, project_root(config))
+        if spec.text is not None and isinstance(value, str):
+            value = spec.text(value)
+        try:
+            parsed[spec.name] = spec.parse(value)
+        except DotevalsError as exc:
+            raise pytest.UsageError(f"{where}{exc}") from None
+    return RunOptions(**parsed)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
-    _samples(config)
-    try:  # a bad setting stops the session before any test runs
-        config.stash[_GATES] = _fail_under(config)
-        get_storage(_storage(config))
-        parse_workers(_option(config, "workers"))
-        parse_memory(_option(config, "worker_memory"))
-        parse_timeout(_option(config, "timeout"))
-        parse_executor(_option(config, "executor"))
-    except DotevalsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    config.stash[_OPTIONS] = _run_options(config)  # a bad one stops the session before any test
     register_fixtures(config)
 
 
@@ -253,18 +141,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None  # pytest's own loop reports the collection errors
     config = session.config
     try:
-        runner = Runner(
-            experiment_name=_option(config, "experiment"),
-            samples=_samples(config),
-            concurrent=bool(_option(config, "concurrent")),
-            storage=_storage(config),
-            progress=not config.getoption("no_progress"),
-            reporter=_PytestReporter(config),
-            workers=_option(config, "workers"),
-            worker_memory=_option(config, "worker_memory"),
-            timeout=_option(config, "timeout"),
-            executor=_option(config, "executor"),
-        )
+        runner = Runner(reporter=_PytestReporter(config), **config.stash[_OPTIONS].keywords())
         runner.store.lock()  # before any test runs: a second run of the experiment stops here
         runner.start_workers(evaluations)  # they boot while the ordinary tests run
     except DotevalsError as exc:
@@ -367,7 +244,7 @@ def _check_gates(
     """Check the evaluation's metrics against its gates; the error failing its item, if any."""
     evaluation = get_evaluation(getattr(item, "obj", None))
     own = evaluation.fail_under if evaluation is not None else ()
-    shared = config.stash[_GATES]
+    shared = config.stash[_OPTIONS].fail_under
     if outcome.summary is None or not (own or shared):
         return None
     estimates = outcome.summary.estimates
@@ -428,8 +305,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if outcome.summary is not None
         for score in outcome.summary.estimates
     }
-    gates = config.stash[_GATES]
-    missing = unmatched(gates, scores)
+    missing = unmatched(config.stash[_OPTIONS].fail_under, scores)
     if missing:
         keys = ", ".join(gate.key for gate in missing)
         known = ", ".join(sorted(scores)) or "none"

@@ -1,9 +1,11 @@
 """The Runner: runs evaluations, stores their rows and collects their summaries.
 
-``Runner`` is the facade both the pytest plugin and scripts use. It takes
-evaluation items (pytest items of ``@foreach`` functions, or the functions
-themselves), sets up their fixtures, runs sync evaluations one after another
-and async ones concurrently (``concurrent=True``), and fills ``results``.
+``Runner`` is the facade both the pytest plugin and scripts use, and it only
+orchestrates: its options come from :mod:`dotevals.options`, its jobs and
+their grouping from :mod:`dotevals.jobs`, the set-up of pytest items from
+:mod:`dotevals.items`, and rows run in :mod:`dotevals.engine`. It runs sync
+evaluations one after another and async ones concurrently
+(``concurrent=True``), stores their rows and fills ``results``.
 
 :func:`run` is the one-call entry point for notebooks and scripts.
 """
@@ -14,36 +16,35 @@ import asyncio
 import functools
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from dotevals.deferred import DeferredSetup
 from dotevals.engine.main_executor import Executor
-from dotevals.engine.main_executor_choice import make_executor, parse_executor
-from dotevals.engine.main_fixture_specs import fixture_specs
-from dotevals.engine.main_inline import run_async, run_sync, strategy_for
-from dotevals.engine.main_sizing import parse_memory, parse_workers
+from dotevals.engine.main_executor_choice import make_executor
+from dotevals.engine.main_inline import Rows, Sink, run_async, run_sync, strategy_for
 from dotevals.engine.main_stream import stream
-from dotevals.engine.shared_payload import Payload
+from dotevals.engine.shared_payload import FixtureSpec, Payload
 from dotevals.errors import ConfigurationError, DotevalsError
-from dotevals.evaluation import Evaluation, parse_timeout
+from dotevals.evaluation import Evaluation
 from dotevals.experiment_store import ExperimentStore, RecordWriter
-from dotevals.foreach import get_evaluation
 from dotevals.interrupts import sigterm_as_ctrl_c
+from dotevals.items import PytestItems
+from dotevals.jobs import EvaluationItem, Job, group_jobs
 from dotevals.models import EvaluationSummary, Record
+from dotevals.options import RunOptions, split_keywords
 from dotevals.progress import ProgressBar, ProgressFile, progress_wanted
-from dotevals.project import evaluation_key
 from dotevals.row_errors import ErrorTally
-from dotevals.storage import Storage
 from dotevals.storage.base import Status
 
 __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
-EvaluationItem = pytest.Item | Callable[..., Any]
+#: How one evaluation's rows run, chosen when its fixtures are set up:
+#: in the worker processes, inline in the main process, or on the event loop.
+RunRows = Callable[[Rows, Sink], Awaitable[None]]
 
 #: What stops the whole run rather than one evaluation: Ctrl-C, SIGTERM, a cancelled loop.
 STOPS = (KeyboardInterrupt, asyncio.CancelledError)
@@ -87,56 +88,6 @@ class EvaluationOutcome:
         return isinstance(self.error, STOPS)
 
 
-@dataclass
-class _Job:
-    """One evaluation to run: a pytest item, or a function with its fixture values."""
-
-    name: str
-    storage_name: str
-    evaluation: Evaluation
-    item: pytest.Item | None = None
-    fixtures: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, obj: EvaluationItem) -> _Job:
-        if isinstance(obj, pytest.Item):
-            evaluation = get_evaluation(getattr(obj, "obj", None))
-            if evaluation is None:
-                raise ConfigurationError(f"{obj.nodeid} is not a @foreach evaluation")
-            instance = getattr(obj, "instance", None)
-            if evaluation.is_method and instance is not None:
-                evaluation = evaluation.bound_to(instance)
-            return cls(obj.name, evaluation_key(obj), evaluation, item=obj)
-        fixtures: dict[str, Any] = {}
-        if isinstance(obj, functools.partial):
-            if obj.args:
-                raise ConfigurationError(
-                    "give the fixtures of an evaluation by keyword: "
-                    "functools.partial(eval_fn, model=...)"
-                )
-            fixtures, obj = dict(obj.keywords), obj.func
-        evaluation = get_evaluation(obj)
-        if evaluation is None:
-            raise ConfigurationError(
-                f"{obj!r} is not an evaluation: decorate it with @foreach(...) first"
-            )
-        missing = [n for n in evaluation.fixture_names if n not in fixtures]
-        unknown = [n for n in fixtures if n not in evaluation.fixture_names]
-        if missing or unknown:
-            raise ConfigurationError(
-                f"{evaluation.name}: "
-                + "; ".join(
-                    part
-                    for part in (
-                        missing and f"missing value for {', '.join(missing)}",
-                        unknown and f"{', '.join(unknown)} is neither a column nor a parameter",
-                    )
-                    if part
-                )
-            )
-        return cls(evaluation.name, evaluation.name, evaluation, fixtures=fixtures)
-
-
 class RunReporter:
     """What a run tells the world. The pytest plugin reports through pytest instead."""
 
@@ -164,26 +115,19 @@ class RunReporter:
 class Runner:
     """Runs evaluation items and collects their summaries into ``results``.
 
+    The run options are the keyword arguments (see :mod:`dotevals.options` for
+    each one: ``storage``, ``workers``, ``worker_memory``, ``timeout``,
+    ``executor``, ``progress`` ...); ``experiment_name``, ``samples`` and
+    ``concurrent`` may also be given by position.
+
     Args:
         experiment_name: experiment to store results in (resumed if it exists);
-            None makes an ephemeral experiment.
+            None makes an ephemeral experiment (the ``experiment`` option).
         samples: at most this many new rows per evaluation.
         concurrent: run async evaluations concurrently with each other.
         results_dict: the dict to collect summaries in (it becomes ``results``).
-        storage: storage URL or :class:`~dotevals.storage.Storage`
-            (default ``json://.dotevals``).
-        progress: draw progress bars (only on a terminal).
         reporter: where the run reports progress, phases and notices
             (default: :class:`RunReporter`, notices on stderr).
-        workers: worker processes for sync evaluations: a number, ``"auto"``
-            (physical cores, capped by memory and rows) or None (main process).
-        worker_memory: memory one worker is expected to need, for ``"auto"``
-            (bytes or a size such as ``"2GiB"``; default 512 MiB).
-        timeout: seconds one row may take, for evaluations whose ``ForEach``
-            sets none; a row that runs longer is stored with a timeout error.
-        executor: where sync evaluations run with workers: ``"local"`` (a loky
-            process pool, the default) or ``"dask://HOST:PORT"`` (a Dask
-            cluster, sized by the cluster; needs ``dotevals[dask]``).
     """
 
     name = "local"
@@ -195,66 +139,59 @@ class Runner:
         concurrent: bool = True,
         results_dict: dict[str, EvaluationSummary] | None = None,
         *,
-        storage: str | Storage | None = None,
-        progress: bool = True,
         reporter: RunReporter | None = None,
-        workers: int | str | None = None,
-        worker_memory: int | str | None = None,
-        timeout: float | None = None,
-        executor: str | None = None,
-        **engine_options: Any,
+        **options: Any,
     ):
-        if engine_options:
-            raise ConfigurationError(f"unknown Runner option {', '.join(sorted(engine_options))}")
-        if samples is not None and (
-            isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
-        ):
-            raise ConfigurationError(f"samples must be a whole number >= 0, got {samples!r}")
-        self.store = ExperimentStore(storage, experiment_name)
-        self.samples = samples
-        self.concurrent = concurrent
+        if experiment_name is not None:
+            if options.get("experiment") not in (None, experiment_name):
+                raise ConfigurationError("give the Runner experiment_name or experiment, not both")
+            options["experiment"] = experiment_name
+        self.options = RunOptions.from_keywords(
+            "Runner", samples=samples, concurrent=concurrent, **options
+        )
+        self.store = ExperimentStore(self.options.storage, self.options.experiment)
         #: Summaries by evaluation name: ``results_dict`` itself when one is given.
         self.results: dict[str, EvaluationSummary] = {} if results_dict is None else results_dict
         self.outcomes: list[EvaluationOutcome] = []
-        self.progress = progress_wanted(progress)
+        self.progress = progress_wanted(self.options.progress)
         self.reporter = reporter or RunReporter()
-        self.workers = parse_workers(workers)
-        self.worker_memory = parse_memory(worker_memory)
-        self.timeout = parse_timeout(timeout)
-        self.executor = parse_executor(executor)
         self._pool: Executor | None = None
         self._pool_chosen = False
-        self._setup: DeferredSetup | None = None
-        self._setup_lock = asyncio.Lock()
+        self._items: PytestItems | None = None
 
     @property
     def experiment_name(self) -> str:
         return self.store.experiment_name
 
+    @property
+    def samples(self) -> int | None:
+        return self.options.samples
+
     async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Run every evaluation; errors of one evaluation never stop the others."""
-        jobs = [_Job.of(obj) for obj in evaluation_items]
+        jobs = [Job.of(obj) for obj in evaluation_items]
         items = [job.item for job in jobs if job.item is not None]
         if items:
-            self._setup = DeferredSetup(items[0].session, asyncio.get_running_loop())
+            self._items = PytestItems(items[0].session)
         self.store.lock()
         if not self._pool_chosen:
             self._pool = self._start_pool(jobs)
-        groups = self._groups(jobs)
+        groups = group_jobs(jobs, self.options.concurrent)
         interrupted = True
         with sigterm_as_ctrl_c():
             try:
-                await self._run_groups(groups, items[0].session if items else None)
+                await self._run_groups(groups)
                 interrupted = False
             finally:
                 if interrupted and items:  # now, while async fixtures still have their loop
-                    await self._teardown_after_stop(self._deferred.teardown_all)
+                    await self._teardown_after_stop(self._pytest.teardown_all())
                 await asyncio.to_thread(self.close, interrupted)
 
-    async def _run_groups(self, groups: list[list[_Job]], session: pytest.Session | None) -> None:
+    async def _run_groups(self, groups: list[list[Job]]) -> None:
         for index, group in enumerate(groups):
+            session = self._items.session if self._items is not None else None
             if session is not None and (session.shouldfail or session.shouldstop):
-                await self._blocking(self._deferred.teardown_all)
+                await self._pytest.teardown_all()
                 break  # -x / --maxfail: pytest stops the session after this
             following = [job for later in groups[index + 1 :] for job in later]
             nextitem = following[0].item if following else None
@@ -263,10 +200,10 @@ class Runner:
             else:
                 await self._run_together(group, nextitem)
 
-    async def _teardown_after_stop(self, teardown: Callable[..., None], *args: Any) -> None:
+    async def _teardown_after_stop(self, teardown: Awaitable[None]) -> None:
         """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
         try:
-            await self._blocking(teardown, *args)
+            await teardown
         except Exception as exc:  # the stop itself is what propagates
             self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
@@ -285,9 +222,9 @@ class Runner:
         ``run_evaluations`` does it itself otherwise.
         """
         if not self._pool_chosen:
-            self._pool = self._start_pool([_Job.of(obj) for obj in evaluation_items])
+            self._pool = self._start_pool([Job.of(obj) for obj in evaluation_items])
 
-    def _start_pool(self, jobs: list[_Job]) -> Executor | None:
+    def _start_pool(self, jobs: list[Job]) -> Executor | None:
         """One pool of workers for every sync evaluation of the run, if one is wanted."""
         self._pool_chosen = True
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
@@ -297,78 +234,62 @@ class Runner:
         rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
         if rows is not None and self.samples is not None:
             rows = min(rows, self.samples * len(sync_jobs))
+        options = self.options
         return make_executor(
-            self.executor, self.workers, rows, self.worker_memory, self.reporter.message
+            options.executor, options.workers, rows, options.worker_memory, self.reporter.message
         )
 
-    def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
-        """Consecutive async jobs that may share the event loop go in one group."""
-        groups: list[list[_Job]] = []
-        for job in jobs:
-            last = groups[-1][-1] if groups else None
-            if (
-                self.concurrent
-                and last is not None
-                and job.evaluation.is_async
-                and last.evaluation.is_async
-                and _scope_key(job) == _scope_key(last)
-            ):
-                groups[-1].append(job)
-            else:
-                groups.append([job])
-        return groups
-
-    async def _run_alone(self, job: _Job, nextitem: pytest.Item | None) -> None:
+    async def _run_alone(self, job: Job, nextitem: pytest.Item | None) -> None:
         outcome = EvaluationOutcome(job.name, job.item)
-        fixtures = await self._fixtures(job, outcome)
-        if outcome.setup_error is None:
+        run_rows = await self._set_up(job, outcome)
+        if run_rows is not None:
             with self._progress(), self.reporter.capture(outcome, "call"):
                 try:
-                    await self._execute(job, fixtures, outcome)
+                    await self._execute(job, run_rows, outcome)
                 except STOPS:
                     self.outcomes.append(outcome)  # the summary shows what it stored
                     raise
         self._report_run(outcome)
         if job.item is not None:
             try:
-                await self._blocking(self._deferred.teardown, job.item, nextitem)
+                await self._pytest.teardown(job.item, nextitem)
             except STOPS:
                 raise
             except BaseException as exc:  # reported on the item
                 outcome.teardown_error = exc
         self._finish(outcome)
 
-    async def _run_together(self, jobs: list[_Job], nextitem: pytest.Item | None) -> None:
+    async def _run_together(self, jobs: list[Job], nextitem: pytest.Item | None) -> None:
         """Set each job up and detach it, run them all at once, then report and tear down."""
         started = []
         for job in jobs:
             outcome = EvaluationOutcome(job.name, job.item)
-            fixtures = await self._fixtures(job, outcome)
+            run_rows = await self._set_up(job, outcome)
             detached = None
             if job.item is not None:
-                detached = await self._blocking(self._deferred.detach, job.item)
-            started.append((job, outcome, fixtures, detached))
+                detached = await self._pytest.detach(job.item)
+            started.append((job, outcome, run_rows, detached))
         with self._progress():
             try:
                 await asyncio.gather(
                     *(
-                        self._execute(job, fixtures, outcome)
-                        for job, outcome, fixtures, _ in started
-                        if outcome.setup_error is None
+                        self._execute(job, run_rows, outcome)
+                        for job, outcome, run_rows, _ in started
+                        if run_rows is not None
                     )
                 )
             except STOPS:
                 self.outcomes.extend(o for _, o, _, _ in started if o.setup_error is None)
                 for _, _, _, detached in started:
                     if detached is not None:
-                        await self._teardown_after_stop(self._deferred.teardown_detached, detached)
+                        await self._teardown_after_stop(self._pytest.teardown_detached(detached))
                 raise
         for _, outcome, _, detached in started:
             self._report_run(outcome)
             if detached is not None:
                 with self.reporter.capture(outcome, "teardown"):
                     try:
-                        await self._blocking(self._deferred.teardown_detached, detached)
+                        await self._pytest.teardown_detached(detached)
                     except STOPS:
                         raise
                     except BaseException as exc:  # reported on the item
@@ -377,7 +298,7 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             try:
-                await self._blocking(self._deferred.teardown, items[-1], nextitem)
+                await self._pytest.teardown(items[-1], nextitem)
             except STOPS:
                 raise
             except BaseException as exc:  # reported on the last item
@@ -402,51 +323,57 @@ class Runner:
                 self.reporter.progress_finished()
 
     @property
-    def _deferred(self) -> DeferredSetup:
-        assert self._setup is not None
-        return self._setup
+    def _pytest(self) -> PytestItems:
+        assert self._items is not None
+        return self._items
 
-    async def _blocking(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Fixture work runs in a thread, one at a time, so async fixtures can use the loop."""
-        async with self._setup_lock:
-            return await asyncio.to_thread(func, *args)
-
-    def _in_pool(self, job: _Job) -> bool:
-        return self._pool is not None and not job.evaluation.is_async
-
-    async def _fixtures(self, job: _Job, outcome: EvaluationOutcome) -> dict[str, Any] | Payload:
-        """The evaluation's fixture values, or for the pool what workers build them from."""
-        evaluation = job.evaluation
+    async def _set_up(self, job: Job, outcome: EvaluationOutcome) -> RunRows | None:
+        """Set the job's fixtures up; how its rows run, or None when the set-up failed."""
         try:
-            if self._in_pool(job):
-                specs, builtins = fixture_specs(job.item) if job.item else ({}, [])
-                values = job.fixtures
-                if job.item is not None:
-                    values = await self._blocking(
-                        self._deferred.setup_for_workers, job.item, builtins
-                    )
-                return Payload(
-                    evaluation.func,
-                    evaluation.retrying,
-                    evaluation.fixture_names,
-                    specs,
-                    values,
-                    tuple(specs),
-                    self._timeout(evaluation),
-                )
-            if job.item is None:
-                return job.fixtures
-            values = await self._blocking(self._deferred.setup, job.item)
+            if self._pool is not None and not job.evaluation.is_async:
+                return await self._in_workers(job, self._pool)
+            return await self._in_main_process(job)
         except STOPS:
             raise
         except BaseException as exc:  # a failed setup fails the item
             outcome.setup_error = exc
-            return {}
-        return {name: values[name] for name in evaluation.fixture_names}
+            return None
 
-    async def _execute(
-        self, job: _Job, fixtures: dict[str, Any] | Payload, outcome: EvaluationOutcome
-    ) -> None:
+    async def _in_main_process(self, job: Job) -> RunRows:
+        """Rows run here with the fixture values: async ones on the loop."""
+        evaluation = job.evaluation
+        values = job.fixtures
+        if job.item is not None:
+            values = await self._pytest.fixture_values(job.item, evaluation.fixture_names)
+        timeout = self._timeout(evaluation)
+        if evaluation.is_async:
+            return functools.partial(run_async, evaluation, values, timeout=timeout)
+
+        async def run_here(rows: Rows, sink: Sink) -> None:
+            run_sync(evaluation, values, rows, sink, timeout)
+
+        return run_here
+
+    async def _in_workers(self, job: Job, pool: Executor) -> RunRows:
+        """Rows stream through the pool; workers build the user fixtures from specs."""
+        evaluation = job.evaluation
+        specs: dict[str, FixtureSpec] = {}
+        values = job.fixtures
+        if job.item is not None:
+            specs, values = await self._pytest.worker_fixtures(job.item)
+        payload = Payload(
+            func=evaluation.func,
+            retrying=evaluation.retrying,
+            fixture_names=evaluation.fixture_names,
+            specs=specs,
+            values=values,
+            fixture_closure=tuple(specs),
+            timeout=self._timeout(evaluation),
+        )
+        chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
+        return functools.partial(stream, pool, job.name, payload, chunk_size=chunk_size)
+
+    async def _execute(self, job: Job, run_rows: RunRows, outcome: EvaluationOutcome) -> None:
         evaluation = job.evaluation
         start = time.perf_counter()
         status: Status = "failed"
@@ -455,7 +382,7 @@ class Runner:
         try:
             run = self.store.start_evaluation(
                 job.storage_name,
-                _metadata(job),
+                job.metadata(),
                 self.reporter.message,
                 short=job.name if job.item else None,
             )
@@ -470,14 +397,7 @@ class Runner:
                 bar.update(record)
                 outcome.row_errors.add(record)
 
-            if isinstance(fixtures, Payload):
-                assert self._pool is not None
-                chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
-                await stream(self._pool, job.name, fixtures, rows, sink, chunk_size)
-            elif evaluation.is_async:
-                await run_async(evaluation, fixtures, rows, sink, self._timeout(evaluation))
-            else:
-                run_sync(evaluation, fixtures, rows, sink, self._timeout(evaluation))
+            await run_rows(rows, sink)
             status = "completed"
         except STOPS as exc:
             outcome.error = exc
@@ -505,7 +425,7 @@ class Runner:
         outcome.new_rows = run.done - run.unstored
 
     def _timeout(self, evaluation: Evaluation) -> float | None:
-        return evaluation.timeout if evaluation.timeout is not None else self.timeout
+        return evaluation.timeout if evaluation.timeout is not None else self.options.timeout
 
     def _total(self, evaluation: Evaluation, run: Any) -> int | None:
         total = evaluation.total
@@ -522,50 +442,19 @@ class Runner:
         self.reporter.report(outcome, "teardown")
 
 
-def _scope_key(job: _Job) -> object:
-    """Items that may be set up side by side: same parent, same higher-scoped params."""
-    if job.item is None:
-        return None
-    callspec = getattr(job.item, "callspec", None)
-    params: tuple[tuple[str, str], ...] = ()
-    if callspec is not None:
-        scopes = getattr(callspec, "_arg2scope", {})
-        params = tuple(
-            sorted(
-                (name, repr(value))
-                for name, value in callspec.params.items()
-                if str(getattr(scopes.get(name), "value", "function")) != "function"
-            )
-        )
-    return (job.item.parent, params)
-
-
-def _metadata(job: _Job) -> dict[str, Any]:
-    evaluation = job.evaluation
-    return {
-        "function": f"{evaluation.func.__module__}.{evaluation.func.__qualname__}",
-        "columns": list(evaluation.columns),
-        "dataset": type(evaluation.dataset).__name__,
-        **({"nodeid": job.item.nodeid} if job.item is not None else {}),
-    }
-
-
 async def arun(
     evaluation: Callable[..., Any],
     *,
-    experiment: str | None = None,
-    samples: int | None = None,
-    storage: str | Storage | None = None,
-    progress: bool = True,
-    workers: int | str | None = None,
-    executor: str | None = None,
-    **fixtures: Any,
+    fixtures: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> EvaluationSummary:
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
-    runner = Runner(
-        experiment, samples, storage=storage, progress=progress, workers=workers, executor=executor
-    )
-    await runner.run_evaluations([functools.partial(evaluation, **fixtures)])
+    options, values = split_keywords(options)
+    twice = sorted(set(values) & set(fixtures or {}))
+    if twice:
+        raise ConfigurationError(f"{', '.join(twice)} given both in fixtures= and by keyword")
+    runner = Runner(**options)
+    await runner.run_evaluations([functools.partial(evaluation, **values, **(fixtures or {}))])
     outcome = runner.outcomes[0]
     if outcome.error is not None:
         raise outcome.error
@@ -576,29 +465,23 @@ async def arun(
 def run(
     evaluation: Callable[..., Any],
     *,
-    experiment: str | None = None,
-    samples: int | None = None,
-    storage: str | Storage | None = None,
-    progress: bool = True,
-    workers: int | str | None = None,
-    executor: str | None = None,
-    **fixtures: Any,
+    fixtures: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> EvaluationSummary:
     """Run one ``@foreach`` evaluation outside pytest and return its summary.
 
-    Keyword arguments other than the options below are the values of the
-    evaluation's non-column parameters (what pytest fixtures would provide)::
+    ``fixtures`` holds the values of the evaluation's non-column parameters
+    (what pytest fixtures would provide); the keyword arguments are run
+    options, the keywords of :class:`Runner` (``experiment``, ``samples``,
+    ``storage``, ``workers``, ``worker_memory``, ``timeout``, ``executor``,
+    ``progress``...; the table is :class:`dotevals.options.RunOptions`)::
 
-        summary = dotevals.run(eval_math, experiment="baseline", model=my_model)
+        summary = dotevals.run(eval_math, fixtures={"model": my_model}, experiment="baseline")
         summary.metrics  # {"exact_match": {"accuracy": 0.9}}
 
-    Args:
-        experiment: experiment name (resumed if it exists); None is ephemeral.
-        samples: at most this many new rows.
-        storage: storage URL (default ``json://.dotevals``).
-        progress: draw a progress bar on a terminal.
-        workers: worker processes for a sync evaluation (a number or ``"auto"``).
-        executor: ``"local"`` or ``"dask://HOST:PORT"`` (see :class:`Runner`).
+    A keyword that is not a run option is taken as a fixture value too
+    (``dotevals.run(eval_math, model=my_model)``); a fixture whose name is an
+    option's, such as ``storage``, can only be given in ``fixtures``.
     """
     try:
         asyncio.get_running_loop()
@@ -610,15 +493,4 @@ def run(
             "dotevals.run() cannot be called from a running event loop (for example in "
             "Jupyter); use 'await dotevals.arun(...)' there"
         )
-    return asyncio.run(
-        arun(
-            evaluation,
-            experiment=experiment,
-            samples=samples,
-            storage=storage,
-            progress=progress,
-            workers=workers,
-            executor=executor,
-            **fixtures,
-        )
-    )
+    return asyncio.run(arun(evaluation, fixtures=fixtures, **options))

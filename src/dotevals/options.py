@@ -1,0 +1,239 @@
+"""The run options: one table that every way of starting a run reads.
+
+Each field of :class:`RunOptions` is one option: its name is the keyword of
+``Runner(...)`` and ``dotevals.run(...)``, its type and default are the field's,
+and its :class:`Option` entry gives the parser, the help text and the pytest
+command line flags. The pytest plugin adds one flag set and one ini setting
+(``dotevals_<name>``) per entry; ``RunOptions.parse`` validates every value in
+one place, whatever it came from.
+
+Adding an option is one ``option(...)`` field here; the code that uses it
+reads ``runner.options.<name>``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from dotevals.engine.main_executor_choice import LOCAL, parse_executor
+from dotevals.engine.main_sizing import DEFAULT_WORKER_MEMORY, parse_memory, parse_workers
+from dotevals.errors import ConfigurationError
+from dotevals.evaluation import parse_timeout
+from dotevals.gates import Gate, parse_gate
+from dotevals.storage import DEFAULT_STORAGE, Storage, get_storage
+from dotevals.storage.base import check_experiment_name
+from dotevals.storage.registry import resolve_storage
+
+__all__ = ["OPTIONS", "Option", "RunOptions", "parse_samples"]
+
+#: How an option takes its value on the command line: ``value`` (``--x VALUE``),
+#: ``switch`` (``--x`` / ``--no-x``) or ``repeat`` (``--x A --x B``).
+Kind = Literal["value", "switch", "repeat"]
+_SAME = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of the option table (the metadata of a :class:`RunOptions` field)."""
+
+    help: str
+    #: Turns a value of any source into the option's value; a bad one raises
+    #: ConfigurationError with a one-line message. It accepts its own output.
+    parse: Callable[[Any], Any]
+    flags: tuple[str, ...]
+    kind: Kind = "value"
+    metavar: str | None = None
+    #: Turns command line and ini text into what ``parse`` takes (default: as is).
+    text: Callable[[str], Any] | None = None
+    #: The default under pytest, when it differs from the keyword's default.
+    pytest_default: Any = _SAME
+    #: False for an option only the pytest plugin acts on (not a Runner keyword).
+    keyword: bool = True
+    #: Under pytest, applied to the ini value and the default with the project root
+    #: (a relative path there is taken from the project root).
+    in_project: Callable[[Any, Path], Any] | None = None
+    #: Added only when no other installed plugin owns the flag: (flag, that plugin's module).
+    alias: tuple[str, str] | None = None
+    #: Filled in from the field: the option's name and its keyword default.
+    name: str = ""
+    default: Any = None
+
+    @property
+    def ini(self) -> str:
+        """The ini setting: ``dotevals_<name>``."""
+        return f"dotevals_{self.name}"
+
+    @property
+    def default_under_pytest(self) -> Any:
+        return self.default if self.pytest_default is _SAME else self.pytest_default
+
+    def cli_flags(self) -> list[str]:
+        """The flags pytest gets: ``alias`` too unless its plugin is installed."""
+        if self.alias is None or importlib.util.find_spec(self.alias[1]) is not None:
+            return list(self.flags)
+        return [*self.flags, self.alias[0]]
+
+
+def option(default: Any, **spec: Any) -> Any:
+    """A field of :class:`RunOptions`: its keyword ``default`` and its :class:`Option`."""
+    return field(default=default, metadata={"option": Option(**spec)})
+
+
+def parse_samples(value: int | None) -> int | None:
+    """None (every row) or a whole number >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigurationError(f"samples must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _whole_number_text(text: str) -> int | str:
+    """``"3"`` -> 3; other text stays text, for ``parse_samples`` to refuse."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def _experiment(value: str | None) -> str | None:
+    return None if value is None else check_experiment_name(value)
+
+
+def _storage(value: str | Storage) -> Storage:
+    return get_storage(value or DEFAULT_STORAGE)
+
+
+def _gates(texts: Sequence[str | Gate]) -> tuple[Gate, ...]:
+    """``SCORE=VALUE`` texts as gates, by key: the last one wins."""
+    gates = [text if isinstance(text, Gate) else parse_gate(text, "gate") for text in texts]
+    return tuple({gate.key: gate for gate in gates}.values())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run, parsed. Build it with :meth:`parse`."""
+
+    experiment: str | None = option(
+        None,
+        parse=_experiment,
+        flags=("--experiment",),
+        metavar="NAME",
+        help="experiment to store results in and resume (default: a new ephemeral one)",
+    )
+    samples: int | None = option(
+        None,
+        parse=parse_samples,
+        text=_whole_number_text,
+        flags=("--samples",),
+        metavar="N",
+        help="run at most this many new rows per evaluation",
+    )
+    storage: Storage = option(
+        DEFAULT_STORAGE,
+        parse=_storage,
+        in_project=resolve_storage,
+        flags=("--storage",),
+        metavar="URL",
+        help="where results are stored: json://PATH or sqlite://PATH; a PATH without a scheme "
+        "is json:// (default json://.dotevals in the project root; a relative path in the "
+        "ini file is taken from the project root)",
+    )
+    concurrent: bool = option(
+        True,
+        parse=bool,
+        flags=("-C", "--concurrent"),
+        kind="switch",
+        pytest_default=False,
+        help="run async evaluations concurrently with each other (--no-concurrent: one after "
+        "another; the default in pytest, while Runner and dotevals.run default to concurrent)",
+    )
+    workers: int | str | None = option(
+        None,
+        parse=parse_workers,
+        flags=("--workers",),
+        metavar="N|auto",
+        help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
+        "capped by memory and rows); default: run them in the main process",
+    )
+    worker_memory: int = option(
+        DEFAULT_WORKER_MEMORY,
+        parse=parse_memory,
+        flags=("--worker-memory",),
+        metavar="SIZE",
+        help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB)",
+    )
+    timeout: float | None = option(
+        None,
+        parse=parse_timeout,
+        flags=("--row-timeout",),
+        alias=("--timeout", "pytest_timeout"),
+        metavar="SECONDS",
+        help="seconds one row may take (retries included) for evaluations whose ForEach sets "
+        "no timeout; a row that runs longer is stored with a timeout error "
+        "(--timeout is the same option when pytest-timeout, which owns --timeout, "
+        "is not installed)",
+    )
+    executor: str = option(
+        LOCAL,
+        parse=parse_executor,
+        flags=("--executor",),
+        metavar="local|dask://HOST:PORT",
+        help="where sync evaluations run with workers: 'local' (a process pool, the default) "
+        "or 'dask://HOST:PORT' (a Dask cluster; needs dotevals[dask])",
+    )
+    progress: bool = option(
+        True,
+        parse=bool,
+        flags=("--progress",),
+        kind="switch",
+        help="draw progress bars on a terminal (--no-progress: do not)",
+    )
+    fail_under: tuple[Gate, ...] = option(
+        (),
+        parse=_gates,
+        flags=("--fail-under",),
+        kind="repeat",
+        metavar="SCORE=VALUE",
+        keyword=False,
+        help="fail an evaluation whose SCORE (its first metric, or SCORE:METRIC) is below "
+        "VALUE over every stored row; repeatable (ini: space-separated)",
+    )
+
+    @classmethod
+    def parse(cls, **given: Any) -> RunOptions:
+        """Check every option given by keyword; the others take their defaults.
+
+        A value that is already parsed (such as a Storage) is taken as it is.
+        """
+        values = {spec.name: given.get(spec.name, spec.default) for spec in OPTIONS}
+        return cls(**{spec.name: spec.parse(values[spec.name]) for spec in OPTIONS})
+
+    @classmethod
+    def from_keywords(cls, who: str, **given: Any) -> RunOptions:
+        """``parse`` for the keywords of ``who`` (``Runner``): pytest-only options are refused."""
+        unknown = sorted(set(given) - KEYWORDS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown {who} option {', '.join(unknown)}; "
+                f"the options are {', '.join(sorted(KEYWORDS))}"
+            )
+        return cls.parse(**given)
+
+    def keywords(self) -> dict[str, Any]:
+        """The options a Runner takes, as keyword arguments."""
+        return {name: getattr(self, name) for name in KEYWORDS}
+
+
+#: The table: one row per option, with its name and keyword default filled in.
+OPTIONS: tuple[Option, ...] = tuple(
+    replace(item.metadata["option"], name=item.name, default=item.default)
+    for item in fields(RunOptions)
+)
+#: The options ``Runner`` and ``dotevals.run`` take by keyword.
+KEYWORDS = frozenset(spec.name for spec in OPTIONS if spec.keyword)
+
+
+def split_keywords(given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``given`` as (run options, the rest): an option name is never anything else."""
+    options = {name: value for name, value in given.items() if name in KEYWORDS}
+    return options, {name: value for name, value in given.items() if name not in KEYWORDS}
