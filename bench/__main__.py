@@ -54,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     results, table = {}, []
-    with dask_cluster(any(needs_dask(v) for w in chosen for v in w.variants)) as dask:
-        for workload in chosen:
-            print(f"{workload.name}: {workload.description}", flush=True)
+    for workload in chosen:
+        print(f"{workload.name}: {workload.description}", flush=True)
+        with dask_cluster(any(needs_dask(v) for v in workload.variants)) as dask:
             results[workload.name] = measure(workload, args.repeat, dask)
-            rows = summarise(workload, results[workload.name])
-            print("\n".join(format_table(rows)[2:]), flush=True)
-            table += rows
+        rows = summarise(workload, results[workload.name])
+        print("\n".join(format_table(rows)[2:]), flush=True)
+        table += rows
+    info["load_average_end"] = machine()["load_average"]
     budget = [check.as_dict() for check in checks(results)]
     print()
     print("\n".join(format_table(table)))

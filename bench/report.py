@@ -103,12 +103,16 @@ def format_table(table: list[dict[str, Any]]) -> list[str]:
 
 
 def format_budget(checks: list[dict[str, Any]]) -> list[str]:
+    """The budget as a Markdown table, then the notes of its figures."""
     lines = []
     for check in checks:
         measured, spread = describe(check)
-        figure = check["figure"] + (f" — {check['note']}" if check["note"] else "")
-        lines.append([check["target"], figure, measured, spread, check["budget"], status(check)])
-    return _table(["target", "figure", "measured (median)", "range", "budget", "met"], lines)
+        lines.append(
+            [check["target"], check["figure"], measured, spread, check["budget"], status(check)]
+        )
+    table = _table(["target", "figure", "measured (median)", "range", "budget", "met"], lines)
+    notes = [f"- {c['target']}, {c['figure']}: {c['note']}." for c in checks if c["note"]]
+    return table + ([""] + notes if notes else [])
 
 
 def print_budget(checks: list[dict[str, Any]]) -> None:
@@ -181,6 +185,11 @@ def write_docs(info: dict[str, Any], saved: dict[str, Any], has_plot: bool) -> N
             f"logical cores, {info['memory_gib']} GiB, {info['platform']}, Python "
             f"{info['python']}; measured on {info['date']}"
             + (f", load average {load[0]} at the start" if load else "")
+            + (
+                f" and {info['load_average_end'][0]} at the end"
+                if "load_average_end" in info
+                else ""
+            )
         ),
         "{{repeat}}": str(saved["repeat"]),
         "{{table}}": "\n".join(format_table(saved["results"])),
