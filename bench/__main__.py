@@ -15,7 +15,7 @@ import sys
 import time
 
 from bench.budget import checks
-from bench.measure import REPO
+from bench.measure import REPO, runs_as_json, runs_from_json
 from bench.profile import profile
 from bench.report import format_table, machine, plot, print_budget, summarise, write_docs
 from bench.rounds import measure
@@ -34,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--docs-only",
         action="store_true",
-        help="rewrite docs/performance.md and the plot from bench/results/latest.json",
+        help="compute the budget again from the runs saved in bench/results/latest.json and "
+        "rewrite docs/performance.md and the plot",
     )
     args = parser.parse_args(argv)
     if args.docs_only:
         saved = json.loads((RESULTS / "latest.json").read_text())
+        saved["budget"] = [check.as_dict() for check in checks(runs_from_json(saved["runs"]))]
+        print_budget(saved["budget"])
         write_docs(saved["machine"], saved, plot(saved["results"]))
         return 0
     names = set(args.only.split(",")) if args.only else None
@@ -67,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(format_table(table)))
     print()
     print_budget(budget)
-    saved = {"machine": info, "repeat": args.repeat, "results": table, "budget": budget}
+    saved = {
+        "machine": info,
+        "repeat": args.repeat,
+        "results": table,
+        "budget": budget,
+        "runs": runs_as_json(results),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(dumps(saved))
     has_plot = plot(table)

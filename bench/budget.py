@@ -71,6 +71,8 @@ def _number(value: float, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == " s":
         return f"{value:.2f} s"
+    if unit == " us":
+        return f"{value:.1f} us"
     return f"{value:.0f}{unit}" if unit else f"{value:g}"
 
 
@@ -264,15 +266,23 @@ def _per_row(rounds: Rounds) -> Check:
     in_run = rounds.difference(
         "cpu-tiny", "dotevals, 20000 rows", "plain Python, 20000 rows", "rows"
     )
+    cpu_small = rounds.difference(
+        "cpu-tiny", "dotevals, 5000 rows", "plain Python, 5000 rows", "cpu"
+    )
+    cpu_large = rounds.difference(
+        "cpu-tiny", "dotevals, 20000 rows", "plain Python, 20000 rows", "cpu"
+    )
+    cpu_slope = [(b - a) / 15000 * 1e6 for a, b in zip(cpu_small, cpu_large, strict=True)]
     return Check(
         "per-row cost",
         "cpu-tiny: (dotevals - plain Python) per extra row, 5000 -> 20000 rows (us)",
         [(b - a) / 15000 * 1e6 for a, b in zip(small, large, strict=True)],
         25,
         " us",
-        note=f"at 20000 rows: {statistics.median(in_run) / 0.02:.0f} us/row counting the "
-        f"evaluation's own time only, {statistics.median(large) / 0.02:.0f} us/row end to end "
-        "with start-up",
+        note=f"on CPU time {statistics.median(cpu_slope):.0f} us [{min(cpu_slope):.0f} us to "
+        f"{max(cpu_slope):.0f} us]; at 20000 rows alone: {statistics.median(in_run) / 0.02:.0f} "
+        "us/row counting the evaluation's own time only, "
+        f"{statistics.median(large) / 0.02:.0f} us/row end to end with start-up",
     )
 
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -102,3 +103,18 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def runs_as_json(results: dict[str, dict[str, Figures]]) -> dict[str, Any]:
+    """Every run of every variant, so that the budget can be computed again from a file."""
+    return {
+        workload: {label: [asdict(run) for run in f.runs] for label, f in figures.items()}
+        for workload, figures in results.items()
+    }
+
+
+def runs_from_json(data: dict[str, Any]) -> dict[str, dict[str, Figures]]:
+    return {
+        workload: {label: Figures([Run(**run) for run in runs]) for label, runs in figures.items()}
+        for workload, figures in data.items()
+    }
