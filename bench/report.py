@@ -169,7 +169,9 @@ def plot(table: list[dict[str, Any]], path: Path = PLOT) -> bool:
     ax.set_xticks(counts, [str(n) for n in counts])
     ax.set_xlabel("worker processes")
     ax.set_ylabel("rows per second, end to end")
-    ax.set_title(f"cpu-heavy: {rows} rows x 5 ms of CPU work")
+    sequential = [r for r in heavy if r["kind"] == "script:sequential" and r["rows_s"]]
+    size = f" of {sequential[0]['rows_s']['median'] / rows * 1e3:.1f} ms" if sequential else ""
+    ax.set_title(f"cpu-heavy: {rows} rows{size} of CPU work (plain Python)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
