@@ -4,7 +4,7 @@ and the docs page.
 Options: ``--repeat N`` (rounds per workload, default 3; cheap workloads run three
 times as many, streaming a third), ``--only plugin-load,cpu-heavy``, ``--profile``
 (a cProfile top-20 of the main process on cpu-tiny), ``--no-docs``, ``--docs-only``
-(rewrite the docs page from the last saved results).
+(rewrite the docs page from the last full run's saved results).
 """
 
 from __future__ import annotations
@@ -78,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs_as_json(results),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(dumps(saved))
+    # A narrowed run (--only) keeps the last full run's file, which --docs-only reads.
+    path = RESULTS / ("latest.json" if names is None else "partial.json")
+    path.write_text(dumps(saved))
     has_plot = plot(table)
     if not args.no_docs and names is None:
         write_docs(info, saved, has_plot)
     print(
-        f"\n{time.perf_counter() - started:.0f} s; wrote {RESULTS / 'latest.json'}"
+        f"\n{time.perf_counter() - started:.0f} s; wrote {path}"
         + (" and the plot" if has_plot else "")
     )
     if args.profile:
