@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,28 +26,45 @@ class Run:
     main_peak_mb: float
     workers_peak_mb: float
     stdout: str = ""
+    #: CPU seconds of the command and the processes it waited for.
+    cpu: float = 0.0
+    #: Seconds spent running rows, when the command reports them (see ``evaluation_seconds``).
+    rows: float | None = None
+    #: Distinct worker processes that scored rows (many-evaluations only).
+    worker_processes: int | None = None
 
 
 @dataclass
 class Figures:
-    """Repeated runs of one variant: median, min and max of each figure."""
+    """Repeated runs of one variant, one per round: median, min and max of each figure."""
 
     runs: list[Run] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
 
-    def stat(self, name: str) -> dict[str, float]:
+    def stat(self, name: str) -> dict[str, float] | None:
         values = [getattr(run, name) for run in self.runs]
-        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        return spread(values) if None not in values else None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
-    """Run ``argv`` to completion, sampling the RSS of it and its children every 10 ms."""
+    """Run ``argv`` to completion, sampling the RSS of it and its children every 10 ms.
+
+    CPU time is that of the command and every process it waited for (its
+    workers), user and system: unlike wall time it barely moves when other
+    work shares the machine.
+    """
     full_env = {
         **os.environ,
         **env,
         "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     full_env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with the bytecode cache, as installed
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     process = psutil.Popen(
         argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -77,4 +95,10 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
     if process.returncode != 0:
         sys.stderr.write(stdout[-3000:])
         raise RuntimeError(f"benchmark command failed ({process.returncode}): {' '.join(argv)}")
-    return Run(wall, peaks["main"] / 2**20, peaks["workers"] / 2**20, stdout)
+    cpu = _children_cpu() - cpu_before
+    return Run(wall, peaks["main"] / 2**20, peaks["workers"] / 2**20, stdout, cpu=cpu)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
