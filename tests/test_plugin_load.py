@@ -115,3 +115,13 @@ def test_dotevals_foreach_is_the_decorator_whichever_is_imported_first():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["True", "True"]
+
+
+def test_an_inline_evaluation_run_imports_no_pool_progress_or_report_library(
+    pytester: pytest.Pytester,
+):
+    pytester.makepyfile(eval_two=EVAL_FILE)
+    store = f"json://{pytester.path / 'store'}"
+    modules = session_modules(pytester, "--storage", store)["loaded"]
+    assert "dotevals.runners" in modules  # the evaluation did run
+    assert top_level(modules, {"loky", "cloudpickle", "psutil", "tqdm", "jinja2"}) == set()

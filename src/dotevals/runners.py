@@ -26,7 +26,6 @@ import pytest
 from dotevals.engine.main_executor import Executor
 from dotevals.engine.main_executor_choice import make_executor
 from dotevals.engine.main_inline import Rows, Sink, run_async, run_sync, strategy_for
-from dotevals.engine.main_stream import stream
 from dotevals.engine.shared_payload import FixtureSpec, Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation
@@ -371,6 +370,8 @@ class Runner:
             timeout=self._timeout(evaluation),
         )
         chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
+        from dotevals.engine.main_stream import stream  # cloudpickle: only for workers
+
         return functools.partial(stream, pool, job.name, payload, chunk_size=chunk_size)
 
     async def _execute(self, job: Job, run_rows: RunRows, outcome: EvaluationOutcome) -> None:
