@@ -184,7 +184,10 @@ class Runner:
             finally:
                 if interrupted and items:  # now, while async fixtures still have their loop
                     await self._teardown_after_stop(self._pytest.teardown_all())
-                await asyncio.to_thread(self.close, interrupted)
+                if self._pool is None:
+                    self.close(interrupted)
+                else:  # a pool may take a while to shut down: the loop goes on meanwhile
+                    await asyncio.to_thread(self.close, interrupted)
 
     async def _run_groups(self, groups: list[list[Job]]) -> None:
         for index, group in enumerate(groups):

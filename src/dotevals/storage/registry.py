@@ -89,10 +89,12 @@ def get_storage(url: str | Storage) -> Storage:
     a Storage is returned as is."""
     if isinstance(url, Storage):
         return url
-    _load_entry_points()
     url = storage_url(url)
     scheme, _, location = url.partition("://")
     factory = _backends.get(scheme.lower())
+    if factory is None:  # an installed backend: entry points never replace a known scheme
+        _load_entry_points()
+        factory = _backends.get(scheme.lower())
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_backends))
         raise UnknownStorageError(
