@@ -66,12 +66,16 @@ def top_level(modules: list[str], wanted: set[str]) -> set[str]:
     return {name.split(".")[0] for name in modules} & wanted
 
 
-def test_importing_the_plugin_imports_no_engine_storage_or_heavy_library():
-    code = "import sys, dotevals.plugin; print(' '.join(sorted(sys.modules)))"
+def python_output(code: str) -> list[str]:
+    """The words ``python -c code`` prints, in a fresh process."""
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    modules = done.stdout.split()
+    return done.stdout.split()
+
+
+def test_importing_the_plugin_imports_no_engine_storage_or_heavy_library():
+    modules = python_output("import sys, dotevals.plugin; print(' '.join(sorted(sys.modules)))")
     assert top_level(modules, HEAVY) == set()
     assert {m for m in modules if m.split(".")[0] == "dotevals"} == {"dotevals", "dotevals.plugin"}
 
@@ -106,15 +110,12 @@ def test_pytest_rewrites_no_module_of_dotevals(
 
 
 def test_dotevals_foreach_is_the_decorator_whichever_is_imported_first():
-    code = (
+    printed = python_output(
         "import dotevals.foreach, dotevals\n"
         "from dotevals import ForEach, foreach\n"
         "print(isinstance(foreach, ForEach), dotevals.foreach is foreach)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == ["True", "True"]
+    assert printed == ["True", "True"]
 
 
 def test_an_inline_evaluation_run_imports_no_pool_progress_or_report_library(
