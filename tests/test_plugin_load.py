@@ -23,6 +23,7 @@ PLUGIN_MODULES = {
     "dotevals.errors",
     "dotevals.plugin",
     "dotevals.options",
+    "dotevals.lazy",
     "dotevals.providers",
 }
 

@@ -10,15 +10,14 @@ one place, whatever it came from.
 Adding an option is one ``option(...)`` field here; the code that uses it
 reads ``runner.options.<name>``.
 
-The table imports nothing but the errors: the pytest plugin reads it in every
-pytest session, so a parser that lives with the code it serves (the engine,
-the storage) is named by :func:`_lazy` and imported on its first value. A
-``None`` default is the parser's own default.
+The table imports nothing heavy: the pytest plugin reads it in every pytest
+session, so a parser that lives with the code it serves (the engine, the
+storage) is named with :func:`~dotevals.lazy.lazy` and imported on its first
+value. A ``None`` default is the parser's own default.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dotevals.errors import ConfigurationError
+from dotevals.lazy import lazy
 
 if TYPE_CHECKING:
     from dotevals.gates import Gate
@@ -84,16 +84,6 @@ class Option:
 def option(default: Any, **spec: Any) -> Any:
     """A field of :class:`RunOptions`: its keyword ``default`` and its :class:`Option`."""
     return field(default=default, metadata={"option": Option(**spec)})
-
-
-def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """``module.name``, imported when it is first called."""
-
-    def call(*args: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args)
-
-    call.__name__ = call.__qualname__ = name
-    return call
 
 
 def parse_samples(value: int | None) -> int | None:
@@ -174,7 +164,7 @@ class RunOptions:
     )
     workers: int | str | None = option(
         None,
-        parse=_lazy("dotevals.engine.main_sizing", "parse_workers"),
+        parse=lazy("dotevals.engine.main_sizing", "parse_workers"),
         flags=("--workers",),
         metavar="N|auto",
         help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
@@ -182,14 +172,14 @@ class RunOptions:
     )
     worker_memory: int = option(
         None,
-        parse=_lazy("dotevals.engine.main_sizing", "parse_memory"),
+        parse=lazy("dotevals.engine.main_sizing", "parse_memory"),
         flags=("--worker-memory",),
         metavar="SIZE",
         help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB)",
     )
     timeout: float | None = option(
         None,
-        parse=_lazy("dotevals.evaluation", "parse_timeout"),
+        parse=lazy("dotevals.evaluation", "parse_timeout"),
         flags=("--row-timeout",),
         alias=("--timeout", "pytest_timeout"),
         metavar="SECONDS",
@@ -200,7 +190,7 @@ class RunOptions:
     )
     executor: str = option(
         None,
-        parse=_lazy("dotevals.engine.main_executor_choice", "parse_executor"),
+        parse=lazy("dotevals.engine.main_executor_choice", "parse_executor"),
         flags=("--executor",),
         metavar="local|dask://HOST:PORT",
         help="where sync evaluations run with workers: 'local' (a process pool, the default) "
