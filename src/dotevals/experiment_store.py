@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import tenacity
@@ -35,7 +37,16 @@ def ephemeral_name() -> str:
 
 @functools.cache
 def git_commit() -> str | None:
-    """The commit checked out in the working directory, if it is a git repository."""
+    """The commit checked out in the working directory, if it is a git repository.
+
+    git is only asked inside a repository (a ``.git`` in the working directory or
+    above it, or ``GIT_DIR`` set): elsewhere starting it would only take time.
+    """
+    cwd = Path.cwd()
+    if "GIT_DIR" not in os.environ and not any(
+        (folder / ".git").exists() for folder in (cwd, *cwd.parents)
+    ):
+        return None
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import tenacity
 
 from dotevals.concurrency import AsyncStrategy, SyncStrategy
-from dotevals.datasets.registry import get_dataset
 from dotevals.evaluation import Evaluation, make_retrying, parse_columns, parse_timeout
 from dotevals.gates import gates_from_mapping
 from dotevals.models import EvaluationSummary
@@ -106,6 +105,8 @@ class ForEach:
         """
         if name.startswith("_"):
             raise AttributeError(name)
+        from dotevals.datasets.registry import get_dataset  # only for a named dataset
+
         dataset_class = get_dataset(name)
 
         def registered(

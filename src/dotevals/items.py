@@ -7,14 +7,15 @@ runs on the main thread and an async fixture on the evaluations' loop.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dotevals import main_thread
 from dotevals.deferred import DeferredSetup, DetachedItem
-from dotevals.engine.main_fixture_specs import fixture_specs
-from dotevals.engine.shared_payload import FixtureSpec
+
+if TYPE_CHECKING:
+    from dotevals.engine.shared_payload import FixtureSpec
 
 __all__ = ["PytestItems"]
 
@@ -36,6 +37,8 @@ class PytestItems:
     ) -> tuple[dict[str, FixtureSpec], dict[str, Any]]:
         """Set ``item`` up for worker processes: its user fixtures' specs (workers build
         those) and the values of pytest's own fixtures it needs (made here)."""
+        from dotevals.engine.main_fixture_specs import fixture_specs  # only with workers
+
         specs, builtins = fixture_specs(item)
         values = await main_thread.call(self._setup.setup_for_workers, item, builtins)
         return specs, values

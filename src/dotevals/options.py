@@ -9,6 +9,11 @@ one place, whatever it came from.
 
 Adding an option is one ``option(...)`` field here; the code that uses it
 reads ``runner.options.<name>``.
+
+The table imports nothing heavy: the pytest plugin reads it in every pytest
+session, so a parser that lives with the code it serves (the engine, the
+storage) is named with :func:`~dotevals.lazy.lazy` and imported on its first
+value. A ``None`` default is the parser's own default.
 """
 
 from __future__ import annotations
@@ -17,16 +22,14 @@ import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dotevals.engine.main_executor_choice import LOCAL, parse_executor
-from dotevals.engine.main_sizing import DEFAULT_WORKER_MEMORY, parse_memory, parse_workers
 from dotevals.errors import ConfigurationError
-from dotevals.evaluation import parse_timeout
-from dotevals.gates import Gate, parse_gate
-from dotevals.storage import DEFAULT_STORAGE, Storage, get_storage
-from dotevals.storage.base import check_experiment_name
-from dotevals.storage.registry import resolve_storage
+from dotevals.lazy import lazy
+
+if TYPE_CHECKING:
+    from dotevals.gates import Gate
+    from dotevals.storage import Storage
 
 __all__ = ["OPTIONS", "Option", "RunOptions", "parse_samples"]
 
@@ -96,15 +99,27 @@ def _whole_number_text(text: str) -> int | str:
 
 
 def _experiment(value: str | None) -> str | None:
+    from dotevals.storage.base import check_experiment_name
+
     return None if value is None else check_experiment_name(value)
 
 
-def _storage(value: str | Storage) -> Storage:
+def _storage(value: str | Storage | None) -> Storage:
+    from dotevals.storage import DEFAULT_STORAGE, get_storage
+
     return get_storage(value or DEFAULT_STORAGE)
+
+
+def _storage_in_project(value: str | None, root: Path) -> str:
+    from dotevals.storage.registry import DEFAULT_STORAGE, resolve_storage
+
+    return resolve_storage(value or DEFAULT_STORAGE, root)
 
 
 def _gates(texts: Sequence[str | Gate]) -> tuple[Gate, ...]:
     """``SCORE=VALUE`` texts as gates, by key: the last one wins."""
+    from dotevals.gates import Gate, parse_gate
+
     gates = [text if isinstance(text, Gate) else parse_gate(text, "gate") for text in texts]
     return tuple({gate.key: gate for gate in gates}.values())
 
@@ -129,9 +144,9 @@ class RunOptions:
         help="run at most this many new rows per evaluation",
     )
     storage: Storage = option(
-        DEFAULT_STORAGE,
+        None,
         parse=_storage,
-        in_project=resolve_storage,
+        in_project=_storage_in_project,
         flags=("--storage",),
         metavar="URL",
         help="where results are stored: json://PATH or sqlite://PATH; a PATH without a scheme "
@@ -149,22 +164,22 @@ class RunOptions:
     )
     workers: int | str | None = option(
         None,
-        parse=parse_workers,
+        parse=lazy("dotevals.engine.main_sizing", "parse_workers"),
         flags=("--workers",),
         metavar="N|auto",
         help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
         "capped by memory and rows); default: run them in the main process",
     )
     worker_memory: int = option(
-        DEFAULT_WORKER_MEMORY,
-        parse=parse_memory,
+        None,
+        parse=lazy("dotevals.engine.main_sizing", "parse_memory"),
         flags=("--worker-memory",),
         metavar="SIZE",
         help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB)",
     )
     timeout: float | None = option(
         None,
-        parse=parse_timeout,
+        parse=lazy("dotevals.evaluation", "parse_timeout"),
         flags=("--row-timeout",),
         alias=("--timeout", "pytest_timeout"),
         metavar="SECONDS",
@@ -174,8 +189,8 @@ class RunOptions:
         "is not installed)",
     )
     executor: str = option(
-        LOCAL,
-        parse=parse_executor,
+        None,
+        parse=lazy("dotevals.engine.main_executor_choice", "parse_executor"),
         flags=("--executor",),
         metavar="local|dask://HOST:PORT",
         help="where sync evaluations run with workers: 'local' (a process pool, the default) "

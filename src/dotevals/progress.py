@@ -1,17 +1,16 @@
 """Progress bars: one tqdm bar per running evaluation.
 
 Bars are drawn on stderr only when it is a terminal and progress is wanted;
-otherwise every call here does nothing.
+otherwise every call here does nothing, and tqdm is not imported.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tqdm.auto import tqdm
-
-from dotevals.models import Record
+if TYPE_CHECKING:
+    from dotevals.models import Record
 
 
 class ProgressFile(Protocol):
@@ -34,21 +33,27 @@ class ProgressBar:
         self, name: str, total: int | None, enabled: bool, file: ProgressFile | None = None
     ):
         self._errors = 0
-        self._bar = tqdm(
-            total=total,
-            desc=name,
-            unit="row",
-            disable=not enabled,
-            leave=False,
-            dynamic_ncols=True,
-            file=file or sys.stderr,
-        )
+        self._bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=name,
+                unit="row",
+                leave=False,
+                dynamic_ncols=True,
+                file=file or sys.stderr,
+            )
 
     def update(self, record: Record) -> None:
+        if self._bar is None:
+            return
         if record.failed:
             self._errors += 1
             self._bar.set_postfix_str(f"errors={self._errors}", refresh=False)
         self._bar.update(1)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()

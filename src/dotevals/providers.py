@@ -13,8 +13,6 @@ user guide.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import importlib.metadata
 import types
@@ -211,6 +209,9 @@ def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
     pytest fixture teardown); otherwise, since a running loop cannot be blocked on,
     ``asyncio.run`` in a short-lived helper thread.
     """
+    import asyncio  # here: every pytest session imports this module
+    import concurrent.futures
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

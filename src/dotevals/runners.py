@@ -19,15 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dotevals.engine.main_executor import Executor
 from dotevals.engine.main_executor_choice import make_executor
 from dotevals.engine.main_inline import Rows, Sink, run_async, run_sync, strategy_for
-from dotevals.engine.main_stream import stream
-from dotevals.engine.shared_payload import FixtureSpec, Payload
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.evaluation import Evaluation
 from dotevals.experiment_store import ExperimentStore, RecordWriter
@@ -39,6 +37,9 @@ from dotevals.options import RunOptions, split_keywords
 from dotevals.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.row_errors import ErrorTally
 from dotevals.storage.base import Status
+
+if TYPE_CHECKING:
+    from dotevals.engine.shared_payload import FixtureSpec
 
 __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
@@ -185,7 +186,10 @@ class Runner:
             finally:
                 if interrupted and items:  # now, while async fixtures still have their loop
                     await self._teardown_after_stop(self._pytest.teardown_all())
-                await asyncio.to_thread(self.close, interrupted)
+                if self._pool is None:
+                    self.close(interrupted)
+                else:  # a pool may take a while to shut down: the loop goes on meanwhile
+                    await asyncio.to_thread(self.close, interrupted)
 
     async def _run_groups(self, groups: list[list[Job]]) -> None:
         for index, group in enumerate(groups):
@@ -356,6 +360,9 @@ class Runner:
 
     async def _in_workers(self, job: Job, pool: Executor) -> RunRows:
         """Rows stream through the pool; workers build the user fixtures from specs."""
+        from dotevals.engine.main_stream import stream  # cloudpickle: only for workers
+        from dotevals.engine.shared_payload import Payload
+
         evaluation = job.evaluation
         specs: dict[str, FixtureSpec] = {}
         values = job.fixtures
@@ -371,6 +378,7 @@ class Runner:
             timeout=self._timeout(evaluation),
         )
         chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
+
         return functools.partial(stream, pool, job.name, payload, chunk_size=chunk_size)
 
     async def _execute(self, job: Job, run_rows: RunRows, outcome: EvaluationOutcome) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dotevals.engine.main_executor import Executor
-from dotevals.engine.main_local_pool import LocalPool
-from dotevals.engine.main_sizing import choose_workers
 from dotevals.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from dotevals.engine.main_executor import Executor
 
 __all__ = ["LOCAL", "make_executor", "parse_executor"]
 
@@ -47,6 +48,9 @@ def make_executor(
         return pool
     if workers is None:
         return None
+    from dotevals.engine.main_local_pool import LocalPool  # loky: only for a pool
+    from dotevals.engine.main_sizing import choose_workers
+
     choice = choose_workers(workers, rows, worker_memory)
     if choice.count == 1:
         message(str(choice))

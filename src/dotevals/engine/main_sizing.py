@@ -12,8 +12,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import psutil
-
 from dotevals.errors import ConfigurationError
 
 __all__ = [
@@ -89,6 +87,8 @@ def choose_workers(
     requested = parse_workers(requested)
     if requested is None:
         return WorkerCount(1, "sync evaluations run in the main process; use --workers to add")
+    import psutil  # here: parsing the options, which every run does, needs none of it
+
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     if isinstance(requested, int):
         if requested == 1:

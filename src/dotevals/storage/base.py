@@ -15,8 +15,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import psutil
-
 from dotevals.errors import ConfigurationError
 from dotevals.models import Record, sort_records
 
@@ -94,6 +92,8 @@ class LockOwner:
         """
         if self.host != socket.gethostname() or self.pid == os.getpid():
             return False
+        import psutil  # here: only a lock another process left needs it
+
         try:
             process = psutil.Process(self.pid)
             # a zombie is dead; a process started after the lock reuses a dead one's pid

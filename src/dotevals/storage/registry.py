@@ -8,10 +8,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from dotevals.errors import StorageError, UnknownStorageError
-from dotevals.storage.adapter import backend_factory
+from dotevals.lazy import lazy
 from dotevals.storage.base import Storage
-from dotevals.storage.json import JSONStorage
-from dotevals.storage.sqlite import SQLiteStorage
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -27,7 +25,11 @@ DEFAULT_STORAGE = "json://.dotevals"
 ENTRY_POINT_GROUP = "dotevals.storage"
 
 #: What opens a location, by scheme: a Storage class, or an adapter over a backend.
-_backends: dict[str, Callable[[str], Storage]] = {"json": JSONStorage, "sqlite": SQLiteStorage}
+#: A built-in backend's module is imported when a URL of its scheme is opened.
+_backends: dict[str, Callable[[str], Storage]] = {
+    "json": lazy("dotevals.storage.json", "JSONStorage"),
+    "sqlite": lazy("dotevals.storage.sqlite", "SQLiteStorage"),
+}
 _entry_points_loaded = False
 
 
@@ -37,6 +39,8 @@ def register_storage(scheme: str, cls: type) -> None:
     ``cls`` implements :class:`Storage`, or the results interface (``add_results``,
     ``get_results``...), which is then used through an adapter.
     """
+    from dotevals.storage.adapter import backend_factory
+
     factory = backend_factory(cls)
     if not scheme or "://" in scheme:
         raise ValueError(f"invalid storage scheme {scheme!r}: give the bare name, e.g. 'json'")
@@ -89,10 +93,12 @@ def get_storage(url: str | Storage) -> Storage:
     a Storage is returned as is."""
     if isinstance(url, Storage):
         return url
-    _load_entry_points()
     url = storage_url(url)
     scheme, _, location = url.partition("://")
     factory = _backends.get(scheme.lower())
+    if factory is None:  # an installed backend: entry points never replace a known scheme
+        _load_entry_points()
+        factory = _backends.get(scheme.lower())
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_backends))
         raise UnknownStorageError(
