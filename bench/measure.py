@@ -25,18 +25,27 @@ class Run:
     main_peak_mb: float
     workers_peak_mb: float
     stdout: str = ""
+    #: Seconds spent running rows, when the command reports them (see ``evaluation_seconds``).
+    rows: float | None = None
+    #: Distinct worker processes that scored rows (many-evaluations only).
+    worker_processes: int | None = None
 
 
 @dataclass
 class Figures:
-    """Repeated runs of one variant: median, min and max of each figure."""
+    """Repeated runs of one variant, one per round: median, min and max of each figure."""
 
     runs: list[Run] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
 
-    def stat(self, name: str) -> dict[str, float]:
+    def stat(self, name: str) -> dict[str, float] | None:
         values = [getattr(run, name) for run in self.runs]
-        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        return spread(values) if None not in values else None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:

@@ -1,9 +1,11 @@
 """The benchmark workloads, each run several ways on the same work.
 
 Every variant is a command run in a fresh process (so memory is measured per
-run): a pytest session on a generated eval file, or a small script for the
-comparisons (plain sequential Python, loky called directly, pytest-xdist on
-the same work written as parametrized tests).
+run): a pytest session on a generated eval or test file, or a small script
+for the comparisons (plain sequential Python, loky called directly, Dask's
+``client.map``). Every pytest run blocks the other pytest plugins installed
+here (Hypothesis, xdist) unless the variant keeps them, so that the runs
+compared differ only in what is measured.
 """
 
 from __future__ import annotations
@@ -13,259 +15,224 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from bench.programs import EVAL_CPU, EVAL_IO, EVAL_MANY, SCRIPTS, TEST_ONE, TEST_XDIST
 from dotevals.storage import get_storage
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 #: Stands for the address of the Dask cluster the harness starts (see ``dask_cluster``).
 DASK = "{dask}"
-
-BURN = """
-def burn(iterations):
-    total = 0
-    for i in range(iterations):
-        total += i * i
-    return total
-"""
-
-EVAL_CPU = (
-    """
-import os
-from dotevals import Score, foreach
-from dotevals.metrics import accuracy
-"""
-    + BURN
-    + """
-ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
-DATA = range(ROWS) if os.environ.get("BENCH_GENERATOR") != "1" else ((i,) for i in range(ROWS))
-
-
-@foreach("n", DATA)
-def eval_cpu(n):
-    burn(ITER)
-    return Score("ok", n >= 0, [accuracy()])
-"""
-)
-
-EVAL_IO = """
-import asyncio, os
-from dotevals import ForEach, Score
-from dotevals.concurrency import SlidingWindow
-from dotevals.metrics import accuracy
-
-window = int(os.environ["BENCH_WINDOW"])
-foreach = ForEach(concurrency=SlidingWindow(window) if window else None)
-
-
-@foreach("n", range(int(os.environ["BENCH_ROWS"])))
-async def eval_io(n):
-    await asyncio.sleep(0.05)
-    return Score("ok", True, [accuracy()])
-"""
-
-EVAL_MANY = (
-    """
-import os
-from dotevals import Score, foreach
-from dotevals.metrics import accuracy
-"""
-    + BURN
-    + """
-ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
-
-
-def _make(k):
-    def evaluation(n):
-        burn(ITER)
-        return Score("ok", True, [accuracy()], {"pid": os.getpid()})
-    evaluation.__name__ = f"eval_small_{k:02d}"
-    return foreach("n", range(ROWS))(evaluation)
-
-
-for _k in range(int(os.environ["BENCH_EVALUATIONS"])):
-    globals()[f"eval_small_{_k:02d}"] = _make(_k)
-"""
-)
-
-TEST_XDIST = (
-    """
-import os
-import pytest
-"""
-    + BURN
-    + """
-ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
-
-
-@pytest.mark.parametrize("n", range(ROWS))
-def test_row(n):
-    burn(ITER)
-"""
-)
-
-SEQUENTIAL = (
-    BURN
-    + """
-import os, time
-ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
-start = time.perf_counter()
-for n in range(ROWS):
-    burn(ITER)
-print("ELAPSED", time.perf_counter() - start)
-"""
-)
-
-LOKY = (
-    BURN
-    + """
-import os, time
-from loky import ProcessPoolExecutor
-ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
-WORKERS = int(os.environ["BENCH_WORKERS"])
-if __name__ == "__main__":
-    start = time.perf_counter()
-    executor = ProcessPoolExecutor(WORKERS)
-    chunk = max(1, ROWS // (WORKERS * 16))
-    for _ in executor.map(burn, [ITER] * ROWS, chunksize=chunk):
-        pass
-    executor.shutdown()
-    print("ELAPSED", time.perf_counter() - start)
-"""
-)
+#: Every pytest plugin installed in this environment, by entry-point name.
+INSTALLED_PLUGINS = sorted({ep.name for ep in entry_points(group="pytest11")})
+#: ``plugins`` value of a variant that keeps every installed plugin loaded.
+ALL_PLUGINS = ("",)
 
 
 @dataclass
 class Variant:
-    """One way of running a workload."""
+    """One way of running a workload.
+
+    ``kind`` is "dotevals" (the workload's eval file), "test-one" (one ordinary
+    test), "xdist" (the work as parametrized tests) or a key of ``SCRIPTS``.
+    ``plugins`` are the installed pytest plugins left loaded (name prefixes);
+    ``workers`` is 0 for ``--workers auto``.
+    """
 
     label: str
-    kind: str  # "dotevals", "script", "xdist"
+    kind: str
     env: dict[str, str]
     workers: int = 1
     options: list[str] = field(default_factory=list)
+    plugins: tuple[str, ...] = ("dotevals",)
+
+    @property
+    def rows(self) -> int:
+        return int(self.env.get("BENCH_ROWS", 0)) * int(self.env.get("BENCH_EVALUATIONS", 1))
 
 
 @dataclass
 class Workload:
     name: str
     description: str
-    rows: int
-    row_seconds: float  # pure work per row
-    source: str  # the eval file (dotevals variants)
+    source: str  # the eval file of its dotevals variants
     variants: list[Variant]
+    #: Rounds per ``--repeat``: cheap, noisy workloads run more, steady ones fewer.
+    rounds_per_repeat: float = 1.0
+
+    def rounds(self, repeat: int) -> int:
+        return max(1, round(repeat * self.rounds_per_repeat))
+
+
+def _dotevals(label: str, env: dict[str, str], workers: int | str | None = None) -> Variant:
+    options = [] if workers is None else ["--workers", str(workers)]
+    count = 0 if workers == "auto" else int(workers or 1)
+    return Variant(label, "dotevals", env, count, options)
+
+
+def _plugin_load() -> list[Variant]:
+    """One ordinary test with and without dotevals: alone, and with this environment's plugins."""
+    return [
+        Variant("pytest, no plugins", "test-one", {}, plugins=()),
+        Variant("pytest with dotevals only", "test-one", {}),
+        Variant(
+            "pytest, all plugins but dotevals",
+            "test-one",
+            {},
+            options=["-p", "no:dotevals"],
+            plugins=ALL_PLUGINS,
+        ),
+        Variant("pytest, all plugins", "test-one", {}, plugins=ALL_PLUGINS),
+    ]
+
+
+def _fixed_cost(iterations: str) -> list[Variant]:
+    """2 tiny rows: inline, with 2 workers, and what pytest, Python and loky cost alone."""
+    two = {"BENCH_ROWS": "2", "BENCH_ITER": iterations}
+    return [
+        Variant("one ordinary test, with dotevals", "test-one", {}),
+        _dotevals("2 rows, inline", two),
+        _dotevals("2 rows, --workers 2", two, 2),
+        Variant("plain Python, 2 rows", "script:sequential", two),
+        Variant("loky direct, 2 workers, 2 rows", "script:loky", {**two, "BENCH_WORKERS": "2"}, 2),
+    ]
+
+
+def _cpu_heavy(heavy: dict[str, str]) -> list[Variant]:
+    """dotevals, loky direct and pytest-xdist at several worker counts, and plain Python.
+
+    The pairs compared stand next to each other, so that they run one after the other.
+    """
+    loky = [
+        Variant(f"loky direct, {n} workers", "script:loky", {**heavy, "BENCH_WORKERS": str(n)}, n)
+        for n in (2, 8)
+    ]
+    xdist = [
+        Variant(f"pytest-xdist -n {n}", "xdist", heavy, n, ["-n", str(n)], ("xdist",))
+        for n in (2, 8)
+    ]
+    return [
+        _dotevals("dotevals --workers 1", heavy, 1),
+        _dotevals("dotevals --workers auto", heavy, "auto"),
+        loky[0],
+        _dotevals("dotevals --workers 2", heavy, 2),
+        _dotevals("dotevals --workers 8", heavy, 8),
+        xdist[0],
+        *loky[1:],
+        *xdist[1:],
+        Variant("plain sequential Python", "script:sequential", heavy),
+    ]
 
 
 def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
-    """The five workloads, sized for this machine's speed (``per_us`` burn iterations/µs)."""
+    """The workloads, sized for this machine's speed (``per_us`` burn iterations/µs)."""
 
     def iterations(seconds: float) -> str:
         return str(max(1, round(seconds * 1e6 * per_us)))
 
-    heavy = {"BENCH_ROWS": "1000", "BENCH_ITER": iterations(0.005)}
-    tiny = {"BENCH_ROWS": "20000", "BENCH_ITER": iterations(25e-6)}
-    tiny_small = {**tiny, "BENCH_ROWS": "5000"}
+    heavy = {"BENCH_ROWS": "2000", "BENCH_ITER": iterations(0.005)}
+    tiny = {"BENCH_ITER": iterations(25e-6)}
     stream = {"BENCH_ITER": "1", "BENCH_GENERATOR": "1"}
     many = {"BENCH_ROWS": "20", "BENCH_ITER": iterations(0.001), "BENCH_EVALUATIONS": "50"}
+    io = {"BENCH_WINDOW": "0"}
     all_workloads = [
         Workload(
-            "cpu-heavy",
-            "1000 rows, ~5 ms of pure-Python CPU work each",
-            1000,
-            0.005,
+            "plugin-load",
+            "pytest on one ordinary test, with and without dotevals",
+            "",
+            _plugin_load(),
+            rounds_per_repeat=3,
+        ),
+        Workload(
+            "fixed-cost",
+            "an evaluation of 2 rows of ~25 us, inline and with 2 workers",
             EVAL_CPU,
-            [
-                Variant("dotevals --workers 1", "dotevals", heavy, 1, ["--workers", "1"]),
-                Variant("dotevals --workers 2", "dotevals", heavy, 2, ["--workers", "2"]),
-                Variant("dotevals --workers 3", "dotevals", heavy, 3, ["--workers", "3"]),
-                Variant("dotevals --workers 4", "dotevals", heavy, 4, ["--workers", "4"]),
-                Variant("plain sequential Python", "script:sequential", heavy, 1),
-                Variant(
-                    "loky direct, 2 workers", "script:loky", {**heavy, "BENCH_WORKERS": "2"}, 2
-                ),
-                Variant("pytest-xdist -n 2", "xdist", heavy, 2, ["-n", "2"]),
-                Variant(
-                    "dotevals on Dask LocalCluster, 2 workers",
-                    "dotevals",
-                    heavy,
-                    2,
-                    ["--executor", DASK],
-                ),
-            ],
+            _fixed_cost(iterations(25e-6)),
+            rounds_per_repeat=3,
         ),
         Workload(
             "cpu-tiny",
-            "20000 rows, ~25 us of CPU work each, through pytest with storage on",
-            20000,
-            25e-6,
+            "5000 and 20000 rows of ~25 us of CPU work, through pytest with storage on",
             EVAL_CPU,
             [
-                Variant("dotevals, 5000 rows", "dotevals", tiny_small, 1),
-                Variant("dotevals, 20000 rows", "dotevals", tiny, 1),
+                _dotevals("dotevals, 5000 rows", {**tiny, "BENCH_ROWS": "5000"}),
                 Variant(
-                    "dotevals --workers 2, 20000 rows", "dotevals", tiny, 2, ["--workers", "2"]
+                    "plain Python, 5000 rows", "script:sequential", {**tiny, "BENCH_ROWS": "5000"}
                 ),
-                Variant("plain sequential Python", "script:sequential", tiny, 1),
+                _dotevals("dotevals, 20000 rows", {**tiny, "BENCH_ROWS": "20000"}),
+                Variant(
+                    "plain Python, 20000 rows", "script:sequential", {**tiny, "BENCH_ROWS": "20000"}
+                ),
+                _dotevals("dotevals --workers 2, 20000 rows", {**tiny, "BENCH_ROWS": "20000"}, 2),
             ],
         ),
         Workload(
+            "cpu-heavy",
+            "2000 rows, ~5 ms of pure-Python CPU work each",
+            EVAL_CPU,
+            _cpu_heavy(heavy),
+        ),
+        Workload(
             "async-io",
-            "2000 rows, each awaiting 50 ms (a stand-in for a model API)",
-            2000,
-            0.05,
+            "rows each awaiting 50 ms (a stand-in for a model API)",
             EVAL_IO,
             [
-                Variant(
-                    "default (Adaptive)", "dotevals", {"BENCH_ROWS": "2000", "BENCH_WINDOW": "0"}
-                ),
-                Variant(
-                    "SlidingWindow(100)", "dotevals", {"BENCH_ROWS": "2000", "BENCH_WINDOW": "100"}
+                _dotevals("default (Adaptive), 2000 rows", {**io, "BENCH_ROWS": "2000"}),
+                _dotevals("default (Adaptive), 20000 rows", {**io, "BENCH_ROWS": "20000"}),
+                _dotevals(
+                    "SlidingWindow(100), 2000 rows", {"BENCH_ROWS": "2000", "BENCH_WINDOW": "100"}
                 ),
             ],
         ),
         Workload(
             "streaming",
             "a generator of rows with tiny work, --workers 2, watching main-process memory",
-            200000,
-            0.0,
             EVAL_CPU,
             [
-                Variant(
-                    "20000 rows",
-                    "dotevals",
-                    {**stream, "BENCH_ROWS": "20000"},
-                    2,
-                    ["--workers", "2"],
-                ),
-                Variant(
-                    "200000 rows",
-                    "dotevals",
-                    {**stream, "BENCH_ROWS": "200000"},
-                    2,
-                    ["--workers", "2"],
-                ),
+                _dotevals("20000 rows", {**stream, "BENCH_ROWS": "20000"}, 2),
+                _dotevals("200000 rows", {**stream, "BENCH_ROWS": "200000"}, 2),
             ],
+            rounds_per_repeat=1 / 3,
         ),
         Workload(
             "many-evaluations",
             "50 evaluations of 20 rows (~1 ms each) in one pytest session",
-            1000,
-            0.001,
             EVAL_MANY,
             [
+                _dotevals("1 evaluation, --workers 2", {**many, "BENCH_EVALUATIONS": "1"}, 2),
+                _dotevals("50 evaluations, --workers 2", many, 2),
+                _dotevals("50 evaluations, main process", many),
+            ],
+        ),
+        Workload(
+            "dask",
+            "1000 rows of ~5 ms on a Dask LocalCluster of 2 single-threaded workers",
+            EVAL_CPU,
+            [
                 Variant(
-                    "1 evaluation, --workers 2",
+                    "dotevals on Dask",
                     "dotevals",
-                    {**many, "BENCH_EVALUATIONS": "1"},
+                    {**heavy, "BENCH_ROWS": "1000"},
                     2,
-                    ["--workers", "2"],
+                    ["--executor", DASK],
                 ),
-                Variant("50 evaluations, --workers 2", "dotevals", many, 2, ["--workers", "2"]),
-                Variant("50 evaluations, main process", "dotevals", many, 1),
+                Variant(
+                    "Dask client.map",
+                    "script:dask",
+                    {**heavy, "BENCH_ROWS": "1000", "BENCH_DASK": DASK},
+                    2,
+                ),
             ],
         ),
     ]
     return [w for w in all_workloads if names is None or w.name in names]
+
+
+def _blocked(variant: Variant) -> list[str]:
+    """``-p no:NAME`` for every installed pytest plugin the variant does not keep."""
+    blocked = [name for name in INSTALLED_PLUGINS if not name.startswith(variant.plugins)]
+    return [arg for name in blocked for arg in ("-p", f"no:{name}")]
 
 
 def command(
@@ -277,6 +244,7 @@ def command(
         storage = f"json://{directory / 'store'}"
         return [
             *PYTEST,
+            *_blocked(variant),
             "eval_bench.py",
             "--no-progress",
             "--storage",
@@ -285,12 +253,25 @@ def command(
             "bench",
             *(dask_address if option == DASK else option for option in variant.options),
         ]
-    if variant.kind == "xdist":
-        (directory / "test_xdist.py").write_text(TEST_XDIST)
-        return [*PYTEST, "test_xdist.py", "-p", "no:dotevals", *variant.options]
-    script = {"script:sequential": SEQUENTIAL, "script:loky": LOKY}[variant.kind]
-    (directory / "bench_script.py").write_text(script)
+    if variant.kind in ("test-one", "xdist"):
+        name, text = (
+            ("test_one.py", TEST_ONE)
+            if variant.kind == "test-one"
+            else ("test_xdist.py", TEST_XDIST)
+        )
+        (directory / name).write_text(text)
+        return [*PYTEST, *_blocked(variant), name, *variant.options]
+    (directory / "bench_script.py").write_text(SCRIPTS[variant.kind])
     return [sys.executable, "bench_script.py"]
+
+
+def needs_dask(variant: Variant) -> bool:
+    return DASK in variant.options or DASK in variant.env.values()
+
+
+def environment(variant: Variant, dask_address: str | None) -> dict[str, str]:
+    """The variant's environment variables, with the Dask cluster's address filled in."""
+    return {k: (dask_address or "") if v == DASK else v for k, v in variant.env.items()}
 
 
 def evaluation_seconds(variant: Variant, directory: Path, stdout: str) -> float | None:
@@ -338,6 +319,6 @@ def dask_cluster(needed: bool) -> Iterator[str | None]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never clash with another cluster
     ) as cluster:
         yield cluster.scheduler_address.replace("tcp://", "dask://")

@@ -1,0 +1,284 @@
+"""The performance budget: each target as a figure per round, checked on its median.
+
+Every figure is computed within one round (runs that ran next to each other),
+so a ratio never compares a run of a quiet minute with one of a busy minute;
+the median over rounds is checked against the budget and the range printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.measure import Figures, Run
+
+Results = dict[str, dict[str, Figures]]  # workload -> variant label -> figures
+#: A line in which a run speaks of the machine's cores (the oversubscription notice).
+CORES_LINE = re.compile(r"\bcores?\b", re.IGNORECASE)
+CHOSEN = re.compile(r"dotevals: (\d+) workers|dotevals: sync evaluations run in the main process")
+
+
+@dataclass
+class Check:
+    """One budgeted figure (or, with no ``limit``, one shown for information)."""
+
+    target: str
+    figure: str
+    values: list[float]  # one per round
+    limit: float | None
+    unit: str
+    note: str = ""
+    exact: bool = False  # every value must equal the limit (a count of lines)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def met(self) -> bool | None:
+        if self.limit is None:
+            return None
+        if self.exact:
+            return all(value == self.limit for value in self.values)
+        return self.median <= self.limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "figure": self.figure,
+            "median": self.median,
+            "min": min(self.values),
+            "max": max(self.values),
+            "unit": self.unit,
+            "budget": self.budget,
+            "met": self.met,
+            "note": self.note,
+        }
+
+    @property
+    def budget(self) -> str:
+        if self.limit is None:
+            return "(information)"
+        return f"{'=' if self.exact else '<='} {_number(self.limit, self.unit)}"
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == " s":
+        return f"{value:.2f} s"
+    return f"{value:.0f}{unit}" if unit else f"{value:g}"
+
+
+def describe(check: dict[str, Any]) -> tuple[str, str]:
+    """(measured, range) as text, from ``Check.as_dict()`` (also used on saved results)."""
+    unit = check["unit"]
+    return _number(check["median"], unit), (
+        f"{_number(check['min'], unit)} to {_number(check['max'], unit)}"
+    )
+
+
+def status(check: dict[str, Any]) -> str:
+    return {True: "ok", False: "MISS", None: "info"}[check["met"]]
+
+
+class Rounds:
+    """One figure of a variant's runs, round by round, and figures combined within rounds."""
+
+    def __init__(self, results: Results):
+        self.results = results
+
+    def runs(self, workload: str, label: str) -> list[Run]:
+        figures = self.results.get(workload, {}).get(label)
+        if figures is None:  # a workload left out with --only, or no Dask
+            raise LookupError(label)
+        return figures.runs
+
+    def series(self, workload: str, label: str, key: str = "wall") -> list[float]:
+        return [getattr(run, key) for run in self.runs(workload, label)]
+
+    def ratio(self, workload: str, a: str, b: str, key: str = "wall") -> list[float]:
+        pairs = zip(self.series(workload, a, key), self.series(workload, b, key), strict=True)
+        return [x / y for x, y in pairs]
+
+    def difference(self, workload: str, a: str, b: str, key: str = "wall") -> list[float]:
+        pairs = zip(self.series(workload, a, key), self.series(workload, b, key), strict=True)
+        return [x - y for x, y in pairs]
+
+
+def checks(results: Results) -> list[Check]:
+    """Every budget this run has the figures for, in the order of the targets."""
+    rounds = Rounds(results)
+    makers: list[Callable[[], Check]] = [
+        lambda: Check(
+            "plugin load",
+            "one ordinary test: pytest with dotevals / pytest alone (wall)",
+            rounds.ratio("plugin-load", "pytest with dotevals only", "pytest, no plugins"),
+            1.10,
+            "x",
+        ),
+        lambda: Check(
+            "plugin load",
+            "the same with this environment's other plugins loaded in both (Hypothesis, xdist)",
+            rounds.ratio("plugin-load", "pytest, all plugins", "pytest, all plugins but dotevals"),
+            None,
+            "x",
+        ),
+        lambda: Check(
+            "fixed cost",
+            "2 rows inline / one ordinary test with dotevals (wall)",
+            rounds.ratio("fixed-cost", "2 rows, inline", "one ordinary test, with dotevals"),
+            1.25,
+            "x",
+        ),
+        lambda: _workers_fixed_cost(rounds),
+        lambda: _per_row(rounds),
+        lambda: Check(
+            "linear cpu-tiny (kept)",
+            "cpu-tiny wall: 20000 rows / 5000 rows",
+            rounds.ratio("cpu-tiny", "dotevals, 20000 rows", "dotevals, 5000 rows"),
+            4.5,
+            "x",
+        ),
+        lambda: Check(
+            "cpu-heavy",
+            "--workers 2 / loky direct with 2 workers (wall, 2000 rows x 5 ms)",
+            rounds.ratio("cpu-heavy", "dotevals --workers 2", "loky direct, 2 workers"),
+            1.08,
+            "x",
+        ),
+        lambda: _auto(rounds),
+        lambda: Check(
+            "cpu-heavy",
+            "--workers 2 / pytest-xdist -n 2 (wall)",
+            rounds.ratio("cpu-heavy", "dotevals --workers 2", "pytest-xdist -n 2"),
+            1.0,
+            "x",
+        ),
+        lambda: Check(
+            "oversubscription",
+            "--workers 8 / --workers 2 on cpu-heavy (wall)",
+            rounds.ratio("cpu-heavy", "dotevals --workers 8", "dotevals --workers 2"),
+            1.10,
+            "x",
+        ),
+        lambda: Check(
+            "oversubscription",
+            "lines of a --workers 8 run that speak of the cores (each run)",
+            [_cores_lines(run.stdout) for run in rounds.runs("cpu-heavy", "dotevals --workers 8")],
+            1,
+            "",
+            exact=True,
+        ),
+        lambda: Check(
+            "async-io (kept)",
+            "default (Adaptive), 2000 x 50 ms: rows s",
+            rounds.series("async-io", "default (Adaptive), 2000 rows", "rows"),
+            3.0,
+            " s",
+        ),
+        lambda: Check(
+            "async-io (kept)",
+            "SlidingWindow(100), 2000 x 50 ms: rows s",
+            rounds.series("async-io", "SlidingWindow(100), 2000 rows", "rows"),
+            1.5,
+            " s",
+        ),
+        lambda: Check(
+            "async-io",
+            "time per row: 20000 rows / 2000 rows (rows s / rows)",
+            [
+                x / 10
+                for x in rounds.ratio(
+                    "async-io",
+                    "default (Adaptive), 20000 rows",
+                    "default (Adaptive), 2000 rows",
+                    "rows",
+                )
+            ],
+            1.0,
+            "x",
+        ),
+        lambda: Check(
+            "streaming memory (kept)",
+            "main-process peak: 200000 rows - 20000 rows",
+            rounds.difference("streaming", "200000 rows", "20000 rows", "main_peak_mb"),
+            30,
+            " MB",
+        ),
+        lambda: Check(
+            "Dask",
+            "dotevals on Dask / Dask's client.map of the same rows (wall, 1000 rows x 5 ms)",
+            rounds.ratio("dask", "dotevals on Dask", "Dask client.map"),
+            1.10,
+            "x",
+        ),
+    ]
+    found = []
+    for make in makers:
+        with contextlib.suppress(LookupError):
+            found.append(make())
+    return found
+
+
+def _cores_lines(output: str) -> float:
+    return float(sum(1 for line in output.splitlines() if CORES_LINE.search(line)))
+
+
+def _workers_fixed_cost(rounds: Rounds) -> Check:
+    """(--workers 2 − inline) − (loky direct − plain Python), all on 2 tiny rows."""
+    extra = rounds.difference("fixed-cost", "2 rows, --workers 2", "2 rows, inline")
+    loky = rounds.difference("fixed-cost", "loky direct, 2 workers, 2 rows", "plain Python, 2 rows")
+    return Check(
+        "fixed cost",
+        "--workers 2: extra over inline - loky direct's own start-up (s)",
+        [e - s for e, s in zip(extra, loky, strict=True)],
+        0.1,
+        " s",
+        note=f"extra over inline {statistics.median(extra):.2f} s, "
+        f"loky start-up {statistics.median(loky):.2f} s",
+    )
+
+
+def _per_row(rounds: Rounds) -> Check:
+    """The main process's cost per row: the slope from 5000 to 20000 rows of
+    (dotevals − plain Python) end to end, so that start-up costs cancel."""
+    small = rounds.difference("cpu-tiny", "dotevals, 5000 rows", "plain Python, 5000 rows")
+    large = rounds.difference("cpu-tiny", "dotevals, 20000 rows", "plain Python, 20000 rows")
+    in_run = rounds.difference(
+        "cpu-tiny", "dotevals, 20000 rows", "plain Python, 20000 rows", "rows"
+    )
+    return Check(
+        "per-row cost",
+        "cpu-tiny: (dotevals - plain Python) per extra row, 5000 -> 20000 rows (us)",
+        [(b - a) / 15000 * 1e6 for a, b in zip(small, large, strict=True)],
+        25,
+        " us",
+        note=f"at 20000 rows: {statistics.median(in_run) / 0.02:.0f} us/row counting the "
+        f"evaluation's own time only, {statistics.median(large) / 0.02:.0f} us/row end to end "
+        "with start-up",
+    )
+
+
+def _auto(rounds: Rounds) -> Check:
+    """--workers auto against whichever of --workers 1 and 2 has the lower median."""
+    fixed = {n: rounds.series("cpu-heavy", f"dotevals --workers {n}") for n in (1, 2)}
+    best = min(fixed, key=lambda n: statistics.median(fixed[n]))
+    chosen = {
+        match.group(1) or "1"
+        for run in rounds.runs("cpu-heavy", "dotevals --workers auto")
+        for match in CHOSEN.finditer(run.stdout)
+    }
+    return Check(
+        "cpu-heavy",
+        f"--workers auto / the best fixed count (--workers {best}) (wall)",
+        rounds.ratio("cpu-heavy", "dotevals --workers auto", f"dotevals --workers {best}"),
+        1.05,
+        "x",
+        note=f"auto chose {', '.join(sorted(chosen)) or '?'} worker(s); the budget allows "
+        "this machine's 5 % noise between neighbouring runs",
+    )
