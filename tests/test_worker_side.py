@@ -11,13 +11,15 @@ import pytest
 from loky import BrokenProcessPool
 from loky.process_executor import TerminatedWorkerError
 
-from dotevals import Score
+from dotevals import Result, Score
 from dotevals.engine import worker_process as worker
 from dotevals.engine.main_local_pool import LocalPool
 from dotevals.engine.main_pickling import pack_payload, pack_rows
 from dotevals.engine.shared_payload import Payload
 from dotevals.errors import TransferError, WorkerDiedError
 from dotevals.evaluation import make_retrying
+from dotevals.metrics import accuracy, mean
+from dotevals.storage.encoding import encode_record, storable
 
 
 class Exited(Exception):
@@ -75,6 +77,26 @@ def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel
         "TransferError: the row's result cannot be sent back from its worker process "
         "(TypeError: cannot pickle '_thread.lock' object); return plain values"
     )
+
+
+def two_metrics(n: int) -> Result:
+    return Result(Score("right", n > 0, [accuracy()]), Score("size", {n, -n}, [mean()]))
+
+
+def test_run_chunk_sends_records_encoded_for_storage_with_one_metric_object_per_chunk():
+    payload = pack_payload("eval_two", Payload(two_metrics, make_retrying(None), (), {}, {}, ()))
+    try:
+        packed, _ = worker.run_chunk("e", payload, pack_rows([(i, {"n": i}) for i in range(3)]))
+    finally:
+        worker.close_fixtures()
+    records = cloudpickle.loads(packed)
+    # the text the main process would have made, from the values as they arrive
+    assert [r.stored_text for r in records] == [encode_record(storable(r)) for r in records]
+    assert records[2].result.scores[1].value == [-2, 2]
+    first, second = (r.result.scores for r in records[:2])
+    assert [m.name for score in first for m in score.metrics] == ["accuracy", "mean"]
+    assert first[0].metrics[0] is second[0].metrics[0]  # rebuilt once, not once per row
+    assert first[1].metrics[0] is second[1].metrics[0]
 
 
 def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_error():

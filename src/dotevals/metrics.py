@@ -55,6 +55,14 @@ class Metric:
             return self.name
         return {"name": self.name, "args": list(self._made_by[1]), "kwargs": self._made_by[2]}
 
+    @property
+    def factory_call(self) -> str | None:
+        """The factory call that made this metric, as text (equal calls make equal
+        metrics); None for a metric made without a registered factory."""
+        if self._made_by is None:
+            return None
+        return repr((self.name, *self._made_by))
+
     def __reduce__(self) -> Any:
         # A metric made by a registered factory travels as (module, name, arguments):
         # rebuilding it is far cheaper than pickling its closure for every row.

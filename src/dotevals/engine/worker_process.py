@@ -2,7 +2,9 @@
 
 The main process sends chunks of rows; a chunk names its evaluation by id
 and carries the evaluation's pickled payload, which a worker unpickles once.
-A worker scores rows and returns Records; it never touches storage.
+A worker scores rows and returns Records already encoded for storage
+(:func:`~dotevals.storage.encoding.encoded`), so that the main process only
+writes them; it never touches storage itself.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from dotevals.engine.shared_start_marks import mark_started
 from dotevals.engine.shared_transfer import pack_each
 from dotevals.engine.worker_fixtures import WorkerFixtures
 from dotevals.errors import TransferError
+from dotevals.metrics import Metric
 from dotevals.models import Record
+from dotevals.storage.encoding import encoded
 
 __all__ = ["close_fixtures", "initialize", "ready", "run_chunk"]
 
@@ -116,11 +120,26 @@ def run_chunk(
     mark_started(started)
     start = time.perf_counter()
     records = [
-        score_row(loaded.call, item_id, row, fixtures, spec.timeout)
+        encoded(score_row(loaded.call, item_id, row, fixtures, spec.timeout))
         for item_id, row in cloudpickle.loads(rows)
     ]
     seconds = time.perf_counter() - start
+    _share_metrics(records)
     return pack_each(records, _unsendable), seconds
+
+
+def _share_metrics(records: list[Record]) -> None:
+    """Give equal metrics of a chunk one object, pickled and rebuilt once per chunk
+    rather than once per row (rows usually make their own ``accuracy()``)."""
+    shared: dict[str, Metric] = {}
+    for record in records:
+        for score in record.result.scores:
+            score.metrics = [_shared(metric, shared) for metric in score.metrics]
+
+
+def _shared(metric: Metric, shared: dict[str, Metric]) -> Metric:
+    key = metric.factory_call
+    return metric if key is None else shared.setdefault(key, metric)
 
 
 def _unsendable(record: Record, exc: Exception) -> Record:
