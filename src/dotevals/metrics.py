@@ -92,11 +92,17 @@ def metric(factory: Callable[..., Compute]) -> Callable[..., Metric]:
     """Turn a factory of ``values -> number`` (or ``-> Estimate``) functions into a
     named metric factory."""
 
+    plain: list[Metric] = []  # the metric made without arguments, once made
+
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> Metric:
+        if plain and not (args or kwargs):  # rows make the same metric over and over
+            return plain[0]
         made = Metric(factory.__name__, factory(*args, **kwargs))
         if _factories.loaded.get(factory.__name__) is make:
             made._made_by = (factory.__module__, args, kwargs)
+            if not (args or kwargs):
+                plain.append(made)
         return made
 
     previous = _factories.loaded.get(factory.__name__)

@@ -25,6 +25,7 @@ import cloudpickle
 
 from dotevals.engine import worker_process
 from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_frozen_heap import frozen_heap
 from dotevals.engine.main_pickling import pack_payload, pack_rows
 from dotevals.engine.shared_payload import Payload
 from dotevals.engine.shared_scoring import failed_record
@@ -76,43 +77,46 @@ async def stream(
     brought its worker down is stored with that error. An error raised by the
     dataset itself is raised once every row read before it is scored.
     """
-    sender = _Sender(executor, pack_payload(name, payload, executor.remote), payload.timeout, sink)
-    sizer = ChunkSizer(fixed=chunk_size)
-    in_flight: deque[_Chunk] = deque()
-    exhausted = False
-    dataset_error: Exception | None = None
-    try:
-        while True:
-            while not exhausted and len(in_flight) < 2 * executor.slots:
-                chunk, dataset_error = _take(rows, sizer.size)
-                if chunk:
-                    in_flight.append(sender.submit(chunk))
-                exhausted = len(chunk) < sizer.size
-            if not in_flight:
-                if dataset_error is not None:
-                    raise dataset_error  # every row read before it is stored
-                return
-            try:
-                records, seconds = await sender.result(in_flight[0])
-            except _PoolFailure as failure:
-                hung = isinstance(failure.error, RowTimeoutError)
-                alone = in_flight[0].rows if hung and len(in_flight[0].rows) == 1 else []
-                suspects = [row for chunk in in_flight for row in chunk.rows]
-                _drop(in_flight)
+    with frozen_heap():  # records are made here per row: see main_frozen_heap
+        sender = _Sender(
+            executor, pack_payload(name, payload, executor.remote), payload.timeout, sink
+        )
+        sizer = ChunkSizer(fixed=chunk_size)
+        in_flight: deque[_Chunk] = deque()
+        exhausted = False
+        dataset_error: Exception | None = None
+        try:
+            while True:
+                while not exhausted and len(in_flight) < 2 * executor.slots:
+                    chunk, dataset_error = _take(rows, sizer.size)
+                    if chunk:
+                        in_flight.append(sender.submit(chunk))
+                    exhausted = len(chunk) < sizer.size
+                if not in_flight:
+                    if dataset_error is not None:
+                        raise dataset_error  # every row read before it is stored
+                    return
                 try:
-                    executor.replace(hung=hung)
-                except ClusterLostError:  # the run stops; a row that hung alone is known
-                    for row in alone:
-                        sink(_blamed(row, failure.error))
-                    raise
-                await sender.isolate(suspects, window=executor.slots)
-                continue
-            sizer.observe(len(in_flight.popleft().rows), seconds)
-            for record in records:
-                sink(record)
-    finally:
-        _drop(in_flight)
-        sender.close()
+                    records, seconds = await sender.result(in_flight[0])
+                except _PoolFailure as failure:
+                    hung = isinstance(failure.error, RowTimeoutError)
+                    alone = in_flight[0].rows if hung and len(in_flight[0].rows) == 1 else []
+                    suspects = [row for chunk in in_flight for row in chunk.rows]
+                    _drop(in_flight)
+                    try:
+                        executor.replace(hung=hung)
+                    except ClusterLostError:  # the run stops; a row that hung alone is known
+                        for row in alone:
+                            sink(_blamed(row, failure.error))
+                        raise
+                    await sender.isolate(suspects, window=executor.slots)
+                    continue
+                sizer.observe(len(in_flight.popleft().rows), seconds)
+                for record in records:
+                    sink(record)
+        finally:
+            _drop(in_flight)
+            sender.close()
 
 
 def _take(
