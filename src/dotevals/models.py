@@ -234,11 +234,11 @@ class ScoreTally:
                 column[index] = _MISSING
         status[index] = _FAILED if record.failed else _OK
         for score in record.result.scores:
-            column = values.get(score.name)
-            if column is None:  # a score no earlier row had
-                column = values[score.name] = [_MISSING] * len(status)
+            scored = values.get(score.name)
+            if scored is None:  # a score no earlier row had
+                scored = values[score.name] = [_MISSING] * len(status)
                 self.metrics[score.name] = score.metrics
-            column[index] = score.value
+            scored[index] = score.value
 
     @property
     def rows(self) -> int:
