@@ -124,3 +124,38 @@ def test_a_worker_loads_no_storage_backend():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+class CountsUnpickling:
+    """A fixture value that counts how often a payload holding it is unpickled."""
+
+    loads = 0
+
+    def __reduce__(self):
+        return (_count_unpickling, ())
+
+
+def _count_unpickling() -> CountsUnpickling:
+    CountsUnpickling.loads += 1
+    return CountsUnpickling()
+
+
+def uses_counted(n: int, counted: CountsUnpickling) -> Score:
+    return Score("s", n)
+
+
+def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
+    def payload() -> bytes:
+        values = {"counted": CountsUnpickling()}
+        spec = Payload(uses_counted, make_retrying(None), ("counted",), {}, values, ())
+        return pack_payload("eval_counted", spec)
+
+    CountsUnpickling.loads = 0
+    try:
+        for evaluation, start in [("first", 0), ("first", 2), ("first", 4), ("second", 0)]:
+            rows = pack_rows([(i, {"n": i}) for i in range(start, start + 2)])
+            packed, _ = worker.run_chunk(evaluation, payload(), rows)
+            assert [r.item_id for r in cloudpickle.loads(packed)] == [start, start + 1]
+    finally:
+        worker.close_fixtures()
+    assert CountsUnpickling.loads == 2  # once per evaluation, not once per chunk

@@ -1,7 +1,8 @@
 """Worker side: the code that runs inside each worker process (local or on Dask).
 
-The main process sends chunks of rows; a chunk names its evaluation by id
-and carries the evaluation's pickled payload, which a worker unpickles once.
+The main process sends chunks of rows; a chunk names its evaluation by id,
+and an evaluation's first chunks carry its pickled payload, which a worker
+unpickles once and keeps for the chunks that come without it.
 A worker scores rows and returns Records already encoded for storage
 (:func:`~dotevals.storage.encoding.encoded`), so that the main process only
 writes them; it never touches storage itself.
@@ -97,16 +98,21 @@ def close_fixtures() -> None:
 
 
 def run_chunk(
-    evaluation_id: str, payload: bytes, rows: bytes, started: str | None = None
-) -> tuple[bytes, float]:
+    evaluation_id: str, payload: bytes | None, rows: bytes, started: str | None = None
+) -> tuple[bytes, float] | None:
     """Score a chunk of rows; return their pickled Records and the seconds spent scoring.
 
-    ``started`` is marked once the fixtures are ready and the rows start. A
-    Record that cannot be pickled goes back as its row's error.
+    ``payload`` comes with an evaluation's first chunks only: a worker that has
+    not loaded the evaluation and gets a chunk without it returns None, and the
+    main process sends the chunk again with it. ``started`` is marked once the
+    fixtures are ready and the rows start. A Record that cannot be pickled goes
+    back as its row's error.
     """
     with _lock:
         loaded = _loaded.get(evaluation_id)
         if loaded is None:
+            if payload is None:
+                return None
             _loaded.clear()  # evaluations run one after another: keep only the current one
             unpacked: Payload = cloudpickle.loads(payload)
             _restore_filename(unpacked.func, unpacked.filename)
