@@ -795,3 +795,41 @@ def test_bad_worker_options_are_usage_errors(pytester, option, expected):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
     assert not (pytester.path / "store").exists()
+
+
+# The main process's heap while rows run ----------------------------------------
+
+
+def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evaluation_ends():
+    import asyncio
+    import gc
+
+    from dotevals import Score, foreach
+    from dotevals.engine.main_frozen_heap import frozen_heap
+    from dotevals.engine.main_inline import run_async, run_sync
+    from dotevals.foreach import get_evaluation
+
+    frozen: list[int] = []
+
+    @foreach("n", range(3))
+    def eval_sync(n):
+        frozen.append(gc.get_freeze_count())
+        return Score("s", n)
+
+    @foreach("n", range(3))
+    async def eval_async(n):
+        frozen.append(gc.get_freeze_count())
+        return Score("s", n)
+
+    records: list = []
+    evaluation = get_evaluation(eval_sync)
+    run_sync(evaluation, {}, evaluation.rows(), records.append)
+    evaluation = get_evaluation(eval_async)
+    asyncio.run(run_async(evaluation, {}, evaluation.rows(), records.append))
+    assert len(records) == 6 and all(count > 0 for count in frozen)
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        with frozen_heap():  # another evaluation, ending first
+            pass
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -182,6 +182,21 @@ def test_evaluator_with_a_custom_metric():
     assert scores[0].metrics[0]([s.value for s in scores]) == 0.5
 
 
+def test_a_metric_factory_runs_once_without_arguments_and_per_call_with_them():
+    made: list[tuple[float, ...]] = []
+
+    @metric
+    def counted_share(*threshold: float):
+        made.append(threshold)
+        return lambda values: sum(1 for v in values if v > (threshold or (0.5,))[0])
+
+    assert counted_share() is counted_share()
+    assert counted_share(0.8) is not counted_share(0.8)
+    assert counted_share(0.8).spec == {"name": "counted_share", "args": [0.8], "kwargs": {}}
+    assert made == [(), (0.8,), (0.8,), (0.8,)]
+    assert pickle.loads(pickle.dumps(counted_share())) is counted_share()
+
+
 def test_async_evaluator_returns_a_score():
     @evaluator(metrics=accuracy())
     async def judged(result, expected="yes"):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 from dotevals.errors import ExperimentNotFoundError, StorageError, UnknownStorageError
@@ -19,6 +23,7 @@ from dotevals.storage import (
     register_storage,
     registry,
 )
+from dotevals.storage.encoding import encoded, storable
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
 
@@ -214,6 +219,64 @@ def test_completed_rows_exclude_errors(storage: Storage):
 
     storage.add_records("exp", EVAL, [record(1), record(0, error="flaky")])  # retried rows
     assert completed(storage) == {1, 3}
+
+
+def stored_texts(storage: Storage, evaluation: str) -> list[str]:
+    """The text each record of ``evaluation`` is kept as, byte for byte."""
+    if isinstance(storage, JSONStorage):
+        return storage._records_path("exp", evaluation).read_text("utf-8").splitlines()
+    assert isinstance(storage, SQLiteStorage)
+    with storage._db() as db:
+        query = "SELECT record, traceback FROM records WHERE evaluation = ? ORDER BY item_id"
+        return [f"{text} {traceback}" for text, traceback in db.execute(query, (evaluation,))]
+
+
+def awkward_records() -> list[Record]:
+    """Values JSON has no type for, a row with a traceback, and one that cannot be stored."""
+
+    class Unstorable:
+        def __repr__(self) -> str:
+            raise ValueError("no repr")
+
+    values = [Decimal("2.5"), {3, 1}, float("nan"), (1, "t"), {1: "int key"}, "\ud800", True]
+    records = [
+        Record(Result(Score("v", value, [accuracy()])), i, {"n": i}, timestamp=1.5)
+        for i, value in enumerate(values)
+    ]
+    failed = Record(Result(), 7, {"n": 7}, "ValueError: bad", 1.5, "Traceback ...\nValueError")
+    unstorable = Record(Result(Score("v", Unstorable())), 8, {"n": 8}, timestamp=1.5)
+    return [*records, failed, unstorable]
+
+
+def test_a_record_encoded_where_it_ran_is_stored_byte_for_byte_as_the_main_process_would(
+    storage: Storage,
+):
+    """A worker encodes its rows; what it sends back is written exactly as the main process
+    would have encoded it, traceback and unstorable rows included."""
+    storage.create_experiment("exp")
+    in_worker = [cloudpickle.loads(cloudpickle.dumps(encoded(r))) for r in awkward_records()]
+    assert all(r.stored_text for r in in_worker)
+    storage.add_records("exp", "worker", [storable(r) for r in in_worker])
+    storage.add_records("exp", "main", [storable(r) for r in awkward_records()])
+    assert stored_texts(storage, "worker") == stored_texts(storage, "main")
+    loaded = storage.load_records("exp", "worker")
+    assert [r.result.scores[0].value for r in loaded[:3]] == [
+        2.5,
+        [1, 3],
+        pytest.approx(math.nan, nan_ok=True),
+    ]
+    assert loaded[7].traceback == "Traceback ...\nValueError"
+    assert loaded[8].error.startswith("StorageError: this row's result cannot be stored")
+
+
+def test_the_text_a_record_was_encoded_as_is_written_as_it_is(storage: Storage):
+    storage.create_experiment("exp")
+    sent = encoded(record(0))
+    assert sent.stored_text is not None
+    sent.stored_text = sent.stored_text.replace('"prompt": "q0"', '"prompt": "as encoded"')
+    storage.add_records("exp", EVAL, [sent])
+    assert storage.load_records("exp", EVAL)[0].result.prompt == "as encoded"
+    assert dataclasses.replace(sent, item_id=1).stored_text is None  # a copy is encoded afresh
 
 
 def test_unserialisable_values_stored_as_repr(storage: Storage):
@@ -423,3 +486,14 @@ def test_entry_point_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert type(get_storage(f"json://{tmp_path / 'y'}")) is JSONStorage
     with pytest.raises(UnknownStorageError, match="viaep://"):
         get_storage("broken://x")
+
+
+def test_the_tally_keeps_the_newest_record_of_each_row_in_any_order():
+    tally = ScoreTally()
+    tally.add(Record(Result(Score("a", 1), Score("b", 2)), 5, {}))
+    tally.add(Record(Result(Score("a", 3)), 0, {}))
+    tally.add(Record(Result(Score("a", 4)), 5, {}))  # the newer record of row 5 has no b
+    tally.add(Record(Result(), 9, {}, error="ValueError: x"))
+    assert (tally.rows, tally.errors, tally.completed()) == (3, 1, {0, 5})
+    assert tally.counted("a") == {0: 3, 5: 4, 9: False}
+    assert tally.counted("b") == {0: False, 5: False, 9: False}

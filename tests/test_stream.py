@@ -402,3 +402,34 @@ def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeyp
     assert [r.item_id for r in records if r.failed] == [3]
     assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched
     assert list(tmp_path.iterdir()) == []
+
+
+# the payload goes with the first chunks only ----------------------------------
+
+
+def test_the_payload_goes_with_the_first_chunks_and_to_a_worker_that_lacks_it():
+    """Each worker keeps the payload: after the first 2 x slots chunks, chunks go
+    without it; a worker that never got it (here: a fresh worker state) sends its
+    chunk back, which goes again with the payload, and no row is lost."""
+    executor = FakeExecutor(slots=2, autorun=False)
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        settled = 0
+        while not task.done():
+            await until(lambda seen=settled: len(executor.calls) > seen or task.done(), task)
+            for call in executor.calls[settled:]:
+                if settled == 6:
+                    worker_process.close_fixtures()  # a new worker, that loaded nothing
+                call.run()
+                settled += 1
+            await asyncio.sleep(0)
+
+    records = run_stream(executor, CountedRows(40), chunk_size=4, steps=steps)
+    assert [r.item_id for r in records] == list(range(40))
+    assert values(records) == {n: n for n in range(40)}
+    carried = [call.args[1] is not None for call in executor.calls]
+    assert carried[:4] == [True] * 4 and not any(carried[4:6])
+    sent_back = [call.item_ids for call in executor.calls if call.future.result() is None]
+    resent = [call.item_ids for call in executor.calls if call.args[1] is not None][4:]
+    assert sent_back and sent_back == resent  # each went again once, with the payload
+    assert executor.calls[6].item_ids == sent_back[0]

@@ -11,13 +11,15 @@ import pytest
 from loky import BrokenProcessPool
 from loky.process_executor import TerminatedWorkerError
 
-from dotevals import Score
+from dotevals import Result, Score
 from dotevals.engine import worker_process as worker
 from dotevals.engine.main_local_pool import LocalPool
 from dotevals.engine.main_pickling import pack_payload, pack_rows
 from dotevals.engine.shared_payload import Payload
 from dotevals.errors import TransferError, WorkerDiedError
 from dotevals.evaluation import make_retrying
+from dotevals.metrics import accuracy, mean
+from dotevals.storage.encoding import encode_record, storable
 
 
 class Exited(Exception):
@@ -77,6 +79,26 @@ def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel
     )
 
 
+def two_metrics(n: int) -> Result:
+    return Result(Score("right", n > 0, [accuracy()]), Score("size", {n, -n}, [mean()]))
+
+
+def test_run_chunk_sends_records_encoded_for_storage_with_one_metric_object_per_chunk():
+    payload = pack_payload("eval_two", Payload(two_metrics, make_retrying(None), (), {}, {}, ()))
+    try:
+        packed, _ = worker.run_chunk("e", payload, pack_rows([(i, {"n": i}) for i in range(3)]))
+    finally:
+        worker.close_fixtures()
+    records = cloudpickle.loads(packed)
+    # the text the main process would have made, from the values as they arrive
+    assert [r.stored_text for r in records] == [encode_record(storable(r)) for r in records]
+    assert records[2].result.scores[1].value == [-2, 2]
+    first, second = (r.result.scores for r in records[:2])
+    assert [m.name for score in first for m in score.metrics] == ["accuracy", "mean"]
+    assert first[0].metrics[0] is second[0].metrics[0]  # rebuilt once, not once per row
+    assert first[1].metrics[0] is second[1].metrics[0]
+
+
 def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_error():
     pool = LocalPool(2)
     died = pool.blame(TerminatedWorkerError("The exit codes of the workers are {SIGKILL(-9)}"))
@@ -91,3 +113,49 @@ def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_err
     assert isinstance(transfer, TransferError)
     assert "A task has failed to un-serialize." in str(transfer)
     assert "ModuleNotFoundError: No module named 'gone'" in str(transfer)
+
+
+def test_a_worker_loads_no_storage_backend():
+    """Workers encode records but never store them: the backends stay unimported."""
+    code = (
+        "import sys, dotevals.engine.worker_process\n"
+        "print(sorted(m for m in ('sqlite3', 'psutil', 'dotevals.storage.registry') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+class CountsUnpickling:
+    """A fixture value that counts how often a payload holding it is unpickled."""
+
+    loads = 0
+
+    def __reduce__(self):
+        return (_count_unpickling, ())
+
+
+def _count_unpickling() -> CountsUnpickling:
+    CountsUnpickling.loads += 1
+    return CountsUnpickling()
+
+
+def uses_counted(n: int, counted: CountsUnpickling) -> Score:
+    return Score("s", n)
+
+
+def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
+    def payload() -> bytes:
+        values = {"counted": CountsUnpickling()}
+        spec = Payload(uses_counted, make_retrying(None), ("counted",), {}, values, ())
+        return pack_payload("eval_counted", spec)
+
+    CountsUnpickling.loads = 0
+    try:
+        for evaluation, start in [("first", 0), ("first", 2), ("first", 4), ("second", 0)]:
+            rows = pack_rows([(i, {"n": i}) for i in range(start, start + 2)])
+            packed, _ = worker.run_chunk(evaluation, payload(), rows)
+            assert [r.item_id for r in cloudpickle.loads(packed)] == [start, start + 1]
+    finally:
+        worker.close_fixtures()
+    assert CountsUnpickling.loads == 2  # once per evaluation, not once per chunk

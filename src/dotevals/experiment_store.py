@@ -215,9 +215,11 @@ class RecordWriter:
             self._buffer.append(record)
             if len(self._buffer) >= self.FLUSH_ROWS:
                 self._wake.set()
-            notices, self._notices = self._notices, []
-        for text in notices:
-            self._tell(text)
+        if self._notices:  # rare: taken under the lock, told outside it
+            with self._lock:
+                notices, self._notices = self._notices, []
+            for text in notices:
+                self._tell(text)
         self.tally.add(record)
         self.done += 1
         self.errors += record.failed

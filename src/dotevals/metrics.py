@@ -55,6 +55,14 @@ class Metric:
             return self.name
         return {"name": self.name, "args": list(self._made_by[1]), "kwargs": self._made_by[2]}
 
+    @property
+    def factory_call(self) -> str | None:
+        """The factory call that made this metric, as text (equal calls make equal
+        metrics); None for a metric made without a registered factory."""
+        if self._made_by is None:
+            return None
+        return repr((self.name, *self._made_by))
+
     def __reduce__(self) -> Any:
         # A metric made by a registered factory travels as (module, name, arguments):
         # rebuilding it is far cheaper than pickling its closure for every row.
@@ -84,11 +92,17 @@ def metric(factory: Callable[..., Compute]) -> Callable[..., Metric]:
     """Turn a factory of ``values -> number`` (or ``-> Estimate``) functions into a
     named metric factory."""
 
+    plain: list[Metric] = []  # the metric made without arguments, once made
+
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> Metric:
+        if plain and not (args or kwargs):  # rows make the same metric over and over
+            return plain[0]
         made = Metric(factory.__name__, factory(*args, **kwargs))
         if _factories.loaded.get(factory.__name__) is make:
             made._made_by = (factory.__module__, args, kwargs)
+            if not (args or kwargs):
+                plain.append(made)
         return made
 
     previous = _factories.loaded.get(factory.__name__)

@@ -88,6 +88,9 @@ class Record:
 
     A row that raised keeps its ``error`` (``"TypeName: message"``) and, when
     the row's own code was on the stack, its ``traceback`` as text.
+    ``stored_text`` is the record's JSON text when it was encoded where the row
+    ran (see :func:`dotevals.storage.encoding.encoded`); it is no constructor
+    argument, and a copy made with :func:`dataclasses.replace` is encoded afresh.
     """
 
     result: Result
@@ -96,6 +99,7 @@ class Record:
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
     traceback: str | None = None
+    stored_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -219,20 +223,22 @@ class ScoreTally:
 
     def add(self, record: Record) -> None:
         index = record.item_id
-        if index >= len(self.status):
-            grow = index + 1 - len(self.status)
-            self.status.extend(bytes(grow))
-            for column in self.values.values():
+        status, values = self.status, self.values
+        if index >= len(status):  # room for twice as many rows: rows come one by one
+            grow = max(index + 1, 2 * len(status)) - len(status)
+            status.extend(bytes(grow))
+            for column in values.values():
                 column.extend([_MISSING] * grow)
-        self.status[index] = _FAILED if record.failed else _OK
-        scores = {score.name: score for score in record.result.scores}
-        for name, column in self.values.items():
-            score = scores.pop(name, None)
-            column[index] = _MISSING if score is None else score.value
-        for name, score in scores.items():  # scores no earlier row had
-            self.values[name] = [_MISSING] * len(self.status)
-            self.values[name][index] = score.value
-            self.metrics[name] = score.metrics
+        elif status[index] != _ABSENT:  # a newer record of the row: forget the older one
+            for column in values.values():
+                column[index] = _MISSING
+        status[index] = _FAILED if record.failed else _OK
+        for score in record.result.scores:
+            scored = values.get(score.name)
+            if scored is None:  # a score no earlier row had
+                scored = values[score.name] = [_MISSING] * len(status)
+                self.metrics[score.name] = score.metrics
+            scored[index] = score.value
 
     @property
     def rows(self) -> int:

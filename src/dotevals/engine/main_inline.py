@@ -2,7 +2,8 @@
 
 Sync rows run one after another under a sync strategy; async rows run on the
 event loop under an async strategy. Every finished row's Record goes to
-``sink`` (storage and progress), in the order the strategy yields them.
+``sink`` (storage and progress), in the order the strategy yields them,
+with the heap frozen (:mod:`~dotevals.engine.main_frozen_heap`).
 Ctrl-C stops sync rows where they stand (KeyboardInterrupt).
 """
 
@@ -14,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from dotevals.concurrency import Adaptive, AsyncStrategy, Sequential, SyncStrategy
+from dotevals.engine.main_frozen_heap import frozen_heap
 from dotevals.engine.shared_scoring import (
     ascore_row,
     async_caller,
@@ -47,7 +49,8 @@ def run_sync(
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
     tasks = (partial(score_row, call, i, row, fixtures, timeout) for i, row in rows)
-    with ctrl_c_raises():  # the rows block the event loop: its own handler would wait for them
+    # the rows block the event loop: its own handler would wait for them
+    with ctrl_c_raises(), frozen_heap():
         for record in strategy.run(tasks):
             sink(record)
 
@@ -63,5 +66,6 @@ async def run_async(
     assert isinstance(strategy, AsyncStrategy)
     call = async_caller(evaluation.func, evaluation.retrying)
     tasks = (partial(ascore_row, call, i, row, fixtures, timeout) for i, row in rows)
-    async for record in strategy.run(tasks):
-        sink(record)
+    with frozen_heap():
+        async for record in strategy.run(tasks):
+            sink(record)

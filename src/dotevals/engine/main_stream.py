@@ -3,7 +3,8 @@
 Rows go out in chunks whose size follows how long rows take (about
 ``CHUNK_SECONDS`` of work per chunk), at most ``2 x slots`` chunks are in
 flight, and results come back in dataset order: the stream awaits the oldest
-chunk first. A generator of any length therefore runs in flat memory.
+chunk first. A generator of any length therefore runs in flat memory. An
+evaluation's pickled payload goes with its first chunks only: workers keep it.
 
 When a worker dies or a chunk hangs, the rows that were in flight are run
 again one by one, so that only the row that brought its worker down is
@@ -25,6 +26,7 @@ import cloudpickle
 
 from dotevals.engine import worker_process
 from dotevals.engine.main_executor import Executor
+from dotevals.engine.main_frozen_heap import frozen_heap
 from dotevals.engine.main_pickling import pack_payload, pack_rows
 from dotevals.engine.shared_payload import Payload
 from dotevals.engine.shared_scoring import failed_record
@@ -76,43 +78,46 @@ async def stream(
     brought its worker down is stored with that error. An error raised by the
     dataset itself is raised once every row read before it is scored.
     """
-    sender = _Sender(executor, pack_payload(name, payload, executor.remote), payload.timeout, sink)
-    sizer = ChunkSizer(fixed=chunk_size)
-    in_flight: deque[_Chunk] = deque()
-    exhausted = False
-    dataset_error: Exception | None = None
-    try:
-        while True:
-            while not exhausted and len(in_flight) < 2 * executor.slots:
-                chunk, dataset_error = _take(rows, sizer.size)
-                if chunk:
-                    in_flight.append(sender.submit(chunk))
-                exhausted = len(chunk) < sizer.size
-            if not in_flight:
-                if dataset_error is not None:
-                    raise dataset_error  # every row read before it is stored
-                return
-            try:
-                records, seconds = await sender.result(in_flight[0])
-            except _PoolFailure as failure:
-                hung = isinstance(failure.error, RowTimeoutError)
-                alone = in_flight[0].rows if hung and len(in_flight[0].rows) == 1 else []
-                suspects = [row for chunk in in_flight for row in chunk.rows]
-                _drop(in_flight)
+    with frozen_heap():  # records are made here per row: see main_frozen_heap
+        sender = _Sender(
+            executor, pack_payload(name, payload, executor.remote), payload.timeout, sink
+        )
+        sizer = ChunkSizer(fixed=chunk_size)
+        in_flight: deque[_Chunk] = deque()
+        exhausted = False
+        dataset_error: Exception | None = None
+        try:
+            while True:
+                while not exhausted and len(in_flight) < 2 * executor.slots:
+                    chunk, dataset_error = _take(rows, sizer.size)
+                    if chunk:
+                        in_flight.append(sender.submit(chunk))
+                    exhausted = len(chunk) < sizer.size
+                if not in_flight:
+                    if dataset_error is not None:
+                        raise dataset_error  # every row read before it is stored
+                    return
                 try:
-                    executor.replace(hung=hung)
-                except ClusterLostError:  # the run stops; a row that hung alone is known
-                    for row in alone:
-                        sink(_blamed(row, failure.error))
-                    raise
-                await sender.isolate(suspects, window=executor.slots)
-                continue
-            sizer.observe(len(in_flight.popleft().rows), seconds)
-            for record in records:
-                sink(record)
-    finally:
-        _drop(in_flight)
-        sender.close()
+                    records, seconds = await sender.result(in_flight[0])
+                except _PoolFailure as failure:
+                    hung = isinstance(failure.error, RowTimeoutError)
+                    alone = in_flight[0].rows if hung and len(in_flight[0].rows) == 1 else []
+                    suspects = [row for chunk in in_flight for row in chunk.rows]
+                    _drop(in_flight)
+                    try:
+                        sender.replace_workers(hung)
+                    except ClusterLostError:  # the run stops; a row that hung alone is known
+                        for row in alone:
+                            sink(_blamed(row, failure.error))
+                        raise
+                    await sender.isolate(suspects, window=executor.slots)
+                    continue
+                sizer.observe(len(in_flight.popleft().rows), seconds)
+                for record in records:
+                    sink(record)
+        finally:
+            _drop(in_flight)
+            sender.close()
 
 
 def _take(
@@ -168,35 +173,60 @@ class _Sender:
         self.evaluation_id = uuid.uuid4().hex
         # The watchdog times rows from when they start, where a worker can say so.
         self.marks = StartMarks() if timeout is not None and not executor.remote else None
+        #: Chunks sent with the payload since the workers started.
+        self.with_payload = 0
 
-    def submit(self, rows: list[tuple[int, Any]]) -> _Chunk:
+    def submit(self, rows: list[tuple[int, Any]], payload: bool = False) -> _Chunk:
+        """Send a chunk. The first ``2 x slots`` chunks carry the payload, which each
+        worker keeps for the evaluation; later ones go without (see :meth:`result`)."""
+        if payload or self.with_payload < 2 * self.executor.slots:
+            self.with_payload += 1
+            payload = True
         mark = self.marks.new() if self.marks is not None else None
         future = self.executor.submit(
-            worker_process.run_chunk, self.evaluation_id, self.packed, pack_rows(rows), mark
+            worker_process.run_chunk,
+            self.evaluation_id,
+            self.packed if payload else None,
+            pack_rows(rows),
+            mark,
         )
         return _Chunk(rows, future, mark)
+
+    def replace_workers(self, hung: bool) -> None:
+        """New workers: the next chunks carry the payload again."""
+        self.with_payload = 0
+        self.executor.replace(hung=hung)
 
     def close(self) -> None:
         if self.marks is not None:
             self.marks.close()
 
     async def result(self, chunk: _Chunk) -> tuple[list[Record], float]:
-        """The chunk's records and scoring time; _PoolFailure if its worker died or hung."""
-        try:
-            packed, seconds = await self._watch(chunk)
-        except self.executor.died as exc:
-            raise _PoolFailure(self.executor.blame(exc)) from exc
-        except asyncio.TimeoutError:
-            raise _PoolFailure(
-                RowTimeoutError(
-                    f"the row ran longer than its {self.timeout:g} s timeout and could not be "
-                    "interrupted; its worker process was replaced"
-                )
-            ) from None
-        finally:
-            if chunk.mark is not None:
-                StartMarks.forget(chunk.mark)
-        return cloudpickle.loads(packed), seconds
+        """The chunk's records and scoring time; _PoolFailure if its worker died or hung.
+
+        A worker that got the chunk without the payload, and had not loaded the
+        evaluation, sends it back: it goes again, with the payload.
+        """
+        while True:
+            try:
+                outcome = await self._watch(chunk)
+            except self.executor.died as exc:
+                raise _PoolFailure(self.executor.blame(exc)) from exc
+            except asyncio.TimeoutError:
+                raise _PoolFailure(
+                    RowTimeoutError(
+                        f"the row ran longer than its {self.timeout:g} s timeout and could "
+                        "not be interrupted; its worker process was replaced"
+                    )
+                ) from None
+            finally:
+                if chunk.mark is not None:
+                    StartMarks.forget(chunk.mark)
+            if outcome is not None:
+                packed, seconds = outcome
+                return cloudpickle.loads(packed), seconds
+            again = self.submit(chunk.rows, payload=True)
+            chunk.future, chunk.mark = again.future, again.mark
 
     async def _watch(self, chunk: _Chunk) -> Any:
         """The chunk's outcome; asyncio.TimeoutError once its rows ran past their deadline.
@@ -228,7 +258,7 @@ class _Sender:
                 _drop(in_flight)
                 if len(group) == 1:  # stored before the workers are replaced, which may fail
                     self.sink(_blamed(group[0], failure.error))
-                self.executor.replace(hung=isinstance(failure.error, RowTimeoutError))
+                self.replace_workers(isinstance(failure.error, RowTimeoutError))
                 if len(group) > 1:
                     await self.isolate(group, window=1)
                 continue

@@ -126,8 +126,11 @@ def score_row(
     if isinstance(row, DatasetError):
         return failed_record(item_id, {}, row)
     try:
-        with row_deadline(timeout):
+        if timeout is None:
             value = call(**row, **fixtures)
+        else:
+            with row_deadline(timeout):
+                value = call(**row, **fixtures)
         return Record(as_result(value), item_id, row)
     except Exception as exc:
         return failed_record(item_id, row, exc)

@@ -1,8 +1,11 @@
 """Worker side: the code that runs inside each worker process (local or on Dask).
 
-The main process sends chunks of rows; a chunk names its evaluation by id
-and carries the evaluation's pickled payload, which a worker unpickles once.
-A worker scores rows and returns Records; it never touches storage.
+The main process sends chunks of rows; a chunk names its evaluation by id,
+and an evaluation's first chunks carry its pickled payload, which a worker
+unpickles once and keeps for the chunks that come without it.
+A worker scores rows and returns Records already encoded for storage
+(:func:`~dotevals.storage.encoding.encoded`), so that the main process only
+writes them; it never touches storage itself.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from dotevals.engine.shared_start_marks import mark_started
 from dotevals.engine.shared_transfer import pack_each
 from dotevals.engine.worker_fixtures import WorkerFixtures
 from dotevals.errors import TransferError
+from dotevals.metrics import Metric
 from dotevals.models import Record
+from dotevals.storage.encoding import encoded
 
 __all__ = ["close_fixtures", "initialize", "ready", "run_chunk"]
 
@@ -93,16 +98,21 @@ def close_fixtures() -> None:
 
 
 def run_chunk(
-    evaluation_id: str, payload: bytes, rows: bytes, started: str | None = None
-) -> tuple[bytes, float]:
+    evaluation_id: str, payload: bytes | None, rows: bytes, started: str | None = None
+) -> tuple[bytes, float] | None:
     """Score a chunk of rows; return their pickled Records and the seconds spent scoring.
 
-    ``started`` is marked once the fixtures are ready and the rows start. A
-    Record that cannot be pickled goes back as its row's error.
+    ``payload`` comes with an evaluation's first chunks only: a worker that has
+    not loaded the evaluation and gets a chunk without it returns None, and the
+    main process sends the chunk again with it. ``started`` is marked once the
+    fixtures are ready and the rows start. A Record that cannot be pickled goes
+    back as its row's error.
     """
     with _lock:
         loaded = _loaded.get(evaluation_id)
         if loaded is None:
+            if payload is None:
+                return None
             _loaded.clear()  # evaluations run one after another: keep only the current one
             unpacked: Payload = cloudpickle.loads(payload)
             _restore_filename(unpacked.func, unpacked.filename)
@@ -116,11 +126,26 @@ def run_chunk(
     mark_started(started)
     start = time.perf_counter()
     records = [
-        score_row(loaded.call, item_id, row, fixtures, spec.timeout)
+        encoded(score_row(loaded.call, item_id, row, fixtures, spec.timeout))
         for item_id, row in cloudpickle.loads(rows)
     ]
     seconds = time.perf_counter() - start
+    _share_metrics(records)
     return pack_each(records, _unsendable), seconds
+
+
+def _share_metrics(records: list[Record]) -> None:
+    """Give equal metrics of a chunk one object, pickled and rebuilt once per chunk
+    rather than once per row (rows usually make their own ``accuracy()``)."""
+    shared: dict[str, Metric] = {}
+    for record in records:
+        for score in record.result.scores:
+            score.metrics = [_shared(metric, shared) for metric in score.metrics]
+
+
+def _shared(metric: Metric, shared: dict[str, Metric]) -> Metric:
+    key = metric.factory_call
+    return metric if key is None else shared.setdefault(key, metric)
 
 
 def _unsendable(record: Record, exc: Exception) -> Record:

@@ -10,6 +10,7 @@ and read back as floats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from decimal import Decimal
@@ -23,8 +24,10 @@ __all__ = [
     "decode_record",
     "encode_json",
     "encode_record",
+    "encoded",
     "json_value",
     "storable",
+    "stored_text",
 ]
 
 MAX_ROW_GAP = 1_000_000
@@ -132,6 +135,24 @@ def encode_record(record: Record) -> str:
         return encode_json(record.to_dict())
     except Exception as exc:  # one row's odd value costs only that row
         return encode_json(_unstorable(record, exc).to_dict())
+
+
+def encoded(record: Record) -> Record:
+    """``record`` with its stored text in ``stored_text``, made where the row ran (in a
+    worker), so that the main process only writes it. It is the text
+    :func:`encode_record` makes, also after :func:`storable` (which only gives values
+    the form that text has); a record that cannot be encoded gets its row's error."""
+    record.stored_text = encode_record(record)
+    return record
+
+
+def stored_text(record: Record, with_traceback: bool = True) -> str:
+    """The text storage writes for ``record``: its ``stored_text`` when it has one,
+    else :func:`encode_record`. Without ``with_traceback``, the text leaves the
+    traceback out (for a backend that keeps it apart)."""
+    if record.traceback is not None and not with_traceback:
+        return encode_record(dataclasses.replace(record, traceback=None))
+    return record.stored_text if record.stored_text is not None else encode_record(record)
 
 
 def _unstorable(record: Record, exc: BaseException) -> Record:

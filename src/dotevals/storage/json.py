@@ -35,7 +35,7 @@ from typing import Any
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
-from dotevals.storage.encoding import decode_json, decode_record, encode_json, encode_record
+from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.lockfile import FileLocks
 
 __all__ = ["JSONStorage", "safe_name"]
@@ -297,7 +297,7 @@ class JSONStorage(Storage):
         if not records:
             return
         path = self._records_path(experiment, evaluation)
-        lines = "".join(encode_record(r) + "\n" for r in records)
+        lines = "".join(stored_text(r) + "\n" for r in records)
         with _os_errors("write", path):
             if path not in self._repaired:
                 _repair_tail(path)

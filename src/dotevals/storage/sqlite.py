@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import threading
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
-from dotevals.storage.encoding import decode_json, decode_record, encode_json, encode_record
+from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 
 __all__ = ["SQLiteStorage"]
 
@@ -64,7 +63,7 @@ def _add_traceback_column(conn: sqlite3.Connection) -> None:
 
 def _encode_record(record: Record) -> tuple[str, str | None]:
     """A record as its JSON text and, in a column of its own, its traceback."""
-    return encode_record(dataclasses.replace(record, traceback=None)), record.traceback
+    return stored_text(record, with_traceback=False), record.traceback
 
 
 class SQLiteStorage(Storage):

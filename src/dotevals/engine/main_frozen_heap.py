@@ -1,0 +1,35 @@
+"""Main side: while rows run, the objects made before them stay out of the collector's scans.
+
+A run makes a few objects per row, so Python's cyclic garbage collector runs
+often, and each of its full collections walks every object of the process:
+pytest's, every imported module's. :func:`frozen_heap` moves what exists when
+an evaluation's rows start into the collector's permanent generation
+(:func:`gc.freeze`), so its collections walk only what the run made, and gives
+it back when the rows are done. Evaluations may overlap (async evaluations
+run together): the heap is given back when the last one ends.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["frozen_heap"]
+
+_running = 0
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Freeze the heap for the rows of one evaluation (nested and overlapping calls too)."""
+    global _running
+    if _running == 0:
+        gc.freeze()
+    _running += 1
+    try:
+        yield
+    finally:
+        _running -= 1
+        if _running == 0:
+            gc.unfreeze()
