@@ -276,15 +276,28 @@ def eval_gated(n):
 """
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C and SIGTERM as a program started from a terminal gets them (a ``preexec_fn``).
+
+    A test suite started in the background of a non-interactive shell ignores
+    SIGINT, and its children would inherit that: a test that sends Ctrl-C needs
+    them to have the default handling.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def spawned(command: list[str], cwd: Path, **kwargs) -> Iterator[subprocess.Popen]:
-    """A process in a session of its own; whatever is left of its group is killed after."""
+    """A process in a session of its own, with the signal handling of a terminal's
+    programs; whatever is left of its group is killed after."""
     proc = subprocess.Popen(
         command,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,
         **kwargs,
     )
     try:

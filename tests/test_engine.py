@@ -33,6 +33,7 @@ from pool_support import (
     RETRIED_EVAL,
     SHIPPED_CONFTEST,
     SHIPPED_EVAL,
+    as_in_a_terminal,
     comparable,
     main_pid,
     mixed_eval,
@@ -713,6 +714,7 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         lines = wait_until(
