@@ -271,7 +271,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 changed = len(score.regressed) + len(score.improved)
                 print(f"\nRows of {c.name!r} whose {score.score} changed ({changed})\n")
                 if changed:
-                    print(changed_rows_table(c, score))
+                    print(changed_rows_table(score))
     return 0
 
 

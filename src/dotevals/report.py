@@ -184,7 +184,7 @@ def comparison_notes(comparisons: Sequence[EvaluationComparison]) -> list[str]:
     return lines
 
 
-def changed_rows_table(comparison: EvaluationComparison, score: ScoreComparison) -> str:
+def changed_rows_table(score: ScoreComparison) -> str:
     """The rows whose ``score`` changed, right to wrong first."""
     changes = [("right->wrong", c) for c in score.regressed]
     changes += [("wrong->right", c) for c in score.improved]

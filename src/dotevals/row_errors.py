@@ -93,9 +93,9 @@ class ErrorTally:
     def __init__(self) -> None:
         self.count = 0
         self.first: Record | None = None
+        #: Counts of the first MAX_MESSAGES distinct messages; later ones count only in
+        #: ``count``.
         self.messages: Counter[str] = Counter()
-        #: Errors whose message came after MAX_MESSAGES others.
-        self.uncounted = 0
 
     def add(self, record: Record) -> None:
         if not record.failed:
@@ -106,5 +106,3 @@ class ErrorTally:
         message = error_message(record)
         if message in self.messages or len(self.messages) < MAX_MESSAGES:
             self.messages[message] += 1
-        else:
-            self.uncounted += 1
