@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from pool_support import FAST, spawned
+from pool_support import FAST, spawned, wait_until
 
 from dotevals.storage import get_storage
 
@@ -99,16 +98,14 @@ def wait_for_rows(
     url: str, proc: subprocess.Popen, rows: int, seconds: float = 60, evaluation: str = SLOW
 ) -> None:
     """Until storage holds ``rows`` rows of ``evaluation`` (it is scoring them)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert proc.poll() is None, proc.communicate()
+
+    def enough() -> bool:
         try:
-            if len(stored(url, evaluation)) >= rows:
-                return
+            return len(stored(url, evaluation)) >= rows
         except Exception:  # the experiment is not created yet
-            pass
-        assert time.monotonic() < deadline, "no rows stored"
-        time.sleep(0.05)
+            return False
+
+    wait_until(enough, seconds, f"{rows} stored rows of {evaluation}", proc)
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pool_support import FAST
+from pool_support import FAST, wait_until
 
 from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.models import Record, Result, Score
@@ -31,11 +30,8 @@ def stored_ids(url: str, evaluation: str = "ev") -> list[int]:
         storage.close()
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], bool]) -> None:
+    wait_until(condition, 30, "the writer to get there")
 
 
 def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch):
