@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     # A narrowed run (--only) keeps the last full run's file, which --docs-only reads.
     path = RESULTS / ("latest.json" if names is None else "partial.json")
     path.write_text(dumps(saved))
-    has_plot = plot(table)
+    # ... and its plot goes next to it, not over the docs page's
+    has_plot = plot(table) if names is None else plot(table, RESULTS / "partial.png")
     if not args.no_docs and names is None:
         write_docs(info, saved, has_plot)
     print(

@@ -8,7 +8,6 @@ generator, and prints the summary.
 """
 
 import ast
-import asyncio
 import functools
 
 from dotevals import Result, Score, foreach
@@ -38,5 +37,5 @@ def eval_code(generated, reference, normalise):
 
 if __name__ == "__main__":
     runner = Runner(experiment_name="local-scoring", workers="auto")
-    asyncio.run(runner.run_evaluations([functools.partial(eval_code, normalise=syntax_tree)]))
+    runner.run([functools.partial(eval_code, normalise=syntax_tree)])
     print(runner.results["eval_code"].metrics)

@@ -238,25 +238,26 @@ WORKER_IMPORTS = textwrap.dedent(
     import sys
 
     import dotevals
-    from dotevals import Score, foreach
+    from dotevals import Result, Score, foreach
 
 
     @foreach("n", range(4))
     def eval_imports(n):
-        return Score("pytest imported", "pytest" in sys.modules)
+        names = ("pytest", "asyncio", "tenacity")
+        return Result(*(Score(f"{name} imported", name in sys.modules) for name in names))
 
 
     if __name__ == "__main__":
         summary = dotevals.run(
             eval_imports, workers=2, storage=sys.argv[1], experiment="w", progress=False
         )
-        print(summary.summary["pytest imported"])
     """
 )
 
 
-def test_worker_processes_do_not_import_pytest(tmp_path):
-    """foreach.py imports the Runner (and so pytest) only when an evaluation is called."""
+def test_worker_processes_import_neither_pytest_nor_asyncio_nor_tenacity(tmp_path):
+    """foreach.py imports the Runner (and so pytest) only when an evaluation is called;
+    asyncio and tenacity wait for an async fixture or a failed row."""
     script = tmp_path / "imports.py"
     script.write_text(WORKER_IMPORTS)
     url = f"json://{tmp_path / 'store'}"
@@ -267,4 +268,9 @@ def test_worker_processes_do_not_import_pytest(tmp_path):
     assert "workers" in done.stderr  # the rows ran in a pool
     records = get_storage(url).load_records("w", "eval_imports")
     assert len(records) == 4
-    assert [r.result.scores[0].value for r in records] == [False] * 4
+    for record in records:
+        assert {score.name: score.value for score in record.result.scores} == {
+            "pytest imported": False,
+            "asyncio imported": False,
+            "tenacity imported": False,
+        }

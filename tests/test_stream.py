@@ -18,8 +18,8 @@ from dotevals import Score
 from dotevals.engine import main_stream, worker_process
 from dotevals.engine.main_stream import MAX_CHUNK, ChunkSizer, stream
 from dotevals.engine.shared_payload import Payload
-from dotevals.evaluation import make_retrying
 from dotevals.models import Record
+from dotevals.retry_policy import make_policy
 
 TIMEOUT_ERROR = "RowTimeoutError: the row ran longer than its"
 
@@ -29,7 +29,7 @@ def score_n(n: int) -> Score:
 
 
 def payload(func: Any = score_n, timeout: float | None = None) -> Payload:
-    return Payload(func, make_retrying(None), (), {}, {}, (), timeout)
+    return Payload(func, make_policy(None), (), {}, {}, (), timeout)
 
 
 class CountedRows:

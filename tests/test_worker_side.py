@@ -17,8 +17,8 @@ from dotevals.engine.main_local_pool import LocalPool
 from dotevals.engine.main_pickling import pack_payload, pack_rows
 from dotevals.engine.shared_payload import Payload
 from dotevals.errors import TransferError, WorkerDiedError
-from dotevals.evaluation import make_retrying
 from dotevals.metrics import accuracy, mean
+from dotevals.retry_policy import make_policy
 from dotevals.storage.encoding import encode_record, storable
 
 
@@ -61,7 +61,7 @@ def lock_at_one(n: int) -> Score:
 
 
 def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel():
-    payload = pack_payload("eval_lock", Payload(lock_at_one, make_retrying(None), (), {}, {}, ()))
+    payload = pack_payload("eval_lock", Payload(lock_at_one, make_policy(None), (), {}, {}, ()))
     try:
         packed, seconds = worker.run_chunk(
             "e", payload, pack_rows([(i, {"n": i}) for i in range(3)])
@@ -84,7 +84,7 @@ def two_metrics(n: int) -> Result:
 
 
 def test_run_chunk_sends_records_encoded_for_storage_with_one_metric_object_per_chunk():
-    payload = pack_payload("eval_two", Payload(two_metrics, make_retrying(None), (), {}, {}, ()))
+    payload = pack_payload("eval_two", Payload(two_metrics, make_policy(None), (), {}, {}, ()))
     try:
         packed, _ = worker.run_chunk("e", payload, pack_rows([(i, {"n": i}) for i in range(3)]))
     finally:
@@ -147,7 +147,7 @@ def uses_counted(n: int, counted: CountsUnpickling) -> Score:
 def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
     def payload() -> bytes:
         values = {"counted": CountsUnpickling()}
-        spec = Payload(uses_counted, make_retrying(None), ("counted",), {}, values, ())
+        spec = Payload(uses_counted, make_policy(None), ("counted",), {}, values, ())
         return pack_payload("eval_counted", spec)
 
     CountsUnpickling.loads = 0

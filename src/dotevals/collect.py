@@ -2,13 +2,12 @@
 
 ::
 
-    import asyncio
     from dotevals.collect import evaluation_items
     from dotevals.runners import Runner
 
     with evaluation_items(["evals/", "-k", "math"]) as items:
         runner = Runner(experiment_name="nightly")
-        asyncio.run(runner.run_evaluations(items))
+        runner.run(items)
     print(runner.results)
 
 Inside the ``with`` block pytest's session is alive, so conftest fixtures are

@@ -9,14 +9,16 @@ strategy reads ``Record.failed`` to back off when rows start failing.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotevals.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AsyncStrategy",
@@ -90,6 +92,8 @@ class _Windowed(AsyncStrategy):
         """Called with every finished row's result."""
 
     async def run(self, tasks: Iterable[Callable[[], Awaitable[T]]]) -> AsyncIterator[T]:
+        import asyncio  # here, not above: a run of sync rows has no event loop
+
         pending: set[asyncio.Future[T]] = set()
         source = iter(tasks)
         exhausted = False

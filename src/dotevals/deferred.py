@@ -157,6 +157,18 @@ def is_async_fixture(fixturedef: FixtureDef[Any]) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
 
 
+def has_async_fixture(item: pytest.Item) -> bool:
+    """An async fixture is among those ``item`` uses (directly or through others)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        is_async_fixture(fixturedef)
+        for fixturedefs in info.name2fixturedefs.values()
+        for fixturedef in fixturedefs
+    )
+
+
 def setup_async_fixture(fixturedef: FixtureDef[Any], request: SubRequest) -> Any:
     """Run an async fixture on the evaluations' event loop and cache its value.
 

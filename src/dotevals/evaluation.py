@@ -1,7 +1,7 @@
 """What ``@foreach`` knows about one evaluation: its function, columns and dataset.
 
 An :class:`Evaluation` turns dataset rows into keyword arguments lazily (a
-generator is never materialised) and builds the retrying call of one row.
+generator is never materialised).
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import tenacity
-
 from dotevals.errors import ConfigurationError, DatasetError
 
 if TYPE_CHECKING:
     from dotevals.concurrency import AsyncStrategy, SyncStrategy
     from dotevals.gates import Gate
+    from dotevals.retry_policy import Retries
 
-#: What the default retry policy retries: network failures and timeouts.
-RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-#: Retries after the first call by default: 3 calls in all.
-DEFAULT_RETRIES = 2
 #: Iterator datasets whose rows have been read, by id, for as long as they live.
 _READ: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 #: Those that take no weak reference (``map``, ``zip``, list iterators), by the
@@ -65,46 +60,6 @@ def parse_timeout(value: float | str | None) -> float | None:
     return seconds
 
 
-def make_retrying(retries: int | tenacity.BaseRetrying | None) -> tenacity.BaseRetrying:
-    """The retry policy of one evaluation.
-
-    An int is a number of retries of connection errors and timeouts with
-    exponential jitter (waits of about 1 s, 2 s, 4 s... up to 30 s); a tenacity
-    ``Retrying`` is used as given; ``None`` is the default of 2 retries (3 calls).
-    """
-    if isinstance(retries, tenacity.BaseRetrying):
-        return retries
-    count = DEFAULT_RETRIES if retries is None else retries
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ConfigurationError(
-            f"retries must be a number >= 0 or a tenacity Retrying object, got {retries!r}"
-        )
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
-        stop=tenacity.stop_after_attempt(count + 1),
-        wait=tenacity.wait_exponential_jitter(max=30),
-        reraise=True,
-    )
-
-
-def as_async_retrying(retrying: tenacity.BaseRetrying) -> tenacity.AsyncRetrying:
-    """The same policy, for coroutines."""
-    if isinstance(retrying, tenacity.AsyncRetrying):
-        return retrying
-    return tenacity.AsyncRetrying(
-        stop=retrying.stop,
-        wait=retrying.wait,
-        retry=retrying.retry,
-        before=retrying.before,
-        after=retrying.after,
-        before_sleep=retrying.before_sleep,
-        reraise=retrying.reraise,
-        retry_error_callback=retrying.retry_error_callback,
-        retry_error_cls=retrying.retry_error_cls,
-        enabled=retrying.enabled,
-    )
-
-
 @dataclass
 class Evaluation:
     """A function scored over every row of a dataset.
@@ -116,7 +71,7 @@ class Evaluation:
     func: Callable[..., Any]
     columns: tuple[str, ...]
     dataset: Iterable[Any]
-    retrying: tenacity.BaseRetrying
+    retrying: Retries
     concurrency: SyncStrategy | AsyncStrategy | None = None
     #: Seconds one row may take (None: the run's default, if any).
     timeout: float | None = None

@@ -17,9 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import tenacity
+from typing import TYPE_CHECKING, Any
 
 from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
@@ -27,6 +25,9 @@ from dotevals.project import short_name
 from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["ExperimentStore", "RecordWriter"]
 
@@ -243,15 +244,20 @@ class RecordWriter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``_write`` with retries and backoff until ``stop`` says so (the last error is raised)."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(Exception),
-            wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
-            stop=stop,
-            before_sleep=self._write_failed,
-            sleep=sleep,
-            reraise=True,
-        )
-        retrying(self._write)
+        try:
+            self._write()  # the usual case: tenacity is imported once a write fails
+        except Exception:
+            import tenacity
+
+            retrying = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(Exception),
+                wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
+                stop=stop,
+                before_sleep=self._write_failed,
+                sleep=sleep,
+                reraise=True,
+            )
+            retrying(self._write)
         if self._failing_since is not None:
             self._failing_since = None
             if self._warned:

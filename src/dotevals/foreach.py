@@ -20,14 +20,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
-
-import tenacity
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dotevals.concurrency import AsyncStrategy, SyncStrategy
-from dotevals.evaluation import Evaluation, make_retrying, parse_columns, parse_timeout
+from dotevals.evaluation import Evaluation, parse_columns, parse_timeout
 from dotevals.gates import gates_from_mapping
 from dotevals.models import EvaluationSummary
+from dotevals.retry_policy import make_policy
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["EvaluationFunction", "ForEach", "foreach", "get_evaluation"]
 
@@ -68,7 +70,7 @@ class ForEach:
         *,
         timeout: float | None = None,
     ):
-        self.retrying = make_retrying(retries)
+        self.retrying = make_policy(retries)
         self.concurrency = concurrency
         self.timeout = parse_timeout(timeout)
 

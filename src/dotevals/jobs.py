@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dotevals.deferred import has_async_fixture
 from dotevals.errors import ConfigurationError
 from dotevals.evaluation import Evaluation
 from dotevals.foreach import get_evaluation
@@ -66,6 +67,11 @@ class Job:
         if evaluation.is_method and instance is not None:
             evaluation = evaluation.bound_to(instance)
         return cls(item.name, evaluation_key(item), evaluation, item=item)
+
+    @property
+    def needs_event_loop(self) -> bool:
+        """Its rows or fixtures are async: it runs on an event loop."""
+        return self.evaluation.is_async or (self.item is not None and has_async_fixture(self.item))
 
     def metadata(self) -> dict[str, Any]:
         """What the experiment stores about the evaluation."""

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import greenlet  # type: ignore[import-untyped]  # no type hints shipped
 
+from dotevals.loop_free import outside_the_loop
+
 __all__ = ["call", "in_call", "wait_for"]
 
 T = TypeVar("T")
@@ -36,14 +38,17 @@ async def call(func: Callable[..., T], *args: Any) -> T:
     """``func(*args)`` on this thread, awaiting what it hands to :func:`wait_for`."""
     child = _Blocking(func)
     child.gr_context = contextvars.copy_context()  # as asyncio.to_thread does
-    result = child.switch(*args)
+    with outside_the_loop():  # blocking code sees no running loop, as in plain pytest
+        result = child.switch(*args)
     while not child.dead:
         try:
             value = await result
         except BaseException as exc:  # raised where the awaitable was needed
-            result = child.throw(exc)
+            with outside_the_loop():
+                result = child.throw(exc)
         else:
-            result = child.switch(value)
+            with outside_the_loop():
+                result = child.switch(value)
     return result
 
 

@@ -7,7 +7,6 @@ imports this module, the Runner, the engine or the storage.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
@@ -80,7 +79,7 @@ class EvaluationSession:
                     raise session.Failed(session.shouldfail)
                 if session.shouldstop:
                     raise session.Interrupted(session.shouldstop)
-            asyncio.run(runner.run_evaluations(evaluations))
+            runner.run(evaluations)
         finally:
             runner.close(kill_workers=True)  # only has work left when the run stopped early
 

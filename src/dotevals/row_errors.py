@@ -8,17 +8,15 @@ remains is the row's own code.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import re
 import traceback
 from collections import Counter
 from collections.abc import Iterable
-
-import tenacity
+from importlib.util import find_spec
 
 from dotevals.models import Record
+from dotevals.retry_policy import last_attempt_error
 
 __all__ = ["ErrorTally", "error_type", "group_by_type", "row_traceback"]
 
@@ -27,12 +25,17 @@ MAX_TRACEBACK = 20_000
 #: Distinct messages an ErrorTally keeps count of; any further ones count together.
 MAX_MESSAGES = 1000
 
+
+def _directory(package: str) -> str:
+    """Where ``package`` is installed, found without importing it."""
+    spec = find_spec(package)
+    assert spec is not None and spec.origin is not None
+    return os.path.dirname(os.path.abspath(spec.origin)) + os.sep
+
+
 #: Where the code that calls a row lives: dotevals, its retry library, the futures
 #: and event loop a row's result passes through.
-_MACHINERY = tuple(
-    os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (__file__, tenacity.__file__, concurrent.futures.__file__, asyncio.__file__)
-)
+_MACHINERY = tuple(map(_directory, ("dotevals", "tenacity", "concurrent.futures", "asyncio")))
 _TYPE_NAME = re.compile(r"[A-Za-z_][\w.]*")
 
 
@@ -40,8 +43,7 @@ def row_traceback(exc: BaseException) -> str | None:
     """``exc``'s traceback without the frames that called the row's code (or that
     interrupted it, as a timeout does); None when no frame of the row's own code is
     on it (an error dotevals made, such as a row that did not fit the columns)."""
-    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
-        exc = exc.last_attempt.exception() or exc
+    exc = last_attempt_error(exc)
     formatted = traceback.TracebackException.from_exception(exc)
     kept = False
     pending = [formatted]

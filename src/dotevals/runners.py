@@ -12,7 +12,6 @@ evaluations one after another and async ones concurrently
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from dotevals import loop_free
 from dotevals.engine.main_executor import Executor
 from dotevals.engine.main_executor_choice import make_executor
 from dotevals.engine.main_inline import Rows, Sink, run_async, run_sync, strategy_for
@@ -47,8 +47,12 @@ __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 #: in the worker processes, inline in the main process, or on the event loop.
 RunRows = Callable[[Rows, Sink], Awaitable[None]]
 
-#: What stops the whole run rather than one evaluation: Ctrl-C, SIGTERM, a cancelled loop.
-STOPS = (KeyboardInterrupt, asyncio.CancelledError)
+
+def stops() -> tuple[type[BaseException], ...]:
+    """What stops the whole run rather than one evaluation: Ctrl-C, SIGTERM and, once
+    asyncio is imported (a run without an event loop does not import it), a cancelled loop."""
+    asyncio = sys.modules.get("asyncio")
+    return (KeyboardInterrupt,) if asyncio is None else (KeyboardInterrupt, asyncio.CancelledError)
 
 
 @dataclass
@@ -86,7 +90,7 @@ class EvaluationOutcome:
     @property
     def interrupted(self) -> bool:
         """Ctrl-C or SIGTERM stopped it while it ran."""
-        return isinstance(self.error, STOPS)
+        return isinstance(self.error, stops())
 
 
 class RunReporter:
@@ -189,7 +193,27 @@ class Runner:
                 if self._pool is None:
                     self.close(interrupted)
                 else:  # a pool may take a while to shut down: the loop goes on meanwhile
+                    import asyncio  # a run with workers has an event loop
+
                     await asyncio.to_thread(self.close, interrupted)
+
+    def run(self, evaluation_items: Sequence[EvaluationItem]) -> None:
+        """``run_evaluations`` from synchronous code, with an event loop only if needed.
+
+        Async evaluations, async fixtures and worker processes need an event
+        loop, and get one (``asyncio.run``). Without any of them the rows and
+        fixtures run with no event loop, as in plain pytest: a row may call
+        ``asyncio.run`` itself.
+        """
+        jobs = [Job.of(obj) for obj in evaluation_items]
+        self.start_workers(evaluation_items)
+        evaluations = self.run_evaluations(evaluation_items)
+        if self._pool is not None or any(job.needs_event_loop for job in jobs):
+            import asyncio
+
+            asyncio.run(evaluations)
+        else:
+            loop_free.run(evaluations)
 
     async def _run_groups(self, groups: list[list[Job]]) -> None:
         for index, group in enumerate(groups):
@@ -250,14 +274,14 @@ class Runner:
             with self._progress(), self.reporter.capture(outcome, "call"):
                 try:
                     await self._execute(job, run_rows, outcome)
-                except STOPS:
+                except stops():
                     self.outcomes.append(outcome)  # the summary shows what it stored
                     raise
         self._report_run(outcome)
         if job.item is not None:
             try:
                 await self._pytest.teardown(job.item, nextitem)
-            except STOPS:
+            except stops():
                 raise
             except BaseException as exc:  # reported on the item
                 outcome.teardown_error = exc
@@ -273,6 +297,8 @@ class Runner:
             if job.item is not None:
                 detached = await self._pytest.detach(job.item)
             started.append((job, outcome, run_rows, detached))
+        import asyncio  # only async jobs run together, on the event loop
+
         with self._progress():
             try:
                 await asyncio.gather(
@@ -282,7 +308,7 @@ class Runner:
                         if run_rows is not None
                     )
                 )
-            except STOPS:
+            except stops():
                 self.outcomes.extend(o for _, o, _, _ in started if o.setup_error is None)
                 for _, _, _, detached in started:
                     if detached is not None:
@@ -294,7 +320,7 @@ class Runner:
                 with self.reporter.capture(outcome, "teardown"):
                     try:
                         await self._pytest.teardown_detached(detached)
-                    except STOPS:
+                    except stops():
                         raise
                     except BaseException as exc:  # reported on the item
                         outcome.teardown_error = exc
@@ -303,7 +329,7 @@ class Runner:
         if items:
             try:
                 await self._pytest.teardown(items[-1], nextitem)
-            except STOPS:
+            except stops():
                 raise
             except BaseException as exc:  # reported on the last item
                 outcomes[-1].teardown_error = exc
@@ -337,7 +363,7 @@ class Runner:
             if self._pool is not None and not job.evaluation.is_async:
                 return await self._in_workers(job, self._pool)
             return await self._in_main_process(job)
-        except STOPS:
+        except stops():
             raise
         except BaseException as exc:  # a failed setup fails the item
             outcome.setup_error = exc
@@ -407,7 +433,7 @@ class Runner:
 
             await run_rows(rows, sink)
             status = "completed"
-        except STOPS as exc:
+        except stops() as exc:
             outcome.error = exc
             status = "interrupted"
             raise
@@ -457,17 +483,9 @@ async def arun(
     **options: Any,
 ) -> EvaluationSummary:
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
-    options, values = split_keywords(options)
-    twice = sorted(set(values) & set(fixtures or {}))
-    if twice:
-        raise ConfigurationError(f"{', '.join(twice)} given both in fixtures= and by keyword")
-    runner = Runner(**options)
-    await runner.run_evaluations([functools.partial(evaluation, **values, **(fixtures or {}))])
-    outcome = runner.outcomes[0]
-    if outcome.error is not None:
-        raise outcome.error
-    assert outcome.summary is not None
-    return outcome.summary
+    runner, job = _one_job(evaluation, fixtures, options)
+    await runner.run_evaluations([job])
+    return _summary(runner)
 
 
 def run(
@@ -491,14 +509,43 @@ def run(
     (``dotevals.run(eval_math, model=my_model)``); a fixture whose name is an
     option's, such as ``storage``, can only be given in ``fixtures``.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass  # none runs: start one below, outside this handler, so that no error
-        # raised by the run is chained to this RuntimeError
-    else:
+    if _loop_running():
         raise DotevalsError(
             "dotevals.run() cannot be called from a running event loop (for example in "
             "Jupyter); use 'await dotevals.arun(...)' there"
         )
-    return asyncio.run(arun(evaluation, fixtures=fixtures, **options))
+    runner, job = _one_job(evaluation, fixtures, options)
+    runner.run([job])
+    return _summary(runner)
+
+
+def _loop_running() -> bool:
+    """An event loop runs in this thread (asyncio is imported then)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _one_job(
+    evaluation: Callable[..., Any], fixtures: Mapping[str, Any] | None, options: dict[str, Any]
+) -> tuple[Runner, functools.partial[Any]]:
+    """The Runner of ``run``/``arun`` and the evaluation bound to its fixture values."""
+    options, values = split_keywords(options)
+    twice = sorted(set(values) & set(fixtures or {}))
+    if twice:
+        raise ConfigurationError(f"{', '.join(twice)} given both in fixtures= and by keyword")
+    return Runner(**options), functools.partial(evaluation, **values, **(fixtures or {}))
+
+
+def _summary(runner: Runner) -> EvaluationSummary:
+    """The summary of the Runner's one evaluation; the error that stopped it is raised."""
+    outcome = runner.outcomes[0]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.summary is not None
+    return outcome.summary

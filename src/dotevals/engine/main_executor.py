@@ -8,12 +8,14 @@ and :mod:`dotevals.engine.main_dask_pool` (the worker threads of a Dask cluster)
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotevals.errors import WorkerDiedError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Executor"]
 

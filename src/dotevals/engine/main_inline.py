@@ -1,7 +1,8 @@
 """Main side: running an evaluation's rows in the main process, without workers.
 
-Sync rows run one after another under a sync strategy; async rows run on the
-event loop under an async strategy. Every finished row's Record goes to
+Sync rows run one after another under a sync strategy, with no event loop
+running (:mod:`~dotevals.loop_free`); async rows run on the event loop under
+an async strategy. Every finished row's Record goes to
 ``sink`` (storage and progress), in the order the strategy yields them,
 with the heap frozen (:mod:`~dotevals.engine.main_frozen_heap`).
 Ctrl-C stops sync rows where they stand (KeyboardInterrupt).
@@ -25,6 +26,7 @@ from dotevals.engine.shared_scoring import (
 from dotevals.errors import DatasetError
 from dotevals.evaluation import Evaluation
 from dotevals.interrupts import ctrl_c_raises
+from dotevals.loop_free import outside_the_loop
 from dotevals.models import Record
 
 Rows = Iterator[tuple[int, "dict[str, Any] | DatasetError"]]
@@ -49,8 +51,9 @@ def run_sync(
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
     tasks = (partial(score_row, call, i, row, fixtures, timeout) for i, row in rows)
-    # the rows block the event loop: its own handler would wait for them
-    with ctrl_c_raises(), frozen_heap():
+    # the rows block the event loop: its own Ctrl-C handler would wait for them,
+    # and a row may run an event loop of its own
+    with ctrl_c_raises(), frozen_heap(), outside_the_loop():
         for record in strategy.run(tasks):
             sink(record)
 

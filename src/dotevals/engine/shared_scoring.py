@@ -7,7 +7,6 @@ exception or a wrong return type becomes that row's error.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import threading
@@ -15,18 +14,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import tenacity
-
 from dotevals.errors import DatasetError, RowTimeoutError
-from dotevals.evaluation import as_async_retrying
 from dotevals.models import Record, Result, as_result
+from dotevals.retry_policy import Retries, as_async_retrying, as_retrying, last_attempt_error
 from dotevals.row_errors import row_traceback
 
 
 def error_text(exc: BaseException) -> str:
     """How a row's exception is stored: ``"TypeName: message"`` (of the last attempt)."""
-    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
-        exc = exc.last_attempt.exception() or exc
+    exc = last_attempt_error(exc)
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
@@ -36,7 +32,7 @@ def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Reco
     return Record(Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc))
 
 
-def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Callable[..., Any]:
+def sync_caller(func: Callable[..., Any], retries: Retries) -> Callable[..., Any]:
     """``func`` under its retry policy.
 
     The first attempt is a plain call, so a row that succeeds pays nothing for
@@ -49,19 +45,33 @@ def sync_caller(func: Callable[..., Any], retrying: tenacity.BaseRetrying) -> Ca
         except Exception:
             first_failure = sys.exc_info()
         # outside the except block: a later attempt's error is not chained to the first
-        return _retry_after_first_failure(retrying, func, kwargs, first_failure)
+        return _retry_after_first_failure(retries, func, kwargs, first_failure)
+
+    return call
+
+
+def async_caller(
+    func: Callable[..., Awaitable[Any]], retries: Retries
+) -> Callable[..., Awaitable[Any]]:
+    """:func:`sync_caller` for coroutine functions."""
+
+    async def call(**kwargs: Any) -> Any:
+        try:
+            return await func(**kwargs)
+        except Exception:
+            first_failure = sys.exc_info()
+        return await _aretry_after_first_failure(retries, func, kwargs, first_failure)
 
     return call
 
 
 def _retry_after_first_failure(
-    retrying: tenacity.BaseRetrying,
-    func: Callable[..., Any],
-    kwargs: dict[str, Any],
-    exc_info: Any,
+    retries: Retries, func: Callable[..., Any], kwargs: dict[str, Any], exc_info: Any
 ) -> Any:
     """tenacity's ``Retrying.__call__`` loop, entered with attempt one already failed."""
-    policy = retrying.copy()
+    import tenacity
+
+    policy = as_retrying(retries).copy()
     policy.begin()
     state = tenacity.RetryCallState(retry_object=policy, fn=func, args=(), kwargs=kwargs)
     state.set_exception(exc_info)
@@ -81,10 +91,30 @@ def _retry_after_first_failure(
             return action
 
 
-def async_caller(
-    func: Callable[..., Awaitable[Any]], retrying: tenacity.BaseRetrying
-) -> Callable[..., Awaitable[Any]]:
-    return as_async_retrying(retrying).wraps(func)
+async def _aretry_after_first_failure(
+    retries: Retries, func: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], exc_info: Any
+) -> Any:
+    """tenacity's ``AsyncRetrying.__call__`` loop, entered with attempt one already failed."""
+    import tenacity
+
+    policy = as_async_retrying(retries).copy()
+    policy.begin()
+    state = tenacity.RetryCallState(retry_object=policy, fn=func, args=(), kwargs=kwargs)
+    state.set_exception(exc_info)
+    while True:
+        action = await policy.iter(retry_state=state)
+        if isinstance(action, tenacity.DoAttempt):
+            try:
+                result = await func(**kwargs)
+            except BaseException as exc:
+                state.set_exception((type(exc), exc, exc.__traceback__))
+            else:
+                state.set_result(result)
+        elif isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            await policy.sleep(action)  # type: ignore[misc]
+        else:
+            return action
 
 
 def timeout_error(seconds: float) -> RowTimeoutError:
@@ -150,6 +180,8 @@ async def ascore_row(
         if timeout is None:
             value = await call(**row, **fixtures)
         else:
+            import asyncio  # imported by the running loop already
+
             task = asyncio.ensure_future(call(**row, **fixtures))
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:

@@ -10,13 +10,15 @@ pytest; async ones run on an event loop owned by the worker.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotevals.engine.shared_payload import NO_PARAM, FixtureSpec
 from dotevals.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["WorkerFixtures", "WorkerRequest"]
 
@@ -143,7 +145,9 @@ class WorkerFixtures:
         return value
 
     def _run(self, awaitable: Any) -> Any:
-        if self._loop is None:
+        if self._loop is None:  # a worker imports asyncio once an async fixture needs it
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
