@@ -11,11 +11,14 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import cloudpickle
+import loky
 import pytest
 from fake_executor import FakeExecutor, until
 
 from dotevals import Score
 from dotevals.engine import main_stream, worker_process
+from dotevals.engine.main_local_pool import LocalPool
 from dotevals.engine.main_stream import MAX_CHUNK, ChunkSizer, stream
 from dotevals.engine.shared_payload import Payload
 from dotevals.models import Record
@@ -207,6 +210,41 @@ def test_chunk_sizer_bounds_and_empty_chunks():
     slow = ChunkSizer()
     slow.observe(1, 60.0)  # a minute a row: one row a chunk, never zero
     assert slow.size == 1
+
+
+def test_workers_that_share_cpus_get_chunks_of_as_many_rows_as_workers_that_do_not():
+    alone, shared = ChunkSizer(), ChunkSizer(contention=4.0)
+    for _ in range(5):
+        alone.observe(alone.size, alone.size * 0.005)  # 5 ms a row on a CPU of its own
+        shared.observe(shared.size, shared.size * 0.020)  # the same rows at a quarter of one
+    assert shared.size == alone.size == 10
+
+
+class SharedCpuExecutor(FakeExecutor):
+    """Its workers share CPUs four to one: each row is timed at 20 ms."""
+
+    contention = 4.0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        def timed(*call_args: Any) -> Any:
+            packed, _ = fn(*call_args)
+            return packed, 0.020 * len(cloudpickle.loads(call_args[2]))
+
+        return super().submit(timed, *args)
+
+
+def test_the_stream_sizes_chunks_by_its_executors_contention():
+    executor = SharedCpuExecutor(slots=1)
+    records = run_stream(executor, CountedRows(40))
+    # two chunks in flight before the first time is known, then 200 ms of a shared CPU
+    assert [len(call.item_ids) for call in executor.calls] == [4, 4, 10, 10, 10, 2]
+    assert [r.item_id for r in records] == list(range(40))
+
+
+def test_a_local_pool_counts_its_workers_per_cpu():
+    cpus = loky.cpu_count()
+    assert LocalPool(cpus).contention == 1.0
+    assert LocalPool(4 * cpus).contention == 4.0
 
 
 def test_fixed_chunk_size_never_changes():

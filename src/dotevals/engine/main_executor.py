@@ -29,6 +29,9 @@ class Executor(ABC):
     remote: bool = False
     #: Exceptions meaning the worker running a call died.
     died: tuple[type[BaseException], ...] = ()
+    #: Workers per CPU when there are more workers than CPUs (1.0 otherwise): each
+    #: runs at that fraction of a CPU, and its rows take that much longer.
+    contention: float = 1.0
 
     def describe(self) -> str:
         """The one-line notice a run gives about where its rows go."""

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from loky import BrokenProcessPool, ProcessPoolExecutor
+from loky import BrokenProcessPool, ProcessPoolExecutor, cpu_count
 from loky.process_executor import TerminatedWorkerError
 
 from dotevals.engine import worker_process
@@ -37,6 +37,8 @@ class LocalPool(Executor):
     def __init__(self, slots: int, reason: str = "as requested"):
         self.slots = slots
         self.reason = reason
+        # the CPUs this process may use (affinity and container quotas counted)
+        self.contention = max(1.0, slots / cpu_count())
         self._executor: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:

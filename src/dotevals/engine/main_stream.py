@@ -46,11 +46,18 @@ START_POLL = 0.05
 
 
 class ChunkSizer:
-    """Rows per chunk: enough to amortise inter-process overhead, few enough to balance."""
+    """Rows per chunk: enough to amortise inter-process overhead, few enough to balance.
 
-    def __init__(self, fixed: int | None = None, initial: int = 4):
+    A chunk holds about ``CHUNK_SECONDS`` of one core's work. Where workers share
+    cores (``contention``, workers per core, above 1), each one runs at that
+    fraction of a core and a row's measured time grows by the same factor: the
+    target grows with it, so that chunks keep their number of rows.
+    """
+
+    def __init__(self, fixed: int | None = None, initial: int = 4, contention: float = 1.0):
         self.fixed = fixed
         self.size = fixed or initial
+        self._target = CHUNK_SECONDS * max(1.0, contention)
         self._row_seconds: float | None = None
 
     def observe(self, rows: int, seconds: float) -> None:
@@ -60,7 +67,7 @@ class ChunkSizer:
         self._row_seconds = (
             per_row if self._row_seconds is None else 0.7 * self._row_seconds + 0.3 * per_row
         )
-        self.size = max(1, min(MAX_CHUNK, round(CHUNK_SECONDS / self._row_seconds)))
+        self.size = max(1, min(MAX_CHUNK, round(self._target / self._row_seconds)))
 
 
 async def stream(
@@ -82,7 +89,7 @@ async def stream(
         sender = _Sender(
             executor, pack_payload(name, payload, executor.remote), payload.timeout, sink
         )
-        sizer = ChunkSizer(fixed=chunk_size)
+        sizer = ChunkSizer(fixed=chunk_size, contention=executor.contention)
         in_flight: deque[_Chunk] = deque()
         exhausted = False
         dataset_error: Exception | None = None
