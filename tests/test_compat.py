@@ -169,14 +169,32 @@ def test_adaptive_honours_the_throughput_thresholds(clock):
         increase_threshold=1.5,
         decrease_threshold=0.5,
     )
-    # rises: 8/s (from nothing), 16/s (x2); within the thresholds: 16/s (x1), 8/s (x0.5,
-    # a fall for the default 0.8); a fall: 2/s (x0.25)
-    assert [steady_interval(strategy, clock, n) for n in (8, 16, 16, 8, 2)] == [16, 32, 32, 32, 16]
+    # rises: 8/s (from nothing), 16/s (x2); within the thresholds, steady, which probes
+    # upwards: 16/s (x1), 8/s (x0.5, a fall for the default 0.8); a fall: 2/s (x0.25)
+    assert [steady_interval(strategy, clock, n) for n in (8, 16, 16, 8, 2)] == [16, 32, 64, 128, 64]
 
 
 def test_adaptive_honours_error_backoff_factor(clock):
     strategy = Adaptive(initial_concurrency=10, adaptation_interval=1.0, error_backoff_factor=0.7)
     assert finish_rows(strategy, clock, [0.5, 1.0], row=FAILED) == 7
+
+
+def test_adaptive_lowers_the_limit_once_for_one_fall(clock):
+    strategy = Adaptive(initial_concurrency=8, adaptation_interval=1.0)
+    # a rise, a fall; at the lower limit fewer rows finish, which is its baseline, not a
+    # second fall; then steady, which probes upwards again
+    assert [steady_interval(strategy, clock, n) for n in (16, 4, 2, 2)] == [16, 8, 8, 16]
+
+
+def test_adaptive_probes_upwards_while_throughput_holds(clock):
+    strategy = Adaptive(initial_concurrency=4, adaptation_interval=1.0)
+    assert [steady_interval(strategy, clock, 8) for _ in range(4)] == [8, 16, 32, 64]
+
+
+def test_adaptive_does_not_probe_past_a_limit_where_rows_failed(clock):
+    strategy = Adaptive(initial_concurrency=16, adaptation_interval=1.0)
+    assert finish_rows(strategy, clock, [0.5, 1.0], row=FAILED) == 8
+    assert [steady_interval(strategy, clock, 8) for _ in range(4)] == [8, 16, 16, 16]
 
 
 @pytest.mark.parametrize(("window", "expected"), [(None, 8), (3, 32)])

@@ -151,10 +151,14 @@ class Adaptive(_Windowed):
       is multiplied by ``increase_factor``;
     * below ``decrease_threshold`` times the previous one: it is divided by
       ``increase_factor``;
+    * in between (steady): the limit is multiplied by ``increase_factor`` to
+      probe for more, but never past a limit at which rows failed;
 
-    a rise or a fall changes the limit once it has been seen ``stability_window``
-    times in a row. The limit stays within ``min_concurrency`` and
-    ``max_concurrency``.
+    a rise, a fall or a steady spell changes the limit once it has been seen
+    ``stability_window`` times in a row. The interval after a decrease is the
+    baseline of the lower limit, not compared with the interval before: fewer
+    rows in flight lower the throughput, which is no new fall. The limit stays
+    within ``min_concurrency`` and ``max_concurrency``.
     """
 
     def __init__(
@@ -225,6 +229,8 @@ class Adaptive(_Windowed):
         self._finished: deque[float] = deque(maxlen=self.throughput_window)
         self._trend = 0  # +1 rising, -1 falling, 0 steady
         self._trend_seen = 0
+        self._settling = False  # the limit was just lowered: the next interval is a baseline
+        self._ceiling: int | None = None  # a limit at which rows failed: no probing past it
 
     async def run(self, tasks: Iterable[Callable[[], Awaitable[T]]]) -> AsyncIterator[T]:
         self.current = self.initial_concurrency
@@ -254,18 +260,29 @@ class Adaptive(_Windowed):
         return (len(self._finished) - 1) / span
 
     def _adjust(self, throughput: float, error_rate: float) -> None:
+        previous, self._last_throughput = self._last_throughput, throughput
         if error_rate > self.error_threshold:
-            target = self.current * self.error_backoff_factor
-            self._trend = self._trend_seen = 0
-        else:
-            trend = (throughput > self._last_throughput * self.increase_threshold) - (
-                throughput < self._last_throughput * self.decrease_threshold
-            )
-            self._trend_seen = self._trend_seen + 1 if trend == self._trend else 1
-            self._trend = trend
-            target = self.current
-            if trend and self._trend_seen >= self.stability_window:
-                target *= self.increase_factor**trend
-                self._trend_seen = 0
-        self.current = int(min(self.max_concurrency, max(self.min_concurrency, target)))
-        self._last_throughput = throughput
+            self._ceiling = self.current
+            self._change(self.current * self.error_backoff_factor)
+            return
+        if self._settling:
+            self._settling = False
+            return
+        trend = (throughput > previous * self.increase_threshold) - (
+            throughput < previous * self.decrease_threshold
+        )
+        self._trend_seen = self._trend_seen + 1 if trend == self._trend else 1
+        self._trend = trend
+        if self._trend_seen < self.stability_window:
+            return
+        if trend:
+            self._change(self.current * self.increase_factor**trend)
+        elif self._ceiling is None or self.current < self._ceiling:
+            probe = self.current * self.increase_factor
+            self._change(probe if self._ceiling is None else min(probe, self._ceiling))
+
+    def _change(self, target: float) -> None:
+        limit = int(min(self.max_concurrency, max(self.min_concurrency, target)))
+        self._settling = limit < self.current
+        self.current = limit
+        self._trend = self._trend_seen = 0
