@@ -174,13 +174,31 @@ class Runner:
 
     async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
         """Run every evaluation; errors of one evaluation never stop the others."""
+        await self._run_jobs([Job.of(obj) for obj in evaluation_items])
+
+    def run(self, evaluation_items: Sequence[EvaluationItem]) -> None:
+        """``run_evaluations`` from synchronous code, with an event loop only if needed.
+
+        Async evaluations, async fixtures and worker processes need an event
+        loop, and get one (``asyncio.run``). Without any of them the rows and
+        fixtures run with no event loop, as in plain pytest: a row may call
+        ``asyncio.run`` itself.
+        """
         jobs = [Job.of(obj) for obj in evaluation_items]
+        self._choose_pool(jobs)
+        if self._pool is not None or any(job.needs_event_loop for job in jobs):
+            import asyncio
+
+            asyncio.run(self._run_jobs(jobs))
+        else:
+            loop_free.run(self._run_jobs(jobs))
+
+    async def _run_jobs(self, jobs: list[Job]) -> None:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._items = PytestItems(items[0].session)
         self.store.lock()
-        if not self._pool_chosen:
-            self._pool = self._start_pool(jobs)
+        self._choose_pool(jobs)
         groups = group_jobs(jobs, self.options.concurrent)
         interrupted = True
         with sigterm_as_ctrl_c():
@@ -196,24 +214,6 @@ class Runner:
                     import asyncio  # a run with workers has an event loop
 
                     await asyncio.to_thread(self.close, interrupted)
-
-    def run(self, evaluation_items: Sequence[EvaluationItem]) -> None:
-        """``run_evaluations`` from synchronous code, with an event loop only if needed.
-
-        Async evaluations, async fixtures and worker processes need an event
-        loop, and get one (``asyncio.run``). Without any of them the rows and
-        fixtures run with no event loop, as in plain pytest: a row may call
-        ``asyncio.run`` itself.
-        """
-        jobs = [Job.of(obj) for obj in evaluation_items]
-        self.start_workers(evaluation_items)
-        evaluations = self.run_evaluations(evaluation_items)
-        if self._pool is not None or any(job.needs_event_loop for job in jobs):
-            import asyncio
-
-            asyncio.run(evaluations)
-        else:
-            loop_free.run(evaluations)
 
     async def _run_groups(self, groups: list[list[Job]]) -> None:
         for index, group in enumerate(groups):
@@ -249,12 +249,16 @@ class Runner:
         The pytest plugin calls this before the ordinary tests run;
         ``run_evaluations`` does it itself otherwise.
         """
-        if not self._pool_chosen:
-            self._pool = self._start_pool([Job.of(obj) for obj in evaluation_items])
+        self._choose_pool([Job.of(obj) for obj in evaluation_items])
 
-    def _start_pool(self, jobs: list[Job]) -> Executor | None:
-        """One pool of workers for every sync evaluation of the run, if one is wanted."""
-        self._pool_chosen = True
+    def _choose_pool(self, jobs: list[Job]) -> None:
+        """Once per run: start one pool of workers for every sync evaluation, if one
+        is wanted."""
+        if not self._pool_chosen:
+            self._pool_chosen = True
+            self._pool = self._new_pool(jobs)
+
+    def _new_pool(self, jobs: list[Job]) -> Executor | None:
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
         if not sync_jobs:
             return None
