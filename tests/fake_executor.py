@@ -18,8 +18,8 @@ from typing import Any
 
 import cloudpickle
 
-from dotevals.engine.main_executor import Executor
-from dotevals.engine.shared_start_marks import mark_started
+from dotevals._engine.executors.base import Executor
+from dotevals._engine.start_marks import mark_started
 
 
 class WorkerDeath(Exception):

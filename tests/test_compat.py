@@ -527,7 +527,7 @@ import sys
 import time
 from pathlib import Path
 
-from dotevals.experiment_store import ExperimentStore
+from dotevals.storage.writer import ExperimentStore
 
 store = ExperimentStore(sys.argv[1], "e1")
 store.lock()

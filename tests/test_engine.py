@@ -299,7 +299,7 @@ if __name__ == "__main__":
 
 
 def test_long_generator_is_read_only_as_workers_are_ready(tmp_path):
-    from dotevals.engine.main_stream import MAX_CHUNK
+    from dotevals._engine.stream import MAX_CHUNK
 
     rows = 25_000
     script = tmp_path / "bounded.py"
@@ -807,8 +807,8 @@ def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evalua
     import gc
 
     from dotevals import Score, foreach
-    from dotevals.engine.main_frozen_heap import frozen_heap
-    from dotevals.engine.main_inline import run_async, run_sync
+    from dotevals._engine.frozen_heap import frozen_heap
+    from dotevals._engine.inline import run_async, run_sync
     from dotevals.foreach import get_evaluation
 
     frozen: list[int] = []

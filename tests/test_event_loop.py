@@ -10,7 +10,8 @@ import pytest
 from pool_support import FAST
 
 import dotevals
-from dotevals import Runner, Score, foreach, loop_free
+from dotevals import Runner, Score, foreach
+from dotevals._run import loop_free
 from dotevals.metrics import accuracy
 from dotevals.storage import get_storage
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pool_support import FAST
 
-from dotevals.engine.main_fixture_specs import fixture_specs
-from dotevals.engine.shared_payload import NO_PARAM
+from dotevals._engine.wire import NO_PARAM
+from dotevals._pytest_bridge.fixture_specs import fixture_specs
 from dotevals.errors import ConfigurationError
 
 CONFTEST = """

@@ -20,8 +20,8 @@ import tenacity
 
 import dotevals
 from dotevals import EvaluationSummary, ForEach, Result, Runner, Score, foreach
+from dotevals._declare.evaluation import parse_columns
 from dotevals.errors import ConfigurationError, DatasetError, DotevalsError
-from dotevals.evaluation import parse_columns
 from dotevals.foreach import get_evaluation
 from dotevals.metrics import Metric, accuracy, mean, metric
 from dotevals.storage import get_storage

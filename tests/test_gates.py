@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pytest_output import section_of
 
+from dotevals._declare.gates import Gate, parse_gate
 from dotevals.errors import ConfigurationError
-from dotevals.gates import Gate, parse_gate
 
 FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
 

@@ -23,7 +23,10 @@ PLUGIN_MODULES = {
     "dotevals.errors",
     "dotevals.plugin",
     "dotevals.options",
-    "dotevals.lazy",
+    "dotevals._util",
+    "dotevals._util.lazy",
+    "dotevals._pytest_bridge",
+    "dotevals._pytest_bridge.internals",
     "dotevals.providers",
 }
 

@@ -1,4 +1,4 @@
-"""How many workers a run gets (``dotevals.engine.main_sizing``), without starting a pool."""
+"""How many workers a run gets (``dotevals._engine.executors.sizing``), without starting a pool."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import psutil
 import pytest
 
-from dotevals.engine.main_sizing import (
+from dotevals._engine.executors.sizing import (
     DEFAULT_WORKER_MEMORY,
     WorkerCount,
     choose_workers,

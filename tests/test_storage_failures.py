@@ -19,13 +19,13 @@ import pytest
 
 from dotevals.cli import main as dotevals_main
 from dotevals.errors import ConfigurationError, ExperimentInUseError, StorageError
-from dotevals.experiment_store import ExperimentStore
 from dotevals.metrics import accuracy, mean
 from dotevals.models import Record, Result, Score
 from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner
 from dotevals.storage.json import JSONStorage, safe_name
 from dotevals.storage.lockfile import FileLocks
+from dotevals.storage.writer import ExperimentStore
 
 FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
 KINDS = ["json", "sqlite"]

@@ -1,4 +1,4 @@
-"""The ordered, bounded stream (``dotevals.engine.main_stream``) against an in-memory executor.
+"""The ordered, bounded stream (``dotevals._engine.stream``) against an in-memory executor.
 
 Rows are scored in this process by ``worker_process.run_chunk``; the test decides when
 each chunk's future resolves, dies or hangs.
@@ -17,12 +17,13 @@ import pytest
 from fake_executor import FakeExecutor, until
 
 from dotevals import Score
-from dotevals.engine import main_stream, worker_process
-from dotevals.engine.main_local_pool import LocalPool
-from dotevals.engine.main_stream import MAX_CHUNK, ChunkSizer, stream
-from dotevals.engine.shared_payload import Payload
+from dotevals._declare.retry_policy import make_policy
+from dotevals._engine import stream as main_stream
+from dotevals._engine.executors.local import LocalPool
+from dotevals._engine.stream import MAX_CHUNK, ChunkSizer, stream
+from dotevals._engine.wire import Payload
+from dotevals._engine.worker import process as worker_process
 from dotevals.models import Record
-from dotevals.retry_policy import make_policy
 
 TIMEOUT_ERROR = "RowTimeoutError: the row ran longer than its"
 

@@ -119,9 +119,9 @@ import time
 
 import pytest
 
-from dotevals.engine import main_stream
+from dotevals._engine import stream
 
-main_stream.HANG_GRACE = 0.5  # the watchdog's margin, small: rows here take no time
+stream.HANG_GRACE = 0.5  # the watchdog's margin, small: rows here take no time
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The per-worker fixture lifecycle (``dotevals.engine.worker_fixtures``), in-process."""
+"""The per-worker fixture lifecycle (``dotevals._engine.worker.fixtures``), in-process."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from dotevals.engine.shared_payload import NO_PARAM, FixtureSpec
-from dotevals.engine.worker_fixtures import WorkerFixtures
+from dotevals._engine.wire import NO_PARAM, FixtureSpec
+from dotevals._engine.worker.fixtures import WorkerFixtures
 from dotevals.errors import ConfigurationError
 
 

@@ -12,13 +12,12 @@ from loky import BrokenProcessPool
 from loky.process_executor import TerminatedWorkerError
 
 from dotevals import Result, Score
-from dotevals.engine import worker_process as worker
-from dotevals.engine.main_local_pool import LocalPool
-from dotevals.engine.main_pickling import pack_payload, pack_rows
-from dotevals.engine.shared_payload import Payload
+from dotevals._declare.retry_policy import make_policy
+from dotevals._engine.executors.local import LocalPool
+from dotevals._engine.wire import Payload, pack_payload, pack_rows
+from dotevals._engine.worker import process as worker
 from dotevals.errors import TransferError, WorkerDiedError
 from dotevals.metrics import accuracy, mean
-from dotevals.retry_policy import make_policy
 from dotevals.storage.encoding import encode_record, storable
 
 
@@ -118,7 +117,7 @@ def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_err
 def test_a_worker_loads_no_storage_backend():
     """Workers encode records but never store them: the backends stay unimported."""
     code = (
-        "import sys, dotevals.engine.worker_process\n"
+        "import sys, dotevals._engine.worker.process\n"
         "print(sorted(m for m in ('sqlite3', 'psutil', 'dotevals.storage.registry') "
         "if m in sys.modules))"
     )

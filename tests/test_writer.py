@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pool_support import FAST, wait_until
 
-from dotevals.experiment_store import ExperimentStore, RecordWriter
 from dotevals.models import Record, Result, Score
 from dotevals.storage import get_storage
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
+from dotevals.storage.writer import ExperimentStore, RecordWriter
 
 
 def record(item_id: int) -> Record:
@@ -112,7 +112,7 @@ def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
 
 
 FULL_CONFTEST = """
-from dotevals.experiment_store import RecordWriter
+from dotevals.storage.writer import RecordWriter
 from dotevals.storage import register_storage
 from dotevals.storage.sqlite import SQLiteStorage
 

@@ -39,27 +39,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import dotevals
-from dotevals.compare import compare_evaluation
-from dotevals.datasets import get_dataset, list_datasets
-from dotevals.errors import ConfigurationError, DotevalsError
-from dotevals.export import FORMATS, write_rows
-from dotevals.html_report import MAX_ROWS, render, report_data
-from dotevals.intervals import Estimate
-from dotevals.models import EvaluationSummary
-from dotevals.report import (
+from dotevals._declare.row_errors import group_by_type
+from dotevals._report.html import MAX_ROWS, render, report_data
+from dotevals._report.text import (
     changed_rows_table,
     comparison_notes,
     comparison_table,
     format_table,
     interval_cell,
-    storage_option,
 )
-from dotevals.row_errors import group_by_type
+from dotevals.compare import compare_evaluation
+from dotevals.datasets import get_dataset, list_datasets
+from dotevals.errors import ConfigurationError, DotevalsError
+from dotevals.export import FORMATS, write_rows
+from dotevals.intervals import Estimate
+from dotevals.models import EvaluationSummary
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
-from dotevals.stored import evaluation_names, metric_intervals
-from dotevals.stored import find_experiment as _experiment
-from dotevals.stored import open_storage as _open
+from dotevals.storage.naming import storage_option
+from dotevals.storage.reading import evaluation_names, metric_intervals
+from dotevals.storage.reading import find_experiment as _experiment
+from dotevals.storage.reading import open_storage as _open
 
 __all__ = ["main"]
 

@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
-from _pytest.config import _prepareconfig
 
+from dotevals._declare.evaluation import get_evaluation
+from dotevals._pytest_bridge import internals
 from dotevals.errors import ConfigurationError
-from dotevals.foreach import get_evaluation
 
 __all__ = ["evaluation_items"]
 
@@ -34,10 +34,10 @@ def evaluation_items(args: Sequence[str] = ()) -> Iterator[list[pytest.Item]]:
 
     ``args`` are what the pytest command line takes (paths, ``-k``, ``-m``, options).
     """
-    config = _prepareconfig(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args])
+    config = internals.new_config(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args])
     exitstatus: int = pytest.ExitCode.OK
     try:
-        config._do_configure()
+        internals.configure(config)
         session = pytest.Session.from_config(config)
         config.hook.pytest_sessionstart(session=session)
         try:
@@ -52,7 +52,7 @@ def evaluation_items(args: Sequence[str] = ()) -> Iterator[list[pytest.Item]]:
             exitstatus = pytest.ExitCode.INTERNAL_ERROR
             raise
         finally:
-            session._setupstate.teardown_exact(None)
+            internals.setup_state(session).teardown_exact(None)
             config.hook.pytest_sessionfinish(session=session, exitstatus=exitstatus)
     finally:
-        config._ensure_unconfigure()
+        internals.unconfigure(config)

@@ -35,9 +35,9 @@ from decimal import Decimal
 from numbers import Real
 from typing import Any
 
+from dotevals._util.registry import PluginRegistry
 from dotevals.metrics import Metric, accuracy
 from dotevals.models import Score
-from dotevals.plugin_registry import PluginRegistry
 
 __all__ = [
     "evaluator",
@@ -354,7 +354,7 @@ def ast_evaluation(result: Any, expected: str | None = None) -> bool:
 
 
 class EvaluatorRegistry(PluginRegistry[Callable[..., Score]]):
-    """Evaluators by name; see :class:`~dotevals.plugin_registry.PluginRegistry`."""
+    """Evaluators by name; see :class:`~dotevals._util.registry.PluginRegistry`."""
 
     def list_evaluators(self) -> list[str]:
         """The names of every evaluator, built-in or from a plugin, sorted."""

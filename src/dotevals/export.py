@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
+from dotevals._declare.row_errors import error_message
 from dotevals.models import Record
-from dotevals.row_errors import error_message
 from dotevals.storage import DEFAULT_STORAGE, Storage
-from dotevals.stored import evaluation_names, find_experiment, open_storage
+from dotevals.storage.reading import evaluation_names, find_experiment, open_storage
 
 if TYPE_CHECKING:
     import pandas

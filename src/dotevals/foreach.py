@@ -22,18 +22,22 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dotevals._declare.evaluation import (
+    EvaluationSpec,
+    attach,
+    get_evaluation,
+    parse_columns,
+    parse_timeout,
+)
+from dotevals._declare.gates import gates_from_mapping
+from dotevals._declare.retry_policy import make_policy
 from dotevals.concurrency import AsyncStrategy, SyncStrategy
-from dotevals.evaluation import Evaluation, parse_columns, parse_timeout
-from dotevals.gates import gates_from_mapping
 from dotevals.models import EvaluationSummary
-from dotevals.retry_policy import make_policy
 
 if TYPE_CHECKING:
     import tenacity
 
 __all__ = ["EvaluationFunction", "ForEach", "foreach", "get_evaluation"]
-
-_ATTRIBUTE = "__dotevals__"
 
 
 class EvaluationFunction(Protocol):
@@ -92,7 +96,7 @@ class ForEach:
         def decorate(func: Callable[..., Any]) -> EvaluationFunction:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
             gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
-            evaluation = Evaluation(
+            evaluation = EvaluationSpec(
                 func, columns, dataset, self.retrying, self.concurrency, self.timeout, gates
             )
             return _evaluation_function(evaluation)
@@ -125,14 +129,13 @@ class ForEach:
         return registered
 
 
-def _evaluation_function(evaluation: Evaluation) -> EvaluationFunction:
+def _evaluation_function(evaluation: EvaluationSpec) -> EvaluationFunction:
     func = evaluation.func
 
     @functools.wraps(func)
     def run_evaluation(**fixtures: Any) -> EvaluationSummary:
-        # runners.py imports this module; importing it here, on the first direct call,
-        # also keeps pytest (which runners.py needs) out of worker processes, which
-        # import this module to unpickle evaluations.
+        # here, on the first direct call: worker processes import this module to
+        # unpickle evaluations, and the Runner brings pytest
         from dotevals.runners import run
 
         return run(run_evaluation, fixtures=fixtures)
@@ -147,13 +150,8 @@ def _evaluation_function(evaluation: Evaluation) -> EvaluationFunction:
             if name in evaluation.fixture_names
         ]
     )
-    setattr(run_evaluation, _ATTRIBUTE, evaluation)
+    attach(run_evaluation, evaluation)
     return run_evaluation
-
-
-def get_evaluation(obj: Any) -> Evaluation | None:
-    """The :class:`Evaluation` behind a ``@foreach`` function, or None."""
-    return getattr(obj, _ATTRIBUTE, None)
 
 
 #: The default decorator: ``@foreach("col1,col2", dataset)``.

@@ -27,8 +27,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from dotevals._util.registry import PluginRegistry
 from dotevals.intervals import Estimate
-from dotevals.plugin_registry import PluginRegistry
 
 __all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
 

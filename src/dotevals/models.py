@@ -6,12 +6,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from dotevals.intervals import Estimate
 from dotevals.metrics import Metric, get_metric
 
-__all__ = ["Score", "Result", "Record", "EvaluationSummary"]
+__all__ = ["Score", "Result", "Record", "EvaluationSummary", "Evaluation", "EvaluationStatus"]
 
 
 @dataclass
@@ -299,10 +300,22 @@ def sort_records(records: Iterable[Record]) -> list[Record]:
     return [newest[k] for k in sorted(newest)]
 
 
-def __getattr__(name: str) -> Any:
-    """``Evaluation`` and ``EvaluationStatus``, the types of the results storage interface."""
-    if name in ("Evaluation", "EvaluationStatus"):
-        from dotevals.storage import adapter
+class EvaluationStatus(Enum):
+    """The status of an evaluation, as storage backends of the dotevals 0.23 interface
+    keep it (see :mod:`dotevals.storage.compat`)."""
 
-        return getattr(adapter, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass
+class Evaluation:
+    """An evaluation's bookkeeping as storage backends of the dotevals 0.23 interface
+    keep it (``create_evaluation``, ``load_evaluation``)."""
+
+    evaluation_name: str
+    status: EvaluationStatus
+    started_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    completed_at: float | None = None

@@ -12,7 +12,7 @@ reads ``runner.options.<name>``.
 
 The table imports nothing heavy: the pytest plugin reads it in every pytest
 session, so a parser that lives with the code it serves (the engine, the
-storage) is named with :func:`~dotevals.lazy.lazy` and imported on its first
+storage) is named with :func:`~dotevals._util.lazy.lazy` and imported on its first
 value. A ``None`` default is the parser's own default.
 """
 
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dotevals._util.lazy import lazy
 from dotevals.errors import ConfigurationError
-from dotevals.lazy import lazy
 
 if TYPE_CHECKING:
-    from dotevals.gates import Gate
+    from dotevals._declare.gates import Gate
     from dotevals.storage import Storage
 
 __all__ = ["OPTIONS", "Option", "RunOptions", "parse_samples"]
@@ -118,7 +118,7 @@ def _storage_in_project(value: str | None, root: Path) -> str:
 
 def _gates(texts: Sequence[str | Gate]) -> tuple[Gate, ...]:
     """``SCORE=VALUE`` texts as gates, by key: the last one wins."""
-    from dotevals.gates import Gate, parse_gate
+    from dotevals._declare.gates import Gate, parse_gate
 
     gates = [text if isinstance(text, Gate) else parse_gate(text, "gate") for text in texts]
     return tuple({gate.key: gate for gate in gates}.values())
@@ -164,7 +164,7 @@ class RunOptions:
     )
     workers: int | str | None = option(
         None,
-        parse=lazy("dotevals.engine.main_sizing", "parse_workers"),
+        parse=lazy("dotevals._engine.executors.sizing", "parse_workers"),
         flags=("--workers",),
         metavar="N|auto",
         help="worker processes for sync evaluations: a number or 'auto' (physical cores, "
@@ -172,14 +172,14 @@ class RunOptions:
     )
     worker_memory: int = option(
         None,
-        parse=lazy("dotevals.engine.main_sizing", "parse_memory"),
+        parse=lazy("dotevals._engine.executors.sizing", "parse_memory"),
         flags=("--worker-memory",),
         metavar="SIZE",
         help="memory one worker needs, used by --workers auto (e.g. 2GiB; default 512MiB)",
     )
     timeout: float | None = option(
         None,
-        parse=lazy("dotevals.evaluation", "parse_timeout"),
+        parse=lazy("dotevals._declare.evaluation", "parse_timeout"),
         flags=("--row-timeout",),
         alias=("--timeout", "pytest_timeout"),
         metavar="SECONDS",
@@ -190,7 +190,7 @@ class RunOptions:
     )
     executor: str = option(
         None,
-        parse=lazy("dotevals.engine.main_executor_choice", "parse_executor"),
+        parse=lazy("dotevals._engine.executors.choose", "parse_executor"),
         flags=("--executor",),
         metavar="local|dask://HOST:PORT",
         help="where sync evaluations run with workers: 'local' (a process pool, the default) "

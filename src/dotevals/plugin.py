@@ -7,7 +7,7 @@ first through pytest's own loop; the evaluations then run through the
 
 pytest loads this module in every session of every project where dotevals is
 installed, so it imports nothing of dotevals' own until collection has found
-an evaluation: then :mod:`dotevals.pytest_session` parses the options and runs
+an evaluation: then :mod:`dotevals._pytest_bridge.session` parses the options and runs
 them. dotevals' modules are not rewritten by pytest's assertion rewriting: their
 few asserts are internal checks, and rewriting them only costs time.
 PYTEST_DONT_REWRITE
@@ -22,18 +22,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _pytest.python import path_matches_patterns
 
 if TYPE_CHECKING:
-    from dotevals.pytest_session import EvaluationSession
+    from dotevals._pytest_bridge.session import EvaluationSession
 
+#: Where ``get_evaluation`` lives: imported by ``@foreach``, so by every evaluation.
+_EVALUATION_MODULE = "dotevals._declare.evaluation"
 #: The session's evaluations, once collection has found one.
 _EVALUATIONS: pytest.StashKey[EvaluationSession] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     """One flag set and one ini setting per row of the option table."""
-    _import_without_rewriting(pluginmanager, "dotevals")
+    from dotevals._pytest_bridge.internals import stop_rewriting
+
+    # dotevals' modules import as any library's do: their asserts are internal checks
+    stop_rewriting(pluginmanager, "dotevals")
     from dotevals.options import OPTIONS
 
     group = parser.getgroup("dotevals", "dotevals evaluations")
@@ -50,15 +54,6 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
             parser.addini(spec.ini, f"default for {flags[-1]}", default=None)
 
 
-def _import_without_rewriting(pluginmanager: pytest.PytestPluginManager, package: str) -> None:
-    """Take ``package`` out of the packages pytest rewrites the asserts of (it marks
-    every installed plugin's package): its modules then import as any library's do."""
-    marked = getattr(pluginmanager.rewrite_hook, "_must_rewrite", None)
-    if isinstance(marked, set) and package in marked:
-        marked.discard(package)
-        pluginmanager.rewrite_hook._marked_for_rewrite_cache.clear()  # type: ignore[attr-defined]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     from dotevals.providers import register_fixtures
 
@@ -67,22 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    if (
-        file_path.suffix == ".py"
-        and file_path.name.startswith("eval_")
-        and not parent.session.isinitpath(file_path)  # pytest collects those itself
-        and not path_matches_patterns(file_path, parent.config.getini("python_files"))
-    ):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
+    if file_path.suffix != ".py" or not file_path.name.startswith("eval_"):
+        return None
+    from dotevals._pytest_bridge.internals import is_python_file
+
+    if parent.session.isinitpath(file_path) or is_python_file(file_path, parent.config):
+        return None  # pytest collects those itself
+    return pytest.Module.from_parent(parent, path=file_path)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
 ) -> list[pytest.Function] | None:
-    if name.startswith("eval_") and inspect.isfunction(obj) and hasattr(collector, "_genfunctions"):
-        return list(collector._genfunctions(name, obj))
+    if name.startswith("eval_") and inspect.isfunction(obj):
+        from dotevals._pytest_bridge.internals import generate_functions
+
+        return generate_functions(collector, name, obj)
     return None
 
 
@@ -96,24 +92,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """The first evaluation collected brings in dotevals: its options are parsed here,
     so that a bad one stops the session before any test runs."""
     if any(_is_evaluation(item) for item in session.items):
-        from dotevals.pytest_session import EvaluationSession
+        from dotevals._pytest_bridge.session import EvaluationSession
 
         session.config.stash[_EVALUATIONS] = EvaluationSession(session.config)
 
 
 def _is_evaluation(item: pytest.Item) -> bool:
-    """A ``@foreach`` function: none can exist before ``dotevals.foreach`` is imported."""
-    foreach = sys.modules.get("dotevals.foreach")
-    return foreach is not None and foreach.get_evaluation(getattr(item, "obj", None)) is not None
+    """A ``@foreach`` function: none can exist before its module is imported."""
+    declared = sys.modules.get(_EVALUATION_MODULE)
+    return declared is not None and declared.get_evaluation(getattr(item, "obj", None)) is not None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
-    item = getattr(request, "_pyfuncitem", None)
+    if _EVALUATION_MODULE not in sys.modules:  # no evaluation can exist yet
+        return None
+    from dotevals._pytest_bridge.deferred import is_async_fixture, setup_async_fixture
+    from dotevals._pytest_bridge.internals import item_of_request
+
+    item = item_of_request(request)
     if item is None or not _is_evaluation(item):
         return None
-    from dotevals.deferred import is_async_fixture, setup_async_fixture
-
     return setup_async_fixture(fixturedef, request) if is_async_fixture(fixturedef) else None
 
 

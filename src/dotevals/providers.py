@@ -22,7 +22,6 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from _pytest.fixtures import getfixturemarker
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -194,7 +193,9 @@ def _provider_or_fixture(obj: Any, where: str) -> type[ModelProvider] | str:
     """A provider class as is; a pytest fixture as its name."""
     if isinstance(obj, type) and issubclass(obj, ModelProvider):
         return obj
-    marker = getfixturemarker(obj)
+    from dotevals._pytest_bridge.internals import fixture_marker  # only for an entry point
+
+    marker = fixture_marker(obj)
     if marker is not None:
         return marker.name or getattr(obj, "name", None) or obj.__name__
     raise TypeError(

@@ -2,8 +2,8 @@
 
 ``Runner`` is the facade both the pytest plugin and scripts use, and it only
 orchestrates: its options come from :mod:`dotevals.options`, its jobs and
-their grouping from :mod:`dotevals.jobs`, the set-up of pytest items from
-:mod:`dotevals.items`, and rows run in :mod:`dotevals.engine`. It runs sync
+their grouping from :mod:`dotevals._run.jobs`, the set-up of pytest items from
+:mod:`dotevals._pytest_bridge.items`, and rows run in :mod:`dotevals._engine`. It runs sync
 evaluations one after another and async ones concurrently
 (``concurrent=True``), stores their rows and fills ``results``.
 
@@ -22,24 +22,24 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dotevals import loop_free
-from dotevals.engine.main_executor import Executor
-from dotevals.engine.main_executor_choice import make_executor
-from dotevals.engine.main_inline import Rows, Sink, run_async, run_sync, strategy_for
+from dotevals._declare.evaluation import EvaluationSpec
+from dotevals._declare.row_errors import ErrorTally
+from dotevals._engine.executors.base import Executor
+from dotevals._engine.executors.choose import make_executor
+from dotevals._engine.inline import Rows, Sink, run_async, run_sync, strategy_for
+from dotevals._pytest_bridge.items import PytestItems
+from dotevals._run import loop_free
+from dotevals._run.interrupts import sigterm_as_ctrl_c
+from dotevals._run.jobs import EvaluationItem, Job, group_jobs
+from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.errors import ConfigurationError, DotevalsError
-from dotevals.evaluation import Evaluation
-from dotevals.experiment_store import ExperimentStore, RecordWriter
-from dotevals.interrupts import sigterm_as_ctrl_c
-from dotevals.items import PytestItems
-from dotevals.jobs import EvaluationItem, Job, group_jobs
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunOptions, split_keywords
-from dotevals.progress import ProgressBar, ProgressFile, progress_wanted
-from dotevals.row_errors import ErrorTally
 from dotevals.storage.base import Status
+from dotevals.storage.writer import ExperimentStore, RecordWriter
 
 if TYPE_CHECKING:
-    from dotevals.engine.shared_payload import FixtureSpec
+    from dotevals._engine.wire import FixtureSpec
 
 __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
@@ -390,8 +390,8 @@ class Runner:
 
     async def _in_workers(self, job: Job, pool: Executor) -> RunRows:
         """Rows stream through the pool; workers build the user fixtures from specs."""
-        from dotevals.engine.main_stream import stream  # cloudpickle: only for workers
-        from dotevals.engine.shared_payload import Payload
+        from dotevals._engine.stream import stream  # cloudpickle: only for workers
+        from dotevals._engine.wire import Payload
 
         evaluation = job.evaluation
         specs: dict[str, FixtureSpec] = {}
@@ -462,10 +462,10 @@ class Runner:
                 self.reporter.message(f"dotevals: {exc}")
         outcome.new_rows = run.done - run.unstored
 
-    def _timeout(self, evaluation: Evaluation) -> float | None:
+    def _timeout(self, evaluation: EvaluationSpec) -> float | None:
         return evaluation.timeout if evaluation.timeout is not None else self.options.timeout
 
-    def _total(self, evaluation: Evaluation, run: Any) -> int | None:
+    def _total(self, evaluation: EvaluationSpec, run: Any) -> int | None:
         total = evaluation.total
         if total is None:
             return self.samples

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from dotevals._util.lazy import lazy
 from dotevals.errors import StorageError, UnknownStorageError
-from dotevals.lazy import lazy
 from dotevals.storage.base import Storage
 
 __all__ = [
@@ -39,7 +39,7 @@ def register_storage(scheme: str, cls: type) -> None:
     ``cls`` implements :class:`Storage`, or the results interface (``add_results``,
     ``get_results``...), which is then used through an adapter.
     """
-    from dotevals.storage.adapter import backend_factory
+    from dotevals.storage.compat import backend_factory
 
     factory = backend_factory(cls)
     if not scheme or "://" in scheme:

@@ -1,0 +1,99 @@
+"""Main side: local worker processes, a loky process pool for one run.
+
+loky starts the workers, reports precisely when one dies and is replaced
+after that by a fresh pool. Workers start with this process's ``sys.path``
+and working directory, so eval files and conftests import there as here, and
+with its pid, so they leave as soon as it is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from loky import BrokenProcessPool, ProcessPoolExecutor, cpu_count
+from loky.process_executor import TerminatedWorkerError
+
+from dotevals._engine.executors.base import Executor
+from dotevals._engine.executors.sizing import WorkerCount
+from dotevals._engine.worker import process as worker
+from dotevals.errors import TransferError
+
+__all__ = ["LocalPool"]
+
+
+class LocalPool(Executor):
+    """A loky process pool of ``slots`` processes, started on first use.
+
+    ``reason`` says why that many (see :class:`~dotevals._engine.executors.sizing.WorkerCount`).
+    """
+
+    died = (BrokenProcessPool,)
+
+    def __init__(self, slots: int, reason: str = "as requested"):
+        self.slots = slots
+        self.reason = reason
+        # the CPUs this process may use (affinity and container quotas counted)
+        self.contention = max(1.0, slots / cpu_count())
+        self._executor: ProcessPoolExecutor | None = None
+
+    def describe(self) -> str:
+        return str(WorkerCount(self.slots, self.reason))
+
+    @property
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.slots,
+                initializer=worker.initialize,
+                initargs=(list(sys.path), os.getcwd(), os.getpid()),
+            )
+        return self._executor
+
+    def start(self) -> None:
+        for _ in range(self.slots):  # each worker imports dotevals while the run sets up
+            self.executor.submit(worker.ready)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        try:
+            future = self.executor.submit(fn, *args)
+        except BrokenProcessPool:  # a worker died since the last result: start afresh
+            self.replace(hung=False)
+            future = self.executor.submit(fn, *args)
+        return asyncio.wrap_future(future)
+
+    def replace(self, hung: bool) -> None:
+        """A broken loky pool cannot take new calls: kill what is left, start afresh."""
+        self.shutdown(kill=True)
+
+    def shutdown(self, kill: bool = False) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, kill_workers=kill)
+            self._executor = None
+
+    def blame(self, exc: BaseException) -> Exception:
+        """A worker that ended is a death; any other broken pool, a failed transfer."""
+        if isinstance(exc, TerminatedWorkerError):
+            return super().blame(exc)
+        cause = str(exc.__cause__ or "").strip().splitlines()
+        return TransferError(
+            f"the process pool broke while passing this row to or from its worker ({exc}"
+            + (f" {cause[-1]}" if cause else "")
+            + ")"
+        )
+
+    def how_died(self, exc: BaseException) -> str:
+        """How workers ended, from loky's message: ``{SIGSEGV(-11)}`` -> ``signal SIGSEGV``."""
+        codes = re.findall(r"(\w+)\((-?\d+)\)", str(exc).partition("exit codes of the workers")[2])
+        if not codes:
+            return "it ended without a reason given"
+        parts = [
+            f"exit code {n}" if kind == "EXIT" else f"killed by signal {kind}" for kind, n in codes
+        ]
+        if any(kind == "SIGKILL" for kind, _ in codes):
+            parts.append("as the out-of-memory killer does")
+        return ", ".join(parts)

@@ -1,0 +1,159 @@
+"""Worker side: the code that runs inside each worker process (local or on Dask).
+
+The main process sends chunks of rows; a chunk names its evaluation by id,
+and an evaluation's first chunks carry its pickled payload, which a worker
+unpickles once and keeps for the chunks that come without it.
+A worker scores rows and returns Records already encoded for storage
+(:func:`~dotevals.storage.encoding.encoded`), so that the main process only
+writes them; it never touches storage itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from dotevals._engine.scoring import failed_record, score_row, sync_caller
+from dotevals._engine.start_marks import mark_started
+from dotevals._engine.wire import Payload, pack_each
+from dotevals._engine.worker.fixtures import WorkerFixtures
+from dotevals.errors import TransferError
+from dotevals.metrics import Metric
+from dotevals.models import Record
+from dotevals.storage.encoding import encoded
+
+__all__ = ["close_fixtures", "initialize", "ready", "run_chunk"]
+
+
+def _restore_filename(func: Any, filename: str | None) -> None:
+    """Give a function sent by value its file back, for the tracebacks of its rows."""
+    target = getattr(func, "__func__", func)
+    code = getattr(target, "__code__", None)
+    if filename and code is not None and code.co_filename != filename:
+        target.__code__ = _with_filename(code, filename)
+
+
+def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+@dataclass
+class _Loaded:
+    payload: Payload
+    call: Any
+
+
+_fixtures = WorkerFixtures()
+_loaded: dict[str, _Loaded] = {}
+#: Dask workers run several calls at once in threads: loading and fixtures go one at a time.
+_lock = threading.Lock()
+
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+def initialize(path: list[str], cwd: str, parent: int) -> None:
+    """Give the worker the main process's import path and directory (loky initializer).
+
+    ``parent`` is the main process's pid: a worker whose main process has died
+    (before this worker started, or at any time after) leaves by itself.
+    """
+    if os.getppid() != parent:
+        os._exit(1)  # the main process died while this worker started
+    sys.path[:] = path
+    os.chdir(cwd)
+    atexit.register(_fixtures.close)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)  # orphaned (the main process was killed): nothing is left to score for
+
+
+def ready() -> int:
+    """A call that only loads this module: sent to new workers so they import it at once."""
+    return os.getpid()
+
+
+def close_fixtures() -> None:
+    """Tear down every fixture of this worker (at the end of a run on a Dask cluster,
+    whose workers outlive the run)."""
+    with _lock:
+        _loaded.clear()
+        _fixtures.close()
+
+
+def run_chunk(
+    evaluation_id: str, payload: bytes | None, rows: bytes, started: str | None = None
+) -> tuple[bytes, float] | None:
+    """Score a chunk of rows; return their pickled Records and the seconds spent scoring.
+
+    ``payload`` comes with an evaluation's first chunks only: a worker that has
+    not loaded the evaluation and gets a chunk without it returns None, and the
+    main process sends the chunk again with it. ``started`` is marked once the
+    fixtures are ready and the rows start. A Record that cannot be pickled goes
+    back as its row's error.
+    """
+    with _lock:
+        loaded = _loaded.get(evaluation_id)
+        if loaded is None:
+            if payload is None:
+                return None
+            _loaded.clear()  # evaluations run one after another: keep only the current one
+            unpacked: Payload = cloudpickle.loads(payload)
+            _restore_filename(unpacked.func, unpacked.filename)
+            loaded = _loaded[evaluation_id] = _Loaded(
+                unpacked, sync_caller(unpacked.func, unpacked.retrying)
+            )
+        spec = loaded.payload
+        fixtures = _fixtures.resolve(
+            evaluation_id, spec.specs, spec.values, spec.fixture_names, spec.fixture_closure
+        )
+    mark_started(started)
+    start = time.perf_counter()
+    records = [
+        encoded(score_row(loaded.call, item_id, row, fixtures, spec.timeout))
+        for item_id, row in cloudpickle.loads(rows)
+    ]
+    seconds = time.perf_counter() - start
+    _share_metrics(records)
+    return pack_each(records, _unsendable), seconds
+
+
+def _share_metrics(records: list[Record]) -> None:
+    """Give equal metrics of a chunk one object, pickled and rebuilt once per chunk
+    rather than once per row (rows usually make their own ``accuracy()``)."""
+    shared: dict[str, Metric] = {}
+    for record in records:
+        for score in record.result.scores:
+            score.metrics = [_shared(metric, shared) for metric in score.metrics]
+
+
+def _shared(metric: Metric, shared: dict[str, Metric]) -> Metric:
+    key = metric.factory_call
+    return metric if key is None else shared.setdefault(key, metric)
+
+
+def _unsendable(record: Record, exc: Exception) -> Record:
+    return failed_record(
+        record.item_id,
+        record.dataset_row,
+        TransferError(
+            f"the row's result cannot be sent back from its worker process "
+            f"({type(exc).__name__}: {exc}); return plain values (numbers, strings, lists, "
+            "dicts) in Score and Result"
+        ),
+    )

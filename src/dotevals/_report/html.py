@@ -1,0 +1,268 @@
+"""``dotevals report``: one self-contained HTML page of one or more experiments.
+
+:func:`report_data` reads storage into plain data (dicts, lists, strings and
+numbers); :func:`render` fills the Jinja2 template ``templates/report.html.j2``
+with it. The page has no outside resources: styles, the filter script and the
+SVG charts are inline, so it opens from disk without a server or a network.
+
+With two experiments or more, each one after the first is compared with the
+first (:func:`~dotevals.compare.compare_evaluation`), as ``dotevals compare
+FIRST OTHER`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from dotevals._declare.row_errors import error_message, group_by_type
+from dotevals.compare import compare_evaluation
+from dotevals.models import EvaluationSummary, Record
+from dotevals.storage import Storage
+from dotevals.storage.reading import find_experiment, metric_intervals
+
+__all__ = ["MAX_ROWS", "render", "report_data"]
+
+#: Rows of each evaluation the page holds by default (the first, in dataset order).
+MAX_ROWS = 1000
+#: Rows the page shows for each error type of an evaluation (the count covers all).
+MAX_ERRORS_SHOWN = 20
+#: Longer dataset values and model responses are cut in the rows table.
+MAX_TEXT = 300
+#: Colours of the experiments, in the order given (then again from the first).
+COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")
+
+
+def report_data(
+    storage: Storage, url: str, experiments: Sequence[str], max_rows: int = MAX_ROWS
+) -> dict[str, Any]:
+    """Everything the page shows, as plain data.
+
+    Each evaluation of any of ``experiments`` (in the order first stored) has
+    its ``runs`` (one per experiment, None where that experiment lacks it),
+    its ``metrics`` (for each score and metric, ``entries``: one per
+    experiment, None or the metric's ``Estimate.to_dict()``: ``value``,
+    ``stderr``, ``low``, ``high``, ``method``), its ``error_groups`` and its
+    first ``max_rows`` ``rows`` (of ``total_rows``). An entry with numbers for
+    ``low`` and ``high`` is drawn with an error bar and printed with its interval.
+    ``comparisons`` holds each experiment after the first compared with the first.
+    """
+    infos = [find_experiment(storage, url, name) for name in experiments]
+    stored = {e.name: storage.list_evaluations(e.name) for e in infos}
+    names = list(dict.fromkeys(n for e in infos for n in stored[e.name]))
+    loaded = {
+        name: [
+            storage.load_records(e.name, name) if name in stored[e.name] else None for e in infos
+        ]
+        for name in names
+    }
+    evaluations = [
+        {
+            "name": name,
+            "anchor": f"evaluation-{index}",
+            **_summaries(storage, list(experiments), name, records),
+            "error_groups": _error_groups(records),
+            **_rows(records, max_rows),
+        }
+        for index, (name, records) in enumerate(loaded.items())
+    ]
+    return {
+        "title": "dotevals report: " + ", ".join(experiments),
+        "storage": url,
+        "generated": _time(datetime.now().timestamp()),
+        "experiments": [
+            {"name": e.name, "created": _time(e.created_at), "color": COLORS[i % len(COLORS)]}
+            for i, e in enumerate(infos)
+        ],
+        "evaluations": evaluations,
+        "comparisons": [_comparison(loaded, 0, b) for b in range(1, len(infos))],
+    }
+
+
+def _time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _summaries(
+    storage: Storage, experiments: list[str], name: str, records: list[list[Record] | None]
+) -> dict[str, Any]:
+    """Each experiment's status, row and error counts for one evaluation, and its metrics."""
+    runs: list[dict[str, Any] | None] = []
+    values: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    for index, (experiment, rows) in enumerate(zip(experiments, records, strict=True)):
+        if rows is None:
+            runs.append(None)
+            continue
+        info = storage.load_evaluation(experiment, name)
+        computed = EvaluationSummary(rows)
+        runs.append(
+            {
+                "status": info.status if info else "unknown",
+                "rows": computed.rows,
+                "errors": computed.errors,
+            }
+        )
+        for score, by_metric in metric_intervals(info, computed).items():
+            for metric, estimate in by_metric.items():
+                entries = values.setdefault((score, metric), [None] * len(experiments))
+                entries[index] = estimate
+    metrics = [
+        {"score": score, "metric": metric, "entries": entries}
+        for (score, metric), entries in values.items()
+    ]
+    return {"runs": runs, "metrics": metrics, "scale": _scale(metrics)}
+
+
+def _comparison(loaded: dict[str, list[list[Record] | None]], a: int, b: int) -> dict[str, Any]:
+    """Experiment ``b`` against ``a`` (indexes), evaluation by evaluation: each
+    evaluation both ran as ``EvaluationComparison.to_dict()`` and the names of
+    those only one ran."""
+    sides = [(name, records[a], records[b]) for name, records in loaded.items()]
+    return {
+        "a": a,
+        "b": b,
+        "evaluations": [
+            compare_evaluation(name, x, y).to_dict()
+            for name, x, y in sides
+            if x is not None and y is not None
+        ],
+        "only_in_a": [name for name, x, y in sides if x is not None and y is None],
+        "only_in_b": [name for name, x, y in sides if x is None and y is not None],
+    }
+
+
+def _scale(metrics: list[dict[str, Any]]) -> float:
+    """Where the chart's axis ends: 1 for values within [0, 1], else a round number
+    (1, 2, 2.5 or 5 times a power of ten) at or above the largest."""
+    numbers = [
+        entry[key]
+        for m in metrics
+        for entry in m["entries"]
+        if entry is not None
+        for key in ("value", "low", "high")
+        if _is_number(entry.get(key))
+    ]
+    largest = max(numbers, default=1.0)
+    if largest <= 1:
+        return 1.0
+    unit = 10.0 ** math.floor(math.log10(largest))
+    return next(step * unit for step in (1, 2, 2.5, 5, 10) if largest <= step * unit)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _error_groups(records: list[list[Record] | None]) -> list[dict[str, Any]]:
+    """Each experiment's errored rows by error type, the most frequent first
+    (``experiment`` is the experiment's index)."""
+    groups = []
+    for experiment, rows in enumerate(records):
+        for kind, group in group_by_type(rows or ()).items():
+            groups.append(
+                {
+                    "experiment": experiment,
+                    "type": kind,
+                    "count": len(group),
+                    "records": [
+                        {
+                            "item_id": r.item_id,
+                            "input": _input(r),
+                            "detail": (r.traceback or error_message(r)).rstrip(),
+                        }
+                        for r in group[:MAX_ERRORS_SHOWN]
+                    ],
+                }
+            )
+    return groups
+
+
+def _rows(records: list[list[Record] | None], max_rows: int) -> dict[str, Any]:
+    """The first ``max_rows`` rows any experiment stored, each with every experiment's cell."""
+    by_id = [{r.item_id: r for r in group or ()} for group in records]
+    ids = sorted({item_id for group in by_id for item_id in group})
+    rows = []
+    for item_id in ids[:max_rows]:
+        cells = [group.get(item_id) for group in by_id]
+        first = next(r for r in cells if r is not None)
+        states = {_state(r) for r in cells}
+        rows.append(
+            {
+                "item_id": item_id,
+                "input": _input(first),
+                "errored": any(r is not None and r.failed for r in cells),
+                "changed": len(states) > 1,
+                "cells": [None if r is None else _cell(r) for r in cells],
+            }
+        )
+    return {"rows": rows, "total_rows": len(ids)}
+
+
+def _state(record: Record | None) -> str | None:
+    """What a row came to in one experiment: its score values and whether it errored."""
+    if record is None:
+        return None
+    scores = {s.name: s.value for s in record.result.scores}
+    return json.dumps([record.failed, scores], sort_keys=True, default=str)
+
+
+def _cell(record: Record) -> dict[str, Any]:
+    return {
+        "scores": [
+            {"name": s.name, "text": _short(_value(s.value)), "kind": _kind(s.value)}
+            for s in record.result.scores
+        ],
+        "response": None
+        if record.result.model_response is None
+        else _short(record.result.model_response),
+        "error": error_message(record) if record.failed else None,
+    }
+
+
+def _input(record: Record) -> list[tuple[str, str]]:
+    return [(str(k), _short(_value(v))) for k, v in record.dataset_row.items()]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _kind(value: Any) -> str:
+    """How a score value is coloured: ``true`` and ``false`` for booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "other"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
+
+
+def render(data: dict[str, Any]) -> str:
+    """The page for :func:`report_data`'s data, every value escaped."""
+    import jinja2  # only the report needs it: the pytest plugin and the other commands don't
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("dotevals._report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["value"] = _metric_text
+    environment.filters["signed"] = lambda number: f"{number:+.4f}"
+    environment.filters["tick"] = lambda number: f"{number:.4g}"
+    environment.tests["drawable"] = _is_number
+    return environment.get_template("report.html.j2").render(data)
+
+
+def _metric_text(value: Any) -> str:
+    """A metric value as the terminal summary prints it."""
+    return f"{value:.4f}" if _is_number(value) else _short(_value(value))

@@ -1,0 +1,356 @@
+"""The experiment store and its record writers: status, metadata, locks, resume, batched writes.
+
+An experiment is named, or ephemeral (a timestamp and a short id) when no
+name is given. Running an evaluation again in the same experiment resumes it:
+rows stored without an error are skipped, errored rows run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dotevals.errors import ExperimentInUseError, StorageError
+from dotevals.models import EvaluationSummary, Record, ScoreTally
+from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
+from dotevals.storage.base import LockOwner, Status, check_experiment_name
+from dotevals.storage.encoding import storable
+from dotevals.storage.naming import short_name
+
+if TYPE_CHECKING:
+    import tenacity
+
+__all__ = ["ExperimentStore", "RecordWriter"]
+
+
+def ephemeral_name() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit checked out in the working directory, if it is a git repository.
+
+    git is only asked inside a repository (a ``.git`` in the working directory or
+    above it, or ``GIT_DIR`` set): elsewhere starting it would only take time.
+    """
+    cwd = Path.cwd()
+    if "GIT_DIR" not in os.environ and not any(
+        (folder / ".git").exists() for folder in (cwd, *cwd.parents)
+    ):
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class ExperimentStore:
+    """One experiment in one storage, as a run sees it: the lock that keeps other runs
+    out, and a :class:`RecordWriter` per evaluation started."""
+
+    def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
+        self.storage = get_storage(storage or DEFAULT_STORAGE)
+        self.ephemeral = experiment_name is None
+        self.experiment_name = (
+            ephemeral_name() if experiment_name is None else check_experiment_name(experiment_name)
+        )
+        self._created = False
+        self._owner: LockOwner | None = None
+
+    def _create(self) -> None:
+        if not self._created:
+            self.storage.create_experiment(self.experiment_name, ephemeral=self.ephemeral)
+            self._created = True
+
+    def lock(self) -> None:
+        """Take the experiment for this process; ExperimentInUseError if another run has it."""
+        if self._owner is not None:
+            return
+        self._create()
+        owner = LockOwner.me()
+        held = self.storage.lock_experiment(self.experiment_name, owner)
+        if held is not None:
+            raise ExperimentInUseError(
+                f"experiment {self.experiment_name!r} in {self.storage.url} is in use by "
+                f"{held.describe()}; wait for that run to end, or choose another --experiment"
+            )
+        self._owner = owner
+
+    def unlock(self) -> None:
+        if self._owner is not None:
+            self.storage.unlock_experiment(self.experiment_name, self._owner)
+            self._owner = None
+
+    def start_evaluation(
+        self,
+        name: str,
+        metadata: dict[str, Any] | None = None,
+        notify: Callable[[str], None] | None = None,
+        *,
+        short: str | None = None,
+    ) -> RecordWriter:
+        """Mark an evaluation as running and learn which rows are already done.
+
+        ``notify`` is told when storage keeps failing (see :class:`RecordWriter`).
+        ``short`` is the evaluation's short name (see :func:`~dotevals.storage.naming.short_name`):
+        an evaluation dotevals 0.23 stored under it is resumed under its 0.23 name.
+        """
+        self._create()
+        if short is not None:
+            name = self._stored_name(name, short)
+        previous = self.storage.load_evaluation(self.experiment_name, name)
+        info = EvaluationInfo(
+            name=name,
+            status="running",
+            started_at=previous.started_at if previous else time.time(),
+            metadata={
+                **(previous.metadata if previous else {}),
+                **(metadata or {}),
+                "git_commit": git_commit(),
+                "python": platform.python_version(),
+                "last_run_at": time.time(),
+            },
+        )
+        # read what is stored first: unreadable storage leaves the evaluation as it was
+        tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
+        self.storage.save_evaluation(self.experiment_name, info)
+        return RecordWriter(self.storage, self.experiment_name, info, tally, notify)
+
+    def _stored_name(self, name: str, short: str) -> str:
+        """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
+        have no file and a ``None`` per column) if nothing is stored under ``name``."""
+        if self.storage.load_evaluation(self.experiment_name, name) is not None:
+            return name
+        found = [
+            stored
+            for stored in self.storage.list_evaluations(self.experiment_name)
+            if "::" not in stored and stored != short and short_name(stored) == short
+        ]
+        return found[0] if len(found) == 1 else name
+
+
+class RecordWriter:
+    """The batching record writer of one evaluation: takes its records as they arrive
+    and writes them in batches.
+
+    A background thread writes the waiting records every ``FLUSH_SECONDS``, at
+    once when ``FLUSH_ROWS`` are waiting, also while a slow row keeps the next
+    record from arriving. Rows are never held up by a write: a batch is taken
+    out of the buffer before it is written. A failed write is retried with
+    backoff, its records kept in memory; ``notify`` is told (by ``add``, on
+    the thread that adds records) once when storage has failed for
+    ``WARN_AFTER`` seconds, and again when it works again.
+    ``finish`` keeps retrying until storage has failed for ``WRITE_PATIENCE``
+    seconds, then raises StorageError.
+    """
+
+    FLUSH_ROWS = 1000
+    FLUSH_SECONDS = 0.5
+    WARN_AFTER = 5.0
+    WRITE_PATIENCE = 10.0
+
+    def __init__(
+        self,
+        storage: Storage,
+        experiment: str,
+        info: EvaluationInfo,
+        tally: ScoreTally,
+        notify: Callable[[str], None] | None = None,
+    ):
+        self.storage = storage
+        self.experiment = experiment
+        self.info = info
+        self.tally = tally
+        self.completed = tally.completed()
+        self.done = 0
+        self.errors = 0
+        self._notify = notify
+        self._notices: list[str] = []  # told by the thread that takes records
+        self._buffer: list[Record] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._failing_since: float | None = None
+        self._warned = False
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, name=f"dotevals-flush-{info.name}", daemon=True
+        )
+        self._flusher.start()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def pending(
+        self, rows: Iterator[tuple[int, Any]], samples: int | None
+    ) -> Iterator[tuple[int, Any]]:
+        """The rows still to run: not completed before, at most ``samples`` of them."""
+        if samples == 0:
+            return
+        taken = 0
+        for item_id, row in rows:
+            if item_id in self.completed:
+                continue
+            yield item_id, row
+            taken += 1
+            if taken == samples:  # stop before reading a row that will not run
+                return
+
+    def add(self, record: Record) -> None:
+        """Take one record; the background thread writes it."""
+        record = storable(record)  # the tally sees what storage will give back
+        with self._lock:
+            self._buffer.append(record)
+            if len(self._buffer) >= self.FLUSH_ROWS:
+                self._wake.set()
+        if self._notices:  # rare: taken under the lock, told outside it
+            with self._lock:
+                notices, self._notices = self._notices, []
+            for text in notices:
+                self._tell(text)
+        self.tally.add(record)
+        self.done += 1
+        self.errors += record.failed
+
+    def _write(self) -> None:
+        """Write the waiting records; they go back to the front of the buffer if that fails."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            self.storage.add_records(self.experiment, self.name, batch)
+        except BaseException:
+            with self._lock:
+                self._buffer[:0] = batch
+            raise
+
+    def _write_retrying(
+        self,
+        stop: Callable[[tenacity.RetryCallState], bool],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """``_write`` with retries and backoff until ``stop`` says so (the last error is raised)."""
+        try:
+            self._write()  # the usual case: tenacity is imported once a write fails
+        except Exception:
+            import tenacity
+
+            retrying = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(Exception),
+                wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
+                stop=stop,
+                before_sleep=self._write_failed,
+                sleep=sleep,
+                reraise=True,
+            )
+            retrying(self._write)
+        if self._failing_since is not None:
+            self._failing_since = None
+            if self._warned:
+                self._warned = False
+                self._queue(f"dotevals: {self.storage.url} works again; {self.name} goes on")
+
+    def _write_failed(self, state: tenacity.RetryCallState) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if not self._warned and now - self._failing_since >= self.WARN_AFTER:
+            self._warned = True
+            assert state.outcome is not None
+            self._queue(
+                f"dotevals: cannot store rows of {self.name} in {self.storage.url} "
+                f"({state.outcome.exception()}); {self.unstored} rows wait in memory, retrying"
+            )
+
+    def _queue(self, text: str) -> None:
+        """A notice for the user, given by the next ``add`` or by ``finish``."""
+        with self._lock:
+            self._notices.append(text)
+
+    def _tell(self, text: str) -> None:
+        if self._notify is not None:
+            self._notify(text)
+
+    def _flush_periodically(self) -> None:
+        """Write every ``FLUSH_SECONDS`` (sooner when woken) until ``finish`` takes over."""
+        while not self._stopped.is_set():
+            self._wake.wait(self.FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                # finish() ends the waits between attempts, and takes over
+                self._write_retrying(lambda _: self._stopped.is_set(), self._pause)
+            except Exception:  # finish() writes them, or says why not
+                continue
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between write attempts; ``finish`` ends the wait."""
+        self._stopped.wait(seconds)
+
+    def _out_of_patience(self, state: tenacity.RetryCallState) -> bool:
+        since = self._failing_since
+        return since is not None and time.monotonic() - since >= self.WRITE_PATIENCE
+
+    def finish(self, status: Status) -> EvaluationSummary:
+        """Write what is left, record the status and return every row's summary.
+
+        StorageError when the records cannot be written; what was stored stays.
+        """
+        self._stopped.set()
+        self._wake.set()
+        self._flusher.join()
+        self._notices.clear()  # what they said is settled below
+        try:
+            self._write_retrying(self._out_of_patience)
+        except Exception as exc:
+            stored = self.stored_summary()
+            if stored is not None:
+                with contextlib.suppress(Exception):  # storage is failing: the error says so
+                    self._save_info("failed", stored)
+            raise StorageError(
+                f"{self.unstored} finished rows of {self.name} could not be stored in "
+                f"{self.storage.url} ({exc}); the rows stored before are kept: fix the "
+                "storage and run again to score the rest"
+            ) from exc
+        summary = EvaluationSummary.from_tally(
+            self.tally, lambda: self.storage.load_records(self.experiment, self.name)
+        )
+        self._save_info(status, summary)
+        return summary
+
+    @property
+    def unstored(self) -> int:
+        """Rows taken but not (yet) written."""
+        with self._lock:
+            return len(self._buffer)
+
+    def stored_summary(self) -> EvaluationSummary | None:
+        """The summary of the rows in storage, None if it cannot be read."""
+        try:
+            return EvaluationSummary(self.storage.load_records(self.experiment, self.name))
+        except Exception:  # the write error is the one to report
+            return None
+
+    def _save_info(self, status: Status, summary: EvaluationSummary) -> None:
+        self.info.status = status
+        self.info.ended_at = time.time()
+        estimates = summary.estimates
+        self.info.summary = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
+        self.info.intervals = {
+            s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
+        }
+        self.info.metadata.update(rows=summary.rows, errors=summary.errors)
+        self.storage.save_evaluation(self.experiment, self.info)
