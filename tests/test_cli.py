@@ -363,7 +363,7 @@ def test_datasets_broken_entry_point_is_one_warning_line(capsys, tmp_path, monke
     finally:
         registry._reset()
     assert code == 0 and "arithmetic" in out
-    assert err.startswith("warning: cannot load dataset entry point 'broken'")
+    assert err.startswith("warning: cannot load dataset 'broken'")
     assert len(err.splitlines()) == 1
 
 

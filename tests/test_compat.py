@@ -221,15 +221,15 @@ def test_names_imported_from_the_package_and_dotevals_core():
     assert EvaluationSummary is dotevals.EvaluationSummary
 
 
-def test_storage_register_and_list_backends(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_storage_register_and_list_backends(tmp_path: Path):
     from dotevals.storage import get_storage, list_backends, register, registry
     from dotevals.storage.json import JSONStorage
 
-    monkeypatch.setattr(registry, "_backends", dict(registry._backends))
-    assert list_backends()[:2] == ["json", "sqlite"]
-    register("compatjson", JSONStorage)
-    assert "compatjson" in list_backends()
-    assert type(get_storage(f"compatjson://{tmp_path}")) is JSONStorage
+    with registry._backends.isolated():
+        assert list_backends()[:2] == ["json", "sqlite"]
+        register("compatjson", JSONStorage)
+        assert "compatjson" in list_backends()
+        assert type(get_storage(f"compatjson://{tmp_path}")) is JSONStorage
 
 
 def test_dataset_listing_info_and_registry():

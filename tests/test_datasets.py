@@ -238,7 +238,7 @@ def test_broken_entry_point_warns_and_others_still_load(tmp_path, monkeypatch):
         """,
         FAKE_MODULE,
     )
-    with pytest.warns(UserWarning, match="cannot load dataset entry point 'broken'"):
+    with pytest.warns(UserWarning, match="cannot load dataset 'broken'"):
         names = list_datasets()
     assert "colors" in names and "broken" not in names
 
@@ -247,7 +247,9 @@ def test_entry_point_with_incomplete_class_is_skipped(tmp_path, monkeypatch):
     _fake_distribution(
         tmp_path, monkeypatch, "incomplete = fakeds_module:Incomplete\n", FAKE_MODULE
     )
-    with pytest.warns(UserWarning, match="'incomplete' skipped: .* does not set columns, splits"):
+    with pytest.warns(
+        UserWarning, match="cannot load dataset 'incomplete' .* does not set columns, splits"
+    ):
         names = list_datasets()
     assert "incomplete" not in names
 
@@ -255,5 +257,7 @@ def test_entry_point_with_incomplete_class_is_skipped(tmp_path, monkeypatch):
 def test_entry_point_cannot_take_a_builtin_name(tmp_path, monkeypatch):
     module = FAKE_MODULE + '\n    class Fake(Colors):\n        name = "arithmetic"\n'
     _fake_distribution(tmp_path, monkeypatch, "arithmetic = fakeds_module:Fake\n", module)
-    with pytest.warns(UserWarning, match="ignored: the name 'arithmetic' is already taken"):
+    with pytest.warns(
+        UserWarning, match="dataset 'arithmetic' from .* ignored: the name is already taken"
+    ):
         assert get_dataset("arithmetic") is Arithmetic

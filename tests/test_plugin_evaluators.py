@@ -95,10 +95,8 @@ def install(root: Path, entry_points: str = ENTRY_POINTS) -> str:
 @pytest.fixture
 def fresh(monkeypatch):
     """The registries as in a new process: built-ins only, no entry point looked at."""
-    for registry in (dotevals.evaluators.registry, dotevals.metrics._factories):
-        monkeypatch.setattr(registry, "loaded", dict(registry.loaded))
-        monkeypatch.setattr(registry, "_all_loaded", False)
-        monkeypatch.setattr(registry, "_broken", set())
+    with dotevals.evaluators.registry.isolated(), dotevals.metrics._factories.isolated():
+        yield
 
 
 @pytest.fixture
@@ -252,9 +250,8 @@ def test_plugin_metrics_are_read_back_by_name_and_arguments(plugin):
     # As in a process that has not imported the plugin: found through its entry points,
     # including "weighted_accuracy", whose entry point is named "weighted".
     del sys.modules[f"{plugin}.metrics"]
-    dotevals.metrics._factories.loaded.pop("harmonic_mean")
-    dotevals.metrics._factories.loaded.pop("weighted_accuracy")
-    dotevals.metrics._factories.loaded.pop("weighted")
+    for name in ("harmonic_mean", "weighted_accuracy", "weighted"):
+        dotevals.metrics._factories.unregister(name)
     metrics = Score.from_dict(stored).metrics
     assert [m.name for m in metrics] == ["harmonic_mean", "weighted_accuracy", "accuracy"]
     assert metrics[0]([1, 2, 4]) == pytest.approx(12 / 7)

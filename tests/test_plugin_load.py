@@ -25,6 +25,7 @@ PLUGIN_MODULES = {
     "dotevals.options",
     "dotevals._util",
     "dotevals._util.lazy",
+    "dotevals._util.registry",
     "dotevals._pytest_bridge",
     "dotevals._pytest_bridge.internals",
     "dotevals.providers",

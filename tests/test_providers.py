@@ -185,22 +185,21 @@ def test_broken_entry_point_warns_and_session_passes(fake_project: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             "*warnings summary*",
-            "*UserWarning: dotevals: model provider 'broken' could not be loaded: "
-            "No module named 'no_such_module'*",
+            "*UserWarning: cannot load model provider 'broken' *No module named 'no_such_module'*",
         ]
     )
 
     # The warning obeys -W like any other: it can be silenced.
     result = fake_project.runpytest_subprocess(
-        *FAST, "-W", "ignore:dotevals:UserWarning", timeout=60
+        *FAST, "-W", "ignore:cannot load model provider:UserWarning", timeout=60
     )
     result.assert_outcomes(passed=1)
-    result.stdout.no_fnmatch_line("*could not be loaded*")
+    result.stdout.no_fnmatch_line("*cannot load*")
 
     # ...or made an error, which stops pytest with a clean usage error.
     result = fake_project.runpytest_subprocess(*FAST, "-W", "error::UserWarning", timeout=60)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: dotevals: model provider 'broken' could not be loaded*"])
+    result.stderr.fnmatch_lines(["ERROR: cannot load model provider 'broken'*"])
     result.stderr.no_fnmatch_line("*INTERNALERROR*")
 
 
@@ -229,13 +228,8 @@ def test_load_model_providers(pytester: pytest.Pytester) -> None:
     assert "broken" not in providers
     assert "not_a_provider" not in providers
     messages = sorted(str(w.message) for w in record)
-    assert any(
-        m.startswith("dotevals: model provider 'broken' could not be loaded") for m in messages
-    )
-    assert any(
-        m.startswith("dotevals: model provider 'not_a_provider' could not be loaded")
-        for m in messages
-    )
+    assert any(m.startswith("cannot load model provider 'broken'") for m in messages)
+    assert any(m.startswith("cannot load model provider 'not_a_provider'") for m in messages)
 
 
 class RecordingProvider(ModelProvider):

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 import sqlite3
+import warnings
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from dotevals.storage import (
     EvaluationInfo,
     Storage,
     get_storage,
+    list_backends,
     register_storage,
     registry,
 )
@@ -443,11 +446,17 @@ def test_get_storage_urls(tmp_path: Path):
     assert get_storage(store) is store
 
 
-def test_third_party_backend(monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture
+def backends() -> Iterator[None]:
+    """Backends registered or loaded by the test are forgotten after it."""
+    with registry._backends.isolated():
+        yield
+
+
+def test_third_party_backend(backends: None):
     class MemoryStorage(JSONStorage):
         """A stand-in third-party backend."""
 
-    monkeypatch.setattr(registry, "_backends", dict(registry._backends))
     register_storage("memtest", MemoryStorage)
     store = get_storage("memtest://somewhere")
     assert type(store) is MemoryStorage
@@ -465,7 +474,7 @@ def test_entry_points_declared_for_builtins():
     assert names.get("sqlite") is SQLiteStorage
 
 
-def test_entry_point_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_entry_point_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backends: None):
     dist = tmp_path / "site" / "thirdparty-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty\nVersion: 1.0\n")
@@ -473,15 +482,22 @@ def test_entry_point_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "[dotevals.storage]\n"
         "viaep = dotevals.storage.json:JSONStorage\n"
         "broken = no_such_module_for_dotevals:Backend\n"
-        "json = no_such_module_for_dotevals:Shadow\n"  # a built-in scheme: skipped silently
+        "json = no_such_module_for_dotevals:Shadow\n"  # a built-in scheme: not even loaded
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(registry, "_backends", dict(registry._backends))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
 
-    with pytest.warns(UserWarning, match="'broken'") as warned:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a scheme's own entry point: no other is loaded
         store = get_storage(f"viaep://{tmp_path / 'x'}")
-    assert len(warned) == 1
+    with pytest.warns(UserWarning) as warned:
+        assert "viaep" in list_backends()
+    messages = sorted(str(w.message) for w in warned)
+    assert len(messages) == 2
+    assert messages[0].startswith("cannot load storage backend 'broken'")
+    assert messages[1].startswith(
+        "storage backend 'json' from no_such_module_for_dotevals:Shadow ignored: the name is "
+        "already taken by dotevals.storage.json:JSONStorage"
+    )
     assert type(store) is JSONStorage and store.url.startswith("viaep://")
     assert type(get_storage(f"json://{tmp_path / 'y'}")) is JSONStorage
     with pytest.raises(UnknownStorageError, match="viaep://"):

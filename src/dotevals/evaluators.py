@@ -35,7 +35,7 @@ from decimal import Decimal
 from numbers import Real
 from typing import Any
 
-from dotevals._util.registry import PluginRegistry
+from dotevals._util.registry import Registry
 from dotevals.metrics import Metric, accuracy
 from dotevals.models import Score
 
@@ -353,8 +353,8 @@ def ast_evaluation(result: Any, expected: str | None = None) -> bool:
         return False
 
 
-class EvaluatorRegistry(PluginRegistry[Callable[..., Score]]):
-    """Evaluators by name; see :class:`~dotevals._util.registry.PluginRegistry`."""
+class EvaluatorRegistry(Registry[Callable[..., Score]]):
+    """Evaluators by name; see :class:`~dotevals._util.registry.Registry`."""
 
     def list_evaluators(self) -> list[str]:
         """The names of every evaluator, built-in or from a plugin, sorted."""
@@ -364,10 +364,8 @@ class EvaluatorRegistry(PluginRegistry[Callable[..., Score]]):
 #: Every evaluator by name: the built-ins, then those of the ``dotevals.evaluators``
 #: entry points. ``registry.get(name)`` is None for an unknown name.
 registry = EvaluatorRegistry("dotevals.evaluators", "evaluator")
-registry.loaded.update(
-    (builtin.__name__, builtin)
-    for builtin in (exact_match, numeric_match, valid_json, ast_evaluation)
-)
+for _builtin in (exact_match, numeric_match, valid_json, ast_evaluation):
+    registry.register(_builtin.__name__, _builtin)
 
 
 __getattr__ = registry.module_getattr(__name__)

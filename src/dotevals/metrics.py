@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from dotevals._util.registry import PluginRegistry
+from dotevals._util.registry import Registry
 from dotevals.intervals import Estimate
 
 __all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
@@ -36,7 +36,7 @@ __all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
 Compute = Callable[[list[Any]], float | Estimate]
 
 #: Metric factories by name: those made with @metric, then the plugins'.
-_factories: PluginRegistry[Callable[..., Metric]] = PluginRegistry("dotevals.metrics", "metric")
+_factories: Registry[Callable[..., Metric]] = Registry("dotevals.metrics", "metric")
 
 
 class Metric:

@@ -14,7 +14,6 @@ user guide.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import types
 import warnings
 from abc import ABC, abstractmethod
@@ -170,36 +169,26 @@ def load_model_providers() -> dict[str, type[ModelProvider] | str]:
     :class:`UserWarning`; it never makes this raise. When several entry points
     share a name, the first one found wins.
     """
-    providers: dict[str, type[ModelProvider] | str] = {}
-    try:
-        entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception as exc:  # broken metadata somewhere on sys.path
-        warnings.warn(f"dotevals: model providers could not be listed: {exc}", stacklevel=2)
-        return providers
-    for ep in entry_points:
-        name = ep.name
-        if name in providers:
-            continue
-        try:
-            providers[name] = _provider_or_fixture(ep.load(), ep.value)
-        except Exception as exc:
-            warnings.warn(
-                f"dotevals: model provider {name!r} could not be loaded: {exc}", stacklevel=2
-            )
-    return providers
+    from dotevals._util.registry import Registry  # only once a session is configured
+
+    providers: Registry[type[ModelProvider] | str] = Registry(
+        ENTRY_POINT_GROUP, "model provider", convert=_provider_or_fixture
+    )
+    providers.load_all()
+    return dict(providers.loaded)
 
 
-def _provider_or_fixture(obj: Any, where: str) -> type[ModelProvider] | str:
+def _provider_or_fixture(name: str, obj: Any) -> tuple[str, type[ModelProvider] | str]:
     """A provider class as is; a pytest fixture as its name."""
     if isinstance(obj, type) and issubclass(obj, ModelProvider):
-        return obj
+        return name, obj
     from dotevals._pytest_bridge.internals import fixture_marker  # only for an entry point
 
     marker = fixture_marker(obj)
     if marker is not None:
-        return marker.name or getattr(obj, "name", None) or obj.__name__
+        return name, marker.name or getattr(obj, "name", None) or obj.__name__
     raise TypeError(
-        f"{where} is neither a subclass of dotevals.providers.ModelProvider nor a pytest fixture"
+        f"{obj!r} is neither a subclass of dotevals.providers.ModelProvider nor a pytest fixture"
     )
 
 

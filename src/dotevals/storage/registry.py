@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
-from dotevals._util.lazy import lazy
+from dotevals._util.registry import Registry
 from dotevals.errors import StorageError, UnknownStorageError
 from dotevals.storage.base import Storage
 
@@ -24,13 +24,28 @@ __all__ = [
 DEFAULT_STORAGE = "json://.dotevals"
 ENTRY_POINT_GROUP = "dotevals.storage"
 
-#: What opens a location, by scheme: a Storage class, or an adapter over a backend.
-#: A built-in backend's module is imported when a URL of its scheme is opened.
-_backends: dict[str, Callable[[str], Storage]] = {
-    "json": lazy("dotevals.storage.json", "JSONStorage"),
-    "sqlite": lazy("dotevals.storage.sqlite", "SQLiteStorage"),
-}
-_entry_points_loaded = False
+
+def _backend(scheme: str, cls: Any) -> tuple[str, Callable[[str], Storage]]:
+    """What opens a location of ``scheme``: a Storage class, or an adapter over a backend
+    of the 0.23 interface (TypeError for a class of neither)."""
+    if isinstance(cls, type) and issubclass(cls, Storage) and not inspect.isabstract(cls):
+        return scheme.lower(), cls
+    from dotevals.storage.compat import backend_factory
+
+    return scheme.lower(), backend_factory(cls)
+
+
+#: What opens a location, by scheme. A built-in backend's module is imported when a
+#: URL of its scheme is opened.
+_backends: Registry[Callable[[str], Storage]] = Registry(
+    ENTRY_POINT_GROUP,
+    "storage backend",
+    builtins={
+        "json": "dotevals.storage.json:JSONStorage",
+        "sqlite": "dotevals.storage.sqlite:SQLiteStorage",
+    },
+    convert=_backend,
+)
 
 
 def register_storage(scheme: str, cls: type) -> None:
@@ -39,12 +54,9 @@ def register_storage(scheme: str, cls: type) -> None:
     ``cls`` implements :class:`Storage`, or the results interface (``add_results``,
     ``get_results``...), which is then used through an adapter.
     """
-    from dotevals.storage.compat import backend_factory
-
-    factory = backend_factory(cls)
     if not scheme or "://" in scheme:
         raise ValueError(f"invalid storage scheme {scheme!r}: give the bare name, e.g. 'json'")
-    _backends[scheme.lower()] = factory
+    _backends.register(*_backend(scheme, cls))
 
 
 #: ``register(name, cls)``: the same as :func:`register_storage`.
@@ -53,26 +65,7 @@ register = register_storage
 
 def list_backends() -> list[str]:
     """The schemes storage URLs can use: built-ins, registered and installed backends."""
-    _load_entry_points()
-    return list(_backends)
-
-
-def _load_entry_points() -> None:
-    """Register the ``dotevals.storage`` entry points, once; a broken one only warns."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name.lower() in _backends:  # built-in, registered already, or a duplicate
-            continue
-        try:
-            register_storage(ep.name, ep.load())
-        except Exception as exc:
-            warnings.warn(
-                f"cannot load storage backend {ep.name!r} ({ep.value}): {exc}",
-                stacklevel=3,
-            )
+    return _backends.names()
 
 
 def storage_url(url: str) -> str:
@@ -96,11 +89,8 @@ def get_storage(url: str | Storage) -> Storage:
     url = storage_url(url)
     scheme, _, location = url.partition("://")
     factory = _backends.get(scheme.lower())
-    if factory is None:  # an installed backend: entry points never replace a known scheme
-        _load_entry_points()
-        factory = _backends.get(scheme.lower())
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(_backends))
+        known = ", ".join(f"{s}://" for s in _backends)
         raise UnknownStorageError(
             f"unknown storage {url!r}: known schemes are {known} "
             f"(register more through the {ENTRY_POINT_GROUP!r} entry-point group)"
