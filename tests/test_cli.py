@@ -47,7 +47,7 @@ def url(request, tmp_path):
             started_at=STARTED,
             ended_at=STARTED + 65,
             metadata={"model": "tiny"},
-            summary={"exact_match": {"accuracy": 0.75}},
+            metrics={"exact_match": {"accuracy": 0.75}},
         ),
     )
     storage.add_records("gsm8k-baseline", "eval_math", [_record(i, i != 2) for i in range(4)])
@@ -148,7 +148,7 @@ def test_show_stored_summary_is_used(capsys, tmp_path):
     url = f"json://{tmp_path / 's'}"
     storage = get_storage(url)
     storage.create_experiment("e")
-    storage.save_evaluation("e", EvaluationInfo("ev", status="completed", summary={"x": {"m": 1}}))
+    storage.save_evaluation("e", EvaluationInfo("ev", status="completed", metrics={"x": {"m": 1}}))
     storage.add_records("e", "ev", [_record(0, False)])
     storage.close()
     _, out, _ = run(capsys, "show", "e", "--storage", url, "--format", "json")

@@ -208,7 +208,7 @@ def test_same_results_as_the_local_pool_and_rows_run_in_the_dask_workers(pyteste
         # written in dataset order, each row once, on either executor
         assert dask_run["raw"][name] == local_run["raw"][name]
         assert dask_run["raw"][name] == [r.item_id for r in local_run["records"][name]]
-        assert dask_run["infos"][name].summary == local_run["infos"][name].summary, name
+        assert dask_run["infos"][name].metrics == local_run["infos"][name].metrics, name
         for key in ("rows", "errors"):
             assert dask_run["infos"][name].metadata[key] == local_run["infos"][name].metadata[key]
         assert dask_run["infos"][name].status == "completed"

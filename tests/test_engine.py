@@ -148,7 +148,7 @@ def test_same_results_with_any_worker_count_and_rows_run_in_workers(pytester):
             # written in dataset order, each row once, with any worker count
             assert mine["raw"][name] == reference["raw"][name]
             assert mine["raw"][name] == [r.item_id for r in reference["records"][name]]
-            assert mine["infos"][name].summary == reference["infos"][name].summary
+            assert mine["infos"][name].metrics == reference["infos"][name].metrics
             for key in ("rows", "errors"):
                 assert mine["infos"][name].metadata[key] == reference["infos"][name].metadata[key]
             assert mine["infos"][name].status == "completed"

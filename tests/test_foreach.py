@@ -394,7 +394,7 @@ def test_result_with_several_scores_and_context(url):
     assert [r.result.prompt for r in stored] == ["p1", "p2", "p3", "p4"]
     assert [r.result.model_response for r in stored] == ["r1", "r2", "r3", "r4"]
     info = get_storage(url).load_evaluation("exp", "ev")
-    assert info.summary == summary.metrics
+    assert info.metrics == summary.metrics
 
 
 def test_custom_metric_is_applied_and_restored_from_storage(url):
@@ -414,7 +414,7 @@ def test_custom_metric_is_applied_and_restored_from_storage(url):
     # the records read back from storage name the metric, which is found again by name
     reread = EvaluationSummary(get_storage(url).load_records("exp", "ev"))
     assert reread.metrics == summary.metrics
-    assert get_storage(url).load_evaluation("exp", "ev").summary == summary.metrics
+    assert get_storage(url).load_evaluation("exp", "ev").metrics == summary.metrics
 
 
 def test_errored_rows_count_as_false_in_summary(url):
@@ -455,7 +455,7 @@ def test_run_returns_summary_and_stores_experiment(url):
     assert storage.list_experiments()[0].ephemeral is False
     info = storage.load_evaluation("named", "ev")
     assert info.status == "completed"
-    assert info.summary == {"em": {"accuracy": 0.5}}
+    assert info.metrics == {"em": {"accuracy": 0.5}}
     assert info.metadata["columns"] == ["x"]
     assert info.metadata["dataset"] == "list"
     assert info.metadata["function"].endswith("ev")
@@ -779,7 +779,7 @@ def test_resume_with_sqlite_storage(tmp_path):
     run(ev, url, experiment="exp")
     assert calls == [1, 2, 3, 3]
     assert (tmp_path / "results.db").exists()
-    assert get_storage(url).load_evaluation("exp", "ev").summary == {"em": {"accuracy": 1.0}}
+    assert get_storage(url).load_evaluation("exp", "ev").metrics == {"em": {"accuracy": 1.0}}
 
 
 # Registered datasets -----------------------------------------------------------
@@ -916,4 +916,4 @@ def test_metric_with_arguments_survives_resume(url):
     assert first.metrics == {"five": {"at_least": 0.5}, "ten": {"at_least": 0.0}}
     second = run(ev, url, experiment="exp")
     assert second.metrics == {"five": {"at_least": 0.75}, "ten": {"at_least": 0.5}}
-    assert get_storage(url).load_evaluation("exp", "ev").summary == second.metrics
+    assert get_storage(url).load_evaluation("exp", "ev").metrics == second.metrics

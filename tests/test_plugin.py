@@ -283,7 +283,7 @@ def test_experiment_and_storage_options(pytester, kind):
     assert [e.name for e in storage.list_experiments()] == ["baseline"]
     info = storage.load_evaluation("baseline", "eval_count.py::eval_count")
     assert info.status == "completed"
-    assert info.summary == {"em": {"accuracy": 0.5}}
+    assert info.metrics == {"em": {"accuracy": 0.5}}
     assert info.metadata["nodeid"] == "eval_count.py::eval_count"
     assert len(stored(url, "baseline")) == 6
     if kind == "sqlite":
@@ -466,7 +466,7 @@ def test_tests_run_first_then_evaluations(pytester):
     assert "fixture 'question' not found" not in result.stdout.str()
     info = get_storage(url).load_evaluation("e", "eval_a.py::eval_math")
     assert info.status == "completed"
-    assert info.summary == {"em": {"accuracy": pytest.approx(2 / 3)}}
+    assert info.metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
 
 
 def test_failing_ordinary_test_does_not_stop_evaluations(pytester):
@@ -689,7 +689,7 @@ def test_parametrize_direct_and_indirect(pytester):
         "eval_params.py::eval_indirect[small]",
     ]
     summaries = {
-        name: storage.load_evaluation("e", f"eval_params.py::{name}").summary
+        name: storage.load_evaluation("e", f"eval_params.py::{name}").metrics
         for name in ["eval_indirect[small]", "eval_indirect[large]"]
     }
     assert summaries == {
@@ -699,7 +699,7 @@ def test_parametrize_direct_and_indirect(pytester):
     for temperature, accuracy in [("0.0", 1.0), ("1.0", 0.0)]:
         name = f"eval_params.py::eval_direct[{temperature}]"
         assert len(storage.load_records("e", name)) == 3
-        assert storage.load_evaluation("e", name).summary == {"em": {"accuracy": accuracy}}
+        assert storage.load_evaluation("e", name).metrics == {"em": {"accuracy": accuracy}}
     log = events(pytester)
     assert log[:4] == [
         "setup model small",
@@ -1050,7 +1050,7 @@ def eval_fragile(x, fragile):
     )
     info = get_storage(url).load_evaluation("e", "eval_teardown.py::eval_fragile")
     assert info.status == "completed"
-    assert info.summary == {"em": {"accuracy": 1.0}}
+    assert info.metrics == {"em": {"accuracy": 1.0}}
 
 
 def test_concurrent_evaluations_with_a_broken_fixture(pytester):

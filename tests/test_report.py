@@ -275,12 +275,12 @@ def test_summary_takes_the_intervals_stored_with_the_evaluation(url, tmp_path):
     stored = get_storage(f"json://{copy}")
     try:
         info = stored.load_evaluation("a", "eval_sums")
-        assert info is not None and info.intervals is not None
-        info.intervals["exact_match"]["accuracy"].update(low=0.125, high=0.875)
+        assert info is not None and info.estimates is not None
+        info.estimates["exact_match"]["accuracy"].update(low=0.125, high=0.875)
         stored.save_evaluation("a", info)
         running = stored.load_evaluation("b", "eval_sums")
         assert running is not None
-        running.status, running.summary, running.intervals = "running", None, None
+        running.status, running.metrics, running.estimates = "running", None, None
         stored.save_evaluation("b", running)
     finally:
         stored.close()

@@ -402,7 +402,7 @@ def test_non_finite_floats_are_strict_json_and_read_back(storage: Storage, tmp_p
         {"x": math.nan, "$float": "NaN", "y": {"$float": "no"}},
     )
     storage.add_records("exp", EVAL, [odd, record(1, 0.5)])
-    info = EvaluationInfo(EVAL, summary={"s": {"mean": math.nan}})
+    info = EvaluationInfo(EVAL, metrics={"s": {"mean": math.nan}})
     storage.save_evaluation("exp", info)
 
     if isinstance(storage, JSONStorage):
@@ -421,4 +421,4 @@ def test_non_finite_floats_are_strict_json_and_read_back(storage: Storage, tmp_p
     assert back.result.scores[0].metadata == {"bounds": [-math.inf, math.inf]}
     assert math.isnan(back.dataset_row["x"])
     assert back.dataset_row["y"] == {"$float": "no"}
-    assert math.isnan(storage.load_evaluation("exp", EVAL).summary["s"]["mean"])
+    assert math.isnan(storage.load_evaluation("exp", EVAL).metrics["s"]["mean"])

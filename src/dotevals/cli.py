@@ -34,12 +34,12 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import dotevals
 from dotevals._declare.row_errors import group_by_type
+from dotevals._report.format import local_time
 from dotevals._report.html import MAX_ROWS, render, report_data
 from dotevals._report.text import (
     changed_rows_table,
@@ -64,13 +64,6 @@ from dotevals.storage.reading import open_storage as _open
 __all__ = ["main"]
 
 
-def _time(timestamp: float | None) -> str | None:
-    """A Unix timestamp as local time, or None."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _matches(name: str, substring: str | None) -> bool:
     return substring is None or substring.lower() in name.lower()
 
@@ -87,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
 
     def table(group: list[ExperimentInfo]) -> str:
-        rows = [[e.name, _time(e.created_at), counts[e.name]] for e in group]
+        rows = [[e.name, local_time(e.created_at), counts[e.name]] for e in group]
         return format_table(["name", "created", "evaluations"], rows, right=[2])
 
     named = [e for e in experiments if not e.ephemeral]
@@ -115,8 +108,8 @@ def _evaluation_report(
         "ended_at": info.ended_at if info else None,
         "rows": len(records),
         "errors": computed.errors,
-        "metrics": info.summary
-        if info is not None and info.summary is not None
+        "metrics": info.metrics
+        if info is not None and info.metrics is not None
         else computed.metrics,
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
@@ -132,7 +125,7 @@ def _evaluation_report(
 
 
 def _print_show(report: dict[str, Any]) -> None:
-    created = _time(report["created_at"])
+    created = local_time(report["created_at"])
     kind = "Ephemeral experiment" if report["ephemeral"] else "Experiment"
     print(f"{kind} {report['experiment']!r} in {report['storage']} (created {created})")
     evaluations = report["evaluations"]
@@ -144,7 +137,7 @@ def _print_show(report: dict[str, Any]) -> None:
         format_table(
             ["evaluation", "status", "started", "ended", "rows", "errors"],
             [
-                [e["name"], e["status"], _time(e["started_at"]), _time(e["ended_at"])]
+                [e["name"], e["status"], local_time(e["started_at"]), local_time(e["ended_at"])]
                 + [e["rows"], e["errors"]]
                 for e in evaluations
             ],

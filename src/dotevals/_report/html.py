@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from dotevals._declare.row_errors import error_message, group_by_type
+from dotevals._report.format import local_time, number, shorten, signed
 from dotevals.compare import compare_evaluation
 from dotevals.models import EvaluationSummary, Record
 from dotevals.storage import Storage
@@ -72,18 +73,18 @@ def report_data(
     return {
         "title": "dotevals report: " + ", ".join(experiments),
         "storage": url,
-        "generated": _time(datetime.now().timestamp()),
+        "generated": local_time(datetime.now().timestamp(), seconds=False),
         "experiments": [
-            {"name": e.name, "created": _time(e.created_at), "color": COLORS[i % len(COLORS)]}
+            {
+                "name": e.name,
+                "created": local_time(e.created_at, seconds=False),
+                "color": COLORS[i % len(COLORS)],
+            }
             for i, e in enumerate(infos)
         ],
         "evaluations": evaluations,
         "comparisons": [_comparison(loaded, 0, b) for b in range(1, len(infos))],
     }
-
-
-def _time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def _summaries(
@@ -195,7 +196,7 @@ def _rows(records: list[list[Record] | None], max_rows: int) -> dict[str, Any]:
                 "input": _input(first),
                 "errored": any(r is not None and r.failed for r in cells),
                 "changed": len(states) > 1,
-                "cells": [None if r is None else _cell(r) for r in cells],
+                "cells": [None if r is None else _row_cell(r) for r in cells],
             }
         )
     return {"rows": rows, "total_rows": len(ids)}
@@ -209,7 +210,7 @@ def _state(record: Record | None) -> str | None:
     return json.dumps([record.failed, scores], sort_keys=True, default=str)
 
 
-def _cell(record: Record) -> dict[str, Any]:
+def _row_cell(record: Record) -> dict[str, Any]:
     return {
         "scores": [
             {"name": s.name, "text": _short(_value(s.value)), "kind": _kind(s.value)}
@@ -242,7 +243,7 @@ def _kind(value: Any) -> str:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
+    return shorten(text, MAX_TEXT)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -257,7 +258,7 @@ def render(data: dict[str, Any]) -> str:
         lstrip_blocks=True,
     )
     environment.filters["value"] = _metric_text
-    environment.filters["signed"] = lambda number: f"{number:+.4f}"
+    environment.filters["signed"] = signed
     environment.filters["tick"] = lambda number: f"{number:.4g}"
     environment.tests["drawable"] = _is_number
     return environment.get_template("report.html.j2").render(data)
@@ -265,4 +266,4 @@ def render(data: dict[str, Any]) -> str:
 
 def _metric_text(value: Any) -> str:
     """A metric value as the terminal summary prints it."""
-    return f"{value:.4f}" if _is_number(value) else _short(_value(value))
+    return number(value) if _is_number(value) else _short(_value(value))

@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dotevals._report.format import number, shorten, signed
 from dotevals.storage.naming import storage_option
 
 if TYPE_CHECKING:
@@ -42,11 +43,10 @@ def _cell(value: Any) -> str:
     if value is None:
         text = "-"
     elif isinstance(value, float):
-        text = f"{value:.4f}"
+        text = number(value)
     else:
         text = str(value)
-    text = text.replace("\r", "").replace("\n", "\\n")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
+    return shorten(text.replace("\r", "").replace("\n", "\\n"), MAX_CELL)
 
 
 def interval_cell(estimate: Estimate | None) -> str | None:
@@ -142,11 +142,6 @@ def error_summary(outcomes: Sequence[EvaluationOutcome], show_errors: str) -> li
     if lines:
         lines.append(f"every error, with its traceback: {show_errors}")
     return lines
-
-
-def signed(value: float) -> str:
-    """``+0.2000`` / ``-0.0500``: a difference always shows its sign."""
-    return f"{value:+.4f}"
 
 
 def comparison_table(comparisons: Sequence[EvaluationComparison]) -> str:

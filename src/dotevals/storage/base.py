@@ -49,23 +49,39 @@ class ExperimentInfo:
 
 @dataclass
 class EvaluationInfo:
-    """The bookkeeping of one evaluation inside an experiment."""
+    """The bookkeeping of one evaluation inside an experiment.
+
+    ``metrics`` and ``estimates`` are those of the
+    :class:`~dotevals.models.EvaluationSummary` of its stored rows when it last
+    ended (None while it has not); stored under the keys ``summary`` and
+    ``intervals``.
+    """
 
     name: str
     status: Status = "running"
     started_at: float | None = None
     ended_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, dict[str, float]] | None = None
+    #: ``{score: {metric: value}}``.
+    metrics: dict[str, dict[str, float]] | None = None
     #: ``{score: {metric: Estimate.to_dict()}}``: each metric's stderr and 95 % interval.
-    intervals: dict[str, dict[str, dict[str, Any]]] | None = None
+    estimates: dict[str, dict[str, dict[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored form: ``metrics`` under ``summary``, ``estimates`` under ``intervals``."""
+        data = asdict(self)
+        data["summary"] = data.pop("metrics")
+        data["intervals"] = data.pop("estimates")
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationInfo:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        known = {STORED_AS.get(k, k): v for k, v in data.items()}
+        return cls(**{k: known[k] for k in cls.__dataclass_fields__ if k in known})
+
+
+#: The fields of EvaluationInfo stored under another key.
+STORED_AS = {"summary": "metrics", "intervals": "estimates"}
 
 
 @dataclass

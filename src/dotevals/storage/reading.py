@@ -88,10 +88,10 @@ def metric_intervals(
     """Each score's metrics as ``{metric: Estimate.to_dict()}``: as stored when the
     evaluation last ended, else (still running, or stored before intervals were)
     ``computed`` from its records."""
-    if info is not None and info.summary is not None and info.intervals is not None:
+    if info is not None and info.metrics is not None and info.estimates is not None:
         estimates = {
             score: {metric: Estimate.from_dict(data) for metric, data in stored.items()}
-            for score, stored in info.intervals.items()
+            for score, stored in info.estimates.items()
         }
     else:
         estimates = computed.estimates

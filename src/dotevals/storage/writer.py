@@ -348,8 +348,8 @@ class RecordWriter:
         self.info.status = status
         self.info.ended_at = time.time()
         estimates = summary.estimates
-        self.info.summary = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
-        self.info.intervals = {
+        self.info.metrics = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
+        self.info.estimates = {
             s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
         }
         self.info.metadata.update(rows=summary.rows, errors=summary.errors)
