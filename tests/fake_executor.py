@@ -20,6 +20,7 @@ import cloudpickle
 
 from dotevals._engine.executors.base import Executor
 from dotevals._engine.start_marks import mark_started
+from dotevals._engine.stream import Clock
 
 
 class WorkerDeath(Exception):
@@ -109,6 +110,46 @@ class FakeExecutor(Executor):
 
     def shutdown(self, kill: bool = False) -> None:
         self.shut_down = True
+
+
+class FakeClock(Clock):
+    """The watchdog's time, moved on by the test alone (:meth:`advance`): a deadline
+    fires, or does not, without any real time passing. With ``jumps``, a wait on a
+    call that is not settled once everything ready has run lasts no time at all:
+    the time jumps to its end."""
+
+    def __init__(self, jumps: bool = False) -> None:
+        self.time = 0.0
+        self.jumps = jumps
+        self._ticks: list[asyncio.Future[None]] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def settled_within(self, future: asyncio.Future[Any], seconds: float) -> bool:
+        if self.jumps:
+            await asyncio.sleep(0)  # what is ready runs first
+            if not future.done():
+                self.time += seconds
+            return future.done()
+        wake = self.time + seconds
+        while not future.done() and self.time < wake:
+            tick = asyncio.get_running_loop().create_future()
+            self._ticks.append(tick)
+            await asyncio.wait({future, tick}, return_when=asyncio.FIRST_COMPLETED)
+        return future.done()
+
+    @property
+    def waiting(self) -> bool:
+        """The watchdog waits for the time to move on."""
+        return any(not tick.done() for tick in self._ticks)
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        ticks, self._ticks = self._ticks, []
+        for tick in ticks:
+            if not tick.done():
+                tick.set_result(None)
 
 
 async def until(

@@ -165,3 +165,23 @@ def test_outside_the_loop_hides_the_running_loop_and_gives_it_back():
         return hidden, asyncio.get_running_loop() is loop
 
     assert asyncio.run(main()) == ("ran", True)
+
+
+def test_a_coroutine_runs_on_a_loop_of_its_own_also_inside_a_running_loop() -> None:
+    async def answer() -> int:
+        return 42
+
+    async def main() -> int:
+        return loop_free.on_a_loop_of_its_own(answer())
+
+    assert loop_free.on_a_loop_of_its_own(answer()) == 42
+    assert asyncio.run(main()) == 42
+
+
+def test_a_loop_of_its_own_raises_the_coroutines_error_unchained() -> None:
+    async def fail() -> None:
+        raise ValueError("teardown failed")
+
+    with pytest.raises(ValueError, match="teardown failed") as raised:
+        loop_free.on_a_loop_of_its_own(fail())
+    assert raised.value.__context__ is None

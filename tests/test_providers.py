@@ -12,7 +12,6 @@ from pool_support import FAST
 from dotevals.providers import (
     ModelHandle,
     ModelProvider,
-    _run_coroutine,
     load_model_providers,
 )
 
@@ -290,26 +289,6 @@ def test_model_provider_is_abstract() -> None:
     assert isinstance(RecordingProvider(), ModelProvider)
 
 
-def test_run_coroutine_inside_a_running_loop() -> None:
-    async def answer() -> int:
-        return 42
-
-    async def main() -> int:
-        return _run_coroutine(answer())
-
-    assert _run_coroutine(answer()) == 42
-    assert asyncio.run(main()) == 42
-
-
-def test_run_coroutine_raises_the_coroutines_error_unchained() -> None:
-    async def fail() -> None:
-        raise ValueError("teardown failed")
-
-    with pytest.raises(ValueError, match="teardown failed") as raised:
-        _run_coroutine(fail())
-    assert raised.value.__context__ is None
-
-
 def test_session_teardown_continues_after_an_error() -> None:
     from dotevals.providers import _teardown_all
 
@@ -326,6 +305,6 @@ def test_session_teardown_continues_after_an_error() -> None:
 
     handles = asyncio.run(run())
     with pytest.raises(RuntimeError, match="cannot stop bad"):
-        _run_coroutine(_teardown_all(list(handles)))
+        asyncio.run(_teardown_all(list(handles)))
     assert provider.torn_down == ["c", "bad", "a"]
     assert not any(h.is_active for h in handles)

@@ -14,7 +14,7 @@ from typing import Any
 import cloudpickle
 import loky
 import pytest
-from fake_executor import FakeExecutor, until
+from fake_executor import FakeClock, FakeExecutor, until
 
 from dotevals import Score
 from dotevals._declare.retry_policy import make_policy
@@ -68,6 +68,7 @@ def run_stream(
     chunk_size: int | None = None,
     steps: Steps | None = None,
     records: list[Record] | None = None,
+    clock: FakeClock | None = None,
     **kw: Any,
 ) -> list[Record]:
     """Stream ``rows`` while ``steps(task)`` settles the executor's calls; return what was sunk
@@ -76,7 +77,7 @@ def run_stream(
 
     async def main() -> None:
         task = asyncio.create_task(
-            stream(executor, "eval_x", payload(**kw), iter(rows), sunk.append, chunk_size)
+            stream(executor, "eval_x", payload(**kw), iter(rows), sunk.append, chunk_size, clock)
         )
         if steps is not None:
             await steps(task)
@@ -326,7 +327,7 @@ def short_grace(monkeypatch):
 
 def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace):
     executor = FakeExecutor(slots=2, hanging={5})
-    records = run_stream(executor, CountedRows(12), chunk_size=3, timeout=0.05)
+    records = run_stream(executor, CountedRows(12), 3, clock=FakeClock(jumps=True), timeout=0.05)
     assert [r.item_id for r in records] == list(range(12))
     failed = {r.item_id: r.error for r in records if r.failed}
     assert list(failed) == [5]
@@ -337,46 +338,60 @@ def test_a_chunk_hanging_past_its_deadline_blames_only_its_hung_row(short_grace)
 
 def test_without_a_timeout_a_slow_chunk_is_waited_for(short_grace):
     executor = FakeExecutor(slots=1, autorun=False)
+    clock = FakeClock()
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
         await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.2)  # no deadline applies, however long it takes
+        clock.advance(3600)  # no deadline applies, however long it takes
+        await until(lambda: not clock.waiting, task)
         assert not task.done() and executor.replaced == []
         executor.pending[0].run()
 
-    run_stream(executor, CountedRows(2), 2, steps, records)
+    run_stream(executor, CountedRows(2), 2, steps, records, clock)
     assert values(records) == {0: 0, 1: 1}
 
 
 def test_a_worker_still_setting_up_is_not_taken_for_hung(short_grace):
     executor = FakeExecutor(slots=1, autorun=False)
+    clock = FakeClock()
     records: list[Record] = []
 
     async def steps(task: asyncio.Task[None]) -> None:
-        await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.5)  # fixtures set up for three times the chunk's deadline
+        await until(lambda: len(executor.pending) == 1 and clock.waiting, task)
+        clock.advance(0.5)  # fixtures set up for three times the chunk's deadline
+        await until(lambda: clock.waiting, task)  # the watchdog saw the time, and waits on
         assert not task.done() and executor.replaced == []
         executor.pending[0].run()  # the rows start, and end in time
 
-    run_stream(executor, CountedRows(3), 3, steps, records, timeout=0.05)
+    run_stream(executor, CountedRows(3), 3, steps, records, clock, timeout=0.05)
     assert [r.error for r in records] == [None, None, None]
     assert values(records) == {0: 0, 1: 1, 2: 2}
 
 
 def test_the_deadline_counts_from_when_the_rows_start(short_grace):
     executor = FakeExecutor(slots=1, autorun=False)
+    clock = FakeClock()
     records: list[Record] = []
 
-    async def steps(task: asyncio.Task[None]) -> None:
-        await until(lambda: len(executor.pending) == 1, task)
-        await asyncio.sleep(0.2)  # four times the deadline, before the row starts
-        assert executor.replaced == [] and len(executor.calls) == 1
-        executor.pending[0].start()  # then hangs: isolated, alone, and hangs again
-        await until(lambda: len(executor.calls) == 2, task)
-        executor.calls[1].start()
+    async def moved_on(seconds: float, task: asyncio.Task[None]) -> None:
+        """The time moves on, and the watchdog has looked at it."""
+        clock.advance(seconds)
+        await until(lambda: clock.waiting, task)
 
-    run_stream(executor, CountedRows(1), 1, steps, records, timeout=0.05)
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 1 and clock.waiting, task)
+        await moved_on(0.2, task)  # four times the deadline, before the row starts
+        assert executor.replaced == [] and len(executor.calls) == 1
+        executor.pending[0].start()  # then hangs past its deadline...
+        await moved_on(main_stream.START_POLL, task)
+        clock.advance(0.2)
+        await until(lambda: len(executor.calls) == 2 and clock.waiting, task)
+        executor.calls[1].start()  # ...and again when it runs alone
+        await moved_on(main_stream.START_POLL, task)
+        clock.advance(0.2)
+
+    run_stream(executor, CountedRows(1), 1, steps, records, clock, timeout=0.05)
     assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.05 s timeout"]
     assert executor.replaced == [True, True]
 
@@ -437,7 +452,7 @@ def test_a_dataset_raising_while_chunks_are_in_flight_waits_for_them():
 def test_the_marks_of_started_rows_are_removed_with_the_stream(tmp_path, monkeypatch, short_grace):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     executor = FakeExecutor(slots=2, hanging={3})
-    records = run_stream(executor, CountedRows(8), chunk_size=2, timeout=0.05)
+    records = run_stream(executor, CountedRows(8), 2, clock=FakeClock(jumps=True), timeout=0.05)
     assert [r.item_id for r in records if r.failed] == [3]
     assert executor.calls[0].args[3].startswith(str(tmp_path))  # the rows were watched
     assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from dotevals._util.lazy import lazy
 from dotevals.errors import ConfigurationError
@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from dotevals._declare.gates import Gate
     from dotevals.storage import Storage
 
-__all__ = ["OPTIONS", "Option", "RunOptions", "parse_samples"]
+__all__ = [
+    "OPTIONS",
+    "Option",
+    "RunOptions",
+    "RunOptionsKeywords",
+    "RunnerOptions",
+    "parse_samples",
+]
 
 #: How an option takes its value on the command line: ``value`` (``--x VALUE``),
 #: ``switch`` (``--x`` / ``--no-x``) or ``repeat`` (``--x A --x B``).
@@ -237,6 +244,27 @@ class RunOptions:
     def keywords(self) -> dict[str, Any]:
         """The options a Runner takes, as keyword arguments."""
         return {name: getattr(self, name) for name in KEYWORDS}
+
+
+class RunnerOptions(TypedDict, total=False):
+    """The run options ``Runner(...)`` takes by keyword, as a type checker sees them
+    (``samples`` and ``concurrent`` are parameters of their own there)."""
+
+    experiment: str | None
+    storage: str | Storage | None
+    workers: int | str | None
+    worker_memory: int | str | None
+    timeout: float | str | None
+    executor: str | None
+    progress: bool
+
+
+class RunOptionsKeywords(RunnerOptions, total=False):
+    """Every run option ``dotevals.run(...)`` and ``dotevals.arun(...)`` take by keyword;
+    a test checks that its keys are those of :data:`KEYWORDS`."""
+
+    samples: int | None
+    concurrent: bool
 
 
 #: The table: one row per option, with its name and keyword default filled in.

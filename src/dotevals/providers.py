@@ -17,8 +17,8 @@ import functools
 import types
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -39,8 +39,6 @@ PLUGIN_NAME = "dotevals-model-providers"
 
 #: Name of the fixture that returns every provider instance by name.
 ALL_PROVIDERS_FIXTURE = "model_providers"
-
-_T = TypeVar("_T")
 
 
 class ModelHandle:
@@ -192,26 +190,6 @@ def _provider_or_fixture(name: str, obj: Any) -> tuple[str, type[ModelProvider] 
     )
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion from synchronous code.
-
-    ``asyncio.run`` when no event loop runs in this thread (the normal case in a
-    pytest fixture teardown); otherwise, since a running loop cannot be blocked on,
-    ``asyncio.run`` in a short-lived helper thread.
-    """
-    import asyncio  # here: every pytest session imports this module
-    import concurrent.futures
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass  # none runs: run below, outside this handler, so no error is chained to it
-    else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, coro).result()
-    return asyncio.run(coro)
-
-
 def _track_handles(provider: ModelProvider, handles: list[ModelHandle]) -> None:
     """Record in ``handles`` every :class:`ModelHandle` that ``provider.setup`` returns.
 
@@ -252,7 +230,9 @@ def _provider_fixture(name: str, cls: type[ModelProvider]) -> Callable[..., Any]
         handles: list[ModelHandle] = []
         _track_handles(provider, handles)
         yield provider
-        _run_coroutine(_teardown_all(handles))
+        from dotevals._run.loop_free import on_a_loop_of_its_own  # asyncio: only now
+
+        on_a_loop_of_its_own(_teardown_all(handles))
 
     provider_fixture.__name__ = provider_fixture.__qualname__ = f"provider_{name}"
     provider_fixture.__doc__ = f"Model provider {cls.__module__}.{cls.__qualname__} ({name!r})."

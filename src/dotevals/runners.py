@@ -12,6 +12,7 @@ evaluations one after another and async ones concurrently
 
 from __future__ import annotations
 
+import enum
 import functools
 import sys
 import time
@@ -30,22 +31,36 @@ from dotevals._engine.inline import Rows, Sink, run_async, run_sync, strategy_fo
 from dotevals._pytest_bridge.items import PytestItems
 from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
-from dotevals._run.jobs import EvaluationItem, Job, group_jobs
+from dotevals._run.jobs import Job, Runnable, group_jobs
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.models import EvaluationSummary, Record
-from dotevals.options import RunOptions, split_keywords
+from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
 from dotevals.storage.writer import ExperimentStore, RecordWriter
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from dotevals._engine.wire import FixtureSpec
+    from dotevals._pytest_bridge.deferred import DetachedItem
+
 
 __all__ = ["Runner", "RunReporter", "EvaluationOutcome", "run", "arun"]
 
 #: How one evaluation's rows run, chosen when its fixtures are set up:
 #: in the worker processes, inline in the main process, or on the event loop.
 RunRows = Callable[[Rows, Sink], Awaitable[None]]
+
+
+class _NotStarted(enum.Enum):
+    """The type of :data:`_NOT_STARTED`."""
+
+    NOT_STARTED = "not started"
+
+
+#: A Runner's pool before its run has started (and after it is closed).
+_NOT_STARTED = _NotStarted.NOT_STARTED
 
 
 def stops() -> tuple[type[BaseException], ...]:
@@ -93,6 +108,16 @@ class EvaluationOutcome:
         return isinstance(self.error, stops())
 
 
+@dataclass
+class _Started:
+    """An evaluation set up to run together with others (its item detached)."""
+
+    job: Job
+    outcome: EvaluationOutcome
+    run_rows: RunRows | None
+    detached: DetachedItem | None
+
+
 class RunReporter:
     """What a run tells the world. The pytest plugin reports through pytest instead."""
 
@@ -125,6 +150,13 @@ class Runner:
     ``executor``, ``progress`` ...); ``experiment_name``, ``samples`` and
     ``concurrent`` may also be given by position.
 
+    A run takes three steps: :meth:`start_workers` (the experiment is locked and
+    the pool of worker processes the run's sync evaluations use is started, so
+    that it boots meanwhile), the evaluations, then :meth:`close` (workers
+    stopped, experiment released). :meth:`run` and :meth:`run_evaluations` take
+    all three; the pytest plugin starts the workers itself, before the ordinary
+    tests run. A closed Runner may run again.
+
     Args:
         experiment_name: experiment to store results in (resumed if it exists);
             None makes an ephemeral experiment (the ``experiment`` option).
@@ -135,8 +167,6 @@ class Runner:
             (default: :class:`RunReporter`, notices on stderr).
     """
 
-    name = "local"
-
     def __init__(
         self,
         experiment_name: str | None = None,
@@ -145,14 +175,15 @@ class Runner:
         results_dict: dict[str, EvaluationSummary] | None = None,
         *,
         reporter: RunReporter | None = None,
-        **options: Any,
+        **options: Unpack[RunnerOptions],
     ):
+        given: dict[str, Any] = dict(options)
         if experiment_name is not None:
-            if options.get("experiment") not in (None, experiment_name):
+            if given.get("experiment") not in (None, experiment_name):
                 raise ConfigurationError("give the Runner experiment_name or experiment, not both")
-            options["experiment"] = experiment_name
+            given["experiment"] = experiment_name
         self.options = RunOptions.from_keywords(
-            "Runner", samples=samples, concurrent=concurrent, **options
+            "Runner", samples=samples, concurrent=concurrent, **given
         )
         self.store = ExperimentStore(self.options.storage, self.options.experiment)
         #: Summaries by evaluation name: ``results_dict`` itself when one is given.
@@ -160,8 +191,8 @@ class Runner:
         self.outcomes: list[EvaluationOutcome] = []
         self.progress = progress_wanted(self.options.progress)
         self.reporter = reporter or RunReporter()
-        self._pool: Executor | None = None
-        self._pool_chosen = False
+        #: The run's pool of workers once the run has started (None: rows run here).
+        self._pool: Executor | None | _NotStarted = _NOT_STARTED
         self._items: PytestItems | None = None
 
     @property
@@ -172,12 +203,17 @@ class Runner:
     def samples(self) -> int | None:
         return self.options.samples
 
-    async def run_evaluations(self, evaluation_items: Sequence[EvaluationItem]) -> None:
-        """Run every evaluation; errors of one evaluation never stop the others."""
-        await self._run_jobs([Job.of(obj) for obj in evaluation_items])
+    # The run's steps -----------------------------------------------------
+    def start_workers(self, evaluation_items: Sequence[Runnable]) -> None:
+        """Lock the experiment and start the run's worker processes, if it has any.
 
-    def run(self, evaluation_items: Sequence[EvaluationItem]) -> None:
-        """``run_evaluations`` from synchronous code, with an event loop only if needed.
+        The first step of a run; later calls before :meth:`close` do nothing.
+        ExperimentInUseError if another run holds the experiment.
+        """
+        self._start([Job.of(obj) for obj in evaluation_items])
+
+    def run(self, evaluation_items: Sequence[Runnable]) -> None:
+        """Run every evaluation from synchronous code, with an event loop only if needed.
 
         Async evaluations, async fixtures and worker processes need an event
         loop, and get one (``asyncio.run``). Without any of them the rows and
@@ -185,20 +221,55 @@ class Runner:
         ``asyncio.run`` itself.
         """
         jobs = [Job.of(obj) for obj in evaluation_items]
-        self._choose_pool(jobs)
-        if self._pool is not None or any(job.needs_event_loop for job in jobs):
+        pool = self._start(jobs)
+        if pool is not None or any(job.needs_event_loop for job in jobs):
             import asyncio
 
             asyncio.run(self._run_jobs(jobs))
         else:
             loop_free.run(self._run_jobs(jobs))
 
+    async def run_evaluations(self, evaluation_items: Sequence[Runnable]) -> None:
+        """Run every evaluation; errors of one evaluation never stop the others."""
+        await self._run_jobs([Job.of(obj) for obj in evaluation_items])
+
+    def close(self, kill_workers: bool = False) -> None:
+        """The last step of a run: stop the worker processes and release the experiment."""
+        pool, self._pool = self._pool, _NOT_STARTED
+        if isinstance(pool, Executor):
+            pool.shutdown(kill=kill_workers)
+        self.store.unlock()
+
+    def _start(self, jobs: list[Job]) -> Executor | None:
+        """The run's pool of workers (None: rows run here), chosen and started at the
+        first call of a run."""
+        if self._pool is _NOT_STARTED:
+            self.store.lock()
+            self._pool = self._new_pool(jobs)
+        return self._pool
+
+    def _new_pool(self, jobs: list[Job]) -> Executor | None:
+        sync_jobs = [job for job in jobs if not job.evaluation.is_async]
+        if not sync_jobs:
+            return None
+        totals = [job.evaluation.total for job in sync_jobs]
+        rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
+        if rows is not None and self.samples is not None:
+            rows = min(rows, self.samples * len(sync_jobs))
+        options = self.options
+        return make_executor(
+            options.executor, options.workers, rows, options.worker_memory, self.reporter.message
+        )
+
+    # Awaits in the methods below suspend only where an event loop is needed: on worker
+    # processes (the stream; closing the pool), async rows, async fixtures (greenlets)
+    # and async evaluations run together. ``run`` drives a run with none of these
+    # without a loop, and ``loop_free.run`` raises if the coroutine suspends after all.
     async def _run_jobs(self, jobs: list[Job]) -> None:
         items = [job.item for job in jobs if job.item is not None]
         if items:
             self._items = PytestItems(items[0].session)
-        self.store.lock()
-        self._choose_pool(jobs)
+        pool = self._start(jobs)
         groups = group_jobs(jobs, self.options.concurrent)
         interrupted = True
         with sigterm_as_ctrl_c():
@@ -208,7 +279,7 @@ class Runner:
             finally:
                 if interrupted and items:  # now, while async fixtures still have their loop
                     await self._teardown_after_stop(self._pytest.teardown_all())
-                if self._pool is None:
+                if pool is None:
                     self.close(interrupted)
                 else:  # a pool may take a while to shut down: the loop goes on meanwhile
                     import asyncio  # a run with workers has an event loop
@@ -235,41 +306,14 @@ class Runner:
         except Exception as exc:  # the stop itself is what propagates
             self.reporter.message(f"dotevals: tearing fixtures down after the stop failed: {exc!r}")
 
-    def close(self, kill_workers: bool = False) -> None:
-        """Stop the worker processes and release the experiment (done by ``run_evaluations``)."""
-        self._pool_chosen = False
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(kill=kill_workers)
-        self.store.unlock()
-
-    def start_workers(self, evaluation_items: Sequence[EvaluationItem]) -> None:
-        """Start the worker processes now, so they boot while other work goes on.
-
-        The pytest plugin calls this before the ordinary tests run;
-        ``run_evaluations`` does it itself otherwise.
-        """
-        self._choose_pool([Job.of(obj) for obj in evaluation_items])
-
-    def _choose_pool(self, jobs: list[Job]) -> None:
-        """Once per run: start one pool of workers for every sync evaluation, if one
-        is wanted."""
-        if not self._pool_chosen:
-            self._pool_chosen = True
-            self._pool = self._new_pool(jobs)
-
-    def _new_pool(self, jobs: list[Job]) -> Executor | None:
-        sync_jobs = [job for job in jobs if not job.evaluation.is_async]
-        if not sync_jobs:
-            return None
-        totals = [job.evaluation.total for job in sync_jobs]
-        rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
-        if rows is not None and self.samples is not None:
-            rows = min(rows, self.samples * len(sync_jobs))
-        options = self.options
-        return make_executor(
-            options.executor, options.workers, rows, options.worker_memory, self.reporter.message
-        )
+    async def _tear_down(self, outcome: EvaluationOutcome, teardown: Awaitable[None]) -> None:
+        """An evaluation's teardown; its error is reported on the evaluation's item."""
+        try:
+            await teardown
+        except stops():
+            raise
+        except BaseException as exc:  # reported on the item
+            outcome.teardown_error = exc
 
     async def _run_alone(self, job: Job, nextitem: pytest.Item | None) -> None:
         outcome = EvaluationOutcome(job.name, job.item)
@@ -283,62 +327,46 @@ class Runner:
                     raise
         self._report_run(outcome)
         if job.item is not None:
-            try:
-                await self._pytest.teardown(job.item, nextitem)
-            except stops():
-                raise
-            except BaseException as exc:  # reported on the item
-                outcome.teardown_error = exc
+            await self._tear_down(outcome, self._pytest.teardown(job.item, nextitem))
         self._finish(outcome)
 
     async def _run_together(self, jobs: list[Job], nextitem: pytest.Item | None) -> None:
         """Set each job up and detach it, run them all at once, then report and tear down."""
-        started = []
+        started: list[_Started] = []
         for job in jobs:
             outcome = EvaluationOutcome(job.name, job.item)
             run_rows = await self._set_up(job, outcome)
             detached = None
             if job.item is not None:
                 detached = await self._pytest.detach(job.item)
-            started.append((job, outcome, run_rows, detached))
+            started.append(_Started(job, outcome, run_rows, detached))
         import asyncio  # only async jobs run together, on the event loop
 
         with self._progress():
             try:
                 await asyncio.gather(
                     *(
-                        self._execute(job, run_rows, outcome)
-                        for job, outcome, run_rows, _ in started
-                        if run_rows is not None
+                        self._execute(s.job, s.run_rows, s.outcome)
+                        for s in started
+                        if s.run_rows is not None
                     )
                 )
             except stops():
-                self.outcomes.extend(o for _, o, _, _ in started if o.setup_error is None)
-                for _, _, _, detached in started:
-                    if detached is not None:
-                        await self._teardown_after_stop(self._pytest.teardown_detached(detached))
+                self.outcomes.extend(s.outcome for s in started if s.outcome.setup_error is None)
+                for s in started:
+                    if s.detached is not None:
+                        await self._teardown_after_stop(self._pytest.teardown_detached(s.detached))
                 raise
-        for _, outcome, _, detached in started:
-            self._report_run(outcome)
-            if detached is not None:
-                with self.reporter.capture(outcome, "teardown"):
-                    try:
-                        await self._pytest.teardown_detached(detached)
-                    except stops():
-                        raise
-                    except BaseException as exc:  # reported on the item
-                        outcome.teardown_error = exc
-        outcomes = [outcome for _, outcome, _, _ in started]
+        for s in started:
+            self._report_run(s.outcome)
+            if s.detached is not None:
+                with self.reporter.capture(s.outcome, "teardown"):
+                    await self._tear_down(s.outcome, self._pytest.teardown_detached(s.detached))
         items = [job.item for job in jobs if job.item is not None]
-        if items:
-            try:
-                await self._pytest.teardown(items[-1], nextitem)
-            except stops():
-                raise
-            except BaseException as exc:  # reported on the last item
-                outcomes[-1].teardown_error = exc
-        for outcome in outcomes:
-            self._finish(outcome)
+        if items:  # the scopes around the last item, as after a test
+            await self._tear_down(started[-1].outcome, self._pytest.teardown(items[-1], nextitem))
+        for s in started:
+            self._finish(s.outcome)
 
     def _report_run(self, outcome: EvaluationOutcome) -> None:
         """Report setup and, if it ran, the evaluation itself (once its bar is gone)."""
@@ -364,7 +392,7 @@ class Runner:
     async def _set_up(self, job: Job, outcome: EvaluationOutcome) -> RunRows | None:
         """Set the job's fixtures up; how its rows run, or None when the set-up failed."""
         try:
-            if self._pool is not None and not job.evaluation.is_async:
+            if isinstance(self._pool, Executor) and not job.evaluation.is_async:
                 return await self._in_workers(job, self._pool)
             return await self._in_main_process(job)
         except stops():
@@ -415,23 +443,26 @@ class Runner:
         evaluation = job.evaluation
         start = time.perf_counter()
         status: Status = "failed"
-        run = None
+        writer = None
         bar = None
         try:
-            run = self.store.start_evaluation(
+            writer = self.store.start_evaluation(
                 job.storage_name,
                 job.metadata(),
                 self.reporter.message,
                 short=job.name if job.item else None,
             )
-            outcome.stored_name = run.name
-            rows = run.pending(evaluation.rows(), self.samples)
+            outcome.stored_name = writer.name
+            rows = writer.pending(evaluation.rows(), self.samples)
             bar = ProgressBar(
-                job.name, self._total(evaluation, run), self.progress, self.reporter.progress_file
+                job.name,
+                self._total(evaluation, writer),
+                self.progress,
+                self.reporter.progress_file,
             )
 
             def sink(record: Record) -> None:
-                run.add(record)
+                writer.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
 
@@ -446,30 +477,30 @@ class Runner:
         finally:
             if bar is not None:
                 bar.close()
-            if run is not None:
-                self._finish_run(run, status, outcome)
+            if writer is not None:
+                self._finish_run(writer, status, outcome)
             outcome.duration = time.perf_counter() - start
 
-    def _finish_run(self, run: RecordWriter, status: Status, outcome: EvaluationOutcome) -> None:
+    def _finish_run(self, writer: RecordWriter, status: Status, outcome: EvaluationOutcome) -> None:
         """Store the last rows and the status; storage failing fails this evaluation only."""
         try:
-            outcome.summary = run.finish(status)
+            outcome.summary = writer.finish(status)
         except Exception as exc:
-            outcome.summary = run.stored_summary()
+            outcome.summary = writer.stored_summary()
             if outcome.error is None:
                 outcome.error = exc
             else:  # the evaluation's own error is the one reported on its item
                 self.reporter.message(f"dotevals: {exc}")
-        outcome.new_rows = run.done - run.unstored
+        outcome.new_rows = writer.done - writer.unstored
 
     def _timeout(self, evaluation: EvaluationSpec) -> float | None:
         return evaluation.timeout if evaluation.timeout is not None else self.options.timeout
 
-    def _total(self, evaluation: EvaluationSpec, run: Any) -> int | None:
+    def _total(self, evaluation: EvaluationSpec, writer: RecordWriter) -> int | None:
         total = evaluation.total
         if total is None:
             return self.samples
-        remaining = max(0, total - len(run.completed))
+        remaining = max(0, total - len(writer.completed))
         return remaining if self.samples is None else min(remaining, self.samples)
 
     def _finish(self, outcome: EvaluationOutcome) -> None:
@@ -484,7 +515,7 @@ async def arun(
     evaluation: Callable[..., Any],
     *,
     fixtures: Mapping[str, Any] | None = None,
-    **options: Any,
+    **options: Unpack[RunOptionsKeywords],
 ) -> EvaluationSummary:
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
     runner, job = _one_job(evaluation, fixtures, options)
@@ -496,7 +527,7 @@ def run(
     evaluation: Callable[..., Any],
     *,
     fixtures: Mapping[str, Any] | None = None,
-    **options: Any,
+    **options: Unpack[RunOptionsKeywords],
 ) -> EvaluationSummary:
     """Run one ``@foreach`` evaluation outside pytest and return its summary.
 
@@ -510,8 +541,9 @@ def run(
         summary.metrics  # {"exact_match": {"accuracy": 0.9}}
 
     A keyword that is not a run option is taken as a fixture value too
-    (``dotevals.run(eval_math, model=my_model)``); a fixture whose name is an
-    option's, such as ``storage``, can only be given in ``fixtures``.
+    (``dotevals.run(eval_math, model=my_model)``), although type checkers only
+    know the options; a fixture whose name is an option's, such as ``storage``,
+    can only be given in ``fixtures``.
     """
     if _loop_running():
         raise DotevalsError(
@@ -536,7 +568,7 @@ def _loop_running() -> bool:
 
 
 def _one_job(
-    evaluation: Callable[..., Any], fixtures: Mapping[str, Any] | None, options: dict[str, Any]
+    evaluation: Callable[..., Any], fixtures: Mapping[str, Any] | None, options: Mapping[str, Any]
 ) -> tuple[Runner, functools.partial[Any]]:
     """The Runner of ``run``/``arun`` and the evaluation bound to its fixture values."""
     options, values = split_keywords(options)

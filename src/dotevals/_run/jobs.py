@@ -21,10 +21,10 @@ from dotevals._pytest_bridge.internals import higher_scoped_params
 from dotevals._pytest_bridge.project import evaluation_key
 from dotevals.errors import ConfigurationError
 
-__all__ = ["EvaluationItem", "Job", "group_jobs"]
+__all__ = ["Job", "Runnable", "group_jobs"]
 
-#: What ``Runner.run_evaluations`` takes: a pytest item or a (bound) ``@foreach`` function.
-EvaluationItem = pytest.Item | Callable[..., Any]
+#: What a Runner runs: a pytest item or a (bound) ``@foreach`` function.
+Runnable = pytest.Item | Callable[..., Any]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Job:
     fixtures: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, obj: EvaluationItem) -> Job:
+    def of(cls, obj: Runnable) -> Job:
         if isinstance(obj, pytest.Item):
             return cls._of_item(obj)
         fixtures: dict[str, Any] = {}

@@ -11,6 +11,8 @@ would fail if it did.
   fixtures only, finishes in one step, and never starts asyncio at all.
 - :func:`outside_the_loop` hides the running loop from blocking code called by
   a coroutine on it (the loop does nothing meanwhile: the call blocks it).
+- :func:`on_a_loop_of_its_own` runs a coroutine that does need a loop from sync
+  code, whether or not a loop runs in the calling thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["outside_the_loop", "run"]
+__all__ = ["on_a_loop_of_its_own", "outside_the_loop", "run"]
 
 T = TypeVar("T")
 
@@ -33,6 +35,22 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return finished.value
     coroutine.close()
     raise RuntimeError("dotevals: a run started without an event loop waited on one")
+
+
+def on_a_loop_of_its_own(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine``'s result, run to its end by ``asyncio.run``: in this thread when no
+    event loop runs here, else in a helper thread (a running loop cannot be blocked on)."""
+    import asyncio
+    import concurrent.futures
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # none runs: run below, outside this handler, so no error is chained to it
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, coroutine).result()
+    return asyncio.run(coroutine)
 
 
 @contextmanager

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Callable
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError
 from typing import Any
 
 from dotevals._engine.executors.base import Executor
 from dotevals._engine.worker import process as worker
+from dotevals._run.loop_free import on_a_loop_of_its_own
 from dotevals.errors import ClusterLostError, ConfigurationError
 
 try:
@@ -181,16 +182,14 @@ def _shake_hands(address: str, timeout: float) -> None:
     """Connect to ``address`` and exchange Dask's handshake, all within ``timeout`` s.
 
     A port where something else listens accepts the connection but never answers
-    the handshake, which Dask's client would wait for without end. The check runs
-    on a loop of its own in a thread: the caller's thread may be running one.
+    the handshake, which Dask's client would wait for without end.
     """
 
     async def shake() -> None:
         comm = await distributed.comm.connect(address, timeout=timeout)
         await comm.close()
 
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(lambda: asyncio.run(asyncio.wait_for(shake(), timeout))).result()
+    on_a_loop_of_its_own(asyncio.wait_for(shake(), timeout))
 
 
 def _set(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
