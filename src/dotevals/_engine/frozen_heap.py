@@ -1,4 +1,4 @@
-"""Main side: while rows run, the objects made before them stay out of the collector's scans.
+"""While rows run, the objects made before them stay out of the collector's scans.
 
 A run makes a few objects per row, so Python's cyclic garbage collector runs
 often, and each of its full collections walks every object of the process:

@@ -1,4 +1,4 @@
-"""Main side: running an evaluation's rows in the main process, without workers.
+"""Running an evaluation's rows in the main process, without workers.
 
 Sync rows run one after another under a sync strategy, with no event loop
 running (:mod:`~dotevals._run.loop_free`); async rows run on the event loop under

@@ -1,4 +1,4 @@
-"""Main side: the ordered, bounded stream of rows through a pool of workers (any executor).
+"""The ordered, bounded stream of rows through a pool of workers (any executor).
 
 Rows go out in chunks whose size follows how long rows take (about
 ``CHUNK_SECONDS`` of work per chunk), at most ``2 x slots`` chunks are in
@@ -98,7 +98,7 @@ async def stream(
     brought its worker down is stored with that error. An error raised by the
     dataset itself is raised once every row read before it is scored.
     """
-    with frozen_heap():  # records are made here per row: see main_frozen_heap
+    with frozen_heap():  # records are made here per row: see frozen_heap.py
         packed = pack_payload(name, payload, executor.remote)
         sender = _Sender(executor, packed, payload.timeout, sink, clock or Clock())
         sizer = ChunkSizer(fixed=chunk_size, contention=executor.contention)

@@ -1,4 +1,4 @@
-"""Main side: what a worker needs to build an item's fixtures itself.
+"""What a worker needs to build an item's fixtures itself.
 
 A sync evaluation that runs in worker processes does not get its user
 fixtures from the main process: each worker creates them itself, once per

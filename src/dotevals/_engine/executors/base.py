@@ -1,4 +1,4 @@
-"""Main side: the interface of an executor, where the stream's chunks of rows run.
+"""The interface of an executor, where the stream's chunks of rows run.
 
 An executor only starts workers, submits calls and says how a worker died;
 the stream (:mod:`dotevals._engine.stream`) does the rest. Two implement

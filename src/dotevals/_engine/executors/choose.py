@@ -1,4 +1,4 @@
-"""Main side: choosing where sync evaluations run, the local process pool or a Dask cluster."""
+"""Choosing where sync evaluations run, the local process pool or a Dask cluster."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Main side: a Dask distributed cluster as the executor, ``--executor dask://HOST:PORT``.
+"""A Dask distributed cluster as the executor, ``--executor dask://HOST:PORT``.
 
 Chunks of rows are Dask tasks; their results come back in dataset order
 through the same stream as with local workers. The cluster says how many

@@ -1,4 +1,4 @@
-"""Main side: local worker processes, a loky process pool for one run.
+"""Local worker processes, a loky process pool for one run.
 
 loky starts the workers, reports precisely when one dies and is replaced
 after that by a fresh pool. Workers start with this process's ``sys.path``

@@ -1,4 +1,4 @@
-"""Main side: how many worker processes a run gets, and why.
+"""How many worker processes a run gets, and why.
 
 ``auto`` is the number of physical cores, capped by the memory available
 (``worker_memory`` bytes per worker, 512 MiB unless told otherwise) and by
