@@ -114,17 +114,6 @@ def test_a_terminated_worker_is_a_death_and_any_other_broken_pool_a_transfer_err
     assert "ModuleNotFoundError: No module named 'gone'" in str(transfer)
 
 
-def test_a_worker_loads_no_storage_backend():
-    """Workers encode records but never store them: the backends stay unimported."""
-    code = (
-        "import sys, dotevals._engine.worker.process\n"
-        "print(sorted(m for m in ('sqlite3', 'psutil', 'dotevals.storage.registry') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr
-
-
 class CountsUnpickling:
     """A fixture value that counts how often a payload holding it is unpickled."""
 

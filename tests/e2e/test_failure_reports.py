@@ -8,17 +8,14 @@ command.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from pool_support import FAST, PID_CONFTEST, main_pid
 from pytest_output import section_of
 
-import dotevals
-from dotevals import foreach
 from dotevals.cli import main
-from dotevals.models import Record, Result, Score
-from dotevals.storage import EvaluationInfo, get_storage
+from dotevals.models import Record
+from dotevals.storage import get_storage
 
 ERRORS_EVAL = """
 from dotevals import Score, foreach
@@ -92,24 +89,6 @@ def test_a_row_error_is_stored_with_the_traceback_of_the_rows_own_code(pytester,
     assert stored[4].error.startswith("TypeError: an evaluation must return a Score")
 
 
-def test_a_row_error_stored_by_run_has_no_unrelated_chained_error(tmp_path):
-    @foreach("q", [1])
-    def eval_raises(q):
-        raise ValueError(f"no answer to {q}")
-
-    url = f"json://{tmp_path / 'store'}"
-    dotevals.run(eval_raises, experiment="e", storage=url, progress=False)
-    storage = get_storage(url)
-    try:
-        (name,) = storage.list_evaluations("e")
-    finally:
-        storage.close()
-    (record,) = records(url, name)
-    assert record.traceback.startswith("Traceback (most recent call last):\n"), record.traceback
-    assert "During handling" not in record.traceback
-    assert record.traceback.rstrip().endswith("ValueError: no answer to 1")
-
-
 def test_a_retried_row_keeps_the_traceback_of_its_last_attempt_alone(pytester):
     pytester.makepyfile(
         eval_retried="""
@@ -159,49 +138,6 @@ def eval_slow(q):
     assert "scoring.py" not in record.traceback  # the alarm that interrupted it
 
 
-def test_records_stored_without_a_traceback_stay_readable(tmp_path):
-    """Storage written before tracebacks were kept: json lines without the field, and
-    an sqlite records table without the column."""
-    old_record = {
-        "item_id": 0,
-        "dataset_row": {"q": 1},
-        "result": {"scores": [], "prompt": None, "error": None, "model_response": None},
-        "error": "ValueError: old",
-        "timestamp": 1.0,
-    }
-    new_record = Record(Result(), 1, {"q": 2}, error="KeyError: 'k'", traceback="Traceback...\n")
-
-    json_storage = get_storage(f"json://{tmp_path / 'store'}")
-    json_storage.create_experiment("e")
-    json_storage.add_records("e", "ev", [Record(Result(Score("s", 1)), 5, {})])
-    jsonl = next((tmp_path / "store").glob("*/*.jsonl"))
-    jsonl.write_text(json.dumps(old_record) + "\n")
-
-    database = tmp_path / "old.db"
-    with sqlite3.connect(database) as db:
-        db.executescript(
-            """
-            CREATE TABLE experiments (name TEXT PRIMARY KEY, created_at REAL NOT NULL,
-                                      ephemeral INTEGER NOT NULL DEFAULT 0);
-            CREATE TABLE records (experiment TEXT NOT NULL, evaluation TEXT NOT NULL,
-                                  item_id INTEGER NOT NULL, record TEXT NOT NULL,
-                                  PRIMARY KEY (experiment, evaluation, item_id));
-            INSERT INTO experiments VALUES ('e', 1.0, 0);
-            """
-        )
-        db.execute("INSERT INTO records VALUES ('e', 'ev', 0, ?)", (json.dumps(old_record),))
-    db.close()
-    sqlite_storage = get_storage(f"sqlite://{database}")
-
-    for storage in (json_storage, sqlite_storage):
-        (old,) = storage.load_records("e", "ev")
-        assert (old.error, old.traceback) == ("ValueError: old", None)
-        storage.add_records("e", "ev", [new_record])
-        old, new = storage.load_records("e", "ev")
-        assert (old.traceback, new.traceback) == (None, "Traceback...\n")
-        storage.close()
-
-
 # dotevals show --errors -------------------------------------------------------------
 
 
@@ -240,16 +176,6 @@ def test_show_errors_lists_errored_rows_by_type_with_tracebacks(pytester, capsys
     first = mixed["errored_rows"][0]["records"][0]
     assert first["item_id"] == 1 and "in parse" in first["traceback"]
     assert [(g["type"], g["count"]) for g in boolean["errored_rows"]] == [("TypeError", 2)]
-
-
-def test_show_errors_of_an_evaluation_without_errors(tmp_path, capsys):
-    url = f"json://{tmp_path / 'store'}"
-    storage = get_storage(url)
-    storage.create_experiment("e")
-    storage.save_evaluation("e", EvaluationInfo("ev"))
-    storage.add_records("e", "ev", [Record(Result(Score("s", True)), 0, {"q": 1})])
-    out = show(capsys, "e", "--storage", url, "--errors")
-    assert out.endswith("Errors of 'ev' (0 of 1 rows)\n\nNo errors.\n")
 
 
 # The pytest item and the summary ----------------------------------------------------

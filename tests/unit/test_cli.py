@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -380,32 +378,3 @@ def test_usage_errors_and_help(capsys):
     assert main(["show"]) == 2
     assert main(["--help"]) == 0
     assert "show" in capsys.readouterr().out
-
-
-def test_subprocess(url, tmp_path):
-    def dotevals(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "dotevals.cli", *argv],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-        )
-
-    listed = dotevals("list", "--storage", url)
-    assert listed.returncode == 0, listed.stderr
-    assert "gsm8k-baseline" in listed.stdout and "Ephemeral experiments" in listed.stdout
-
-    shown = dotevals("show", "gsm8k-baseline", "--storage", url, "--format", "json")
-    assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["evaluations"][0]["rows"] == 4
-
-    (tmp_path / ".dotevals").mkdir()
-    missing = dotevals("show", "nope")  # the default storage, json://.dotevals in cwd
-    assert (missing.returncode, missing.stdout) == (1, "")
-    assert missing.stderr == (
-        "error: experiment 'nope' not found in json://.dotevals (see 'dotevals list')\n"
-    )
-
-    datasets = dotevals("datasets", "-v")
-    assert datasets.returncode == 0 and "arithmetic" in datasets.stdout

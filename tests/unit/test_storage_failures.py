@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import multiprocessing
 import os
 import sqlite3
 import stat
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dotevals.cli import main as dotevals_main
-from dotevals.errors import ConfigurationError, ExperimentInUseError, StorageError
+from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.metrics import accuracy, mean
 from dotevals.models import Record, Result, Score
 from dotevals.storage import EvaluationInfo, Storage, get_storage
@@ -87,52 +86,6 @@ def test_unencodable_rows_are_stored_as_their_errors(storage: Storage):
     assert "RecursionError" in loaded[4].error and loaded[4].dataset_row == {}
 
 
-UNENCODABLE_EVAL = """
-from dotevals import Score, foreach
-from dotevals.metrics import accuracy
-
-
-class BadRepr:
-    def __repr__(self):
-        raise ValueError("no repr for you")
-
-
-def nested(depth):
-    value = {}
-    for _ in range(depth):
-        value = {"x": value}
-    return value
-
-
-@foreach("n", range(6))
-def eval_odd(n):
-    value = {1: nested(2000), 4: BadRepr()}.get(n, n % 2 == 0)
-    return Score("even", value, [accuracy()])
-"""
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_unencodable_rows_in_a_run_and_its_resume(pytester: pytest.Pytester, kind: str):
-    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for(kind, pytester.path)
-    for _ in range(2):  # the resume runs the two errored rows again, and keeps the others
-        result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
-        output = result.stdout.str() + result.stderr.str()
-        assert "INTERNALERROR" not in output and "Traceback" not in output
-        storage = get_storage(url)
-        records = storage.load_records("odd", "eval_odd.py::eval_odd")
-        storage.close()
-        assert [r.item_id for r in records] == list(range(6))
-        assert [r.item_id for r in records if r.error] == [1, 4]
-        assert "RecursionError" in records[1].error and "no repr for you" in records[4].error
-        assert [r.result.scores[0].value for r in records if not r.error] == [
-            True,
-            True,
-            False,
-            False,
-        ]
-
-
 # What a metric sees is the same live and after a resume -----------------------------
 def run_summary(url: str, records: list[Record]) -> dict:
     store = ExperimentStore(url, "same")
@@ -167,14 +120,6 @@ def test_metrics_are_the_same_live_and_after_resume(tmp_path: Path, kind: str, w
     assert live["truth"]["accuracy"] == pytest.approx(truthy / len(values))
 
 
-# The json lock is atomic -----------------------------------------------------------
-def _take_lock(url: str, start, hold, got) -> None:
-    storage = get_storage(url)
-    start.wait()
-    got.put(storage.lock_experiment("exp", LockOwner.me()) is None)
-    hold.wait()  # keep what was taken until every process has tried
-
-
 def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -187,34 +132,6 @@ def test_only_a_gone_process_of_this_host_holds_a_stale_lock():
     assert LockOwner(dead_pid(), me.host, 0.0).is_stale()
     elsewhere = LockOwner(dead_pid(), me.host + "-elsewhere", 0.0)
     assert not elsewhere.is_stale() and not elsewhere.is_this_process()
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_exactly_one_of_racing_processes_takes_a_stale_lock(tmp_path: Path, kind: str):
-    context = multiprocessing.get_context("fork")
-    racers = 4
-    stale = LockOwner(dead_pid(), LockOwner.me().host, 0.0)
-    for trial in range(20):
-        url = url_for(kind, tmp_path / f"trial{trial}")
-        storage = get_storage(url)
-        storage.create_experiment("exp")
-        if kind == "json":
-            lock = storage.root / safe_name("exp") / "run.lock"
-            lock.write_text(json.dumps(stale.__dict__))
-        else:
-            storage.lock_experiment("exp", stale)
-        storage.close()
-        start, hold = context.Barrier(racers), context.Barrier(racers)
-        got = context.Queue()
-        processes = [
-            context.Process(target=_take_lock, args=(url, start, hold, got)) for _ in range(racers)
-        ]
-        for process in processes:
-            process.start()
-        results = [got.get(timeout=60) for _ in processes]
-        for process in processes:
-            process.join(timeout=60)
-        assert sum(results) == 1, f"trial {trial}: {sum(results)} processes took the lock"
 
 
 def test_an_empty_lock_file_being_written_is_not_stale(tmp_path: Path, monkeypatch):
@@ -235,23 +152,6 @@ def test_an_empty_lock_file_being_written_is_not_stale(tmp_path: Path, monkeypat
     assert json.loads(path.read_text())["pid"] == os.getpid()
     storage.unlock_experiment("exp", LockOwner.me())
     assert not path.exists()
-
-
-def test_a_lock_that_is_a_directory_is_one_clear_line(pytester: pytest.Pytester):
-    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for("json", pytester.path)
-    storage = get_storage(url)
-    storage.create_experiment("odd")
-    (storage.root / safe_name("odd") / "run.lock").mkdir()
-    result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
-    lock = storage.root / safe_name("odd") / "run.lock"
-    assert errors == [
-        f"ERROR: cannot take the lock {lock}: Is a directory; "
-        "delete it if no run of this experiment is going on"
-    ]
-    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 # Damaged records -------------------------------------------------------------------
@@ -330,35 +230,6 @@ def test_invalid_last_line_is_cut_like_a_partial_one(tmp_path: Path, last: str):
     reopened = get_storage(storage.url)  # a later run appends
     reopened.add_records("exp", EVAL, [record(3), record(4)])
     assert [r.item_id for r in reopened.load_records("exp", EVAL)] == [0, 1, 2, 3, 4]
-
-
-# Names, missing storage, modes, NaN ---------------------------------------------------
-@pytest.mark.parametrize(
-    ("name", "says"),
-    [("", "is blank"), ("   ", "is blank"), ("\udcff", "is not valid text")],
-)
-def test_bad_experiment_names_are_one_clear_line(pytester: pytest.Pytester, name, says):
-    pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for("json", pytester.path)
-    result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", name)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    [error] = [line for line in result.stderr.lines if line.startswith("ERROR:")]
-    assert says in error and "experiment name" in error
-    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
-    assert not (pytester.path / "store").exists()
-    with pytest.raises(ConfigurationError, match=says):
-        ExperimentStore(url, name)
-
-
-def test_undecodable_experiment_name_from_the_command_line(tmp_path: Path):
-    (tmp_path / "eval_odd.py").write_text(UNENCODABLE_EVAL)
-    command = [sys.executable, "-m", "pytest", *FAST, "--no-progress", "--experiment"]
-    done = subprocess.run(
-        [*map(os.fsencode, command), b"\xff"], cwd=tmp_path, capture_output=True, timeout=120
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
-    assert "is not valid text" in output and "INTERNALERROR" not in output
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import pickle
-import subprocess
-import sys
-import textwrap
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +23,7 @@ from dotevals.evaluators import (
 from dotevals.metrics import Metric, accuracy, mean, metric
 from dotevals.models import Result, Score
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # --- @evaluator ------------------------------------------------------------------
 
@@ -345,31 +342,6 @@ def test_custom_evaluator_round_trips_through_cloudpickle():
     assert copy.__name__ == "long"
 
 
-def test_custom_evaluator_runs_in_another_process_after_cloudpickle():
-    @evaluator(metrics=accuracy())
-    def starts_with(result, prefix="ab"):
-        return result.startswith(prefix)
-
-    program = textwrap.dedent(
-        """
-        import sys, cloudpickle
-        fn = cloudpickle.loads(sys.stdin.buffer.read())
-        score = fn("abc")
-        print(score.name, score.value, score.metadata, [m.name for m in score.metrics])
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        input=cloudpickle.dumps(starts_with),
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    assert done.stdout.decode().strip() == (
-        "starts_with True {'result': 'abc', 'prefix': 'ab'} ['accuracy']"
-    )
-
-
 @pytest.mark.parametrize("builtin", [exact_match, numeric_match, valid_json, ast_evaluation])
 def test_builtins_pickle_by_reference(builtin):
     assert pickle.loads(pickle.dumps(builtin)) is builtin
@@ -632,17 +604,6 @@ def test_jsonschema_is_a_core_dependency_and_the_extra_an_empty_alias():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(dep.startswith("jsonschema") for dep in project["dependencies"])
     assert project["optional-dependencies"]["jsonschema"] == []
-
-
-def test_evaluators_and_metrics_import_without_jsonschema():
-    code = (
-        "import sys, dotevals.evaluators, dotevals.metrics\n"
-        "assert 'jsonschema' not in sys.modules, 'imported jsonschema'\n"
-        "from dotevals.evaluators import valid_json\n"
-        "assert valid_json('{}', {'type': 'object'}).value is True\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 # --- ast_evaluation ----------------------------------------------------------------
