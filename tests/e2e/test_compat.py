@@ -1,8 +1,8 @@
-"""Code written for dotevals 0.23 runs unchanged: its API names, plugins and flags.
+"""Code written for dotevals 0.23 runs unchanged: its plugins and flags, in real pytest
+sessions.
 
 Plugins are real installed distributions: a ``*.dist-info`` directory with an
-``entry_points.txt`` on the PYTHONPATH of a subprocess pytest session.
-"""
+``entry_points.txt`` on the PYTHONPATH of a subprocess pytest session."""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from pool_support import FAST, wait_until
-
-# Concurrency and retries ------------------------------------------------------
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"json://{tmp_path / 'store'}"
-
+from pool_support import wait_until
+from pytest_runs import run_pytest
 
 # Plugins -----------------------------------------------------------------------
 
@@ -171,10 +163,6 @@ def plugged(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     return pytester
 
 
-def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*FAST, *args, timeout=120)
-
-
 def test_dataset_plugin_without_splits(plugged: pytest.Pytester):
     plugged.makepyfile(
         eval_capitals="""
@@ -192,7 +180,7 @@ def test_dataset_plugin_without_splits(plugged: pytest.Pytester):
         """
     )
     result = run_pytest(
-        plugged, "eval_capitals.py", "--storage", "json://store", "--experiment", "e"
+        plugged, "eval_capitals.py", "--storage", "json://store", "--experiment", "e", progress=True
     )
     result.assert_outcomes(passed=1)
     from dotevals.storage import get_storage
@@ -222,7 +210,7 @@ def test_model_provider_entry_point_naming_a_fixture(plugged: pytest.Pytester):
             assert handle.model == "TINY"
         """
     )
-    result = run_pytest(plugged, "-W", "error::UserWarning")
+    result = run_pytest(plugged, "-W", "error::UserWarning", progress=True)
     result.assert_outcomes(passed=1)
 
 
@@ -247,8 +235,8 @@ def test_storage_backend_of_the_documented_interface(plugged: pytest.Pytester):
     )
     db = plugged.path / "results.pkl"
     args = ("eval_stored.py", "--storage", f"pickled://{db}", "--experiment", "e1")
-    run_pytest(plugged, *args, "--samples", "2").assert_outcomes(passed=1)
-    result = run_pytest(plugged, *args)  # resumes: only the two rows left run
+    run_pytest(plugged, *args, "--samples", "2", progress=True).assert_outcomes(passed=1)
+    result = run_pytest(plugged, *args, progress=True)  # resumes: only the two rows left run
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*eval_stored*0.5*"])
     assert (plugged.path / "calls.txt").read_text().split() == ["0", "1", "2", "3"]
@@ -309,7 +297,9 @@ def test_storage_backend_of_the_documented_interface_gets_a_run_lock(plugged: py
     )
     try:
         wait_until((plugged.path / "locked").exists, 60, "the lock", holder)
-        second = run_pytest(plugged, "eval_one.py", "--storage", url, "--experiment", "e1")
+        second = run_pytest(
+            plugged, "eval_one.py", "--storage", url, "--experiment", "e1", progress=True
+        )
         assert second.ret == pytest.ExitCode.USAGE_ERROR
         second.stderr.fnmatch_lines(
             [f"*experiment 'e1' in {url} is in use by process {holder.pid}*"]
@@ -318,9 +308,9 @@ def test_storage_backend_of_the_documented_interface_gets_a_run_lock(plugged: py
         (plugged.path / "release").write_text("yes")
         holder.wait(timeout=60)
     assert holder.returncode == 0
-    run_pytest(plugged, "eval_one.py", "--storage", url, "--experiment", "e1").assert_outcomes(
-        passed=1
-    )
+    run_pytest(
+        plugged, "eval_one.py", "--storage", url, "--experiment", "e1", progress=True
+    ).assert_outcomes(passed=1)
 
 
 # pytest -------------------------------------------------------------------------
@@ -350,5 +340,5 @@ def test_dash_c_is_concurrent(pytester: pytest.Pytester):
             return Score("ok", True)
         """
     )
-    result = run_pytest(pytester, "-C", "--storage", "json://store")
+    result = run_pytest(pytester, "-C", "--storage", "json://store", progress=True)
     result.assert_outcomes(passed=2)

@@ -1,5 +1,6 @@
-"""Stores, names and commands shared with dotevals 0.23: its folders are read and resumed,
-plain names are used as file names, and names do not depend on the working directory."""
+"""Stores and names shared with dotevals 0.23, in real pytest sessions: its folders are
+resumed, plain names are used as file names, and names do not depend on the working
+directory."""
 
 from __future__ import annotations
 

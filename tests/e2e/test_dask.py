@@ -32,7 +32,6 @@ from collections.abc import Iterator
 import pytest
 from pool_support import (
     EVENTS_CONFTEST,
-    FAST,
     GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
@@ -42,10 +41,11 @@ from pool_support import (
     main_pid,
     mixed_eval,
     pids,
-    raw_item_ids,
     rows_held,
     wait_until,
 )
+from pytest_runs import FAST, run_pytest
+from stores import raw_item_ids, storage_url
 
 from dotevals import Runner
 from dotevals.errors import ConfigurationError
@@ -108,16 +108,8 @@ def cluster():
             local.close()
 
 
-def run_pytest(pytester: pytest.Pytester, *args: str, timeout: float = 120) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*FAST, "--no-progress", *args, timeout=timeout)
-
-
 def on_dask(pytester: pytest.Pytester, cluster: Cluster, *args: str) -> pytest.RunResult:
     return run_pytest(pytester, "--executor", cluster.url, *args)
-
-
-def store(pytester: pytest.Pytester) -> str:
-    return f"json://{pytester.path / 'store'}"
 
 
 def header(cluster: Cluster) -> str:
@@ -171,7 +163,7 @@ def eval_generated(text, n):
 def test_same_results_as_the_local_pool_and_rows_run_in_the_dask_workers(pytester, cluster):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_same=SAME_RESULTS_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     names = ["eval_same.py::eval_listed", "eval_same.py::eval_generated"]
     workers = cluster.pids()
@@ -269,7 +261,7 @@ def test_fixtures_are_created_in_each_dask_worker_and_torn_down_when_the_run_end
 ):
     pytester.makeconftest(FIXTURE_CONFTEST)
     pytester.makepyfile(eval_fixtures=FIXTURE_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     workers = cluster.pids()
 
@@ -350,7 +342,7 @@ def test_async_yield_fixture_is_torn_down_in_the_dask_worker(pytester, cluster):
             return Score("v", agen)
         """
     )
-    result = on_dask(pytester, cluster, "--storage", store(pytester))
+    result = on_dask(pytester, cluster, "--storage", storage_url("json", pytester.path))
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert result.ret == 0
     result.assert_outcomes(passed=1)
@@ -399,7 +391,7 @@ def test_eval_files_outside_packages_closures_and_scripts_reach_the_dask_workers
     evals = pytester.mkdir("my-evals")  # not a package, not an importable name
     (evals / "conftest.py").write_text(textwrap.dedent(SHIPPED_CONFTEST))
     (evals / "eval_shipped.py").write_text(textwrap.dedent(SHIPPED_EVAL))
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     workers = cluster.pids()
     result = on_dask(pytester, cluster, "my-evals", "--storage", url, "--experiment", "ship")
     result.assert_outcomes(passed=2)
@@ -447,7 +439,7 @@ def test_helper_module_next_to_the_eval_file_reaches_the_dask_workers(pytester, 
             return Score("v", twice(n))
         """,
     )
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = on_dask(pytester, cluster, "--storage", url, "--experiment", "helper")
     result.assert_outcomes(passed=1)
     records = get_storage(url).load_records("helper", "eval_helper.py::eval_helper")
@@ -468,7 +460,7 @@ RESUME_EVAL = (
 def test_resume_samples_and_retries_on_dask(pytester, cluster):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_resume=RESUME_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     many, flaky = "eval_resume.py::eval_many", "eval_resume.py::eval_flaky"
     attempts = pytester.path / "attempts.log"
@@ -513,7 +505,7 @@ def test_async_evaluations_run_on_the_main_loop_and_sync_ones_on_dask(pytester, 
     pytester.makeconftest(PID_CONFTEST)
     pytester.makeini(f"[pytest]\ndotevals_executor = {cluster.url}\n")  # from the ini file
     pytester.makepyfile(eval_mixed=MIXED_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     workers = cluster.pids()
     result = run_pytest(pytester, "--storage", url, "--experiment", "mix")
     result.assert_outcomes(passed=2)
@@ -556,7 +548,7 @@ def eval_deadly(n):
 def test_a_row_that_kills_its_dask_worker_is_that_rows_error(pytester, cluster):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_deadly=DEADLY_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     before = cluster.pids()
     started = time.monotonic()
     result = on_dask(pytester, cluster, "--storage", url, "--experiment", "dead")
@@ -663,7 +655,7 @@ def test_scheduler_killed_mid_run_is_one_line_and_the_run_resumes(pytester, clus
     """kill -9 of the scheduler while rows wait: one line, the finished rows are kept, and
     a rerun on another cluster stores every row once."""
     pytester.makepyfile(eval_gated=GATED_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     name = "eval_gated.py::eval_gated"
     with (
         own_cluster(pytester.path) as (address, scheduler),
@@ -712,7 +704,7 @@ def test_workers_that_do_not_come_back_after_a_hung_row_are_one_line(pytester):
     does not come back, the restart times out (after 4 connect timeouts, 1 s here), and
     the run stops with one line, the hung row stored with its error, finished rows kept."""
     pytester.makepyfile(eval_hung=HUNG_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     name = "eval_hung.py::eval_hung"
     options = ["--storage", url, "--experiment", "hung"]
     with (
@@ -812,7 +804,9 @@ def test_port_that_is_not_a_dask_scheduler_is_one_clear_message(pytester, kind):
     pytester.makepyfile(eval_small=SMALL_EVAL)
     with listener(kind) as port, dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         address = f"dask://127.0.0.1:{port}"
-        result = pytester.runpytest(*FAST, "--executor", address, "--storage", store(pytester))
+        result = pytester.runpytest(
+            *FAST, "--executor", address, "--storage", storage_url("json", pytester.path)
+        )
     if kind == "a server that hangs up":
         line = f"{address} is not a Dask scheduler: it closed the connection at Dask's handshake*"
     else:
@@ -823,19 +817,21 @@ def test_port_that_is_not_a_dask_scheduler_is_one_clear_message(pytester, kind):
 @pytest.mark.parametrize("value", ["bogus", "dask://127.0.0.1", "tcp://127.0.0.1:8786"])
 def test_bad_executor_is_a_usage_error_naming_the_accepted_forms(pytester, value):
     pytester.makepyfile(eval_small=SMALL_EVAL)
-    result = pytester.runpytest(*FAST, "--executor", value, "--storage", store(pytester))
+    result = pytester.runpytest(
+        *FAST, "--executor", value, "--storage", storage_url("json", pytester.path)
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [f"ERROR: executor must be 'local' or 'dask://HOST:PORT' (a Dask scheduler), got '{value}'"]
     )
     with pytest.raises(ConfigurationError, match="'local' or 'dask://HOST:PORT'"):
-        Runner(executor=value, storage=store(pytester))
+        Runner(executor=value, storage=storage_url("json", pytester.path))
 
 
 def test_bad_executor_in_the_ini_file_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\ndotevals_executor = bogus\n")
     pytester.makepyfile(eval_small=SMALL_EVAL)
-    result = pytester.runpytest(*FAST, "--storage", store(pytester))
+    result = pytester.runpytest(*FAST, "--storage", storage_url("json", pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: dotevals_executor in the ini file: executor must be 'local' or 'dask://*"]

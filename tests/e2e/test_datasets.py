@@ -1,22 +1,11 @@
-"""Registered datasets: the registry, entry-point discovery and the built-in ``arithmetic``."""
+"""The built-in ``arithmetic`` dataset gives the same rows in every process."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import pytest
-
-from dotevals.datasets import registry
 from dotevals.datasets.arithmetic import Arithmetic
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    """Each test starts from a registry that has not scanned anything yet."""
-    registry._reset()
-    yield
-    registry._reset()
 
 
 def test_arithmetic_is_deterministic_across_processes():

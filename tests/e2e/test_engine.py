@@ -27,7 +27,6 @@ import psutil
 import pytest
 from pool_support import (
     EVENTS_CONFTEST,
-    FAST,
     GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
@@ -38,27 +37,16 @@ from pool_support import (
     main_pid,
     mixed_eval,
     pids,
-    raw_item_ids,
     rows_held,
     wait_until,
 )
+from pytest_runs import FAST, run_pytest
+from stores import raw_item_ids, storage_url
 
 import dotevals
 from dotevals import Score, foreach
 from dotevals.errors import ConfigurationError
 from dotevals.storage import get_storage
-
-
-def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """pytest in a subprocess: the pool's workers are children of that process."""
-    return pytester.runpytest_subprocess(*FAST, "--no-progress", *args, timeout=120)
-
-
-def store(pytester: pytest.Pytester, kind: str = "json") -> str:
-    if kind == "sqlite":
-        return f"sqlite://{pytester.path / 'results.db'}"
-    return f"json://{pytester.path / 'store'}"
-
 
 # ---------------------------------------------------------------------------
 # Same results, whatever the worker count; the work happens in the workers
@@ -106,7 +94,7 @@ def eval_generated(text, n):
 def test_same_results_with_any_worker_count_and_rows_run_in_workers(pytester):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_same=SAME_RESULTS_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     names = ["eval_same.py::eval_listed", "eval_same.py::eval_generated"]
     runs = {}
@@ -177,7 +165,7 @@ def test_workers_from_the_ini_file(pytester):
             return Score("v", n, metadata={"pid": os.getpid()})
         """
     )
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(pytester, "--storage", url, "--experiment", "ini")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["dotevals: 2 workers (as requested)"])
@@ -222,7 +210,7 @@ def eval_ordered(n, slow):
 def test_generator_rows_are_stored_once_each_in_dataset_order(pytester, kind):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_ordered=ORDERED_EVAL)
-    url = store(pytester, kind)
+    url = storage_url(kind, pytester.path)
     result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "ordered")
     result.assert_outcomes(passed=1)
     name = "eval_ordered.py::eval_ordered"
@@ -394,7 +382,7 @@ def eval_b(n, sess, mod, func, pfix, nodename):
 def test_fixtures_are_created_per_worker_and_torn_down_with_the_pool(pytester):
     pytester.makeconftest(FIXTURE_CONFTEST)
     pytester.makepyfile(eval_fixtures=FIXTURE_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "fx")
     result.assert_outcomes(passed=3)
     main = main_pid(pytester)
@@ -478,7 +466,7 @@ def eval_monkeypatch(n, monkeypatch):
 def test_pytest_builtin_fixtures_with_workers(pytester):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_builtins=BUILTINS_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "bi")
     main = main_pid(pytester)
     storage = get_storage(url)
@@ -516,7 +504,7 @@ def test_tmp_path_evaluation_passes_with_workers(pytester):
             return Score("v", tmp_path.is_dir())
         """
     )
-    result = run_pytest(pytester, "--workers", "2", "--storage", store(pytester))
+    result = run_pytest(pytester, "--workers", "2", "--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=1, errors=0)
 
 
@@ -530,7 +518,7 @@ def test_request_in_the_evaluation_itself_with_workers(pytester):
             return Score("v", request.node.name)
         """
     )
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "req")
     result.assert_outcomes(passed=1)
     records = get_storage(url).load_records("req", "eval_req.py::eval_req")
@@ -548,7 +536,7 @@ def test_closures_lambdas_and_files_outside_packages_reach_workers(pytester, imp
     evals = pytester.mkdir("my-evals")  # not a package, not an importable name
     (evals / "conftest.py").write_text(textwrap.dedent(SHIPPED_CONFTEST))
     (evals / "eval_shipped.py").write_text(textwrap.dedent(SHIPPED_EVAL))
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(
         pytester,
         "my-evals",
@@ -627,7 +615,7 @@ RESUME_EVAL = (
 def test_resume_samples_and_retries_with_workers(pytester):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_resume=RESUME_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     many, flaky = "eval_resume.py::eval_many", "eval_resume.py::eval_flaky"
     attempts = pytester.path / "attempts.log"
@@ -679,7 +667,7 @@ MIXED_EVAL = mixed_eval(sync_rows=40, sync_seconds=0.005)
 def test_async_evaluations_run_on_the_main_loop_and_sync_ones_in_workers(pytester):
     pytester.makeconftest(PID_CONFTEST)
     pytester.makepyfile(eval_mixed=MIXED_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "mix")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["dotevals: 2 workers (as requested)"])
@@ -706,7 +694,7 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
     run cannot end by itself: it must stop on the signal, keep the finished rows, and leave
     the rest to a rerun."""
     pytester.makepyfile(eval_gated=GATED_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     args = [*FAST, "--no-progress", "--workers", "2", "--storage", url, "--experiment", "c"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *args, "eval_gated.py"],
@@ -770,7 +758,7 @@ def test_bad_worker_options_are_usage_errors(pytester, option, expected):
             return Score("v", n)
         """
     )
-    result = pytester.runpytest(*FAST, *option, "--storage", store(pytester))
+    result = pytester.runpytest(*FAST, *option, "--storage", storage_url("json", pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
     assert not (pytester.path / "store").exists()

@@ -1,4 +1,5 @@
-"""Tests of dotevals.evaluators: the @evaluator decorator and the built-ins."""
+"""Evaluators in other processes: a custom evaluator sent with cloudpickle, and the
+evaluators and metrics imported without jsonschema."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """Sync rows and fixtures run with no event loop running, as in plain pytest; a run
-starts one only when something needs it (an async evaluation or fixture, workers)."""
+starts one only when something needs it (an async evaluation or fixture, workers).
+Real pytest sessions, in subprocesses."""
 
 from __future__ import annotations
 
 import pytest
-from pool_support import FAST
+from pytest_runs import run_pytest
+from stores import storage_url
 
 from dotevals.storage import get_storage
 
@@ -78,10 +80,8 @@ def run_session(pytester: pytest.Pytester, *files: str) -> dict[str, list[object
     pytester.makeconftest(CONFTEST)
     names = {f"eval_{i}": text for i, text in enumerate(files)}
     pytester.makepyfile(**names)
-    url = f"json://{pytester.path / 'store'}"
-    result = pytester.runpytest_subprocess(
-        *FAST, "--no-progress", "--storage", url, "--experiment", "e", timeout=120
-    )
+    url = storage_url("json", pytester.path)
+    result = run_pytest(pytester, "--storage", url, "--experiment", "e")
     assert result.ret == 0, result.stdout.str()
     storage = get_storage(url)
     return {

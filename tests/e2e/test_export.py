@@ -1,4 +1,5 @@
-"""``dotevals export`` and ``dotevals.load``, on storage written by real runs."""
+"""What importing dotevals costs: ``dotevals.load`` and the commands load neither pandas
+nor jinja2 until they are used, in a fresh process."""
 
 from __future__ import annotations
 

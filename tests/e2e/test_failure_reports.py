@@ -2,20 +2,18 @@
 
 Real pytest sessions (in-process where no worker pool is needed) write real
 storage; the tests read it back through the storage API and the ``dotevals``
-command.
-"""
+command."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from pool_support import FAST, PID_CONFTEST, main_pid
+from cli_runs import cli_output
+from pool_support import PID_CONFTEST, main_pid
 from pytest_output import section_of
-
-from dotevals.cli import main
-from dotevals.models import Record
-from dotevals.storage import get_storage
+from pytest_runs import FAST
+from stores import storage_url, stored_records
 
 ERRORS_EVAL = """
 from dotevals import Score, foreach
@@ -40,31 +38,10 @@ def eval_bool(q):
 """
 
 
-def storage_url(pytester: pytest.Pytester, kind: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite://{pytester.path / 'results.db'}"
-    return f"json://{pytester.path / 'store'}"
-
-
-def records(url: str, evaluation: str, experiment: str = "e") -> list[Record]:
-    storage = get_storage(url)
-    try:
-        return storage.load_records(experiment, evaluation)
-    finally:
-        storage.close()
-
-
 def frame(path, function: str, code: str) -> str:
     """How a traceback shows the line of ``path`` holding ``code``, in ``function``."""
     number = path.read_text().splitlines().index(f"    {code}") + 1
     return f'File "{path}", line {number}, in {function}\n    {code}\n'
-
-
-def show(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code = main(["show", *argv])
-    out, err = capsys.readouterr()
-    assert (code, err) == (0, ""), err
-    return out
 
 
 # Stored tracebacks ------------------------------------------------------------------
@@ -73,9 +50,9 @@ def show(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_a_row_error_is_stored_with_the_traceback_of_the_rows_own_code(pytester, kind):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
-    url = storage_url(pytester, kind)
+    url = storage_url(kind, pytester.path)
     pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
-    stored = records(url, "eval_errors.py::eval_mixed")
+    stored = stored_records(url, "e", "eval_errors.py::eval_mixed")
     assert [r.traceback is None for r in stored] == [True, False, False, False, True]
     traceback = stored[1].traceback
     assert traceback.startswith("Traceback (most recent call last):\n")
@@ -107,9 +84,9 @@ def eval_retried(q):
     raise ConnectionError(f"attempt {len(ATTEMPTS)}")
 """
     )
-    url = storage_url(pytester, "json")
+    url = storage_url("json", pytester.path)
     pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
-    (record,) = records(url, "eval_retried.py::eval_retried")
+    (record,) = stored_records(url, "e", "eval_retried.py::eval_retried")
     assert record.error == "ConnectionError: attempt 3"
     assert "During handling" not in record.traceback
     assert "attempt 1" not in record.traceback and "attempt 2" not in record.traceback
@@ -130,9 +107,9 @@ def eval_slow(q):
         time.sleep(0.01)
 """
     )
-    url = storage_url(pytester, "json")
+    url = storage_url("json", pytester.path)
     pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
-    (record,) = records(url, "eval_slow.py::eval_slow")
+    (record,) = stored_records(url, "e", "eval_slow.py::eval_slow")
     assert record.error.startswith("RowTimeoutError")
     assert "in eval_slow\n    time.sleep(0.01)" in record.traceback
     assert "scoring.py" not in record.traceback  # the alarm that interrupted it
@@ -144,11 +121,18 @@ def eval_slow(q):
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_show_errors_lists_errored_rows_by_type_with_tracebacks(pytester, capsys, kind):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
-    url = storage_url(pytester, kind)
+    url = storage_url(kind, pytester.path)
     pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
     capsys.readouterr()
-    out = show(
-        capsys, "e", "--storage", url, "--errors", "--evaluation", "eval_errors.py::eval_mixed"
+    out = cli_output(
+        capsys,
+        "show",
+        "e",
+        "--storage",
+        url,
+        "--errors",
+        "--evaluation",
+        "eval_errors.py::eval_mixed",
     )
     errors = out.split("Errors of 'eval_errors.py::eval_mixed' (4 of 5 rows)\n", 1)[1]
     value_errors, type_errors = errors.split("\nTypeError (1 row)\n")
@@ -167,7 +151,9 @@ def test_show_errors_lists_errored_rows_by_type_with_tracebacks(pytester, capsys
     ]
     assert "row 0" not in errors  # the row that succeeded
 
-    data = json.loads(show(capsys, "e", "--storage", url, "--errors", "--format", "json"))
+    data = json.loads(
+        cli_output(capsys, "show", "e", "--storage", url, "--errors", "--format", "json")
+    )
     mixed, boolean = data["evaluations"]
     assert [(g["type"], g["count"]) for g in mixed["errored_rows"]] == [
         ("ValueError", 3),
@@ -183,7 +169,7 @@ def test_show_errors_lists_errored_rows_by_type_with_tracebacks(pytester, capsys
 
 def test_an_evaluation_whose_every_row_errored_fails_its_item(pytester):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
-    url = storage_url(pytester, "json")
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -197,7 +183,7 @@ def test_an_evaluation_whose_every_row_errored_fails_its_item(pytester):
     ]
     result.stdout.fnmatch_lines(["FAILED eval_errors.py::eval_bool - *"])
     # the rows are stored all the same, and run again on resume
-    assert [r.item_id for r in records(url, "eval_errors.py::eval_bool")] == [0, 1]
+    assert [r.item_id for r in stored_records(url, "e", "eval_errors.py::eval_bool")] == [0, 1]
 
 
 def test_the_failure_shows_the_first_errors_traceback(pytester):
@@ -215,7 +201,7 @@ def eval_broken(q):
     return model(q)
 """
     )
-    result = pytester.runpytest("--storage", storage_url(pytester, "sqlite"), "--no-progress")
+    result = pytester.runpytest("--storage", storage_url("sqlite", pytester.path), "--no-progress")
     result.assert_outcomes(failed=1)
     section = section_of(result, "eval_broken")
     assert section.startswith(
@@ -228,7 +214,7 @@ def eval_broken(q):
 
 def test_a_resumed_run_with_no_new_rows_passes(pytester):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
-    url = storage_url(pytester, "json")
+    url = storage_url("json", pytester.path)
     args = ("--storage", url, "--experiment", "e", "--no-progress", "-k", "eval_bool")
     pytester.runpytest(*args).assert_outcomes(failed=1)
     result = pytester.runpytest(*args, "--samples", "0")
@@ -260,7 +246,7 @@ def eval_clean(q):
     return Score("ok", True)
 """
     )
-    url = storage_url(pytester, "json")
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
     result.assert_outcomes(passed=2)
     lines = result.outlines
@@ -287,7 +273,7 @@ def eval_clean(q):
     return Score("ok", True)
 """
     )
-    result = pytester.runpytest("--storage", storage_url(pytester, "json"), "--no-progress")
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "--no-progress")
     result.assert_outcomes(passed=1)
     assert "new rows errored" not in result.stdout.str()
     assert "--errors" not in result.stdout.str()
@@ -314,7 +300,7 @@ def eval_remote(q):
     return model(q)
 """
     )
-    url = storage_url(pytester, "sqlite")
+    url = storage_url("sqlite", pytester.path)
     result = pytester.runpytest_subprocess(
         *FAST,
         "--storage",
@@ -328,7 +314,7 @@ def eval_remote(q):
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.assert_outcomes(failed=1)
-    stored = records(url, "eval_remote.py::eval_remote")
+    stored = stored_records(url, "e", "eval_remote.py::eval_remote")
     assert len(stored) == 6
     pids = {int(record.error.rsplit(" ", 1)[1]) for record in stored}
     assert main_pid(pytester) not in pids  # the rows ran in the workers

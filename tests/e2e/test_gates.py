@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pytest_output import section_of
+from stores import storage_url
 
 from dotevals._declare.gates import Gate, parse_gate
 from dotevals.errors import ConfigurationError
@@ -32,7 +33,7 @@ def write_eval(pytester: pytest.Pytester, fail_under: str = "") -> None:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    url = f"json://{pytester.path / 'store'}"
+    url = storage_url("json", pytester.path)
     return pytester.runpytest(*FAST, "--storage", url, "--experiment", "gated", *args)
 
 

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pool_support import FAST, spawned, wait_until
+from pool_support import spawned, wait_until
+from pytest_runs import FAST
+from stores import stored_records
 
 from dotevals.storage import get_storage
 
@@ -78,11 +80,7 @@ def command(url: str) -> list[str]:
 
 
 def stored(url: str, evaluation: str) -> list:
-    storage = get_storage(url)
-    try:
-        return storage.load_records("exp", evaluation)
-    finally:
-        storage.close()
+    return stored_records(url, "exp", evaluation)
 
 
 def status(url: str, evaluation: str) -> str | None:

@@ -16,8 +16,9 @@ import sys
 import threading
 
 import pytest
-from pool_support import FAST
 from pytest_output import section_of
+from pytest_runs import FAST
+from stores import storage_url
 
 from dotevals.storage import get_storage
 
@@ -61,20 +62,6 @@ def test_plain():
     log("test_plain")
 """
 )
-
-
-@pytest.fixture(autouse=True)
-def _fast_pytester(pytester, monkeypatch):
-    # skip the plugins that only slow every pytester run down (in-process runs re-import
-    # them each time: pytester restores sys.modules after a run); after pytester, which
-    # clears PYTEST_ADDOPTS
-    monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
-
-
-def store(pytester: pytest.Pytester, kind: str = "json") -> str:
-    if kind == "sqlite":
-        return f"sqlite://{pytester.path / 'results.db'}"
-    return f"json://{pytester.path / 'store'}"
 
 
 def events(pytester: pytest.Pytester) -> list[str]:
@@ -121,7 +108,7 @@ def timestamps(lines: list[str], name: str) -> tuple[float, float]:
 def test_entry_point_name_loads_the_plugin_without_autoload(pytester, monkeypatch):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL)
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
 
     without = pytester.runpytest_subprocess(*FAST, timeout=60)
     assert without.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # eval_*.py not collected
@@ -135,7 +122,7 @@ def test_entry_point_name_loads_the_plugin_without_autoload(pytester, monkeypatc
 
 def test_explicit_plugin_option_with_autoload_is_harmless(pytester):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest_subprocess(
         *FAST, "-p", "dotevals", "--storage", url, "-v", timeout=60
     )
@@ -214,7 +201,7 @@ def test_collect_only_lists_evaluations_and_tests(collection_project):
 
 
 def test_mark_selects_only_evaluations(collection_project):
-    url = store(collection_project)
+    url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-m", "dotevals", "--storage", url, "-v")
     result.assert_outcomes(passed=3, deselected=2)
     assert sorted(set(events(collection_project))) == [
@@ -232,7 +219,7 @@ def test_mark_selects_only_evaluations(collection_project):
 
 
 def test_not_mark_selects_only_tests(collection_project):
-    url = store(collection_project)
+    url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-m", "not dotevals", "--storage", url)
     result.assert_outcomes(passed=2, deselected=3)
     assert sorted(events(collection_project)) == ["eval_plain_function", "test_ordinary"]
@@ -241,7 +228,7 @@ def test_not_mark_selects_only_tests(collection_project):
 
 
 def test_keyword_selection(collection_project):
-    url = store(collection_project)
+    url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-k", "eval_decorated", "--storage", url)
     result.assert_outcomes(passed=1, deselected=4)
     assert events(collection_project) == ["eval_decorated"]
@@ -275,7 +262,7 @@ def stored(url: str, experiment: str, evaluation: str = "eval_count.py::eval_cou
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_experiment_and_storage_options(pytester, kind):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    url = store(pytester, kind)
+    url = storage_url(kind, pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "baseline")
     result.assert_outcomes(passed=1)
     assert "experiment: baseline" in result.stdout.str()
@@ -301,7 +288,7 @@ def test_default_storage_is_dotevals_directory_in_cwd(pytester):
 
 def test_samples_option(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e", "--samples", "2")
     result.assert_outcomes(passed=1)
     assert [r.item_id for r in stored(url, "e")] == [0, 1]
@@ -310,7 +297,7 @@ def test_samples_option(pytester):
 
 def test_no_experiment_makes_ephemeral_experiments(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     pytester.runpytest("--storage", url).assert_outcomes(passed=1)
     pytester.runpytest("--storage", url).assert_outcomes(passed=1)
     experiments = get_storage(url).list_experiments()
@@ -321,7 +308,7 @@ def test_no_experiment_makes_ephemeral_experiments(pytester):
 @pytest.mark.parametrize("ini_file", ["pytest.ini", "pyproject.toml"])
 def test_ini_options(pytester, ini_file):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    url = store(pytester, "sqlite")
+    url = storage_url("sqlite", pytester.path)
     settings = {
         "dotevals_experiment": "from-ini",
         "dotevals_samples": "3",
@@ -341,7 +328,7 @@ def test_ini_options(pytester, ini_file):
 
 def test_command_line_wins_over_ini(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    ini_url, cli_url = store(pytester, "sqlite"), store(pytester, "json")
+    ini_url, cli_url = storage_url("sqlite", pytester.path), storage_url("json", pytester.path)
     pytester.makeini(
         f"""
         [pytest]
@@ -359,7 +346,7 @@ def test_command_line_wins_over_ini(pytester):
 @pytest.mark.parametrize("value", ["-1", "lots", "1.5"])
 def test_bad_samples_is_a_usage_error(pytester, value):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    result = pytester.runpytest("--samples", value, "--storage", store(pytester))
+    result = pytester.runpytest("--samples", value, "--storage", storage_url("json", pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"samples must be a whole number >= 0, got '{value}'" in result.stderr.str()
     assert events(pytester) == []
@@ -368,7 +355,7 @@ def test_bad_samples_is_a_usage_error(pytester, value):
 def test_bad_ini_samples_is_a_usage_error(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
     pytester.makeini("[pytest]\ndotevals_samples = lots\n")
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     expected = "dotevals_samples in the ini file: samples must be a whole number >= 0, got 'lots'"
     assert expected in result.stderr.str()
@@ -442,7 +429,7 @@ def eval_slow(x):
 
 def test_progress_bars_and_no_progress(pytester):
     pytester.makepyfile(eval_slow=SLOW_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     with_bars = run_with_stderr_on_a_terminal(pytester, "--storage", url)
     assert "eval_slow:" in with_bars
     assert "5/5" in with_bars or "4/5" in with_bars
@@ -458,7 +445,7 @@ def test_progress_bars_and_no_progress(pytester):
 def test_tests_run_first_then_evaluations(pytester):
     # the evaluation file sorts (and is collected) before the test file
     pytester.makepyfile(eval_a=SIMPLE_EVAL, test_z=SIMPLE_TEST)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e", "-v")
     result.assert_outcomes(passed=2)
     assert events(pytester) == ["test_plain", "row 1+1", "row 2+2", "row 3+3"]
@@ -477,7 +464,7 @@ def test_failing_ordinary_test_does_not_stop_evaluations(pytester):
             assert 1 == 2
         """,
     )
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=1, failed=1)
     assert events(pytester) == ["row 1+1", "row 2+2", "row 3+3"]
 
@@ -490,7 +477,7 @@ def test_exitfirst_stops_before_evaluations(pytester):
             assert 1 == 2
         """,
     )
-    result = pytester.runpytest("--storage", store(pytester), "-x")
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "-x")
     result.assert_outcomes(failed=1)
     assert events(pytester) == []
 
@@ -569,7 +556,7 @@ def test_uses_session(session_model):
 def test_fixture_kinds_scopes_and_exact_sequence(pytester):
     pytester.makeconftest(FIXTURES_CONFTEST)
     pytester.makepyfile(eval_fixtures=FIXTURES_EVAL, test_session=FIXTURES_TEST)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e")
     result.assert_outcomes(passed=2)
     assert events(pytester) == [
@@ -613,7 +600,7 @@ def test_other(session_model):
     log("test_other")
 """,
     )
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=4)
     log = events(pytester)
     assert log.count("setup session_model") == 1
@@ -638,7 +625,7 @@ def test_mixed(module_fix):
     log(f"test_mixed {module_fix}")
 """
     )
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=2)
     assert events(pytester) == [
         "setup session_model",
@@ -678,7 +665,7 @@ def eval_direct(x, temperature):
 
 def test_parametrize_direct_and_indirect(pytester):
     pytester.makepyfile(eval_params=PARAM_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e", "-v")
     result.assert_outcomes(passed=4)
     storage = get_storage(url)
@@ -744,7 +731,7 @@ def eval_bad_fixture(x, module_fix, exploding):
 def test_fixtures_are_torn_down_when_the_evaluation_fails(pytester):
     pytester.makeconftest(FIXTURES_CONFTEST)
     pytester.makepyfile(eval_teardown=TEARDOWN_EVAL)
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(failed=1, errors=1)
     assert events(pytester) == [
         "setup session_model",
@@ -798,7 +785,7 @@ def eval_c_row_errors(q):
 
 def test_failures_are_reported_and_the_other_evaluations_still_run(pytester):
     pytester.makepyfile(eval_reporting=REPORTING_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e")
     result.assert_outcomes(passed=1, failed=1, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -848,7 +835,7 @@ def eval_rows(q):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     row = summary_row(result, "eval_rows")
@@ -872,7 +859,9 @@ def eval_second(x):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester), "--experiment", "shown")
+    result = pytester.runpytest(
+        "--storage", storage_url("json", pytester.path), "--experiment", "shown"
+    )
     result.assert_outcomes(passed=2)
     section = "\n".join(summary_section(result))
     assert "experiment: shown" in section
@@ -922,7 +911,7 @@ def resources_seen(lines: list[str], name: str) -> set[str]:
 @pytest.mark.parametrize("how", ["option", "ini"])
 def test_concurrent_async_evaluations_overlap(pytester, how):
     pytester.makepyfile(eval_concurrent=CONCURRENT_EVAL)
-    args = ["--storage", store(pytester), "--experiment", "e"]
+    args = ["--storage", storage_url("json", pytester.path), "--experiment", "e"]
     if how == "option":
         args.append("--concurrent")
     else:
@@ -955,7 +944,7 @@ def test_concurrent_async_evaluations_overlap(pytester, how):
 
 def test_async_evaluations_do_not_overlap_without_concurrent(pytester):
     pytester.makepyfile(eval_concurrent=CONCURRENT_EVAL)
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=2)
     lines = events(pytester)
     first_start, first_end = timestamps(lines, "eval_first")
@@ -996,7 +985,7 @@ def eval_flaky(x):
 
 def test_resume_through_pytest(pytester):
     pytester.makepyfile(eval_resume=RESUME_EVAL)
-    args = ["--storage", store(pytester), "--experiment", "again"]
+    args = ["--storage", storage_url("json", pytester.path), "--experiment", "again"]
 
     first = pytester.runpytest(*args)
     first.assert_outcomes(passed=2)
@@ -1016,7 +1005,7 @@ def test_resume_through_pytest(pytester):
 
 def test_samples_extend_an_experiment_through_pytest(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     args = ["--storage", url, "--experiment", "steps", "--samples", "4"]
     pytester.runpytest(*args).assert_outcomes(passed=1)
     result = pytester.runpytest(*args)
@@ -1042,7 +1031,7 @@ def eval_fragile(x, fragile):
     return em(True)
 """
     )
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
@@ -1087,7 +1076,7 @@ async def eval_c(x, resource):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester), "--concurrent")
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "--concurrent")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at setup of eval_a*"])
     log = events(pytester)
@@ -1126,7 +1115,7 @@ def eval_runs(x):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester), "-rs")
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "-rs")
     result.assert_outcomes(passed=1, skipped=2)
     assert events(pytester) == ["eval_runs"]
     result.stdout.fnmatch_lines(["*SKIPPED*not today*", "*SKIPPED*never*"])
@@ -1148,7 +1137,7 @@ def eval_b_later(x):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester), "-x")
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "-x")
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert events(pytester) == []
@@ -1168,7 +1157,7 @@ class TestEvals:
         return em(True)
 """
     )
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--storage", url, "--experiment", "e")
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=1)
@@ -1189,7 +1178,7 @@ def eval_gen(x, model):
     return em(True)
 """
     )
-    result = pytester.runpytest("--storage", store(pytester))
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path))
     result.assert_outcomes(passed=1, failed=1)
     assert events(pytester) == ["a 0", "a 1", "a 2"]
     assert "its dataset is a generator that an earlier run" in section_of(result, "eval_gen[b]")
@@ -1228,7 +1217,7 @@ async def eval_async(n, on_usr1):
 def test_a_fixture_may_install_a_signal_handler(pytester, workers):
     """Fixtures are set up on the main thread, as pytest sets a test's up."""
     pytester.makepyfile(eval_signal=SIGNAL_EVALS)
-    url = store(pytester)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest(
         *FAST, "--no-progress", *workers, "--storage", url, "--experiment", "s"
     )

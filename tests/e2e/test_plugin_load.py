@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from pool_support import FAST
+from pytest_runs import FAST, run_pytest
 
 #: Libraries only an evaluation run needs.
 HEAVY = {"loky", "cloudpickle", "tenacity", "tornado", "jinja2", "psutil", "greenlet", "tqdm"}
@@ -62,7 +62,7 @@ def eval_two(n):
 
 def session_modules(pytester: pytest.Pytester, *args: str) -> dict[str, list[str]]:
     pytester.makeconftest(MODULES_CONFTEST)
-    result = pytester.runpytest_subprocess(*FAST, "--no-progress", *args, timeout=120)
+    result = run_pytest(pytester, *args)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     return json.loads((pytester.path / "modules.json").read_text())
 

@@ -1,4 +1,5 @@
-"""Tests of dotevals.providers: model providers exposed as pytest fixtures."""
+"""Tests of dotevals.providers: model providers of a fake installed distribution, exposed
+as pytest fixtures in real pytest sessions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import textwrap
 
 import pytest
-from pool_support import FAST
+from pytest_runs import FAST
 
 from dotevals.providers import (
     load_model_providers,

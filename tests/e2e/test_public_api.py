@@ -1,4 +1,5 @@
-"""The public surface: what ``import dotevals`` offers, and what a type checker sees."""
+"""The public surface, in other processes: what ``import dotevals`` leaves unimported,
+and what a type checker sees."""
 
 from __future__ import annotations
 

@@ -34,36 +34,20 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pool_support import FAST, rows_held, spawned, wait_until
+from pool_support import rows_held, spawned, wait_until
 from pytest_output import section_of
+from pytest_runs import FAST, run_pytest
+from stores import KINDS, raw_item_ids, storage_url, stored_records
 
 import dotevals
 from dotevals.models import Record
 from dotevals.storage import get_storage
 from dotevals.storage.json import safe_name
 
-KINDS = ["json", "sqlite"]
+#: How long a pytest session here may take before it counts as hung.
+RUN_TIMEOUT = 90
 HAS_PYTEST_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
 DOTEVALS_SRC = os.path.dirname(dotevals.__file__)
-
-
-@pytest.fixture(autouse=True)
-def _fast_pytester(request, monkeypatch):
-    """In-process pytester runs skip the slow plugins (after pytester clears PYTEST_ADDOPTS)."""
-    if "pytester" in request.fixturenames:
-        request.getfixturevalue("pytester")
-        monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
-
-
-def url_for(kind: str, directory: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite://{directory / 'results.db'}"
-    return f"json://{directory / 'store'}"
-
-
-def run_pytest(pytester: pytest.Pytester, *args: str, timeout: float = 90) -> pytest.RunResult:
-    """pytest in a subprocess (worker pools, signals, hangs): ``timeout`` guards against hangs."""
-    return pytester.runpytest_subprocess(*FAST, "--no-progress", *args, timeout=timeout)
 
 
 def pytest_command(*args: str) -> list[str]:
@@ -73,23 +57,6 @@ def pytest_command(*args: str) -> list[str]:
 def comparable(record: Record) -> tuple:
     """A stored record without its timestamp."""
     return (record.item_id, record.dataset_row, record.result.to_dict(), record.error)
-
-
-def raw_item_ids(url: str, experiment: str, evaluation: str) -> list[int]:
-    """Every stored record's item_id, in the order the records were written."""
-    storage = get_storage(url)
-    try:
-        return [r.item_id for r in storage.iter_records(experiment, evaluation)]
-    finally:
-        storage.close()
-
-
-def load(url: str, experiment: str, evaluation: str) -> list[Record]:
-    storage = get_storage(url)
-    try:
-        return storage.load_records(experiment, evaluation)
-    finally:
-        storage.close()
 
 
 def errors_of(records: list[Record]) -> dict[int, str]:
@@ -195,9 +162,9 @@ def run_script(script: Path, url: str, workers: int, samples: int = -1) -> dict:
 def reference_run(tmp_path_factory) -> tuple[dict, list[tuple]]:
     """What an uninterrupted run of the kill script prints, and the records it stores."""
     directory = tmp_path_factory.mktemp("reference")
-    url = url_for("json", directory)
+    url = storage_url("json", directory)
     out = run_script(kill_script(directory), url, 0)
-    return out, [comparable(r) for r in load(url, "killed", "eval_kill")]
+    return out, [comparable(r) for r in stored_records(url, "killed", "eval_kill")]
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +175,7 @@ def reference(reference_run) -> list[tuple]:
 
 def check_after_kill(url: str, reference: list[tuple]) -> tuple[int, int]:
     """What a killed run left is readable and right: (rows stored, cut lines seen)."""
-    records = load(url, "killed", "eval_kill")
+    records = stored_records(url, "killed", "eval_kill")
     ids = [r.item_id for r in records]
     assert ids == list(range(len(ids))), "rows are stored in dataset order, none skipped"
     assert [comparable(r) for r in records] == reference[: len(records)]
@@ -229,7 +196,7 @@ def check_after_kill(url: str, reference: list[tuple]) -> tuple[int, int]:
 
 def check_complete(url: str, reference: list[tuple]) -> None:
     """After the rerun: every row exactly once, the same as an uninterrupted run."""
-    records = load(url, "killed", "eval_kill")
+    records = stored_records(url, "killed", "eval_kill")
     assert [comparable(r) for r in records] == reference
     raw = raw_item_ids(url, "killed", "eval_kill")
     assert sorted(raw) == list(range(KILL_ROWS)), "a row was stored twice or not at all"
@@ -260,7 +227,7 @@ def test_kill_9_at_random_points_then_rerun_stores_every_row_once(
     uninterrupted run, every row once."""
     reference_out, reference = reference_run
     script = kill_script(tmp_path)
-    url = url_for(kind, tmp_path)
+    url = storage_url(kind, tmp_path)
     rng = random.Random(f"kill-9/{kind}/{workers}")
     stored, held, cut_lines = 0, [], 0
     last = KILL_ROWS - GATE_AFTER  # the last K with room for the gate row
@@ -291,14 +258,14 @@ def test_hand_cut_last_jsonl_line_then_rerun(tmp_path, cut, reference):
     """A .jsonl whose last line was cut short by a crash: the rerun drops the partial record,
     runs that row again and appends after it; a whole record missing only its newline is kept."""
     script = kill_script(tmp_path)
-    url = url_for("json", tmp_path)
+    url = storage_url("json", tmp_path)
     run_script(script, url, 0, samples=100)
     (path,) = jsonl_files(url)
     data = path.read_bytes()
     last = data.rstrip(b"\n").rfind(b"\n") + 1
     keep = (last + len(data)) // 2 if cut == "half a line" else len(data) - 1
     path.write_bytes(data[:keep])
-    ids = [r.item_id for r in load(url, "killed", "eval_kill")]
+    ids = [r.item_id for r in stored_records(url, "killed", "eval_kill")]
     assert ids == list(range(99 if cut == "half a line" else 100))
 
     run_script(script, url, 0)
@@ -332,19 +299,19 @@ if __name__ == "__main__":
 def test_rows_finished_before_a_long_row_survive_kill_9(tmp_path, kind):
     script = tmp_path / "slow_row.py"
     script.write_text(SLOW_ROW_SCRIPT)
-    url = url_for(kind, tmp_path)
+    url = storage_url(kind, tmp_path)
     with spawned([sys.executable, str(script), url], tmp_path) as proc:
         wait_until((tmp_path / "row5.started").exists, 60, "row 5 to start", proc)
         # the rows before it are written while it runs, within a batch's half second
         wait_until(lambda: rows_held(url) >= 5, 30, "rows 0 to 4 stored", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert [r.item_id for r in load(url, "slow", "eval_slow_row")] == [0, 1, 2, 3, 4]
+    assert [r.item_id for r in stored_records(url, "slow", "eval_slow_row")] == [0, 1, 2, 3, 4]
 
 
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     script = kill_script(tmp_path)
-    url = url_for("json", tmp_path)
+    url = storage_url("json", tmp_path)
     with spawned(kill_command(script, url, 2, gate=GATE_AFTER), tmp_path) as proc:
         main = psutil.Process(proc.pid)
         wait_until(lambda: rows_held(url), 60, "rows scored by workers", proc)
@@ -418,11 +385,13 @@ def deaths(pytester: pytest.Pytester) -> list[str]:
 
 def test_worker_deaths_blame_only_their_row(pytester):
     pytester.makepyfile(eval_dying=DYING_EVAL)
-    url = url_for("json", pytester.path)
-    result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "d")
+    url = storage_url("json", pytester.path)
+    result = run_pytest(
+        pytester, "--workers", "2", "--storage", url, "--experiment", "d", timeout=RUN_TIMEOUT
+    )
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=1)
-    records = load(url, "d", "eval_dying.py::eval_dying")
+    records = stored_records(url, "d", "eval_dying.py::eval_dying")
     assert errors_of(records) == {
         10: f"{DIED} (exit code 3)",
         25: f"{DIED} (killed by signal SIGSEGV)",
@@ -466,12 +435,12 @@ def eval_killer(n):
 @pytest.mark.parametrize("kind", KINDS)
 def test_rows_that_kill_every_worker_are_blamed_once_and_the_run_ends(pytester, kind):
     pytester.makepyfile(eval_killer=ALWAYS_DYING_EVAL)
-    url = url_for(kind, pytester.path)
+    url = storage_url(kind, pytester.path)
     result = run_pytest(
         pytester, "--workers", "2", "--storage", url, "--experiment", "k", timeout=60
     )
     assert result.ret == 0, result.stdout.str()
-    records = load(url, "k", "eval_killer.py::eval_killer")
+    records = stored_records(url, "k", "eval_killer.py::eval_killer")
     assert errors_of(records) == {
         1: f"{DIED} (exit code 7)",
         2: f"{DIED} (exit code 7)",
@@ -519,13 +488,13 @@ async def eval_waiting(n):
 @pytest.mark.parametrize("workers", [None, "2"], ids=["main-process", "workers=2"])
 def test_hung_sync_and_async_rows_are_stopped_at_their_timeout(pytester, workers):
     pytester.makepyfile(eval_hanging=HANGING_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     options = ["--workers", workers] if workers else []
     result = run_pytest(pytester, *options, "--storage", url, "--experiment", "h", timeout=60)
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=2)
-    sleepy = load(url, "h", "eval_hanging.py::eval_sleepy")
-    waiting = load(url, "h", "eval_hanging.py::eval_waiting")
+    sleepy = stored_records(url, "h", "eval_hanging.py::eval_sleepy")
+    waiting = stored_records(url, "h", "eval_hanging.py::eval_waiting")
     assert errors_of(sleepy) == {5: f"{TIMEOUT} 0.5 s timeout"}
     assert errors_of(waiting) == {2: f"{TIMEOUT} 0.5 s timeout"}
     assert [r.result.scores[0].value for r in sleepy if not r.failed] == [
@@ -557,12 +526,12 @@ def eval_blocked(n):
 
 def test_row_that_blocks_the_alarm_is_caught_by_the_pool_watchdog(pytester):
     pytester.makepyfile(eval_blocked=BLOCKED_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     result = run_pytest(
         pytester, "--workers", "2", "--storage", url, "--experiment", "b", timeout=60
     )
     assert result.ret == 0, result.stdout.str()
-    records = load(url, "b", "eval_blocked.py::eval_blocked")
+    records = stored_records(url, "b", "eval_blocked.py::eval_blocked")
     assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {UNINTERRUPTIBLE}"}
     assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 2, 3, 4, 6, 7]
     assert raw_item_ids(url, "b", "eval_blocked.py::eval_blocked") == list(range(8))
@@ -595,7 +564,7 @@ def eval_own(n):
 @pytest.mark.parametrize(("source", "workers"), [("--row-timeout", "2"), ("ini", None)])
 def test_timeout_option_and_ini_apply_where_foreach_sets_none(pytester, source, workers):
     pytester.makepyfile(eval_opt=OPTION_TIMEOUT_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     if source == "ini":
         pytester.makeini("[pytest]\ndotevals_timeout = 0.5\n")
         options = []
@@ -605,8 +574,8 @@ def test_timeout_option_and_ini_apply_where_foreach_sets_none(pytester, source, 
         options += ["--workers", workers]
     result = run_pytest(pytester, *options, "--storage", url, "--experiment", "o", timeout=60)
     assert result.ret == 0, result.stdout.str()
-    default = load(url, "o", "eval_opt.py::eval_default")
-    own = load(url, "o", "eval_opt.py::eval_own")
+    default = stored_records(url, "o", "eval_opt.py::eval_default")
+    own = stored_records(url, "o", "eval_opt.py::eval_own")
     assert errors_of(default) == {1: f"{TIMEOUT} 0.5 s timeout"}
     assert errors_of(own) == {2: f"{TIMEOUT} 1.5 s timeout"}  # ForEach(timeout=) wins
     assert [r.result.scores[0].value for r in own if not r.failed] == [0, 1, 3]
@@ -678,7 +647,7 @@ def gated_run(pytester: pytest.Pytester, url: str, experiment: str):
 @pytest.mark.parametrize("kind", KINDS)
 def test_second_run_of_a_running_experiment_stops_at_once(pytester, kind):
     pytester.makepyfile(eval_lock=LOCK_EVAL)
-    url = url_for(kind, pytester.path)
+    url = storage_url(kind, pytester.path)
     gate, first_run = gated_run(pytester, url, "nightly")
     with first_run as first:
         wait_until(lambda: stored_rows(url, "nightly") >= 3, 60, "stored rows", first)
@@ -708,7 +677,9 @@ def test_second_run_of_a_running_experiment_stops_at_once(pytester, kind):
         out, err = first.communicate(timeout=60)
         assert first.returncode == 0, out.decode() + err.decode()
     for experiment in ("nightly", "other"):
-        assert [r.result.scores[0].value for r in load(url, experiment, LOCKED)] == list(range(30))
+        assert [r.result.scores[0].value for r in stored_records(url, experiment, LOCKED)] == list(
+            range(30)
+        )
         assert sorted(raw_item_ids(url, experiment, LOCKED)) == list(range(30))
         assert lock_holders(url, experiment) == []
     assert events_of(pytester, first.pid)[0] == "test_plain"
@@ -717,7 +688,7 @@ def test_second_run_of_a_running_experiment_stops_at_once(pytester, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_lock_of_a_killed_run_is_taken_over(pytester, kind):
     pytester.makepyfile(eval_lock=LOCK_EVAL)
-    url = url_for(kind, pytester.path)
+    url = storage_url(kind, pytester.path)
     gate, killed_run = gated_run(pytester, url, "nightly")
     with killed_run as killed:
         wait_until(lambda: stored_rows(url, "nightly") >= 3, 60, "stored rows", killed)
@@ -726,9 +697,13 @@ def test_lock_of_a_killed_run_is_taken_over(pytester, kind):
     assert lock_holders(url, "nightly") == [killed.pid]  # left behind
     kept = stored_rows(url, "nightly")
 
-    result = run_pytest(pytester, "eval_lock.py", "--storage", url, "--experiment", "nightly")
+    result = run_pytest(
+        pytester, "eval_lock.py", "--storage", url, "--experiment", "nightly", timeout=RUN_TIMEOUT
+    )
     assert result.ret == 0, result.stdout.str()
-    assert [r.result.scores[0].value for r in load(url, "nightly", LOCKED)] == list(range(30))
+    assert [r.result.scores[0].value for r in stored_records(url, "nightly", LOCKED)] == list(
+        range(30)
+    )
     raw = raw_item_ids(url, "nightly", LOCKED)
     assert sorted(raw) == list(range(30)) and raw[:kept] == list(range(kept))
     assert lock_holders(url, "nightly") == []
@@ -778,7 +753,7 @@ def eval_unknown_param(q, model):
 
 def test_bad_rows_return_values_and_parameters(pytester):
     pytester.makepyfile(eval_bad=BAD_ROWS_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "bad")
     # eval_returns_str fails: every row it ran errored
     result.assert_outcomes(passed=1, failed=3, errors=1)
@@ -837,7 +812,7 @@ def eval_math(question, answer):
 
 def test_column_that_is_not_a_parameter_is_a_collection_error(pytester):
     pytester.makepyfile(eval_column=BAD_COLUMN_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--no-progress", "--storage", url)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(errors=1)
@@ -854,7 +829,7 @@ def test_column_that_is_not_a_parameter_is_a_collection_error(pytester):
 
 def test_column_error_shows_no_frames_from_inside_dotevals(pytester):
     pytester.makepyfile(eval_column=BAD_COLUMN_EVAL)
-    result = pytester.runpytest("--no-progress", "--storage", url_for("json", pytester.path))
+    result = pytester.runpytest("--no-progress", "--storage", storage_url("json", pytester.path))
     assert DOTEVALS_SRC not in section_of(result, "ERROR collecting eval_column.py")
 
 
@@ -880,8 +855,10 @@ def eval_lock_row(obj):
 
 def test_what_cannot_be_sent_to_workers(pytester):
     pytester.makepyfile(eval_unpicklable=UNPICKLABLE_EVAL)
-    url = url_for("json", pytester.path)
-    result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "p")
+    url = storage_url("json", pytester.path)
+    result = run_pytest(
+        pytester, "--workers", "2", "--storage", url, "--experiment", "p", timeout=RUN_TIMEOUT
+    )
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output
@@ -892,8 +869,8 @@ def test_what_cannot_be_sent_to_workers(pytester):
     ) or text.startswith(
         "eval_lock_value[lock0]: fixture value 'lock' cannot be sent to worker processes"
     ), text
-    assert load(url, "p", "eval_unpicklable.py::eval_lock_value[lock0]") == []
-    rows = load(url, "p", "eval_unpicklable.py::eval_lock_row")
+    assert stored_records(url, "p", "eval_unpicklable.py::eval_lock_value[lock0]") == []
+    rows = stored_records(url, "p", "eval_unpicklable.py::eval_lock_row")
     assert errors_of(rows) == {
         1: "DatasetError: row 1 cannot be sent to a worker process "
         "(TypeError: cannot pickle '_thread.lock' object)"
@@ -963,7 +940,7 @@ BAD_OPTIONS = [
 )
 def test_bad_options_are_usage_errors(pytester, option, expected):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     if option[0] == "ini":
         pytester.makeini(f"[pytest]\n{option[1]}\n")
         option = ()
@@ -977,7 +954,7 @@ def test_bad_options_are_usage_errors(pytester, option, expected):
 
 def test_corrupt_middle_line_of_a_jsonl_is_a_clear_error(pytester):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL.replace("range(3)", "range(5)"))
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     first = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "c")
     first.assert_outcomes(passed=1)
     (path,) = jsonl_files(url)
@@ -1009,7 +986,7 @@ def test_corrupt_middle_line_of_a_jsonl_is_a_clear_error(pytester):
 
 def test_run_stopped_by_a_corrupt_jsonl_leaves_no_running_status(pytester):
     pytester.makepyfile(eval_simple=SIMPLE_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     pytester.runpytest("--no-progress", "--storage", url, "--experiment", "c")
     (path,) = jsonl_files(url)
     lines = path.read_text().splitlines(keepends=True)
@@ -1024,7 +1001,7 @@ def test_run_stopped_by_a_corrupt_jsonl_leaves_no_running_status(pytester):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_show_of_a_missing_experiment(tmp_path, kind):
-    url = url_for(kind, tmp_path)
+    url = storage_url(kind, tmp_path)
     get_storage(url).create_experiment("other")
     cli = subprocess.run(
         [sys.executable, "-m", "dotevals.cli", "show", "nope", "--storage", url],
@@ -1060,9 +1037,9 @@ def eval_next(n):
 @pytest.mark.parametrize("kind", KINDS)
 def test_row_with_a_lone_surrogate_does_not_lose_the_batch(pytester, kind):
     pytester.makepyfile(eval_surrogate=SURROGATE_EVAL)
-    url = url_for(kind, pytester.path)
+    url = storage_url(kind, pytester.path)
     result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "u")
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-    rows = load(url, "u", "eval_surrogate.py::eval_surrogate")
+    rows = stored_records(url, "u", "eval_surrogate.py::eval_surrogate")
     assert [r.item_id for r in rows] == [0, 1, 2]
-    assert len(load(url, "u", "eval_surrogate.py::eval_next")) == 3
+    assert len(stored_records(url, "u", "eval_surrogate.py::eval_next")) == 3

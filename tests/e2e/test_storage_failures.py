@@ -1,5 +1,6 @@
-"""Storage under attack: values JSON cannot hold, damaged files and rows, racing locks,
-odd names and modes. Real files, real SQLite databases, real processes."""
+"""Storage under attack from other processes: unencodable rows in a real run and its
+resume, processes racing for a stale lock, a lock that is a directory, and experiment
+names no storage can take."""
 
 from __future__ import annotations
 
@@ -11,38 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from pool_support import dead_pid
+from pytest_runs import FAST
+from stores import KINDS, storage_url
 
 from dotevals.errors import ConfigurationError
 from dotevals.storage import get_storage
 from dotevals.storage.base import LockOwner
 from dotevals.storage.json import safe_name
 from dotevals.storage.writer import ExperimentStore
-
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
-KINDS = ["json", "sqlite"]
-
-
-def url_for(kind: str, directory: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite://{directory / 'results.db'}"
-    return f"json://{directory / 'store'}"
-
-
-@pytest.fixture(params=KINDS)
-def storage(request: pytest.FixtureRequest, tmp_path: Path):
-    store = get_storage(url_for(request.param, tmp_path))
-    store.create_experiment("exp")
-    yield store
-    store.close()
-
-
-@pytest.fixture(autouse=True)
-def _fast_pytester(request, monkeypatch):
-    """In-process pytester runs skip the slow plugins (after pytester clears PYTEST_ADDOPTS)."""
-    if "pytester" in request.fixturenames:
-        request.getfixturevalue("pytester")
-        monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
-
 
 UNENCODABLE_EVAL = """
 from dotevals import Score, foreach
@@ -71,7 +49,7 @@ def eval_odd(n):
 @pytest.mark.parametrize("kind", KINDS)
 def test_unencodable_rows_in_a_run_and_its_resume(pytester: pytest.Pytester, kind: str):
     pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for(kind, pytester.path)
+    url = storage_url(kind, pytester.path)
     for _ in range(2):  # the resume runs the two errored rows again, and keeps the others
         result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", "odd")
         output = result.stdout.str() + result.stderr.str()
@@ -98,19 +76,13 @@ def _take_lock(url: str, start, hold, got) -> None:
     hold.wait()  # keep what was taken until every process has tried
 
 
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_exactly_one_of_racing_processes_takes_a_stale_lock(tmp_path: Path, kind: str):
     context = multiprocessing.get_context("fork")
     racers = 4
     stale = LockOwner(dead_pid(), LockOwner.me().host, 0.0)
     for trial in range(20):
-        url = url_for(kind, tmp_path / f"trial{trial}")
+        url = storage_url(kind, tmp_path / f"trial{trial}")
         storage = get_storage(url)
         storage.create_experiment("exp")
         if kind == "json":
@@ -134,7 +106,7 @@ def test_exactly_one_of_racing_processes_takes_a_stale_lock(tmp_path: Path, kind
 
 def test_a_lock_that_is_a_directory_is_one_clear_line(pytester: pytest.Pytester):
     pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     storage = get_storage(url)
     storage.create_experiment("odd")
     (storage.root / safe_name("odd") / "run.lock").mkdir()
@@ -156,7 +128,7 @@ def test_a_lock_that_is_a_directory_is_one_clear_line(pytester: pytest.Pytester)
 )
 def test_bad_experiment_names_are_one_clear_line(pytester: pytest.Pytester, name, says):
     pytester.makepyfile(eval_odd=UNENCODABLE_EVAL)
-    url = url_for("json", pytester.path)
+    url = storage_url("json", pytester.path)
     result = pytester.runpytest("--no-progress", "--storage", url, "--experiment", name)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     [error] = [line for line in result.stderr.lines if line.startswith("ERROR:")]

@@ -10,17 +10,14 @@ import contextlib
 
 import psutil
 import pytest
-from pool_support import FAST
+from pytest_runs import run_pytest
+from stores import storage_url
 
 from dotevals.storage import get_storage
 
 
-def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*FAST, "--no-progress", *args, timeout=120)
-
-
 def records(pytester: pytest.Pytester, experiment: str, evaluation: str) -> list:
-    return get_storage(f"json://{pytester.path / 'store'}").load_records(experiment, evaluation)
+    return get_storage(storage_url("json", pytester.path)).load_records(experiment, evaluation)
 
 
 def test_workers_leave_when_the_main_process_is_killed_as_they_start(pytester):

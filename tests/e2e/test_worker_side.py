@@ -1,4 +1,4 @@
-"""The worker side of the process pool, called in this process: start-up and sending back."""
+"""The worker side of the process pool, imported in a fresh process: what a worker loads."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The batching record writer: storage that fails for a while loses nothing, and stops nothing."""
+"""The batching record writer in a real pytest session: a full database fails its
+evaluation with one line, and the next evaluation runs and is stored."""
 
 from __future__ import annotations
 
@@ -6,19 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pool_support import FAST
+from pytest_runs import FAST
+from stores import stored_records
 
 from dotevals.storage import get_storage
-
-
-def stored_ids(url: str, evaluation: str = "ev") -> list[int]:
-    """What a separate reader finds in storage now."""
-    storage = get_storage(url)
-    try:
-        return [r.item_id for r in storage.load_records("exp", evaluation)]
-    finally:
-        storage.close()
-
 
 FULL_CONFTEST = """
 from dotevals.storage.writer import RecordWriter
@@ -103,7 +95,7 @@ def test_a_full_database_fails_its_evaluation_and_the_next_one_runs(tmp_path: Pa
     assert "database or disk is full" in reason
     assert "1 failed, 1 passed" in out
 
-    stored = stored_ids(f"sqlite://{db}", "eval_full.py::eval_big")
+    stored = [r.item_id for r in stored_records(f"sqlite://{db}", "exp", "eval_full.py::eval_big")]
     assert 0 < len(stored) < 600
     assert stored == list(range(len(stored)))
     unstored = int(reason.split()[0])
@@ -111,7 +103,8 @@ def test_a_full_database_fails_its_evaluation_and_the_next_one_runs(tmp_path: Pa
     name = "eval_full.py::eval_big"
     (table_line,) = [line for line in out.splitlines() if line.startswith(f"{name} ")]
     assert table_line.split()[:4] == [name, str(len(stored)), str(len(stored)), "0"]
-    assert stored_ids(f"sqlite://{db}", "eval_full.py::eval_small") == list(range(30))
+    small = stored_records(f"sqlite://{db}", "exp", "eval_full.py::eval_small")
+    assert [r.item_id for r in small] == list(range(30))
     storage = get_storage(f"sqlite://{db}")
     assert storage.load_evaluation("exp", "eval_full.py::eval_small").status == "completed"
     storage.close()

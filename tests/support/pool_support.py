@@ -1,4 +1,5 @@
-"""What the tests of worker pools (local and Dask) share: helpers and eval sources."""
+"""What the tests of worker pools (local and Dask) share: helpers for processes, and eval
+sources."""
 
 from __future__ import annotations
 
@@ -7,17 +8,12 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from dotevals.storage import get_storage
-
-# Plugins that only slow every subprocess pytest run down.
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
-
 
 PID_CONFTEST = """
 import os
@@ -126,6 +122,13 @@ def comparable(record) -> tuple:
     return (record.item_id, record.dataset_row, result, record.error)
 
 
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
 def main_pid(pytester: pytest.Pytester) -> int:
     return int((pytester.path / "main.pid").read_text())
 
@@ -133,11 +136,6 @@ def main_pid(pytester: pytest.Pytester) -> int:
 def pids(records) -> set[int]:
     """Where rows ran: the pids recorded in their scores' metadata."""
     return {s.metadata["pid"] for r in records for s in r.result.scores if "pid" in s.metadata}
-
-
-def raw_item_ids(url: str, experiment: str, evaluation: str) -> list[int]:
-    """Every stored record's item_id, in the order the records were written."""
-    return [r.item_id for r in get_storage(url).iter_records(experiment, evaluation)]
 
 
 #: A conftest that logs to events.log and has a session and a module fixture that

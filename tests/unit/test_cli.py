@@ -1,4 +1,4 @@
-"""The ``dotevals`` command, run on storage filled through the storage API."""
+"""The ``dotevals`` command called in-process, run on storage filled through the storage API."""
 
 from __future__ import annotations
 
@@ -6,65 +6,15 @@ import json
 import time
 
 import pytest
+from cli_runs import run_cli
+from results_support import STARTED, answer_record
 
 from dotevals.cli import main
 from dotevals.datasets import Dataset, registry
-from dotevals.metrics import accuracy
-from dotevals.models import Record, Result, Score
+from dotevals.models import Record
 from dotevals.storage import EvaluationInfo, get_storage
 
-STARTED = 1_700_000_000.0
 EPHEMERAL = "Ephemeral experiments (runs without --experiment)"
-
-
-def _record(item_id: int, correct: bool, error: str | None = None) -> Record:
-    score = Score("exact_match", correct, [accuracy()])
-    row = {"question": f"What is {item_id} + 1?", "answer": str(item_id + 1)}
-    if error:
-        return Record(Result(), item_id, row, error=error)
-    return Record(Result(score, prompt=row["question"]), item_id, row)
-
-
-@pytest.fixture(params=["json", "sqlite"])
-def url(request, tmp_path):
-    """A storage holding two named experiments and one ephemeral one.
-
-    ``gsm8k-baseline``: ``eval_math`` completed with a stored summary (4 rows,
-    3 correct) and ``eval_flaky`` still running, without a summary (2 rows,
-    1 correct, 1 errored). ``gsm8k-large``: no evaluations.
-    """
-    location = tmp_path / ("s" if request.param == "json" else "s.db")
-    url = f"{request.param}://{location}"
-    storage = get_storage(url)
-    storage.create_experiment("gsm8k-baseline")
-    storage.save_evaluation(
-        "gsm8k-baseline",
-        EvaluationInfo(
-            "eval_math",
-            status="completed",
-            started_at=STARTED,
-            ended_at=STARTED + 65,
-            metadata={"model": "tiny"},
-            metrics={"exact_match": {"accuracy": 0.75}},
-        ),
-    )
-    storage.add_records("gsm8k-baseline", "eval_math", [_record(i, i != 2) for i in range(4)])
-    storage.save_evaluation("gsm8k-baseline", EvaluationInfo("eval_flaky", started_at=STARTED))
-    storage.add_records(
-        "gsm8k-baseline",
-        "eval_flaky",
-        [_record(0, True), _record(1, False, error="TimeoutError: model too slow")],
-    )
-    storage.create_experiment("gsm8k-large")
-    storage.create_experiment("20240101-000000-ab12cd34", ephemeral=True)
-    storage.close()
-    return url
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _section(text: str, heading: str) -> str:
@@ -73,11 +23,11 @@ def _section(text: str, heading: str) -> str:
 
 
 # list ------------------------------------------------------------------------
-def test_list_separates_named_and_ephemeral(capsys, url):
-    code, out, err = run(capsys, "list", "--storage", url)
+def test_list_separates_named_and_ephemeral(capsys, listing_url):
+    code, out, err = run_cli(capsys, "list", "--storage", listing_url)
     assert code == 0 and err == ""
-    assert out.startswith(f"Experiments in {url}\n")
-    named = _section(out, f"Experiments in {url}")
+    assert out.startswith(f"Experiments in {listing_url}\n")
+    named = _section(out, f"Experiments in {listing_url}")
     ephemeral = _section(out, EPHEMERAL)
     assert named.splitlines()[0].split() == ["name", "created", "evaluations"]
     assert "gsm8k-baseline" in named and "gsm8k-large" in named
@@ -85,29 +35,29 @@ def test_list_separates_named_and_ephemeral(capsys, url):
     assert "20240101-000000-ab12cd34" in ephemeral and "gsm8k" not in ephemeral
     baseline = next(line for line in named.splitlines() if line.startswith("gsm8k-baseline"))
     assert baseline.split()[-1] == "2"
-    (info,) = [e for e in get_storage(url).list_experiments() if e.name == "gsm8k-baseline"]
+    (info,) = [e for e in get_storage(listing_url).list_experiments() if e.name == "gsm8k-baseline"]
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_at))
     assert baseline.split()[1:3] == created.split()
 
 
-def test_list_name_filter(capsys, url):
-    code, out, _ = run(capsys, "list", "--storage", url, "--name", "LARGE")
+def test_list_name_filter(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "list", "--storage", listing_url, "--name", "LARGE")
     assert code == 0
     assert "gsm8k-large" in out
     assert "gsm8k-baseline" not in out and "Ephemeral" not in out
 
 
-def test_list_only_ephemeral(capsys, url):
-    code, out, _ = run(capsys, "list", "--storage", url, "--name", "AB12")
+def test_list_only_ephemeral(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "list", "--storage", listing_url, "--name", "AB12")
     assert code == 0
-    assert out.startswith(f"No named experiments in {url}.\n")
+    assert out.startswith(f"No named experiments in {listing_url}.\n")
     assert "20240101-000000-ab12cd34" in _section(out, EPHEMERAL)
 
 
-def test_list_nothing_matches(capsys, url):
-    assert run(capsys, "list", "--storage", url, "--name", "zzz") == (
+def test_list_nothing_matches(capsys, listing_url):
+    assert run_cli(capsys, "list", "--storage", listing_url, "--name", "zzz") == (
         0,
-        f"No experiments matching 'zzz' found in {url}.\n",
+        f"No experiments matching 'zzz' found in {listing_url}.\n",
         "",
     )
 
@@ -115,15 +65,15 @@ def test_list_nothing_matches(capsys, url):
 def test_list_empty_storage(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     url = f"json://{tmp_path / 'empty'}"
-    assert run(capsys, "list", "--storage", url) == (0, f"No experiments found in {url}.\n", "")
+    assert run_cli(capsys, "list", "--storage", url) == (0, f"No experiments found in {url}.\n", "")
 
 
 # show ------------------------------------------------------------------------
-def test_show_table(capsys, url):
-    code, out, err = run(capsys, "show", "gsm8k-baseline", "--storage", url)
+def test_show_table(capsys, listing_url):
+    code, out, err = run_cli(capsys, "show", "gsm8k-baseline", "--storage", listing_url)
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].startswith(f"Experiment 'gsm8k-baseline' in {url} (created ")
+    assert lines[0].startswith(f"Experiment 'gsm8k-baseline' in {listing_url} (created ")
     evaluations = _section(out, lines[0]).splitlines()
     assert evaluations[0].split() == ["evaluation", "status", "started", "ended", "rows", "errors"]
     math = next(line.split() for line in evaluations if line.startswith("eval_math"))
@@ -147,14 +97,14 @@ def test_show_stored_summary_is_used(capsys, tmp_path):
     storage = get_storage(url)
     storage.create_experiment("e")
     storage.save_evaluation("e", EvaluationInfo("ev", status="completed", metrics={"x": {"m": 1}}))
-    storage.add_records("e", "ev", [_record(0, False)])
+    storage.add_records("e", "ev", [answer_record(0, False)])
     storage.close()
-    _, out, _ = run(capsys, "show", "e", "--storage", url, "--format", "json")
+    _, out, _ = run_cli(capsys, "show", "e", "--storage", url, "--format", "json")
     assert json.loads(out)["evaluations"][0]["metrics"] == {"x": {"m": 1}}
 
 
-def test_show_full_prints_records(capsys, url):
-    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--full")
+def test_show_full_prints_records(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "show", "gsm8k-baseline", "--storage", listing_url, "--full")
     assert code == 0
     records = _section(out, "Records of 'eval_flaky' (2)").splitlines()
     assert records[0].split() == ["item_id", "dataset_row", "scores", "error"]
@@ -164,23 +114,23 @@ def test_show_full_prints_records(capsys, url):
     assert "Records of 'eval_math' (4)" in out
 
 
-def test_show_full_and_errors_of_an_evaluation_without_records(capsys, url):
-    storage = get_storage(url)
+def test_show_full_and_errors_of_an_evaluation_without_records(capsys, listing_url):
+    storage = get_storage(listing_url)
     storage.save_evaluation("gsm8k-large", EvaluationInfo("eval_empty", started_at=STARTED))
     storage.close()
-    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--full")
+    code, out, err = run_cli(capsys, "show", "gsm8k-large", "--storage", listing_url, "--full")
     assert (code, err) == (0, "")
     assert _section(out, "Records of 'eval_empty' (0)").splitlines() == [
         "item_id  dataset_row  scores  error",
         "-------  -----------  ------  -----",
     ]
-    code, out, err = run(capsys, "show", "gsm8k-large", "--storage", url, "--errors")
+    code, out, err = run_cli(capsys, "show", "gsm8k-large", "--storage", listing_url, "--errors")
     assert (code, err) == (0, "")
     assert out.endswith("Errors of 'eval_empty' (0 of 0 rows)\n\nNo errors.\n")
 
 
-def test_show_errors_lists_only_errored_rows(capsys, url):
-    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--errors")
+def test_show_errors_lists_only_errored_rows(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "show", "gsm8k-baseline", "--storage", listing_url, "--errors")
     assert code == 0
     assert "Records of" not in out
     assert _section(out, "Errors of 'eval_math' (0 of 4 rows)") == "No errors."
@@ -193,19 +143,21 @@ def test_show_errors_lists_only_errored_rows(capsys, url):
     ]
 
 
-def test_show_one_evaluation(capsys, url):
-    code, out, _ = run(
-        capsys, "show", "gsm8k-baseline", "--storage", url, "--evaluation", "eval_flaky"
+def test_show_one_evaluation(capsys, listing_url):
+    code, out, _ = run_cli(
+        capsys, "show", "gsm8k-baseline", "--storage", listing_url, "--evaluation", "eval_flaky"
     )
     assert code == 0
     assert "eval_flaky" in out and "eval_math" not in out
 
 
-def test_show_json(capsys, url):
-    code, out, _ = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--format", "json")
+def test_show_json(capsys, listing_url):
+    code, out, _ = run_cli(
+        capsys, "show", "gsm8k-baseline", "--storage", listing_url, "--format", "json"
+    )
     assert code == 0
     doc = json.loads(out)
-    assert doc["experiment"] == "gsm8k-baseline" and doc["storage"] == url
+    assert doc["experiment"] == "gsm8k-baseline" and doc["storage"] == listing_url
     assert doc["ephemeral"] is False and isinstance(doc["created_at"], float)
     math, flaky = doc["evaluations"]
     assert math == {
@@ -232,9 +184,9 @@ def test_show_json(capsys, url):
     assert flaky["metrics"] == {"exact_match": {"accuracy": 0.5}}
 
 
-def test_show_json_full_records_round_trip(capsys, url):
-    argv = ["show", "gsm8k-baseline", "--storage", url, "--format", "json", "--full"]
-    code, out, _ = run(capsys, *argv, "--evaluation", "eval_flaky")
+def test_show_json_full_records_round_trip(capsys, listing_url):
+    argv = ["show", "gsm8k-baseline", "--storage", listing_url, "--format", "json", "--full"]
+    code, out, _ = run_cli(capsys, *argv, "--evaluation", "eval_flaky")
     assert code == 0
     (flaky,) = json.loads(out)["evaluations"]
     records = [Record.from_dict(r) for r in flaky["records"]]
@@ -244,58 +196,63 @@ def test_show_json_full_records_round_trip(capsys, url):
     assert records[1].dataset_row == {"question": "What is 1 + 1?", "answer": "2"}
 
 
-def test_show_missing_experiment(capsys, url):
-    code, out, err = run(capsys, "show", "nope", "--storage", url)
+def test_show_missing_experiment(capsys, listing_url):
+    code, out, err = run_cli(capsys, "show", "nope", "--storage", listing_url)
     assert (code, out) == (1, "")
     assert err == (
-        f"error: experiment 'nope' not found in {url} (see 'dotevals list --storage {url}')\n"
+        f"error: experiment 'nope' not found in {listing_url} "
+        f"(see 'dotevals list --storage {listing_url}')\n"
     )
 
 
-def test_show_missing_evaluation(capsys, url):
-    code, out, err = run(capsys, "show", "gsm8k-baseline", "--storage", url, "--evaluation", "x")
+def test_show_missing_evaluation(capsys, listing_url):
+    code, out, err = run_cli(
+        capsys, "show", "gsm8k-baseline", "--storage", listing_url, "--evaluation", "x"
+    )
     assert (code, out) == (1, "")
     assert err.startswith("error: evaluation 'x' not found in experiment 'gsm8k-baseline'")
     assert "'eval_math', 'eval_flaky'" in err
 
 
-def test_show_experiment_without_evaluations(capsys, url):
-    code, out, _ = run(capsys, "show", "gsm8k-large", "--storage", url)
+def test_show_experiment_without_evaluations(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "show", "gsm8k-large", "--storage", listing_url)
     assert code == 0 and "No evaluations yet." in out
 
 
 # rename / delete -------------------------------------------------------------
-def test_rename(capsys, url):
-    code, out, _ = run(capsys, "rename", "gsm8k-large", "gsm8k-xl", "--storage", url)
+def test_rename(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "rename", "gsm8k-large", "gsm8k-xl", "--storage", listing_url)
     assert code == 0
-    assert out == f"Renamed experiment 'gsm8k-large' to 'gsm8k-xl' in {url}.\n"
-    names = [e.name for e in get_storage(url).list_experiments()]
+    assert out == f"Renamed experiment 'gsm8k-large' to 'gsm8k-xl' in {listing_url}.\n"
+    names = [e.name for e in get_storage(listing_url).list_experiments()]
     assert "gsm8k-xl" in names and "gsm8k-large" not in names
-    code, out, _ = run(capsys, "show", "gsm8k-xl", "--storage", url)
+    code, out, _ = run_cli(capsys, "show", "gsm8k-xl", "--storage", listing_url)
     assert code == 0
 
 
-def test_rename_keeps_evaluations(capsys, url):
-    assert run(capsys, "rename", "gsm8k-baseline", "b", "--storage", url)[0] == 0
-    _, out, _ = run(capsys, "show", "b", "--storage", url, "--format", "json")
+def test_rename_keeps_evaluations(capsys, listing_url):
+    assert run_cli(capsys, "rename", "gsm8k-baseline", "b", "--storage", listing_url)[0] == 0
+    _, out, _ = run_cli(capsys, "show", "b", "--storage", listing_url, "--format", "json")
     assert [e["rows"] for e in json.loads(out)["evaluations"]] == [4, 2]
 
 
-def test_rename_errors(capsys, url):
-    code, _, err = run(capsys, "rename", "nope", "x", "--storage", url)
+def test_rename_errors(capsys, listing_url):
+    code, _, err = run_cli(capsys, "rename", "nope", "x", "--storage", listing_url)
     assert code == 1 and err.startswith("error: experiment 'nope' not found in ")
-    code, _, err = run(capsys, "rename", "gsm8k-large", "gsm8k-baseline", "--storage", url)
+    code, _, err = run_cli(
+        capsys, "rename", "gsm8k-large", "gsm8k-baseline", "--storage", listing_url
+    )
     assert code == 1
     assert err.startswith("error: experiment 'gsm8k-baseline' already exists in ")
-    assert len(get_storage(url).list_experiments()) == 3
+    assert len(get_storage(listing_url).list_experiments()) == 3
 
 
-def test_delete(capsys, url):
-    code, out, _ = run(capsys, "delete", "gsm8k-baseline", "--storage", url)
+def test_delete(capsys, listing_url):
+    code, out, _ = run_cli(capsys, "delete", "gsm8k-baseline", "--storage", listing_url)
     assert code == 0
-    assert out == f"Deleted experiment 'gsm8k-baseline' (2 evaluations) from {url}.\n"
-    assert "gsm8k-baseline" not in [e.name for e in get_storage(url).list_experiments()]
-    code, out, err = run(capsys, "delete", "gsm8k-baseline", "--storage", url)
+    assert out == f"Deleted experiment 'gsm8k-baseline' (2 evaluations) from {listing_url}.\n"
+    assert "gsm8k-baseline" not in [e.name for e in get_storage(listing_url).list_experiments()]
+    code, out, err = run_cli(capsys, "delete", "gsm8k-baseline", "--storage", listing_url)
     assert (code, out) == (1, "")
     assert err.startswith("error: experiment 'gsm8k-baseline' not found in ")
 
@@ -321,7 +278,7 @@ def extra_dataset():
 
 
 def test_datasets(capsys, extra_dataset):
-    code, out, err = run(capsys, "datasets")
+    code, out, err = run_cli(capsys, "datasets")
     assert code == 0 and err == ""
     lines = [line.split(None, 1) for line in out.splitlines()]
     assert lines[0] == ["name", "description"]
@@ -333,7 +290,7 @@ def test_datasets(capsys, extra_dataset):
 
 
 def test_datasets_verbose(capsys, extra_dataset):
-    code, out, _ = run(capsys, "datasets", "--verbose")
+    code, out, _ = run_cli(capsys, "datasets", "--verbose")
     assert code == 0
     header, _, *rows = out.splitlines()
     assert header.split() == ["name", "columns", "splits", "rows", "description"]
@@ -344,9 +301,9 @@ def test_datasets_verbose(capsys, extra_dataset):
 
 
 def test_datasets_name_filter(capsys, extra_dataset):
-    _, out, _ = run(capsys, "datasets", "--name", "CAP")
+    _, out, _ = run_cli(capsys, "datasets", "--name", "CAP")
     assert "capitals" in out and "arithmetic" not in out
-    assert run(capsys, "datasets", "--name", "zzz") == (0, "No datasets matching 'zzz'.\n", "")
+    assert run_cli(capsys, "datasets", "--name", "zzz") == (0, "No datasets matching 'zzz'.\n", "")
 
 
 def test_datasets_broken_entry_point_is_one_warning_line(capsys, tmp_path, monkeypatch):
@@ -357,7 +314,7 @@ def test_datasets_broken_entry_point_is_one_warning_line(capsys, tmp_path, monke
     monkeypatch.syspath_prepend(str(tmp_path))
     registry._reset()
     try:
-        code, out, err = run(capsys, "datasets")
+        code, out, err = run_cli(capsys, "datasets")
     finally:
         registry._reset()
     assert code == 0 and "arithmetic" in out
@@ -367,7 +324,7 @@ def test_datasets_broken_entry_point_is_one_warning_line(capsys, tmp_path, monke
 
 # the command itself ----------------------------------------------------------
 def test_unknown_storage_is_an_error_not_a_traceback(capsys):
-    code, out, err = run(capsys, "list", "--storage", "nope://x")
+    code, out, err = run_cli(capsys, "list", "--storage", "nope://x")
     assert (code, out) == (1, "")
     assert err.startswith("error: unknown storage 'nope://x'")
 

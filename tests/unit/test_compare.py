@@ -11,8 +11,9 @@ import json
 import statistics
 
 import pytest
+from cli_runs import run_cli
+from stores import KINDS, storage_url
 
-from dotevals.cli import main
 from dotevals.compare import compare_evaluation
 from dotevals.metrics import accuracy, mean, metric
 from dotevals.models import Record, Result, Score
@@ -37,11 +38,11 @@ def _records(correct: list[int], sizes: list[float] | None = None, start: int = 
     return records
 
 
-@pytest.fixture(params=["json", "sqlite"])
-def url(request, tmp_path):
+@pytest.fixture(params=KINDS)
+def paired_url(request, tmp_path):
     """Experiments ``a`` and ``b``: ``eval_qa`` (10 paired rows, plus one row only A ran
     and two only B ran), ``eval_size`` (5 paired rows), ``eval_old`` only in A."""
-    url = f"{request.param}://{tmp_path / 'store'}"
+    url = storage_url(request.param, tmp_path)
     storage = get_storage(url)
     for name in ("a", "b"):
         storage.create_experiment(name)
@@ -57,13 +58,11 @@ def url(request, tmp_path):
 
 
 def compare(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["compare", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "compare", *argv)
 
 
-def test_paired_difference_of_accuracy_and_mean(capsys, url):
-    code, out, err = compare(capsys, "a", "b", "--storage", url, "--format", "json")
+def test_paired_difference_of_accuracy_and_mean(capsys, paired_url):
+    code, out, err = compare(capsys, "a", "b", "--storage", paired_url, "--format", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
     assert (doc["a"], doc["b"]) == ("a", "b")
@@ -87,8 +86,8 @@ def test_paired_difference_of_accuracy_and_mean(capsys, url):
     assert (means["regressed"], means["improved"]) == (1, 3)
 
 
-def test_table_counts_the_rows_only_one_side_ran(capsys, url):
-    code, out, _ = compare(capsys, "a", "b", "--storage", url)
+def test_table_counts_the_rows_only_one_side_ran(capsys, paired_url):
+    code, out, _ = compare(capsys, "a", "b", "--storage", paired_url)
     assert code == 0
     line = next(line.split() for line in out.splitlines() if line.startswith("eval_qa "))
     low, high = PAIRED_ACCURACY[2:]
@@ -103,8 +102,10 @@ def test_table_counts_the_rows_only_one_side_ran(capsys, url):
     assert "evaluations only in A: eval_old" in out
 
 
-def test_rows_lists_the_rows_that_changed(capsys, url):
-    code, out, _ = compare(capsys, "a", "b", "--storage", url, "--evaluation", "eval_qa", "--rows")
+def test_rows_lists_the_rows_that_changed(capsys, paired_url):
+    code, out, _ = compare(
+        capsys, "a", "b", "--storage", paired_url, "--evaluation", "eval_qa", "--rows"
+    )
     assert code == 0
     assert "eval_size" not in out and "eval_old" not in out
     section = out.split("Rows of 'eval_qa' whose em changed (5)")[1].strip().splitlines()
@@ -151,16 +152,16 @@ def test_rows_with_different_inputs_are_counted():
     assert compare_evaluation("ev", a, b).different_inputs == 1
 
 
-def test_unknown_experiment_or_evaluation_is_a_clear_error(capsys, url):
-    code, out, err = compare(capsys, "a", "nope", "--storage", url)
+def test_unknown_experiment_or_evaluation_is_a_clear_error(capsys, paired_url):
+    code, out, err = compare(capsys, "a", "nope", "--storage", paired_url)
     assert (code, out) == (1, "")
-    assert (
-        err
-        == f"error: experiment 'nope' not found in {url} (see 'dotevals list --storage {url}')\n"
+    assert err == (
+        f"error: experiment 'nope' not found in {paired_url} "
+        f"(see 'dotevals list --storage {paired_url}')\n"
     )
-    code, _, err = compare(capsys, "a", "b", "--storage", url, "--evaluation", "eval_old")
+    code, _, err = compare(capsys, "a", "b", "--storage", paired_url, "--evaluation", "eval_old")
     assert code == 1
     assert err == (
-        f"error: evaluation 'eval_old' not found in experiment 'b' in {url} "
+        f"error: evaluation 'eval_old' not found in experiment 'b' in {paired_url} "
         "(its evaluations: 'eval_qa', 'eval_size')\n"
     )

@@ -1,8 +1,5 @@
-"""Code written for dotevals 0.23 runs unchanged: its API names, plugins and flags.
-
-Plugins are real installed distributions: a ``*.dist-info`` directory with an
-``entry_points.txt`` on the PYTHONPATH of a subprocess pytest session.
-"""
+"""Code written for dotevals 0.23 runs unchanged: its API names and arguments, called in
+this process (its plugins and flags in real pytest sessions: e2e/test_compat.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +16,6 @@ from dotevals.concurrency import Adaptive, SlidingWindow
 from dotevals.metrics import accuracy
 
 # Concurrency and retries ------------------------------------------------------
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"json://{tmp_path / 'store'}"
 
 
 def test_foreach_takes_retries_and_concurrency_positionally(url):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,11 +20,6 @@ from dotevals.errors import ConfigurationError
 from dotevals.metrics import accuracy
 from dotevals.models import Record
 from dotevals.storage import get_storage
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"json://{tmp_path / 'store'}"
 
 
 class InFlight:

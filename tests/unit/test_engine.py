@@ -1,14 +1,5 @@
-"""The process-pool engine (``--workers``), through real pools and real pytest sessions.
-
-Anything that starts worker processes runs pytest in a subprocess
-(``runpytest_subprocess``) or a script under ``sys.executable``, so every
-pool is a real loky pool with real worker processes. Results go to real
-storage under ``pytester.path`` and are read back with ``get_storage``.
-
-A ``conftest.py`` writes the pid of the pytest process (the main process) to
-``main.pid``; rows record ``os.getpid()`` in their score metadata, which says
-where each row ran. Nothing here asserts timings.
-"""
+"""The process-pool engine's options, refused before any pool starts, and the inline
+engine's frozen heap, in this process (real pools: e2e/test_engine.py)."""
 
 from __future__ import annotations
 

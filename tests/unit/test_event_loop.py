@@ -1,5 +1,6 @@
 """Sync rows and fixtures run with no event loop running, as in plain pytest; a run
-starts one only when something needs it (an async evaluation or fixture, workers)."""
+starts one only when something needs it (an async evaluation or fixture, workers).
+Runs and loops in this process (in pytest sessions: e2e/test_event_loop.py)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from results_support import write_experiments
+from stores import KINDS, storage_url, stored_records
 
 import dotevals
 from dotevals.cli import main
@@ -19,27 +20,15 @@ LENGTHS_COLUMNS = ["text", "row.error", "length", "score.text"]
 FIXED_END = ["prompt", "model_response", "error", "timestamp"]
 
 
-@pytest.fixture(scope="module", params=["json", "sqlite"])
-def url(request, tmp_path_factory):
-    path = tmp_path_factory.mktemp(request.param) / (
-        "results.db" if request.param == "sqlite" else "store"
-    )
-    url = f"{request.param}://{path}"
-    write_experiments(url)
-    return url
+@pytest.fixture(scope="module", params=KINDS)
+def results_url(request, tmp_path_factory):
+    """The experiments "a" and "b" that real runs wrote, once per module in each backend."""
+    return write_experiments(storage_url(request.param, tmp_path_factory.mktemp(request.param)))
 
 
-def stored(url: str, experiment: str, evaluation: str):
-    storage = get_storage(url)
-    try:
-        return storage.load_records(experiment, evaluation)
-    finally:
-        storage.close()
-
-
-def test_csv_file_has_a_header_and_one_line_per_row(url, tmp_path, capsys):
+def test_csv_file_has_a_header_and_one_line_per_row(results_url, tmp_path, capsys):
     out = tmp_path / "a.csv"
-    assert main(["export", "a", "--storage", url, "-o", str(out)]) == 0
+    assert main(["export", "a", "--storage", results_url, "-o", str(out)]) == 0
     assert capsys.readouterr().out == f"Wrote 8 rows of 'a' to {out}.\n"
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 5 + 3
     with out.open(newline="", encoding="utf-8") as file:
@@ -59,12 +48,12 @@ def test_csv_file_has_a_header_and_one_line_per_row(url, tmp_path, capsys):
     ]
     assert sums[1]["model_response"] == "40" and sums[1]["prompt"] == "What is 2 + 2?"
     assert sums[2]["question"] == "What is <script>alert(3)</script> + 3?"
-    records = stored(url, "a", "eval_sums")
+    records = stored_records(results_url, "a", "eval_sums")
     assert [float(r["timestamp"]) for r in sums] == [r.timestamp for r in records]
 
 
-def test_columns_named_like_others_are_prefixed(url, capsys):
-    assert main(["export", "a", "--evaluation", "eval_lengths", "--storage", url]) == 0
+def test_columns_named_like_others_are_prefixed(results_url, capsys):
+    assert main(["export", "a", "--evaluation", "eval_lengths", "--storage", results_url]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [(r["text"], r["row.error"], r["length"], r["score.text"]) for r in rows] == [
         ("abc", "x", "3", "ABC"),
@@ -75,8 +64,8 @@ def test_columns_named_like_others_are_prefixed(url, capsys):
     assert {r["error"] for r in rows} == {""}
 
 
-def test_jsonl_on_stdout_one_object_per_row(url, capsys):
-    assert main(["export", "b", "--format", "jsonl", "--storage", url]) == 0
+def test_jsonl_on_stdout_one_object_per_row(results_url, capsys):
+    assert main(["export", "b", "--format", "jsonl", "--storage", results_url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5
     rows = [json.loads(line) for line in lines]
@@ -87,7 +76,9 @@ def test_jsonl_on_stdout_one_object_per_row(url, capsys):
         (3, None, "ValueError: no answer to row 3"),
         (4, None, "ZeroDivisionError: no answer to row 4"),
     ]
-    assert [r["timestamp"] for r in rows] == [r.timestamp for r in stored(url, "b", "eval_sums")]
+    assert [r["timestamp"] for r in rows] == [
+        r.timestamp for r in stored_records(results_url, "b", "eval_sums")
+    ]
     assert rows[2]["model_response"] == "60" and rows[0]["answer"] == "2"
 
 
@@ -102,23 +93,23 @@ def test_jsonl_on_stdout_one_object_per_row(url, capsys):
         ),
     ],
 )
-def test_export_names_what_is_missing(url, capsys, tmp_path, argv, message):
+def test_export_names_what_is_missing(results_url, capsys, tmp_path, argv, message):
     out = tmp_path / "x.csv"
-    assert main(["export", *argv, "--storage", url, "-o", str(out)]) == 1
-    assert capsys.readouterr() == ("", message.format(url=url) + "\n")
+    assert main(["export", *argv, "--storage", results_url, "-o", str(out)]) == 1
+    assert capsys.readouterr() == ("", message.format(url=results_url) + "\n")
     assert not out.exists()
 
 
-def test_export_to_a_file_that_cannot_be_written(url, capsys, tmp_path):
+def test_export_to_a_file_that_cannot_be_written(results_url, capsys, tmp_path):
     out = tmp_path / "missing" / "a.csv"
-    assert main(["export", "a", "--storage", url, "-o", str(out)]) == 1
+    assert main(["export", "a", "--storage", results_url, "-o", str(out)]) == 1
     assert capsys.readouterr().err == f"error: cannot write {out}: No such file or directory\n"
 
 
-def test_load_returns_each_rows_newest_record_by_evaluation(url):
-    records = dotevals.load("a", storage=url)
+def test_load_returns_each_rows_newest_record_by_evaluation(results_url):
+    records = dotevals.load("a", storage=results_url)
     assert list(records) == ["eval_sums", "eval_lengths"]
-    assert records == {name: stored(url, "a", name) for name in records}
+    assert records == {name: stored_records(results_url, "a", name) for name in records}
     sums = records["eval_sums"]
     assert [r.item_id for r in sums] == [0, 1, 2, 3, 4]
     assert [r.failed for r in sums] == [False, False, False, True, False]
@@ -126,8 +117,8 @@ def test_load_returns_each_rows_newest_record_by_evaluation(url):
     assert "raise self.raises[row]" in sums[3].traceback
 
 
-def test_load_one_evaluation_from_an_open_storage(url):
-    storage = get_storage(url)
+def test_load_one_evaluation_from_an_open_storage(results_url):
+    storage = get_storage(results_url)
     try:
         records = dotevals.load("b", storage=storage, evaluation="eval_sums")
         assert storage.list_evaluations("b") == ["eval_sums"]  # still open
@@ -136,16 +127,16 @@ def test_load_one_evaluation_from_an_open_storage(url):
     assert [r.item_id for r in records["eval_sums"]] == [0, 1, 2, 3, 4]
 
 
-def test_load_names_what_is_missing(url):
+def test_load_names_what_is_missing(results_url):
     with pytest.raises(ExperimentNotFoundError, match="experiment 'zz' not found in"):
-        dotevals.load("zz", storage=url)
+        dotevals.load("zz", storage=results_url)
     with pytest.raises(ConfigurationError, match="evaluation 'eval_nope' not found"):
-        dotevals.load("a", storage=url, evaluation="eval_nope")
+        dotevals.load("a", storage=results_url, evaluation="eval_nope")
 
 
-def test_load_as_frame_one_row_per_record_a_column_per_score(url):
+def test_load_as_frame_one_row_per_record_a_column_per_score(results_url):
     pytest.importorskip("pandas")
-    frame = dotevals.load("a", storage=url, as_frame=True)
+    frame = dotevals.load("a", storage=results_url, as_frame=True)
     assert list(frame.columns) == [
         "evaluation",
         "item_id",
@@ -162,7 +153,7 @@ def test_load_as_frame_one_row_per_record_a_column_per_score(url):
     assert lengths["row.error"].tolist() == ["x", "y", "z"]
 
 
-def test_as_frame_without_pandas_names_the_extra(url, monkeypatch):
+def test_as_frame_without_pandas_names_the_extra(results_url, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` sees when absent
     with pytest.raises(ImportError, match=r"needs pandas: pip install 'dotevals\[pandas\]'"):
-        dotevals.load("a", storage=url, as_frame=True)
+        dotevals.load("a", storage=results_url, as_frame=True)

@@ -1,37 +1,19 @@
-"""Row errors made visible: stored tracebacks, ``show --errors``, failed items, the summary.
-
-Real pytest sessions (in-process where no worker pool is needed) write real
-storage; the tests read it back through the storage API and the ``dotevals``
-command.
-"""
+"""Row errors made visible, in this process: the traceback ``dotevals.run`` stores,
+records stored before tracebacks were kept, and ``show --errors`` of an evaluation
+without errors (in real pytest sessions: e2e/test_failure_reports.py)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
-import pytest
+from cli_runs import cli_output
+from stores import stored_records
 
 import dotevals
 from dotevals import foreach
-from dotevals.cli import main
 from dotevals.models import Record, Result, Score
 from dotevals.storage import EvaluationInfo, get_storage
-
-
-def records(url: str, evaluation: str, experiment: str = "e") -> list[Record]:
-    storage = get_storage(url)
-    try:
-        return storage.load_records(experiment, evaluation)
-    finally:
-        storage.close()
-
-
-def show(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code = main(["show", *argv])
-    out, err = capsys.readouterr()
-    assert (code, err) == (0, ""), err
-    return out
 
 
 def test_a_row_error_stored_by_run_has_no_unrelated_chained_error(tmp_path):
@@ -46,7 +28,7 @@ def test_a_row_error_stored_by_run_has_no_unrelated_chained_error(tmp_path):
         (name,) = storage.list_evaluations("e")
     finally:
         storage.close()
-    (record,) = records(url, name)
+    (record,) = stored_records(url, "e", name)
     assert record.traceback.startswith("Traceback (most recent call last):\n"), record.traceback
     assert "During handling" not in record.traceback
     assert record.traceback.rstrip().endswith("ValueError: no answer to 1")
@@ -101,5 +83,5 @@ def test_show_errors_of_an_evaluation_without_errors(tmp_path, capsys):
     storage.create_experiment("e")
     storage.save_evaluation("e", EvaluationInfo("ev"))
     storage.add_records("e", "ev", [Record(Result(Score("s", True)), 0, {"q": 1})])
-    out = show(capsys, "e", "--storage", url, "--errors")
+    out = cli_output(capsys, "show", "e", "--storage", url, "--errors")
     assert out.endswith("Errors of 'ev' (0 of 1 rows)\n\nNo errors.\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pool_support import FAST
+from pytest_runs import FAST
 
 from dotevals._engine.wire import NO_PARAM
 from dotevals._pytest_bridge.fixture_specs import fixture_specs

@@ -12,7 +12,6 @@ import gc
 import inspect
 import itertools
 import weakref
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +31,6 @@ FAST_KEYERROR_RETRY = dict(
     wait=tenacity.wait_none(),
     reraise=True,
 )
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"json://{tmp_path / 'store'}"
 
 
 def run(fn, url: str, **kwargs):

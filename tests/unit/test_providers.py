@@ -1,4 +1,4 @@
-"""Tests of dotevals.providers: model providers exposed as pytest fixtures."""
+"""Tests of dotevals.providers in this process: model handles and their teardown."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The public surface: what ``import dotevals`` offers, and what a type checker sees."""
+"""The public surface: what ``import dotevals`` offers."""
 
 from __future__ import annotations
 

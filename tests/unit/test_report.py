@@ -1,126 +1,28 @@
-"""``dotevals report``: the page written from real runs, read as HTML and in headless Chromium."""
+"""``dotevals report``: the page written from real runs, read as HTML."""
 
 from __future__ import annotations
 
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import results_support
-from results_support import CHANGED, Model, write_experiments
+from report_page import Page, interval
+from results_support import CHANGED, LENGTHS, SUMS, Model, sums_compared
 
 import dotevals
 from dotevals.cli import main
-from dotevals.compare import EvaluationComparison, compare_evaluation
 from dotevals.intervals import Estimate
 from dotevals.storage import get_storage
-
-VOID = {"meta", "input", "br", "img", "link", "hr"}
-#: The cells of a comparison row, by class.
-CELLS = {"evaluation-name", "a", "b", "difference", "interval", "regressed", "improved"}
-CELLS |= {"paired", "only-a", "only-b"}
-
-
-class Page(HTMLParser):
-    """What a page holds: its rows, the row count shown, its scripts, links and chart shapes."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.rows: list[dict[str, str | None]] = []
-        self.shown = ""
-        self.scripts: list[dict[str, str | None]] = []
-        self.links: list[str] = []
-        self.rects: list[dict[str, str | None]] = []
-        self.ids: list[str] = []
-        # each row of the comparison tables: its attributes, and its cells' text by class
-        self.comparison: list[tuple[dict[str, str | None], dict[str, str]]] = []
-        self.error_bars: list[list[dict[str, str | None]]] = []
-        # the text of elements by tag, and of the chart's ticks by class
-        self.texts: dict[str, list[str]] = {
-            k: [] for k in ("summary", "pre", "td", "p", "h3", "tick")
-        }
-        self._open: list[tuple[str, str]] = []  # (tag, class) of the elements around
-        self._in_shown = False
-        self._cell: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        self.links += [v or "" for k, v in attrs if k in ("src", "href")]
-        self.ids += [v or "" for k, v in attrs if k == "id"]
-        if tag == "tr" and attributes.get("class") == "row":
-            self.rows.append(attributes)
-        elif tag == "tr" and attributes.get("class") == "comparison-row":
-            self.comparison.append((attributes, {}))
-        elif tag == "td" and self.comparison and ("tr", "comparison-row") in self._open:
-            self._cell = [c for c in (attributes.get("class") or "").split() if c in CELLS]
-            self.comparison[-1][1].update(dict.fromkeys(self._cell, ""))
-        elif tag == "script":
-            self.scripts.append(attributes)
-        elif tag == "rect":
-            self.rects.append(attributes)
-        elif tag == "g" and attributes.get("class") == "error-bar":
-            self.error_bars.append([])
-        elif tag == "line" and ("g", "error-bar") in self._open:
-            self.error_bars[-1].append(attributes)
-        self._in_shown = attributes.get("id") == "rows-shown"
-        for key in {tag, attributes.get("class")} & set(self.texts):
-            self.texts[key].append("")
-        if tag not in VOID:
-            self._open.append((tag, attributes.get("class") or ""))
-
-    def handle_endtag(self, tag):
-        while self._open and self._open.pop()[0] != tag:
-            pass
-        if tag == "td":
-            self._cell = []
-
-    def handle_data(self, data):
-        for name in self._cell:
-            self.comparison[-1][1][name] += data
-        if self._in_shown:
-            self.shown += data
-            self._in_shown = False
-        for tag, texts in self.texts.items():
-            if texts and any(tag in element for element in self._open):
-                texts[-1] += data
-
-    def visible(self) -> set[tuple[str, int]]:
-        """(evaluation, row) of each row of the rows table a person sees."""
-        return {
-            (str(r["data-evaluation"]), int(str(r["data-row"])))
-            for r in self.rows
-            if "hidden" not in r
-        }
-
-
-@pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    url = f"json://{tmp_path_factory.mktemp('results') / 'store'}"
-    write_experiments(url)
-    return url
-
-
-@pytest.fixture(scope="module")
-def two(url, tmp_path_factory) -> Path:
-    """The report of experiments "a" and "b"."""
-    path = tmp_path_factory.mktemp("report") / "report.html"
-    assert main(["report", "a", "b", "--storage", url, "-o", str(path)]) == 0
-    return path
 
 
 def page(path: Path) -> Page:
     return Page(path.read_text(encoding="utf-8"))
 
 
-SUMS = {("eval_sums", row) for row in range(5)}
-LENGTHS = {("eval_lengths", row) for row in range(3)}
-
-
-def test_report_command_writes_a_page_that_needs_nothing_else(url, tmp_path, capsys):
+def test_report_command_writes_a_page_that_needs_nothing_else(json_results_url, tmp_path, capsys):
     path = tmp_path / "out.html"
-    assert main(["report", "a", "b", "--storage", url, "-o", str(path)]) == 0
+    assert main(["report", "a", "b", "--storage", json_results_url, "-o", str(path)]) == 0
     assert capsys.readouterr().out == (
         f"Wrote the report of 'a', 'b' to {path}\nOpen it in a browser: {path.as_uri()}\n"
     )
@@ -135,8 +37,8 @@ def test_report_command_writes_a_page_that_needs_nothing_else(url, tmp_path, cap
     assert found.shown == "8"
 
 
-def test_rows_marked_changed_between_experiments(two):
-    rows = {(r["data-evaluation"], int(str(r["data-row"]))): r for r in page(two).rows}
+def test_rows_marked_changed_between_experiments(report_ab):
+    rows = {(r["data-evaluation"], int(str(r["data-row"]))): r for r in page(report_ab).rows}
     changed = {key for key, r in rows.items() if r["data-changed"] == "1"}
     # eval_lengths ran in "a" only: each of its rows differs
     assert changed == {("eval_sums", row) for row in CHANGED} | LENGTHS
@@ -144,23 +46,13 @@ def test_rows_marked_changed_between_experiments(two):
     assert errored == {("eval_sums", 3), ("eval_sums", 4)}
 
 
-def sums_compared(url: str) -> EvaluationComparison:
-    """eval_sums of experiment "b" compared with "a"."""
-    a, b = (dotevals.load(e, storage=url, evaluation="eval_sums")["eval_sums"] for e in "ab")
-    return compare_evaluation("eval_sums", a, b)
-
-
-def interval(estimate: Estimate) -> str:
-    return f"[{estimate.low:.4f}, {estimate.high:.4f}]"
-
-
 # eval_sums: 3 of 5 rows right in "a", 2 of 5 in "b"; eval_lengths: lengths 3, 2, 0 in "a"
 SUMS_A, SUMS_B = Estimate.wilson(3, 5), Estimate.wilson(2, 5)
 LENGTHS_A = Estimate.of_mean([3, 2, 0])
 
 
-def test_summary_shows_each_value_with_its_interval(two):
-    cells = page(two).texts["td"]
+def test_summary_shows_each_value_with_its_interval(report_ab):
+    cells = page(report_ab).texts["td"]
     start = cells.index("exact_match")
     assert cells[start : start + 4] == [
         "exact_match",
@@ -174,8 +66,8 @@ def test_summary_shows_each_value_with_its_interval(two):
     assert cells[start : start + 4] == ["length", "mean", f"1.6667 {interval(LENGTHS_A)}", "-"]
 
 
-def test_summary_side_by_side_with_a_bar_and_an_error_bar_per_value(two):
-    found = page(two)
+def test_summary_side_by_side_with_a_bar_and_an_error_bar_per_value(report_ab):
+    found = page(report_ab)
     # eval_sums: one bar per experiment on an axis to 1; eval_lengths: "a" only, its
     # mean of 5/3 on an axis to 5, for its interval reaches above 3
     assert len(found.rects) == 3
@@ -207,11 +99,11 @@ def test_summary_side_by_side_with_a_bar_and_an_error_bar_per_value(two):
     assert LENGTHS_A.low < 0  # the case of a bound cut at the axis is covered
 
 
-def test_summary_takes_the_intervals_stored_with_the_evaluation(url, tmp_path):
+def test_summary_takes_the_intervals_stored_with_the_evaluation(json_results_url, tmp_path):
     """A finished evaluation's stored intervals are shown (a custom metric's could not be
     computed again by the command); a running one's are computed from its records."""
     copy = tmp_path / "store"
-    shutil.copytree(url.removeprefix("json://"), copy)
+    shutil.copytree(json_results_url.removeprefix("json://"), copy)
     stored = get_storage(f"json://{copy}")
     try:
         info = stored.load_evaluation("a", "eval_sums")
@@ -234,19 +126,19 @@ def test_summary_takes_the_intervals_stored_with_the_evaluation(url, tmp_path):
     ]
 
 
-def test_no_comparison_with_one_experiment(url, tmp_path):
+def test_no_comparison_with_one_experiment(json_results_url, tmp_path):
     path = tmp_path / "r.html"
-    assert main(["report", "a", "--storage", url, "-o", str(path)]) == 0
+    assert main(["report", "a", "--storage", json_results_url, "-o", str(path)]) == 0
     found = page(path)
     assert "summary" in found.ids
     assert "comparison" not in found.ids and "#comparison" not in found.links
     assert found.comparison == []
 
 
-def test_comparison_of_two_experiments_is_compare_evaluations(url, two):
-    found = page(two)
+def test_comparison_of_two_experiments_is_compare_evaluations(json_results_url, report_ab):
+    found = page(report_ab)
     assert "comparison" in found.ids and "#comparison" in found.links
-    compared = sums_compared(url)
+    compared = sums_compared(json_results_url)
     ((score,),) = [compared.scores]
     (accuracy,) = score.metrics
     difference = accuracy.difference
@@ -276,10 +168,10 @@ def test_comparison_of_two_experiments_is_compare_evaluations(url, two):
     assert "Evaluations only in A: eval_lengths." in notes
 
 
-def test_comparison_counts_rows_only_one_side_ran(url, tmp_path):
+def test_comparison_counts_rows_only_one_side_ran(json_results_url, tmp_path):
     """Experiment "c" ran the first 3 rows of eval_sums as "a" did: 2 rows are only in "a"."""
     copy = tmp_path / "store"
-    shutil.copytree(url.removeprefix("json://"), copy)
+    shutil.copytree(json_results_url.removeprefix("json://"), copy)
     partial = f"json://{copy}"
     dotevals.run(
         results_support.eval_sums,
@@ -305,8 +197,8 @@ def test_comparison_counts_rows_only_one_side_ran(url, tmp_path):
     assert [h for h in headings if h.startswith("A ")] == ["A a → B b", "A a → B c"]
 
 
-def test_errors_grouped_by_type_with_tracebacks(two):
-    found = page(two)
+def test_errors_grouped_by_type_with_tracebacks(report_ab):
+    found = page(report_ab)
     summaries = [" ".join(text.split()) for text in found.texts["summary"]]
     assert summaries == [
         "a: ValueError (1 row)",
@@ -320,9 +212,12 @@ def test_errors_grouped_by_type_with_tracebacks(two):
     assert tracebacks[2].rstrip().endswith("ZeroDivisionError: no answer to row 4")
 
 
-def test_max_rows_caps_the_rows_with_a_note(url, tmp_path):
+def test_max_rows_caps_the_rows_with_a_note(json_results_url, tmp_path):
     path = tmp_path / "r.html"
-    assert main(["report", "a", "--max-rows", "2", "--storage", url, "-o", str(path)]) == 0
+    assert (
+        main(["report", "a", "--max-rows", "2", "--storage", json_results_url, "-o", str(path)])
+        == 0
+    )
     found = page(path)
     assert found.visible() == {
         ("eval_sums", 0),
@@ -343,8 +238,8 @@ def test_max_rows_caps_the_rows_with_a_note(url, tmp_path):
         (["a", "--max-rows", "0"], "--max-rows must be at least 1, got 0"),
     ],
 )
-def test_report_errors_name_what_to_change(url, tmp_path, capsys, argv, message):
+def test_report_errors_name_what_to_change(json_results_url, tmp_path, capsys, argv, message):
     path = tmp_path / "r.html"
-    assert main(["report", *argv, "--storage", url, "-o", str(path)]) == 1
-    assert capsys.readouterr() == ("", f"error: {message.format(url=url)}\n")
+    assert main(["report", *argv, "--storage", json_results_url, "-o", str(path)]) == 1
+    assert capsys.readouterr() == ("", f"error: {message.format(url=json_results_url)}\n")
     assert not path.exists()

@@ -1,4 +1,4 @@
-"""The Runner used directly, from a Python script run in its own process."""
+"""The Runner used directly, in this process: its options and what it refuses."""
 
 from __future__ import annotations
 

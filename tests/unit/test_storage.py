@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from stores import storage_url
 
 from dotevals.errors import ExperimentNotFoundError, StorageError, UnknownStorageError
 from dotevals.metrics import accuracy
@@ -38,22 +39,16 @@ def completed(storage: Storage) -> set[int]:
     return ScoreTally(storage.iter_records("exp", EVAL)).completed()
 
 
-def url_for(scheme: str, tmp_path: Path) -> str:
-    return (
-        f"json://{tmp_path / 'store'}" if scheme == "json" else f"sqlite://{tmp_path / 'db.sqlite'}"
-    )
-
-
 @pytest.fixture(params=["json", "sqlite"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path):
-    store = get_storage(url_for(request.param, tmp_path))
+    store = get_storage(storage_url(request.param, tmp_path))
     yield store
     store.close()
 
 
 @pytest.fixture
 def json_storage(tmp_path: Path):
-    return get_storage(f"json://{tmp_path / 'store'}")
+    return get_storage(storage_url("json", tmp_path))
 
 
 def record(item_id: int, value: bool = True, error: str | None = None, **kwargs) -> Record:

@@ -1,5 +1,6 @@
-"""Storage under attack: values JSON cannot hold, damaged files and rows, racing locks,
-odd names and modes. Real files, real SQLite databases, real processes."""
+"""Storage under attack: values JSON cannot hold, damaged files and rows, stale and
+half-written locks, missing storage, modes, NaN. Real files and real SQLite databases,
+in this process."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import math
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pool_support import dead_pid
+from stores import KINDS, storage_url
 
 from dotevals.cli import main as dotevals_main
 from dotevals.errors import ExperimentInUseError, StorageError
@@ -26,31 +27,15 @@ from dotevals.storage.json import JSONStorage, safe_name
 from dotevals.storage.lockfile import FileLocks
 from dotevals.storage.writer import ExperimentStore
 
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
-KINDS = ["json", "sqlite"]
 EVAL = "eval_x.py::eval_x"
-
-
-def url_for(kind: str, directory: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite://{directory / 'results.db'}"
-    return f"json://{directory / 'store'}"
 
 
 @pytest.fixture(params=KINDS)
 def storage(request: pytest.FixtureRequest, tmp_path: Path):
-    store = get_storage(url_for(request.param, tmp_path))
+    store = get_storage(storage_url(request.param, tmp_path))
     store.create_experiment("exp")
     yield store
     store.close()
-
-
-@pytest.fixture(autouse=True)
-def _fast_pytester(request, monkeypatch):
-    """In-process pytester runs skip the slow plugins (after pytester clears PYTEST_ADDOPTS)."""
-    if "pytester" in request.fixturenames:
-        request.getfixturevalue("pytester")
-        monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
 
 
 def record(item_id: int, value: object = True) -> Record:
@@ -109,7 +94,7 @@ def test_metrics_are_the_same_live_and_after_resume(tmp_path: Path, kind: str, w
         np = pytest.importorskip("numpy")
         values += [np.False_, np.int64(0), np.float64(0.0), np.array([]), np.True_, np.int8(3)]
         truthy += 2
-    url = url_for(kind, tmp_path)
+    url = storage_url(kind, tmp_path)
     records = [
         Record(Result(Score("truth", v, [accuracy()]), Score("n", 1, [mean()])), i, {"i": i})
         for i, v in enumerate(values)
@@ -118,12 +103,6 @@ def test_metrics_are_the_same_live_and_after_resume(tmp_path: Path, kind: str, w
     resumed = run_summary(url, [])  # every row is done: the summary comes from storage
     assert live == resumed
     assert live["truth"]["accuracy"] == pytest.approx(truthy / len(values))
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_only_a_gone_process_of_this_host_holds_a_stale_lock():
@@ -235,7 +214,7 @@ def test_invalid_last_line_is_cut_like_a_partial_one(tmp_path: Path, last: str):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("command", [["list"], ["show", "exp"], ["delete", "exp"]])
 def test_reading_commands_do_not_create_storage(tmp_path, capsys, kind, command):
-    url = url_for(kind, tmp_path / "typo")
+    url = storage_url(kind, tmp_path / "typo")
     assert dotevals_main([*command, "--storage", url]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"error: there is no storage at {url}: check --storage")

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from stores import storage_url
 
 from dotevals.metrics import accuracy, mean
 from dotevals.models import Record, Result, Score, ScoreTally
@@ -112,7 +113,7 @@ names = st.text(min_size=1, max_size=30)
 def fresh_storage(kind: str) -> Iterator[tuple[Storage, str]]:
     """A new, empty storage of ``kind`` and its URL (removed afterwards)."""
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"json://{tmp}/store" if kind == "json" else f"sqlite://{tmp}/results.db"
+        url = storage_url(kind, Path(tmp))
         storage = get_storage(url)
         try:
             yield storage, url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 
@@ -10,6 +9,7 @@ import cloudpickle
 import pytest
 from loky import BrokenProcessPool
 from loky.process_executor import TerminatedWorkerError
+from pool_support import dead_pid
 
 from dotevals import Result, Score
 from dotevals._declare.retry_policy import make_policy
@@ -33,12 +33,6 @@ def exits(monkeypatch):
         raise Exited(code)
 
     monkeypatch.setattr(worker.os, "_exit", fake_exit)
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 def test_a_worker_whose_main_process_died_before_it_started_exits_at_once(exits, monkeypatch):

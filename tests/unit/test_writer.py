@@ -1,4 +1,5 @@
-"""The batching record writer: storage that fails for a while loses nothing, and stops nothing."""
+"""The batching record writer: storage that fails for a while loses nothing, and stops
+nothing (a full database in a real pytest session: e2e/test_writer.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pool_support import wait_until
+from stores import stored_records
 
 from dotevals.models import Record, Result, Score
-from dotevals.storage import get_storage
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
 from dotevals.storage.writer import ExperimentStore, RecordWriter
@@ -21,11 +22,7 @@ def record(item_id: int) -> Record:
 
 def stored_ids(url: str, evaluation: str = "ev") -> list[int]:
     """What a separate reader finds in storage now."""
-    storage = get_storage(url)
-    try:
-        return [r.item_id for r in storage.load_records("exp", evaluation)]
-    finally:
-        storage.close()
+    return [r.item_id for r in stored_records(url, "exp", evaluation)]
 
 
 def wait_for(condition: Callable[[], bool]) -> None:
