@@ -2,6 +2,7 @@
 #   make demo   installs dotevals in .venv, runs an example evaluation end to end and
 #               writes its report to demo-report.html
 #   make test   installs dotevals with its dev tools in .venv and runs the tests
+#               (make test-quick: the in-process tests of tests/unit alone, in seconds)
 #
 # PYTEST=X.Y.Z runs with that pytest release, in a virtualenv of its own
 # (.venv-pytest-X.Y.Z): `make test PYTEST=8.0.2`. Without it, the newest
@@ -15,7 +16,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_STORAGE := json://.dotevals-demo
 
-.PHONY: install demo test test-full test-oldest lint format bench clean
+.PHONY: install demo test test-quick test-full test-oldest lint format bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,10 @@ demo: $(INSTALLED)
 # The suite with the quick Hypothesis profile (a few fixed examples per property).
 test: $(INSTALLED)
 	$(BIN)/pytest -n 2 -q
+
+# The unit tests alone (tests/unit: in-process, seconds): the inner loop while editing.
+test-quick: $(INSTALLED)
+	$(BIN)/pytest -n 2 -q tests/unit
 
 # The suite with many random Hypothesis examples per property.
 test-full: $(INSTALLED)

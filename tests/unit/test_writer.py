@@ -1,0 +1,106 @@
+"""The batching record writer: storage that fails for a while loses nothing, and stops
+nothing (a full database in a real pytest session: e2e/test_writer.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pool_support import wait_until
+from stores import stored_records
+
+from dotevals.models import Record, Result, Score
+from dotevals.storage.json import JSONStorage
+from dotevals.storage.sqlite import SQLiteStorage
+from dotevals.storage.writer import ExperimentStore, RecordWriter
+
+
+def record(item_id: int) -> Record:
+    return Record(Result(Score("v", item_id)), item_id, {"n": item_id})
+
+
+def stored_ids(url: str, evaluation: str = "ev") -> list[int]:
+    """What a separate reader finds in storage now."""
+    return [r.item_id for r in stored_records(url, "exp", evaluation)]
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    wait_until(condition, 30, "the writer to get there")
+
+
+def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch):
+    """Another connection holds the database: rows keep coming, the user is told once, and
+    once the database is free every waiting row is stored by the background thread."""
+    monkeypatch.setattr(RecordWriter, "WARN_AFTER", 0.3)
+    path = tmp_path / "f.sqlite"
+    storage = SQLiteStorage(str(path))
+    messages: list[str] = []
+    run = ExperimentStore(storage, "exp").start_evaluation("ev", notify=messages.append)
+    with storage._db() as db:  # do not wait 5 s for the lock before each failed attempt
+        db.execute("PRAGMA busy_timeout = 20")
+    run.add(record(0))
+    wait_for(lambda: stored_ids(f"sqlite://{path}") == [0])
+
+    added = 1
+
+    def add_until(condition: Callable[[], bool]) -> None:
+        """Go on scoring rows, as a run does, until ``condition`` holds."""
+        nonlocal added
+
+        def one_more() -> bool:
+            nonlocal added
+            run.add(record(added))
+            added += 1
+            return condition()
+
+        wait_for(one_more)
+
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    for _ in range(RecordWriter.FLUSH_ROWS):  # a full batch: add() must not write it
+        run.add(record(added))
+        added += 1
+    add_until(lambda: len(messages) == 1)
+    assert "cannot store rows of ev in sqlite://" in messages[0]
+    assert "database is locked" in messages[0]
+    assert "rows wait in memory, retrying" in messages[0]
+    assert stored_ids(f"sqlite://{path}") == [0]
+    blocker.execute("COMMIT")
+    blocker.close()
+
+    add_until(lambda: len(messages) == 2)
+    assert messages[1] == f"dotevals: sqlite://{path} works again; ev goes on"
+    wait_for(lambda: stored_ids(f"sqlite://{path}") == list(range(added)))
+    summary = run.finish("completed")
+    assert summary.rows == added
+    assert storage.load_evaluation("exp", "ev").status == "completed"
+    storage.close()
+
+
+class FailingOnce(JSONStorage):
+    """The real json backend, whose first write of records raises."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.failed = False
+
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        super().add_records(experiment, evaluation, records)
+
+
+def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
+    url = f"json://{tmp_path / 'store'}"
+    storage = FailingOnce(str(tmp_path / "store"))
+    messages: list[str] = []
+    run = ExperimentStore(storage, "exp").start_evaluation("ev", notify=messages.append)
+    for n in range(20):
+        run.add(record(n))
+    wait_for(lambda: storage.failed)
+    wait_for(lambda: stored_ids(url) == list(range(20)))
+    run.finish("completed")
+    assert [r.item_id for r in storage.iter_records("exp", "ev")] == list(range(20))  # once each
+    assert messages == []  # a failure that passes at once is not worth a word
