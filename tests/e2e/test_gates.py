@@ -115,6 +115,45 @@ def test_an_unknown_score_in_the_eval_file_fails_the_item(pytester):
     )
 
 
+NOT_A_NUMBER = """
+from dotevals import Score, foreach
+from dotevals.metrics import metric
+
+
+@metric
+def verdict():
+    def compute(values):
+        return {value}
+
+    return compute
+
+
+@foreach("q", [1, 2]{fail_under})
+def eval_verdict(q):
+    return Score("em", q == 1, [verdict()])
+"""
+
+
+@pytest.mark.parametrize(("value", "shown"), [('"good"', "'good'"), ("None", "None")])
+@pytest.mark.parametrize("where", ["command line", "eval file"])
+def test_a_gate_on_a_metric_that_is_not_a_number_fails_the_item_in_one_line(
+    pytester, value, shown, where
+):
+    """A custom metric returning text or None: the item fails with one line, the summary
+    still shows the value, and pytest has no internal error."""
+    own = where == "eval file"
+    fail_under = ', fail_under={"em": 1}' if own else ""
+    pytester.makepyfile(eval_verdict=NOT_A_NUMBER.format(value=value, fail_under=fail_under))
+    result = run(pytester, *(() if own else ("--fail-under", "em=1")))
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert section_of(result, "eval_verdict").strip() == (
+        f"eval_verdict: the gate em=1 cannot be checked: the metric 'verdict' of 'em' gave "
+        f"{shown}, not a number; make it return a number or gate another metric"
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 def test_a_command_line_score_no_evaluation_has_is_a_usage_error(pytester):
     write_eval(pytester)
     result = run(pytester, "--fail-under", "exact=0.5")

@@ -10,6 +10,7 @@ stored (resumed rows included), is at least the threshold.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -110,7 +111,8 @@ def check_gates(
     the command line) applies to the evaluations that have its score. A gate
     naming a metric the score does not have is a ConfigurationError, as is an
     own gate naming an unknown score. An own gate replaces a shared one with
-    the same key.
+    the same key. A gated metric whose value is not a number (a custom metric
+    that returned text or None) is a ConfigurationError too.
     """
     keys = {gate.key for gate in own}
     checks = []
@@ -132,6 +134,13 @@ def check_gates(
                 f"{name}: the gate {gate.key}={gate.threshold:g} names the metric {metric!r}, "
                 f"which {gate.score!r} does not have (its metrics: "
                 f"{', '.join(map(repr, metrics))})"
+            )
+        value = metrics[metric].value
+        if not isinstance(value, numbers.Real):
+            raise ConfigurationError(
+                f"{name}: the gate {gate.key}={gate.threshold:g} cannot be checked: the metric "
+                f"{metric!r} of {gate.score!r} gave {value!r:.80}, not a number; make it "
+                "return a number or gate another metric"
             )
         checks.append(GateCheck(gate, metric, metrics[metric]))
     return checks
