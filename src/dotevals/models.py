@@ -15,14 +15,41 @@ from dotevals.metrics import Metric, get_metric
 __all__ = ["Score", "Result", "Record", "EvaluationSummary", "Evaluation", "EvaluationStatus"]
 
 
-@dataclass
+@dataclass(init=False)
 class Score:
-    """One named value for one row, with the metrics that aggregate it."""
+    """One named value for one row, with the metrics that aggregate it.
+
+    ``name`` is a str, ``metrics`` a list of :class:`Metric` objects (a tuple is
+    taken as a list) and ``metadata`` a dict; anything else is a TypeError at
+    construction, saying what to write instead (``[accuracy()]``, not
+    ``accuracy``). ``value`` may be anything storage keeps: JSON's numbers,
+    bools, text, None, lists and dicts as they are, NaN and infinities, and
+    other objects as the nearest JSON value (see :mod:`dotevals.storage.encoding`).
+    """
 
     name: str
     value: Any
-    metrics: list[Metric] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metrics: list[Metric]
+    metadata: dict[str, Any]
+
+    def __init__(
+        self,
+        name: str,
+        value: Any,
+        metrics: list[Metric] | tuple[Metric, ...] = (),
+        metadata: dict[str, Any] | None = None,
+    ):
+        if not isinstance(name, str):
+            raise TypeError(
+                f'Score\'s name must be a str such as "exact_match", got '
+                f"{type(name).__name__} {name!r:.40}"
+            )
+        if not isinstance(metadata, (dict, type(None))):
+            raise TypeError(f"Score's metadata must be a dict, got {type(metadata).__name__}")
+        self.name = name
+        self.value = value
+        self.metrics = _metric_list(metrics)
+        self.metadata = {} if metadata is None else metadata
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +63,23 @@ class Score:
     def from_dict(cls, data: dict[str, Any]) -> Score:
         metrics = [m for m in map(get_metric, data.get("metrics", [])) if m is not None]
         return cls(data["name"], data["value"], metrics, data.get("metadata", {}))
+
+
+def _metric_list(metrics: object) -> list[Metric]:
+    """``metrics`` when it is a list (or tuple) of Metric objects; else a TypeError
+    saying what to write instead."""
+    listed = metrics if isinstance(metrics, (list, tuple)) else None
+    if listed is not None and all(isinstance(m, Metric) for m in listed):
+        return list(listed)
+    wrong = metrics if listed is None else next(m for m in listed if not isinstance(m, Metric))
+    name = getattr(wrong, "__name__", None)
+    problem = "Score's metrics must be a list of Metric objects"
+    if isinstance(wrong, Metric):  # one metric, not in a list
+        raise TypeError(f"{problem}: write [{wrong.name}()], not {wrong.name}()")
+    if callable(wrong) and isinstance(name, str):  # the factory, not the metric it makes
+        given = name if listed is None else f"[{name}]"
+        raise TypeError(f"{problem}: write [{name}()], not {given} (call the metric's factory)")
+    raise TypeError(f"{problem} such as [accuracy()], got {wrong!r:.40}")
 
 
 class Result:

@@ -337,6 +337,53 @@ def test_returning_neither_score_nor_result_is_a_row_error(url, value, error):
     assert errors_of(summary) == {0: None, 1: error}
 
 
+METRICS_WANTED = "TypeError: Score's metrics must be a list of Metric objects"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("em", True, accuracy), f"{METRICS_WANTED}: write [accuracy()], not accuracy"),
+        (("em", True, [accuracy]), f"{METRICS_WANTED}: write [accuracy()], not [accuracy]"),
+        (("em", True, accuracy()), f"{METRICS_WANTED}: write [accuracy()], not accuracy()"),
+        (("em", True, [accuracy(), "mean"]), f"{METRICS_WANTED} such as [accuracy()], got 'mean'"),
+        ((123, True, [accuracy()]), 'TypeError: Score\'s name must be a str such as "exact_match"'),
+        (("em", True, [], ["k"]), "TypeError: Score's metadata must be a dict, got list"),
+    ],
+    ids=["factory", "factory-in-list", "bare-metric", "text-in-list", "int-name", "metadata"],
+)
+def test_a_score_checks_its_arguments_when_made(args, error):
+    message = error.removeprefix("TypeError: ")
+    with pytest.raises(TypeError) as refused:
+        Score(*args)
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_score_takes_a_tuple_of_metrics_and_any_storable_value():
+    score = Score("em", {"nested": [1.5, None, float("nan")]}, (accuracy(), mean()))
+    assert score.metrics == [accuracy(), mean()]
+    assert Score("em", "text").metrics == [] and Score("em", None).metadata == {}
+
+
+def test_a_refused_score_is_each_rows_error_and_the_evaluation_completes(url):
+    """The rows error with the one line, their traceback ends in the row's own code, and
+    the evaluation is stored as completed."""
+
+    @foreach("x", [1, 2])
+    def ev(x):
+        return Score("right", x == 1, accuracy)
+
+    line = inspect.getsourcelines(ev)[1] + 2
+    summary = run(ev, url, experiment="exp")
+    error = f"{METRICS_WANTED}: write [accuracy()], not accuracy (call the metric's factory)"
+    assert errors_of(summary) == {0: error, 1: error}
+    traceback = summary.records[0].traceback.rstrip().splitlines()
+    frames = [text for text in traceback if text.startswith("  File ")]
+    assert frames == [f'  File "{__file__}", line {line}, in ev'] and traceback[-1] == error
+    assert get_storage(url).load_evaluation("exp", "ev").status == "completed"
+
+
 def test_raising_row_is_stored_and_other_rows_still_scored(url):
     @foreach("x", [1, 2, 3, 4])
     def ev(x):

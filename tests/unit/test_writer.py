@@ -4,12 +4,16 @@ nothing (a full database in a real pytest session: e2e/test_writer.py)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
 from pool_support import wait_until
 from stores import stored_records
 
+from dotevals.errors import StorageError
+from dotevals.metrics import Metric
 from dotevals.models import Record, Result, Score
 from dotevals.storage.json import JSONStorage
 from dotevals.storage.sqlite import SQLiteStorage
@@ -104,3 +108,64 @@ def test_one_failed_write_is_retried_in_the_background(tmp_path: Path):
     run.finish("completed")
     assert [r.item_id for r in storage.iter_records("exp", "ev")] == list(range(20))  # once each
     assert messages == []  # a failure that passes at once is not worth a word
+
+
+class FailingFor(JSONStorage):
+    """The real json backend, whose writes of records raise ``error`` while it is set
+    (on the main thread; the background thread's get an OSError)."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.error: BaseException | None = None
+
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        if self.error is not None:
+            if threading.current_thread() is threading.main_thread():
+                raise self.error
+            raise OSError(5, "Input/output error")
+        super().add_records(experiment, evaluation, records)
+
+
+def status_of(storage: JSONStorage) -> str:
+    info = storage.load_evaluation("exp", "ev")
+    assert info is not None
+    return info.status
+
+
+def test_a_metric_that_raises_leaves_the_evaluation_failed_not_running(tmp_path: Path):
+    def broken(values: list) -> float:
+        raise ZeroDivisionError("the metric divided by zero")
+
+    storage = JSONStorage(str(tmp_path / "store"))
+    run = ExperimentStore(storage, "exp").start_evaluation("ev")
+    run.add(Record(Result(Score("v", 1, [Metric("broken", broken)])), 0, {"n": 0}))
+    with pytest.raises(ZeroDivisionError, match="the metric divided by zero"):
+        run.finish("completed")
+    info = storage.load_evaluation("exp", "ev")
+    assert info is not None
+    assert (info.status, info.metadata["rows"], info.ended_at is not None) == ("failed", 1, True)
+    assert stored_ids(f"json://{tmp_path / 'store'}") == [0]  # the row is kept
+
+
+def test_ctrl_c_while_the_last_rows_are_written_leaves_it_interrupted(tmp_path: Path):
+    storage = FailingFor(str(tmp_path / "store"))
+    run = ExperimentStore(storage, "exp").start_evaluation("ev")
+    storage.error = KeyboardInterrupt()
+    run.add(record(0))
+    with pytest.raises(KeyboardInterrupt):
+        run.finish("completed")
+    assert status_of(storage) == "interrupted"
+
+
+def test_storage_that_can_neither_write_nor_read_rows_still_gets_the_status(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(RecordWriter, "WRITE_PATIENCE", 0.0)
+    storage = FailingFor(str(tmp_path / "store"))
+    run = ExperimentStore(storage, "exp").start_evaluation("ev")
+    storage.error = OSError(28, "No space left on device")
+    run.add(record(0))
+    (tmp_path / "store" / "exp" / "ev.jsonl").write_text("damaged\n{\n")
+    with pytest.raises(StorageError, match="1 finished rows of ev could not be stored"):
+        run.finish("completed")
+    assert status_of(storage) == "failed"

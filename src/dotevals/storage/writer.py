@@ -308,6 +308,8 @@ class RecordWriter:
         """Write what is left, record the status and return every row's summary.
 
         StorageError when the records cannot be written; what was stored stays.
+        Whatever stops it, the evaluation is left "running" only if storage
+        cannot record even its status.
         """
         self._stopped.set()
         self._wake.set()
@@ -316,15 +318,17 @@ class RecordWriter:
         try:
             self._write_retrying(self._out_of_patience)
         except Exception as exc:
-            stored = self.stored_summary()
-            if stored is not None:
-                with contextlib.suppress(Exception):  # storage is failing: the error says so
-                    self._save_info("failed", stored)
+            with contextlib.suppress(Exception):  # storage is failing: the error says so
+                self._save_info("failed", self.stored_summary())
             raise StorageError(
                 f"{self.unstored} finished rows of {self.name} could not be stored in "
                 f"{self.storage.url} ({exc}); the rows stored before are kept: fix the "
                 "storage and run again to score the rest"
             ) from exc
+        except BaseException:  # Ctrl-C while the last rows were written
+            with contextlib.suppress(Exception):
+                self._save_info("interrupted", None)
+            raise
         summary = EvaluationSummary.from_tally(
             self.tally, lambda: self.storage.load_records(self.experiment, self.name)
         )
@@ -344,13 +348,24 @@ class RecordWriter:
         except Exception:  # the write error is the one to report
             return None
 
-    def _save_info(self, status: Status, summary: EvaluationSummary) -> None:
+    def _save_info(self, status: Status, summary: EvaluationSummary | None) -> None:
+        """Record how the run ended: ``status`` with the rows and metrics of ``summary``
+        (None: unknown). When they cannot be computed (a metric raised), the status
+        is recorded as "failed" ("interrupted" by Ctrl-C) and the error raised."""
         self.info.status = status
         self.info.ended_at = time.time()
-        estimates = summary.estimates
-        self.info.metrics = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
-        self.info.estimates = {
-            s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
-        }
-        self.info.metadata.update(rows=summary.rows, errors=summary.errors)
-        self.storage.save_evaluation(self.experiment, self.info)
+        try:
+            if summary is not None:
+                self.info.metadata.update(rows=summary.rows, errors=summary.errors)
+                estimates = summary.estimates
+                self.info.metrics = {
+                    s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()
+                }
+                self.info.estimates = {
+                    s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
+                }
+        except BaseException as exc:
+            self.info.status = "failed" if isinstance(exc, Exception) else "interrupted"
+            raise
+        finally:
+            self.storage.save_evaluation(self.experiment, self.info)
