@@ -212,6 +212,35 @@ def eval_broken(q):
     assert "KeyError: 'text'\n\nEvery error, with its traceback: dotevals show " in section
 
 
+@pytest.mark.parametrize("kind", ["json", "sqlite"])
+def test_a_score_with_a_number_for_a_name_fails_its_rows_and_the_store_stays_readable(
+    pytester, capsys, kind
+):
+    """Refused when made: each row errors with one line, the evaluation ends completed,
+    and show, export and a rerun read the store."""
+    pytester.makepyfile(
+        eval_named="""
+from dotevals import Score, foreach
+from dotevals.metrics import accuracy
+
+
+@foreach("q", [1, 2])
+def eval_named(q):
+    return Score(123, True, [accuracy()])
+"""
+    )
+    url = storage_url(kind, pytester.path)
+    args = ("--storage", url, "--experiment", "e", "--no-progress")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    error = "TypeError: Score's name must be a str such as \"exact_match\", got int 123"
+    assert error in section_of(result, "eval_named").splitlines()
+    assert "running" not in cli_output(capsys, "show", "e", "--storage", url)
+    exported = cli_output(capsys, "export", "e", "--storage", url, "--format", "jsonl")
+    assert [json.loads(line)["error"] for line in exported.splitlines()] == [error, error]
+    pytester.runpytest(*args).assert_outcomes(failed=1)  # the rerun reads what is stored
+
+
 def test_a_resumed_run_with_no_new_rows_passes(pytester):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
     url = storage_url("json", pytester.path)
