@@ -39,7 +39,7 @@ from typing import Any, TextIO
 
 import dotevals
 from dotevals._declare.row_errors import group_by_type
-from dotevals._report.format import local_time
+from dotevals._report.format import local_time, printable
 from dotevals._report.html import MAX_ROWS, render, report_data
 from dotevals._report.text import (
     changed_rows_table,
@@ -194,9 +194,9 @@ def _print_errors(evaluation: dict[str, Any]) -> None:
         print(f"\n{group['type']} ({group['count']} {rows})")
         for r in group["records"]:
             row = json.dumps(r["dataset_row"], ensure_ascii=False, default=str)
-            print(f"\n  row {r['item_id']}: {row}")
+            print(f"\n  row {r['item_id']}: {printable(row)}")
             detail = r.get("traceback") or r["error"] or r["result"]["error"]
-            print(textwrap.indent(detail.rstrip(), "    "))
+            print(textwrap.indent(printable(detail.rstrip()), "    "))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -216,7 +216,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             ],
         }
     if args.format == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        print(printable(json.dumps(report, indent=2, ensure_ascii=False, default=str)))
     else:
         _print_show(report)
     return 0
@@ -246,7 +246,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "evaluations_only_in_a": only_a,
             "evaluations_only_in_b": only_b,
         }
-        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        print(printable(json.dumps(report, indent=2, ensure_ascii=False, default=str)))
         return 0
     print(f"A: {a!r}, B: {b!r} in {args.storage}\n")
     if comparisons:
@@ -257,20 +257,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("No evaluation is in both experiments.")
     for side, names in (("A", only_a), ("B", only_b)):
         if names:
-            print(f"evaluations only in {side}: {', '.join(names)}")
+            print(f"evaluations only in {side}: {printable(', '.join(names))}")
     if args.rows:
         for c in comparisons:
             for score in c.scores:
                 changed = len(score.regressed) + len(score.improved)
-                print(f"\nRows of {c.name!r} whose {score.score} changed ({changed})\n")
+                print(f"\nRows of {c.name!r} whose {printable(score.score)} changed ({changed})\n")
                 if changed:
                     print(changed_rows_table(score))
     return 0
 
 
 @contextmanager
-def _output(path: str) -> Iterator[TextIO]:
-    """``path`` opened for writing text; ConfigurationError when it cannot be written."""
+def _output(path: str, storage: Storage) -> Iterator[TextIO]:
+    """``path`` opened for writing text; ConfigurationError when it cannot be written,
+    or is a file of ``storage`` (checked before anything is truncated)."""
+    if storage.holds(Path(path)):
+        raise ConfigurationError(
+            f"-o {path} is inside the storage {storage.url}: write the file outside it"
+        )
     try:
         with open(path, "w", encoding="utf-8", newline="") as out:
             yield out
@@ -287,7 +292,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with _open(args.storage) as storage:
         data = report_data(storage, args.storage, args.experiments, args.max_rows)
     page = render(data)
-    with _output(args.output) as out:
+    with _output(args.output, storage) as out:
         out.write(page)
     path = Path(args.output).resolve()
     print(f"Wrote the report of {', '.join(map(repr, args.experiments))} to {path}")
@@ -303,7 +308,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.output is None:
             write_rows(storage, experiment.name, names, args.format, sys.stdout)
             return 0
-        with _output(args.output) as out:
+        with _output(args.output, storage) as out:
             count = write_rows(storage, experiment.name, names, args.format, out)
     rows = "row" if count == 1 else "rows"
     print(f"Wrote {count} {rows} of {experiment.name!r} to {args.output}.")
@@ -455,7 +460,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {printable(str(message))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.run(args)
         except DotevalsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {printable(str(exc))}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 130

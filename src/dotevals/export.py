@@ -5,18 +5,28 @@ row's columns and one column per score (named after it); then ``prompt``,
 ``model_response``, ``error`` and ``timestamp`` (Unix seconds, as stored). A
 dataset column named like one of those fixed columns is exported as
 ``row.NAME``, and a score named like a fixed or dataset column as ``score.NAME``.
+
+JSON Lines are strict JSON: NaN and the infinities are written as storage keeps
+them, ``{"$float": "NaN"}`` (``"Infinity"``, ``"-Infinity"``), and control
+characters as ``\\u`` escapes. CSV is RFC 4180's (lines end with CRLF); lists and
+dicts are JSON text, and a text cell (a header too) that a spreadsheet would take
+for a formula, one starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return, is written with a ``'`` before it, unless it is a number (``-0.5``);
+numbers are written as numbers.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
 from dotevals._declare.row_errors import error_message
+from dotevals._report.format import printable
 from dotevals.models import Record
 from dotevals.storage import DEFAULT_STORAGE, Storage
+from dotevals.storage.encoding import encode_json
 from dotevals.storage.reading import evaluation_names, find_experiment, open_storage
 
 if TYPE_CHECKING:
@@ -57,10 +67,18 @@ def _flat_rows(storage: Storage, experiment: str, names: Sequence[str]) -> Itera
             yield flatten(name, record)
 
 
+#: How a cell a spreadsheet would run as a formula starts (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _csv_cell(value: Any) -> Any:
-    """Lists and dicts as JSON; the csv module writes the rest (None as empty)."""
+    """Lists and dicts as JSON, text that would start a formula after a ``'``; the csv
+    module writes the rest (None as empty)."""
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return encode_json(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return value if _NUMBER.fullmatch(value) else "'" + value
     return value
 
 
@@ -77,12 +95,12 @@ def write_rows(
     count = 0
     if format == "jsonl":
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            out.write(printable(encode_json(row)) + "\n")
             count += 1
         return count
     columns = column_names(_flat_rows(storage, experiment, names))
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.DictWriter(out, columns)  # lines end with CRLF: a CR in a cell is quoted
+    writer.writerow({name: _csv_cell(name) for name in columns})  # the header
     for row in rows:
         writer.writerow({key: _csv_cell(value) for key, value in row.items()})
         count += 1

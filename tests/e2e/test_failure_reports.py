@@ -233,7 +233,7 @@ def eval_named(q):
     args = ("--storage", url, "--experiment", "e", "--no-progress")
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
-    error = "TypeError: Score's name must be a str such as \"exact_match\", got int 123"
+    error = 'TypeError: Score\'s name must be a str such as "exact_match", got int 123'
     assert error in section_of(result, "eval_named").splitlines()
     assert "running" not in cli_output(capsys, "show", "e", "--storage", url)
     exported = cli_output(capsys, "export", "e", "--storage", url, "--format", "jsonl")
@@ -289,6 +289,44 @@ def eval_clean(q):
         f"every error, with its traceback: dotevals show e --errors --storage {url}",
     ]
     assert not any(line.startswith("eval_clean:") for line in lines)
+
+
+def test_text_from_rows_reaches_the_terminal_escaped(pytester):
+    """Error messages, tracebacks and score names holding escape sequences: the summary,
+    the failure of an evaluation whose every row errored and the gate error show them
+    escaped."""
+    pytester.makepyfile(
+        eval_evil="""
+from dotevals import Result, Score, foreach
+from dotevals.metrics import accuracy
+
+EVIL = "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m"
+
+
+@foreach("q", range(3))
+def eval_mixed(q):
+    if q == 0:
+        raise ValueError("model said " + EVIL)
+    return Result(Score("s" + EVIL, True, [accuracy()]), error="bad " + EVIL if q == 1 else None)
+
+
+@foreach("q", range(2))
+def eval_all(q):
+    raise ValueError("model said " + EVIL)
+"""
+    )
+    url = storage_url("json", pytester.path)
+    result = pytester.runpytest(
+        "--storage", url, "--experiment", "e", "--no-progress", "--fail-under", "nothere=1"
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert not {"\x1b", "\x07", "\x9b"} & set(output)
+    shown = "\\u001b]0;pwned\\u0007\\u001b[2J\\u009b31m"
+    assert f"ValueError: model said {shown}" in section_of(result, "eval_all").splitlines()
+    assert f"       1  ValueError: model said {shown}" in result.outlines
+    assert f"       1  bad {shown}" in result.outlines
+    assert any(line.split()[4:5] == [f"s{shown}"] for line in result.outlines)
+    assert f"(their scores: s{shown}); check the name" in output
 
 
 def test_no_error_lines_when_no_row_errored(pytester):

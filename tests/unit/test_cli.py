@@ -8,9 +8,14 @@ import time
 import pytest
 from cli_runs import run_cli
 from results_support import STARTED, answer_record
+from stores import storage_url
 
+import dotevals
+from dotevals import Result, Score, foreach
+from dotevals._report.format import printable
 from dotevals.cli import main
 from dotevals.datasets import Dataset, registry
+from dotevals.metrics import accuracy
 from dotevals.models import Record
 from dotevals.storage import EvaluationInfo, get_storage
 
@@ -335,3 +340,73 @@ def test_usage_errors_and_help(capsys):
     assert main(["show"]) == 2
     assert main(["--help"]) == 0
     assert "show" in capsys.readouterr().out
+
+
+# Text from rows reaches the terminal escaped -------------------------------------------
+#: Sets the terminal's title, rings its bell, clears the screen; then a one-character CSI
+#: and a right-to-left override.
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e"
+EVIL_SHOWN = "\\u001b]0;pwned\\u0007\\u001b[2J\\u009b31m\\u202e"
+CONTROLS = "\x1b\x07\x9b\u202e"
+
+
+def write_evil(url: str) -> None:
+    """Experiments "a" and "b" whose error messages, tracebacks, score names, dataset
+    rows and responses hold escape sequences; rows 2 and 3 change between them."""
+
+    @foreach("q", [EVIL, "2", "3", "4"])
+    def eval_evil(q, right):
+        if q == EVIL:
+            raise ValueError("model said " + q)
+        if q == "2":
+            return Result(Score("s" + EVIL, False, [accuracy()]), error="bad " + EVIL)
+        return Result(Score("s" + EVIL, right, [accuracy()]), model_response=EVIL)
+
+    for experiment, right in (("a", False), ("b", True)):
+        dotevals.run(eval_evil, experiment=experiment, storage=url, progress=False, right=right)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "a"],
+        ["show", "a", "--errors"],
+        ["show", "a", "--full"],
+        ["show", "a", "--format", "json"],
+        ["compare", "a", "b", "--rows"],
+        ["compare", "a", "b", "--format", "json", "--rows"],
+    ],
+    ids=" ".join,
+)
+def test_text_from_rows_is_printed_with_its_control_characters_escaped(tmp_path, capsys, argv):
+    url = storage_url("json", tmp_path)
+    write_evil(url)
+    code, out, err = run_cli(capsys, *argv, "--storage", url)
+    assert (code, err) == (0, "")
+    assert not set(CONTROLS) & set(out)
+    assert EVIL_SHOWN in out
+    if "json" in argv:  # still JSON, holding the same text
+        assert any(EVIL in text for text in texts(json.loads(out)))
+
+
+def texts(data: object) -> list[str]:
+    """Every key and string inside JSON ``data``."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [*data, *(text for value in data.values() for text in texts(value))]
+    if isinstance(data, list):
+        return [text for value in data for text in texts(value)]
+    return []
+
+
+def test_error_lines_are_escaped(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "show", "a", "--storage", f"json://{tmp_path}/{EVIL}")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: there is no storage at json://{tmp_path}/{EVIL_SHOWN}:")
+
+
+def test_printable_escapes_what_a_terminal_acts_on_and_keeps_the_rest():
+    text = "a\x00b\x1bc\x7fd\x85e\u2066f\ud800 é 日本 ✓\n\tend"
+    assert printable(text) == "a\\u0000b\\u001bc\\u007fd\\u0085e\\u2066f\\ud800 é 日本 ✓\n\tend"
+    assert printable("\r\n") == "\\u000d\n"

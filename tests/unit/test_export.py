@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import sys
 
 import pytest
@@ -11,9 +13,12 @@ from results_support import write_experiments
 from stores import KINDS, storage_url, stored_records
 
 import dotevals
+from dotevals import Result, Score, foreach
 from dotevals.cli import main
 from dotevals.errors import ConfigurationError, ExperimentNotFoundError
+from dotevals.metrics import accuracy
 from dotevals.storage import get_storage
+from dotevals.storage.encoding import decode_json
 
 SUMS_COLUMNS = ["question", "answer", "exact_match"]
 LENGTHS_COLUMNS = ["text", "row.error", "length", "score.text"]
@@ -157,3 +162,101 @@ def test_as_frame_without_pandas_names_the_extra(results_url, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` sees when absent
     with pytest.raises(ImportError, match=r"needs pandas: pip install 'dotevals\[pandas\]'"):
         dotevals.load("a", storage=results_url, as_frame=True)
+
+
+# Untrusted text in exports ------------------------------------------------------------
+UNTRUSTED = [
+    {"q": '=HYPERLINK("http://x")', "n": -0.5, "t": "-0.5", "tab": "\t=1", "cr": "\r=1"},
+    {"q": "@SUM(A1)", "n": 2, "t": "+1+2", "tab": "-", "cr": "plain"},
+]
+
+
+def write_untrusted(url: str) -> None:
+    """Rows whose text a spreadsheet would run, non-finite floats and control characters."""
+
+    @foreach("q,n,t,tab,cr", [tuple(row.values()) for row in UNTRUSTED])
+    def eval_untrusted(q, n, t, tab, cr):
+        values = {"=1+1": "=cmd|' /C calc'!A0", "-v": -0.5 if n == -0.5 else float("nan")}
+        return Result(
+            *(Score(name, value, [accuracy()]) for name, value in values.items()),
+            Score("inf", [float("inf"), {"x": float("-inf")}]),
+            model_response="-2+3\x1b]0;title\x07\x9b",
+            error="@error" if n == 2 else None,
+        )
+
+    dotevals.run(eval_untrusted, experiment="u", storage=url, progress=False)
+
+
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote_and_numbers_stay(tmp_path, capsys):
+    url = storage_url("json", tmp_path)
+    write_untrusted(url)
+    assert main(["export", "u", "--storage", url]) == 0
+    reader = csv.DictReader(io.StringIO(capsys.readouterr().out, newline=""))
+    rows = list(reader)
+    assert reader.fieldnames == ["evaluation", "item_id", "q", "n", "t", "tab", "cr"] + [
+        "'=1+1",
+        "'-v",
+        "inf",
+        *FIXED_END,
+    ]
+    cells = ["q", "n", "t", "tab", "cr", "'=1+1", "'-v", "inf", "model_response", "error"]
+    assert [[row[name] for name in cells] for row in rows] == [
+        ['\'=HYPERLINK("http://x")', "-0.5", "-0.5", "'\t=1", "'\r=1"]
+        + [
+            "'=cmd|' /C calc'!A0",
+            "-0.5",
+            '[{"$float": "Infinity"}, {"x": {"$float": "-Infinity"}}]',
+        ]
+        + ["'-2+3\x1b]0;title\x07\x9b", ""],
+        ["'@SUM(A1)", "2", "'+1+2", "'-", "plain", "'=cmd|' /C calc'!A0", "nan"]
+        + ['[{"$float": "Infinity"}, {"x": {"$float": "-Infinity"}}]']
+        + ["'-2+3\x1b]0;title\x07\x9b", "'@error"],
+    ]
+
+
+def test_jsonl_export_is_strict_json_with_the_stores_tags_and_escapes(tmp_path, capsys):
+    url = storage_url("sqlite", tmp_path)
+    write_untrusted(url)
+    assert main(["export", "u", "--storage", url, "--format", "jsonl"]) == 0
+    out = capsys.readouterr().out
+    assert not {"\x1b", "\x07", "\x9b"} & set(out)
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in out.splitlines()]
+    assert [(row["-v"], row["inf"]) for row in rows] == [
+        (-0.5, [{"$float": "Infinity"}, {"x": {"$float": "-Infinity"}}]),
+        ({"$float": "NaN"}, [{"$float": "Infinity"}, {"x": {"$float": "-Infinity"}}]),
+    ]
+    assert [row["model_response"] for row in rows] == ["-2+3\x1b]0;title\x07\x9b"] * 2
+    assert [row["q"] for row in rows] == [row["q"] for row in UNTRUSTED]
+    assert math.isnan(decode_json(out.splitlines()[1])["-v"])  # what dotevals reads back
+
+
+@pytest.mark.parametrize(
+    ("kind", "inside"),
+    [
+        ("json", "store/u/eval_untrusted.jsonl"),
+        ("json", "store/u/new.csv"),
+        ("sqlite", "results.db"),
+        ("sqlite", "results.db-wal"),
+        ("json", "link-to-store-file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_an_output_file_inside_the_store_is_refused_before_it_is_written(
+    tmp_path, capsys, kind, inside, command
+):
+    url = storage_url(kind, tmp_path)
+    write_untrusted(url)
+    (tmp_path / "link-to-store-file").symlink_to(tmp_path / "store/u/eval_untrusted.jsonl")
+    target = tmp_path / inside
+    before = target.read_bytes() if target.exists() else None
+    assert main([command, "u", "--storage", url, "-o", str(target)]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"error: -o {target} is inside the storage {url}: write the file outside it\n",
+    )
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert len(stored_records(url, "u", "eval_untrusted")) == 2

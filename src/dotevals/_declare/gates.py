@@ -135,7 +135,7 @@ def check_gates(
                 f"which {gate.score!r} does not have (its metrics: "
                 f"{', '.join(map(repr, metrics))})"
             )
-        value = metrics[metric].value
+        value: object = metrics[metric].value  # a custom metric may return anything
         if not isinstance(value, numbers.Real):
             raise ConfigurationError(
                 f"{name}: the gate {gate.key}={gate.threshold:g} cannot be checked: the metric "

@@ -16,6 +16,7 @@ import pytest
 from dotevals._declare.evaluation import get_evaluation
 from dotevals._declare.gates import GateCheck, check_gates, unmatched
 from dotevals._pytest_bridge.project import project_root
+from dotevals._report.format import printable
 from dotevals._report.text import (
     error_summary,
     rows_failed_report,
@@ -120,7 +121,7 @@ class EvaluationSession:
         missing = unmatched(self.options.fail_under, scores)
         if missing:
             keys = ", ".join(gate.key for gate in missing)
-            known = ", ".join(sorted(scores)) or "none"
+            known = printable(", ".join(sorted(scores))) or "none"
             self.unmatched = (
                 f"--fail-under {keys}: no evaluation of this run has that score (their scores: "
                 f"{known}); check the name"

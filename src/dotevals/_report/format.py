@@ -2,17 +2,35 @@
 
 The terminal tables (:mod:`~dotevals._report.text`), the ``dotevals`` command
 and the HTML report (:mod:`~dotevals._report.html`) format with these, so that
-a value reads the same everywhere.
+a value reads the same everywhere. Text from stored rows (model output, error
+messages, score names) goes to a terminal through :func:`printable` only.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-__all__ = ["local_time", "number", "shorten", "signed"]
+__all__ = ["local_time", "number", "printable", "shorten", "signed"]
 
 #: The mark that ends a text cut short.
 ELLIPSIS = "\u2026"
+
+#: What a terminal would act on rather than show, as the escape shown instead: the
+#: C0 and C1 control characters but newline and tab (ESC starts the sequences that
+#: set the title or clear the screen, U+009B is a one-character CSI), the bidi
+#: overrides and isolates that reorder text on screen, and lone surrogates (which
+#: UTF-8 output cannot encode). The escapes are JSON's, so JSON text stays JSON.
+_ESCAPES = {
+    code: f"\\u{code:04x}"
+    for code in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        *range(0xD800, 0xE000),
+    )
+    if chr(code) not in "\n\t"
+}
 
 
 def local_time(timestamp: float | None, *, seconds: bool = True) -> str | None:
@@ -32,6 +50,12 @@ def number(value: float) -> str:
 def signed(value: float) -> str:
     """``+0.2000`` / ``-0.0500``: a difference always shows its sign."""
     return f"{value:+.4f}"
+
+
+def printable(text: str) -> str:
+    """``text`` as it may reach a terminal: control characters shown as their escapes
+    (``\\u001b``, ``\\u0007``, as in JSON), newlines and tabs kept."""
+    return text.translate(_ESCAPES)
 
 
 def shorten(text: str, limit: int) -> str:

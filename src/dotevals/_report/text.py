@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dotevals._report.format import number, shorten, signed
+from dotevals._report.format import number, printable, shorten, signed
 from dotevals.storage.naming import storage_option
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _cell(value: Any) -> str:
         text = number(value)
     else:
         text = str(value)
-    return shorten(text.replace("\r", "").replace("\n", "\\n"), MAX_CELL)
+    return shorten(printable(text.replace("\r", "").replace("\n", "\\n")), MAX_CELL)
 
 
 def interval_cell(estimate: Estimate | None) -> str | None:
@@ -122,7 +122,7 @@ def rows_failed_report(outcome: EvaluationOutcome, show_errors: str) -> str:
     rows = "the 1 row" if errors.count == 1 else f"all {errors.count} rows"
     return (
         f"{outcome.label}: {rows} run this time errored; the first (row {first.item_id}):\n\n"
-        f"{detail.rstrip()}\n\nEvery error, with its traceback: {show_errors}"
+        f"{printable(detail.rstrip())}\n\nEvery error, with its traceback: {show_errors}"
     )
 
 
@@ -133,7 +133,9 @@ def error_summary(outcomes: Sequence[EvaluationOutcome], show_errors: str) -> li
         errors = outcome.row_errors
         if not errors.count:
             continue
-        lines.append(f"{outcome.label}: {errors.count} of {outcome.new_rows} new rows errored")
+        lines.append(
+            f"{printable(outcome.label)}: {errors.count} of {outcome.new_rows} new rows errored"
+        )
         shown = errors.messages.most_common(TOP_MESSAGES)
         lines.extend(f"  {count:>6}  {_cell(message)}" for message, count in shown)
         others = errors.count - sum(count for _, count in shown)
@@ -163,14 +165,14 @@ def comparison_notes(comparisons: Sequence[EvaluationComparison]) -> list[str]:
     """Per evaluation: rows one side alone ran, inputs that differ, scores one side lacks."""
     lines = []
     for c in comparisons:
-        line = f"{c.name}: {c.paired_rows} rows in both; only in A: {c.only_in_a}, "
+        line = f"{printable(c.name)}: {c.paired_rows} rows in both; only in A: {c.only_in_a}, "
         line += f"only in B: {c.only_in_b}"
         if c.different_inputs:
             line += f"; {c.different_inputs} rows in both have different inputs"
         lines.append(line)
         for side, scores in (("A", c.scores_only_in_a), ("B", c.scores_only_in_b)):
             if scores:
-                lines.append(f"  scores only in {side}: {', '.join(scores)}")
+                lines.append(f"  scores only in {side}: {printable(', '.join(scores))}")
     return lines
 
 

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from dotevals.errors import ConfigurationError
@@ -141,6 +142,11 @@ class Storage(ABC):
     def exists(self) -> bool:
         """True when there is something to read: reading never creates storage."""
         return True
+
+    def holds(self, path: Path) -> bool:
+        """True when writing a file at ``path`` (symlinks followed) would write into
+        this storage; a backend that keeps no files says False."""
+        return False
 
     # Experiments -------------------------------------------------------
     @abstractmethod

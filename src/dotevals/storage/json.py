@@ -101,6 +101,9 @@ class JSONStorage(Storage):
     def exists(self) -> bool:
         return self.root.is_dir()
 
+    def holds(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.root.resolve())
+
     # Paths and files ---------------------------------------------------
     def _dir(self, experiment: str) -> Path:
         """Where the experiment is stored, or where it will be: its first file name that

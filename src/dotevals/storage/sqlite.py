@@ -80,6 +80,15 @@ class SQLiteStorage(Storage):
     def exists(self) -> bool:
         return self.location == ":memory:" or self.path.is_file()
 
+    def holds(self, path: Path) -> bool:
+        """The database file and the files SQLite keeps beside it (``-wal``, ``-shm``,
+        ``-journal``)."""
+        if self.location == ":memory:":
+            return False
+        database = self.path.resolve()
+        kept = [database.name + end for end in ("", "-wal", "-shm", "-journal")]
+        return path.resolve() in [database.with_name(name) for name in kept]
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         """The connection, inside one transaction; sqlite errors become StorageError.
