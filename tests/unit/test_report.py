@@ -9,10 +9,14 @@ import pytest
 import results_support
 from report_page import Page, interval
 from results_support import CHANGED, LENGTHS, SUMS, Model, sums_compared
+from stores import storage_url
 
 import dotevals
+from dotevals import Result, Score, foreach
+from dotevals._report.html import MAX_DETAIL, MAX_ERROR_GROUPS, MAX_ERRORS_SHOWN
 from dotevals.cli import main
 from dotevals.intervals import Estimate
+from dotevals.metrics import accuracy
 from dotevals.storage import get_storage
 
 
@@ -243,3 +247,62 @@ def test_report_errors_name_what_to_change(json_results_url, tmp_path, capsys, a
     assert main(["report", *argv, "--storage", json_results_url, "-o", str(path)]) == 1
     assert capsys.readouterr() == ("", f"error: {message.format(url=json_results_url)}\n")
     assert not path.exists()
+
+
+# Untrusted rows: any type, any size -----------------------------------------------------
+def report_of(url: str, tmp_path: Path) -> Page:
+    path = tmp_path / "r.html"
+    assert main(["report", "u", "--storage", url, "-o", str(path)]) == 0
+    return page(path)
+
+
+def test_a_response_that_is_not_text_is_shown_as_its_value(tmp_path):
+    @foreach("q", [(42,), ({"answer": [1, 2]},), (None,)])
+    def eval_any(q):
+        return Result(Score("s", True), model_response=q)
+
+    url = storage_url("json", tmp_path)
+    dotevals.run(eval_any, experiment="u", storage=url, progress=False)
+    report_of(url, tmp_path)
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<div class="response">42</div>' in html
+    assert '<div class="response">{&#34;answer&#34;: [1, 2]}</div>' in html
+    assert html.count('class="response"') == 2
+
+
+def test_every_text_in_the_page_is_bounded_and_errors_group_by_type(tmp_path):
+    """60 rows with 100 kB errors (raised, and set in Results without a colon), inputs,
+    responses and score names: the page keeps a few kB of each, the tracebacks their
+    ends, and the errors make one group per type."""
+    big = "x" * 100_000
+
+    @foreach("q", range(60))
+    def eval_big(q):
+        if q < 30:
+            raise RuntimeError(big + f"end of row {q}")
+        scores = Score(big + str(q), True), Score("s", True, [accuracy()])
+        return Result(*scores, error=big + str(q) if q < 40 else None, model_response=big)
+
+    url = storage_url("sqlite", tmp_path)
+    dotevals.run(eval_big, experiment="u", storage=url, progress=False)
+    found = report_of(url, tmp_path)
+    size = (tmp_path / "r.html").stat().st_size
+    assert size < 500_000  # the rows hold more than 10 MB
+    summaries = [" ".join(text.split()) for text in found.texts["summary"]]
+    assert summaries == ["RuntimeError (30 rows)", "Result.error (10 rows)"]
+    tracebacks = found.texts["pre"]
+    assert len(tracebacks) == MAX_ERRORS_SHOWN + 10
+    assert all(len(text) <= MAX_DETAIL for text in tracebacks)
+    assert tracebacks[0].startswith("\u2026\n") and tracebacks[0].endswith("end of row 0")
+
+
+def test_the_page_shows_the_most_frequent_error_types_then_the_others_together(tmp_path):
+    @foreach("q", range(MAX_ERROR_GROUPS + 5))
+    def eval_types(q):
+        raise type(f"Error{q}", (Exception,), {})("boom")
+
+    url = storage_url("json", tmp_path)
+    dotevals.run(eval_types, experiment="u", storage=url, progress=False)
+    summaries = [" ".join(text.split()) for text in report_of(url, tmp_path).texts["summary"]]
+    assert len(summaries) == MAX_ERROR_GROUPS
+    assert summaries[-1] == "other error types (6 rows)"

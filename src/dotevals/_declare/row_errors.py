@@ -24,6 +24,10 @@ __all__ = ["ErrorTally", "error_type", "group_by_type", "row_traceback"]
 MAX_TRACEBACK = 20_000
 #: Distinct messages an ErrorTally keeps count of; any further ones count together.
 MAX_MESSAGES = 1000
+#: The longest type name a stored error is grouped under; a longer one is no type.
+MAX_TYPE_NAME = 100
+#: What an error that names no exception type is grouped under.
+RESULT_ERROR = "Result.error"
 
 
 def _directory(package: str) -> str:
@@ -69,10 +73,20 @@ def _own_frames(frames: list[traceback.FrameSummary]) -> list[traceback.FrameSum
 
 
 def error_type(message: str) -> str:
-    """The exception type a stored error names (``"ValueError: bad"`` -> ``"ValueError"``);
-    ``"Result.error"`` for an error an evaluation set in its Result."""
+    """The exception type a stored error names (``"ValueError: bad"`` -> ``"ValueError"``,
+    ``"RuntimeError"`` -> itself); ``"Result.error"`` for other text."""
     head = message.partition(":")[0]
-    return head if _TYPE_NAME.fullmatch(head) else "Result.error"
+    return head if len(head) <= MAX_TYPE_NAME and _TYPE_NAME.fullmatch(head) else RESULT_ERROR
+
+
+def _record_error_type(record: Record) -> str:
+    """The type a failed record's error is grouped under: :func:`error_type`, except
+    that the text an evaluation set in its Result names a type only before a colon
+    (``Result(error="timeout")`` is a ``"Result.error"``, not a type of its own)."""
+    message = error_message(record)
+    if record.error is None and ":" not in message:
+        return RESULT_ERROR
+    return error_type(message)
 
 
 def error_message(record: Record) -> str:
@@ -85,7 +99,7 @@ def group_by_type(records: Iterable[Record]) -> dict[str, list[Record]]:
     groups: dict[str, list[Record]] = {}
     for record in records:
         if record.failed:
-            groups.setdefault(error_type(error_message(record)), []).append(record)
+            groups.setdefault(_record_error_type(record), []).append(record)
     return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from dotevals._declare.row_errors import error_message, group_by_type
-from dotevals._report.format import local_time, number, shorten, signed
+from dotevals._report.format import ELLIPSIS, local_time, number, shorten, signed
 from dotevals.compare import compare_evaluation
 from dotevals.models import EvaluationSummary, Record
 from dotevals.storage import Storage
@@ -31,8 +31,14 @@ __all__ = ["MAX_ROWS", "render", "report_data"]
 MAX_ROWS = 1000
 #: Rows the page shows for each error type of an evaluation (the count covers all).
 MAX_ERRORS_SHOWN = 20
-#: Longer dataset values and model responses are cut in the rows table.
+#: Error types the page shows for each experiment's evaluation, the most frequent;
+#: the rows of the others are shown together, as one more group.
+MAX_ERROR_GROUPS = 10
+#: Longer names, dataset values, model responses and errors are cut in the page.
 MAX_TEXT = 300
+#: A longer traceback is cut in the page, keeping its end (the innermost frames and
+#: the error); it is also the most any other text of the page may hold.
+MAX_DETAIL = 5000
 #: Colours of the experiments, in the order given (then again from the first).
 COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")
 
@@ -159,26 +165,33 @@ def _is_number(value: Any) -> bool:
 
 def _error_groups(records: list[list[Record] | None]) -> list[dict[str, Any]]:
     """Each experiment's errored rows by error type, the most frequent first
-    (``experiment`` is the experiment's index)."""
+    (``experiment`` is the experiment's index), at most ``MAX_ERROR_GROUPS`` types and
+    then one group of the other types' rows."""
     groups = []
     for experiment, rows in enumerate(records):
-        for kind, group in group_by_type(rows or ()).items():
+        by_type = list(group_by_type(rows or ()).items())
+        if len(by_type) > MAX_ERROR_GROUPS:
+            others = [r for _, group in by_type[MAX_ERROR_GROUPS - 1 :] for r in group]
+            by_type[MAX_ERROR_GROUPS - 1 :] = [("other error types", others)]
+        for kind, group in by_type:
             groups.append(
                 {
                     "experiment": experiment,
                     "type": kind,
                     "count": len(group),
                     "records": [
-                        {
-                            "item_id": r.item_id,
-                            "input": _input(r),
-                            "detail": (r.traceback or error_message(r)).rstrip(),
-                        }
+                        {"item_id": r.item_id, "input": _input(r), "detail": _detail(r)}
                         for r in group[:MAX_ERRORS_SHOWN]
                     ],
                 }
             )
     return groups
+
+
+def _detail(record: Record) -> str:
+    """A failed row's traceback, or its error; a long one keeps its end."""
+    text = (record.traceback or error_message(record)).rstrip()
+    return text if len(text) <= MAX_DETAIL else ELLIPSIS + "\n" + text[2 - MAX_DETAIL :]
 
 
 def _rows(records: list[list[Record] | None], max_rows: int) -> dict[str, Any]:
@@ -211,20 +224,19 @@ def _state(record: Record | None) -> str | None:
 
 
 def _row_cell(record: Record) -> dict[str, Any]:
+    response = record.result.model_response  # whatever the evaluation gave
     return {
         "scores": [
-            {"name": s.name, "text": _short(_value(s.value)), "kind": _kind(s.value)}
+            {"name": _short(s.name), "text": _short(_value(s.value)), "kind": _kind(s.value)}
             for s in record.result.scores
         ],
-        "response": None
-        if record.result.model_response is None
-        else _short(record.result.model_response),
-        "error": error_message(record) if record.failed else None,
+        "response": None if response is None else _short(_value(response)),
+        "error": _short(error_message(record)) if record.failed else None,
     }
 
 
 def _input(record: Record) -> list[tuple[str, str]]:
-    return [(str(k), _short(_value(v))) for k, v in record.dataset_row.items()]
+    return [(_short(str(k)), _short(_value(v))) for k, v in record.dataset_row.items()]
 
 
 def _value(value: Any) -> str:
@@ -247,7 +259,8 @@ def _short(text: str) -> str:
 
 
 def render(data: dict[str, Any]) -> str:
-    """The page for :func:`report_data`'s data, every value escaped."""
+    """The page for :func:`report_data`'s data, every value escaped and no text longer
+    than ``MAX_DETAIL``."""
     import jinja2  # only the report needs it: the pytest plugin and the other commands don't
 
     environment = jinja2.Environment(
@@ -256,12 +269,18 @@ def render(data: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_bounded,
     )
     environment.filters["value"] = _metric_text
     environment.filters["signed"] = signed
     environment.filters["tick"] = lambda number: f"{number:.4g}"
     environment.tests["drawable"] = _is_number
     return environment.get_template("report.html.j2").render(data)
+
+
+def _bounded(value: Any) -> Any:
+    """What the page prints for ``value``: a text cut to ``MAX_DETAIL`` characters."""
+    return shorten(value, MAX_DETAIL) if isinstance(value, str) else value
 
 
 def _metric_text(value: Any) -> str:
