@@ -44,6 +44,11 @@ class WorkerDiedError(DotevalsError):
     """The worker process scoring a row died (stored as that row's error)."""
 
 
+class FixtureError(DotevalsError):
+    """A fixture failed to be set up or torn down in a worker process; the message
+    holds the traceback of the fixture's own code."""
+
+
 class RowsFailedError(DotevalsError):
     """Every row an evaluation ran this time errored: the evaluation fails."""
 

@@ -33,7 +33,7 @@ from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
 from dotevals._run.jobs import Job, Runnable, group_jobs
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
-from dotevals.errors import ConfigurationError, DotevalsError
+from dotevals.errors import ConfigurationError, DotevalsError, FixtureError
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -237,7 +237,8 @@ class Runner:
         """The last step of a run: stop the worker processes and release the experiment."""
         pool, self._pool = self._pool, _NOT_STARTED
         if isinstance(pool, Executor):
-            pool.shutdown(kill=kill_workers)
+            for error in pool.shutdown(kill=kill_workers):
+                self.reporter.message(f"dotevals: {error}")
         self.store.unlock()
 
     def _start(self, jobs: list[Job]) -> Executor | None:
@@ -295,9 +296,9 @@ class Runner:
             following = [job for later in groups[index + 1 :] for job in later]
             nextitem = following[0].item if following else None
             if len(group) == 1:
-                await self._run_alone(group[0], nextitem)
+                await self._run_alone(group[0], nextitem, last=not following)
             else:
-                await self._run_together(group, nextitem)
+                await self._run_together(group, nextitem, last=not following)
 
     async def _teardown_after_stop(self, teardown: Awaitable[None]) -> None:
         """Ctrl-C or a crash stopped the run: tear fixtures down, saying so if that fails."""
@@ -315,7 +316,24 @@ class Runner:
         except BaseException as exc:  # reported on the item
             outcome.teardown_error = exc
 
-    async def _run_alone(self, job: Job, nextitem: pytest.Item | None) -> None:
+    async def _stop_workers(self, outcome: EvaluationOutcome) -> None:
+        """The run's last evaluation is torn down: so are the workers' fixtures, whose
+        errors are that evaluation's teardown errors, as pytest reports a session
+        fixture's on the last test."""
+        pool = self._pool
+        if not isinstance(pool, Executor):
+            return
+        self._pool = None  # nothing runs after the last evaluation
+        import asyncio  # a run with workers has an event loop
+
+        errors = list(dict.fromkeys(await asyncio.to_thread(pool.shutdown)))
+        if errors and outcome.teardown_error is None:
+            outcome.teardown_error = FixtureError("\n\n".join(errors))
+        elif errors:  # its own teardown failed too: that is the error its item shows
+            for error in errors:
+                self.reporter.message(f"dotevals: {error}")
+
+    async def _run_alone(self, job: Job, nextitem: pytest.Item | None, last: bool) -> None:
         outcome = EvaluationOutcome(job.name, job.item)
         run_rows = await self._set_up(job, outcome)
         if run_rows is not None:
@@ -328,9 +346,13 @@ class Runner:
         self._report_run(outcome)
         if job.item is not None:
             await self._tear_down(outcome, self._pytest.teardown(job.item, nextitem))
+        if last:
+            await self._stop_workers(outcome)
         self._finish(outcome)
 
-    async def _run_together(self, jobs: list[Job], nextitem: pytest.Item | None) -> None:
+    async def _run_together(
+        self, jobs: list[Job], nextitem: pytest.Item | None, last: bool
+    ) -> None:
         """Set each job up and detach it, run them all at once, then report and tear down."""
         started: list[_Started] = []
         for job in jobs:
@@ -365,6 +387,8 @@ class Runner:
         items = [job.item for job in jobs if job.item is not None]
         if items:  # the scopes around the last item, as after a test
             await self._tear_down(started[-1].outcome, self._pytest.teardown(items[-1], nextitem))
+        if last:
+            await self._stop_workers(started[-1].outcome)
         for s in started:
             self._finish(s.outcome)
 
@@ -472,6 +496,8 @@ class Runner:
             outcome.error = exc
             status = "interrupted"
             raise
+        except FixtureError as exc:  # a worker could not set the fixtures up
+            outcome.setup_error = exc
         except Exception as exc:
             outcome.error = exc
         finally:

@@ -40,6 +40,7 @@ from pool_support import (
     rows_held,
     wait_until,
 )
+from pytest_output import section_of
 from pytest_runs import FAST, run_pytest
 from stores import raw_item_ids, storage_url
 
@@ -432,6 +433,74 @@ def test_fixtures_are_created_per_worker_and_torn_down_with_the_pool(pytester):
         mine = [p for p in parsed if p[2] == str(pid)]
         assert [p[1] for p in mine if p[0] == "setup"][:2] == ["sess", "mod"]
         assert [p[:2] for p in mine[-2:]] == [["teardown", "mod"], ["teardown", "sess"]]
+
+
+FAILING_FIXTURES_CONFTEST = """
+import pytest
+
+
+@pytest.fixture
+def broken():
+    answers = {"a": 1}
+    return answers["missing"]
+
+
+@pytest.fixture(scope="session")
+def bad_teardown():
+    yield 1
+    raise RuntimeError("teardown failed")
+"""
+
+FAILING_FIXTURES_EVAL = """
+from dotevals import Score, foreach
+
+
+@foreach("q", range(4))
+def eval_broken(q, broken):
+    return Score("s", True)
+
+
+@foreach("q", range(4))
+def eval_missing(q, nosuchfixture):
+    return Score("s", True)
+
+
+@foreach("q", range(4))
+def eval_teardown(q, bad_teardown):
+    return Score("s", True)
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["no workers", "workers"])
+def test_fixture_errors_read_like_pytests_own(pytester, workers):
+    """A fixture that raises, a missing fixture and a session fixture whose teardown
+    raises: each an error of its item showing the user's file, line and source line
+    and no frame of dotevals or loky, and the run fails, with workers as without."""
+    conftest = pytester.makeconftest(FAILING_FIXTURES_CONFTEST)
+    pytester.makepyfile(eval_fixtures=FAILING_FIXTURES_EVAL)
+    result = run_pytest(pytester, *workers, "--storage", storage_url("json", pytester.path))
+    result.assert_outcomes(passed=1, errors=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    lines = conftest.read_text().splitlines()
+    raised = lines.index('    return answers["missing"]') + 1
+    broken = section_of(result, "ERROR at setup of eval_broken")
+    torn = section_of(result, "ERROR at teardown of eval_teardown")
+    for section, line, error in (
+        (broken, raised, "KeyError: 'missing'"),
+        (torn, lines.index('    raise RuntimeError("teardown failed")') + 1, "RuntimeError"),
+    ):
+        assert lines[line - 1].strip() in section
+        if workers:
+            assert f'File "{conftest}", line {line}, in ' in section
+            assert f"\n{error}" in section
+        else:  # pytest's own report
+            assert section.rstrip().endswith(f"conftest.py:{line}: {error.split(':')[0]}")
+        own_code = os.path.dirname(dotevals.__file__)
+        assert not [word for word in (own_code, "loky", "<dynamic-code>") if word in section]
+    missing = section_of(result, "ERROR at setup of eval_missing").splitlines()
+    assert "E       fixture 'nosuchfixture' not found" in missing
+    available = next(line for line in missing if "available fixtures:" in line)
+    assert {"bad_teardown", "broken", "tmp_path"} <= set(available.split(": ")[1].split(", "))
 
 
 # ---------------------------------------------------------------------------

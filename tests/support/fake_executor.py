@@ -108,8 +108,9 @@ class FakeExecutor(Executor):
     def replace(self, hung: bool) -> None:
         self.replaced.append(hung)
 
-    def shutdown(self, kill: bool = False) -> None:
+    def shutdown(self, kill: bool = False) -> list[str]:
         self.shut_down = True
+        return []
 
 
 class FakeClock(Clock):

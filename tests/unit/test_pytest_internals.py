@@ -102,6 +102,17 @@ def test_an_item_set_up_taken_off_the_stack_and_its_fixture_state_moved(
     state.teardown_exact(None)
 
 
+def test_a_missing_fixture_is_pytests_own_error_listing_those_there_are(
+    items: list[pytest.Item],
+):
+    with pytest.raises(LookupError) as raised:
+        raise internals.missing_fixture(items[0], "nowhere")
+    lines = str(items[0].repr_failure(raised)).splitlines()
+    assert "E       fixture 'nowhere' not found" in lines
+    available = next(line for line in lines if "available fixtures:" in line)
+    assert {"auto", "base", "top", "wide", "tmp_path"} <= set(available.split(": ")[1].split(", "))
+
+
 def test_setting_up_creates_only_the_fixtures_named(items: list[pytest.Item]):
     item = items[0]
     with internals.creating_only(item, ["base"]):

@@ -39,7 +39,7 @@ def test_a_worker_whose_main_process_died_before_it_started_exits_at_once(exits,
     path = list(sys.path)
     monkeypatch.setattr(worker.sys, "path", path)
     with pytest.raises(Exited) as exited:
-        worker.initialize(["/nowhere"], "/", dead_pid())
+        worker.initialize(["/nowhere"], "/", dead_pid(), "/nowhere")
     assert exited.value.args == (1,)
     assert path == sys.path  # it left before taking anything over
 

@@ -55,6 +55,13 @@ class _NoParam(enum.Enum):
 NO_PARAM: Final = _NoParam.NO_PARAM
 
 
+def source_file(func: Any) -> str | None:
+    """The file ``func``'s code comes from: cloudpickle sends a function by value
+    without it, and a worker gives it back, for tracebacks that show the user's lines."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    return code.co_filename if code is not None else None
+
+
 @dataclass(frozen=True)
 class FixtureSpec:
     """One user fixture as a worker creates it."""
@@ -70,6 +77,11 @@ class FixtureSpec:
     param: Any = NO_PARAM
     nodeid: str = ""
     node_name: str = ""
+    #: The file ``func`` comes from (see :func:`source_file`).
+    filename: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filename", source_file(self.func))
 
     @property
     def cache_key(self) -> tuple[str, str, str, str]:
@@ -89,12 +101,11 @@ class Payload:
     #: autouse included): workers create them all before the first row.
     fixture_closure: tuple[str, ...]
     timeout: float | None = None
-    #: The file ``func`` comes from: cloudpickle sends a function by value without it.
+    #: The file ``func`` comes from (see :func:`source_file`).
     filename: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        code = getattr(self.func, "__code__", None)
-        self.filename = code.co_filename if code is not None else None
+        self.filename = source_file(self.func)
 
 
 def pack_each(items: list[T], replace: Callable[[T, Exception], T]) -> bytes:

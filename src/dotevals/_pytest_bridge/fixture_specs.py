@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dotevals._engine.wire import NO_PARAM, FixtureSpec
-from dotevals._pytest_bridge.internals import fixture_closure, fixtures_by_name
+from dotevals._pytest_bridge.internals import fixture_closure, fixtures_by_name, missing_fixture
 from dotevals.errors import ConfigurationError
 
 __all__ = ["fixture_specs", "is_pytest_builtin"]
@@ -58,7 +58,11 @@ def is_pytest_builtin(fixturedef: Any) -> bool:
 
 
 def fixture_specs(item: pytest.Item) -> tuple[dict[str, FixtureSpec], list[str]]:
-    """The user fixtures ``item`` needs, and the names of pytest's own it needs."""
+    """The user fixtures ``item`` needs, and the names of pytest's own it needs.
+
+    A fixture nothing defines raises pytest's own lookup error, which pytest reports
+    as for a test: the fixtures there are, by name.
+    """
     definitions_by_name = fixtures_by_name(item)
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
@@ -75,7 +79,7 @@ def fixture_specs(item: pytest.Item) -> tuple[dict[str, FixtureSpec], list[str]]
             if name in params:  # direct parametrization: the value is the "fixture"
                 builtins.append(name)
                 continue
-            raise ConfigurationError(f"{item.nodeid}: fixture {name!r} not found")
+            raise missing_fixture(item, name)
         fixturedef = definitions[-1]
         if is_pytest_builtin(fixturedef):
             if name in MAIN_PROCESS_ONLY:

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 from _pytest.config import _prepareconfig
-from _pytest.fixtures import FixtureDef, SubRequest, getfixturemarker, resolve_fixture_function
+from _pytest.fixtures import (
+    FixtureDef,
+    FixtureLookupError,
+    SubRequest,
+    getfixturemarker,
+    resolve_fixture_function,
+)
 from _pytest.python import path_matches_patterns
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "generate_functions",
     "higher_scoped_params",
     "is_python_file",
+    "missing_fixture",
     "new_config",
     "pop_from_stack",
     "put_state",
@@ -147,6 +154,12 @@ def fixtures_by_name(item: pytest.Item) -> dict[str, Sequence[FixtureDef[Any]]]:
     """The fixture definitions visible to ``item``, by name (the last one overrides)."""
     info = getattr(item, "_fixtureinfo", None)
     return {} if info is None else dict(info.name2fixturedefs)
+
+
+def missing_fixture(item: pytest.Item, name: str) -> LookupError:
+    """pytest's own error for the fixture ``name`` that ``item`` asks for and nothing
+    defines: its report names the fixtures there are, as for a test."""
+    return FixtureLookupError(name, item._request)  # type: ignore[attr-defined]
 
 
 def higher_scoped_params(item: pytest.Item) -> tuple[tuple[str, str], ...]:

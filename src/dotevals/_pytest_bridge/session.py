@@ -7,8 +7,11 @@ imports this module, the Runner, the engine or the storage.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
 from typing import Any, cast
 
 import pytest
@@ -207,7 +210,7 @@ class _PytestReporter(RunReporter):
             error = RowsFailedError(rows_failed_report(outcome, self.evaluations.show_errors()))
         elif when == "call" and error is None:
             error = self.evaluations.check_gates(outcome, item)
-        call = pytest.CallInfo.from_call(lambda: _raise(error), when)  # type: ignore[arg-type]
+        call = pytest.CallInfo.from_call(functools.partial(_raise, error), when)  # type: ignore[arg-type]
         call.duration = outcome.duration if when == "call" else 0.0
         report = ihook.pytest_runtest_makereport(item=item, call=call)
         ihook.pytest_runtest_logreport(report=report)
@@ -232,8 +235,24 @@ class _Uncaptured:
 
 
 def _raise(error: BaseException | None) -> None:
+    """Raise an evaluation's error for pytest to report: a DotevalsError as its one
+    message, any other from the user's code on, as pytest shows a test's error."""
     if error is None:
         return
     if isinstance(error, DotevalsError):
         pytest.fail(str(error), pytrace=False)
-    raise error
+    __tracebackhide__ = True  # this frame: only now, or pytest would say all are hidden
+    raise error.with_traceback(_from_user_code(error.__traceback__))
+
+
+#: Where dotevals' own code is: its frames are left out of the errors pytest reports.
+_OWN_CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _from_user_code(traceback: TracebackType | None) -> TracebackType | None:
+    """``traceback`` without the frames of dotevals it starts with (the Runner's, which
+    set the item up or ran it); all of it when nothing else is on it."""
+    start = traceback
+    while traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(_OWN_CODE):
+        traceback = traceback.tb_next
+    return traceback or start

@@ -50,8 +50,9 @@ class Executor(ABC):
         """A worker died (or hung, when ``hung``): new calls must go to sound workers."""
 
     @abstractmethod
-    def shutdown(self, kill: bool = False) -> None:
-        """Stop the workers; they tear their fixtures down as they go."""
+    def shutdown(self, kill: bool = False) -> list[str]:
+        """Stop the workers; they tear their fixtures down as they go (unless ``kill``).
+        The errors of the teardowns that raised, each with its traceback."""
 
     def how_died(self, exc: BaseException) -> str:
         """A few words on how the worker ended."""

@@ -135,14 +135,15 @@ class DaskPool(Executor):
                 f"{': ' + str(exc) if str(exc) else ''}); {RESUME}"
             ) from None
 
-    def shutdown(self, kill: bool = False) -> None:
+    def shutdown(self, kill: bool = False) -> list[str]:
         """Tear down the fixtures of every worker (a task pinned to each), then disconnect.
 
         Without a scheduler there is nobody to ask: the workers' fixtures go with them.
         """
         if self.client.status != "running":
             self.client.close(timeout=TEARDOWN_TIMEOUT)
-            return
+            return []
+        errors: list[str] = []
         try:
             teardowns = [
                 self.client.submit(
@@ -155,15 +156,19 @@ class DaskPool(Executor):
             ]
             for address, teardown in zip(self.client.nthreads(), teardowns, strict=False):
                 try:
-                    teardown.result(timeout=TEARDOWN_TIMEOUT)
-                except Exception as exc:  # one worker's teardown, reported
+                    error = teardown.result(timeout=TEARDOWN_TIMEOUT)
+                except Exception as exc:  # the worker itself failed: its fixtures went with it
                     warnings.warn(
                         f"dotevals: tearing down fixtures on Dask worker {address} failed: "
                         f"{type(exc).__name__}: {exc}",
                         stacklevel=2,
                     )
+                    continue
+                if error is not None:
+                    errors.append(error)
         finally:
             self.client.close()
+        return errors
 
     def how_died(self, exc: BaseException) -> str:
         return "Dask lost every worker it ran this row on and gave up"

@@ -3,7 +3,9 @@
 loky starts the workers, reports precisely when one dies and is replaced
 after that by a fresh pool. Workers start with this process's ``sys.path``
 and working directory, so eval files and conftests import there as here, and
-with its pid, so they leave as soon as it is gone.
+with its pid, so they leave as soon as it is gone. A worker tears its fixtures
+down as it exits and leaves the error, if that raised, in a folder of the pool,
+which the pool's shutdown reads.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loky import BrokenProcessPool, ProcessPoolExecutor, cpu_count
@@ -40,6 +45,8 @@ class LocalPool(Executor):
         # the CPUs this process may use (affinity and container quotas counted)
         self.contention = max(1.0, slots / cpu_count())
         self._executor: ProcessPoolExecutor | None = None
+        #: Where the workers of the running executor leave their teardown errors.
+        self._teardowns: str | None = None
 
     def describe(self) -> str:
         return str(WorkerCount(self.slots, self.reason))
@@ -47,10 +54,11 @@ class LocalPool(Executor):
     @property
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            self._teardowns = tempfile.mkdtemp(prefix="dotevals-teardowns-")
             self._executor = ProcessPoolExecutor(
                 max_workers=self.slots,
                 initializer=worker.initialize,
-                initargs=(list(sys.path), os.getcwd(), os.getpid()),
+                initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns),
             )
         return self._executor
 
@@ -70,10 +78,16 @@ class LocalPool(Executor):
         """A broken loky pool cannot take new calls: kill what is left, start afresh."""
         self.shutdown(kill=True)
 
-    def shutdown(self, kill: bool = False) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, kill_workers=kill)
-            self._executor = None
+    def shutdown(self, kill: bool = False) -> list[str]:
+        if self._executor is None:
+            return []
+        self._executor.shutdown(wait=True, kill_workers=kill)  # the workers have exited
+        self._executor = None
+        folder = Path(self._teardowns or "")
+        self._teardowns = None
+        errors = [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.txt"))]
+        shutil.rmtree(folder, ignore_errors=True)
+        return errors
 
     def blame(self, exc: BaseException) -> Exception:
         """A worker that ended is a death; any other broken pool, a failed transfer."""

@@ -6,6 +6,10 @@ torn down in reverse order of creation when the worker exits. Function-scoped
 fixtures live for one evaluation: they are torn down when the worker starts
 on another evaluation, or exits. Generator and async fixtures work as in
 pytest; async ones run on an event loop owned by the worker.
+
+A fixture whose own code raises, setting up or tearing down, raises a
+:class:`~dotevals.errors.FixtureError` naming it, with the traceback of its
+code (the frames of dotevals left out), as the main process reports it.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dotevals._declare.row_errors import row_traceback
+from dotevals._engine.scoring import error_text
 from dotevals._engine.wire import NO_PARAM, FixtureSpec
-from dotevals.errors import ConfigurationError
+from dotevals.errors import ConfigurationError, FixtureError
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["WorkerFixtures", "WorkerRequest"]
+__all__ = ["WorkerFixtures", "WorkerRequest", "failure"]
 
 
 class WorkerRequest:
@@ -142,6 +148,10 @@ class WorkerFixtures:
                 value = func(**kwargs)
         except StopIteration:
             raise ConfigurationError(f"fixture {spec.name!r} did not yield a value") from None
+        except (FixtureError, ConfigurationError):  # a fixture it asked for, by name
+            raise
+        except Exception as exc:  # the fixture's own code
+            raise failure(f"fixture {spec.name!r}", exc) from None
         return value
 
     def _run(self, awaitable: Any) -> Any:
@@ -156,6 +166,8 @@ class WorkerFixtures:
             self._run(agen.__anext__())
         except StopAsyncIteration:
             return
+        except Exception as exc:  # the fixture's own teardown
+            raise failure(f"the teardown of fixture {name!r}", exc) from None
         raise ConfigurationError(f"async fixture {name!r} yielded more than once")
 
     def end_evaluation(self) -> None:
@@ -181,7 +193,18 @@ def _exhaust(generator: Any, name: str) -> None:
         next(generator)
     except StopIteration:
         return
+    except Exception as exc:  # the fixture's own teardown
+        raise failure(f"the teardown of fixture {name!r}", exc) from None
     raise ConfigurationError(f"fixture {name!r} yielded more than once")
+
+
+def failure(what: str, exc: BaseException) -> FixtureError:
+    """``what`` raised ``exc`` in this worker: the error with the traceback of the
+    fixture's own code (the error alone when none of it is on the traceback)."""
+    detail = row_traceback(exc) or error_text(exc)
+    return FixtureError(
+        f"{what} raised {error_text(exc)} in a worker process:\n\n{detail.rstrip()}"
+    )
 
 
 def _run_finalizers(finalizers: list[Callable[[], object]]) -> None:

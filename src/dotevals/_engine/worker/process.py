@@ -24,8 +24,8 @@ import cloudpickle
 from dotevals._engine.scoring import failed_record, score_row, sync_caller
 from dotevals._engine.start_marks import mark_started
 from dotevals._engine.wire import Payload, pack_each
-from dotevals._engine.worker.fixtures import WorkerFixtures
-from dotevals.errors import TransferError
+from dotevals._engine.worker.fixtures import WorkerFixtures, failure
+from dotevals.errors import FixtureError, TransferError
 from dotevals.metrics import Metric
 from dotevals.models import Record
 from dotevals.storage.encoding import encoded
@@ -34,7 +34,8 @@ __all__ = ["close_fixtures", "initialize", "ready", "run_chunk"]
 
 
 def _restore_filename(func: Any, filename: str | None) -> None:
-    """Give a function sent by value its file back, for the tracebacks of its rows."""
+    """Give a function sent by value its file back, for the tracebacks of its rows and
+    fixtures."""
     target = getattr(func, "__func__", func)
     code = getattr(target, "__code__", None)
     if filename and code is not None and code.co_filename != filename:
@@ -63,18 +64,28 @@ _lock = threading.Lock()
 PARENT_CHECK_SECONDS = 1.0
 
 
-def initialize(path: list[str], cwd: str, parent: int) -> None:
+def initialize(path: list[str], cwd: str, parent: int, teardowns: str) -> None:
     """Give the worker the main process's import path and directory (loky initializer).
 
     ``parent`` is the main process's pid: a worker whose main process has died
-    (before this worker started, or at any time after) leaves by itself.
+    (before this worker started, or at any time after) leaves by itself. When the
+    worker exits, it tears its fixtures down and leaves the error, if that raises,
+    in a file of the folder ``teardowns`` for the pool to report.
     """
     if os.getppid() != parent:
         os._exit(1)  # the main process died while this worker started
     sys.path[:] = path
     os.chdir(cwd)
-    atexit.register(_fixtures.close)
+    atexit.register(_close_at_exit, teardowns)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _close_at_exit(teardowns: str) -> None:
+    error = close_fixtures()
+    if error is not None:
+        path = os.path.join(teardowns, f"{os.getpid()}.txt")
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as file:
+            file.write(error)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -88,12 +99,18 @@ def ready() -> int:
     return os.getpid()
 
 
-def close_fixtures() -> None:
-    """Tear down every fixture of this worker (at the end of a run on a Dask cluster,
-    whose workers outlive the run)."""
+def close_fixtures() -> str | None:
+    """Tear down every fixture of this worker (as it exits, and at the end of a run on a
+    Dask cluster, whose workers outlive the run); the error if that raised."""
     with _lock:
         _loaded.clear()
-        _fixtures.close()
+        try:
+            _fixtures.close()
+        except FixtureError as exc:
+            return str(exc)
+        except Exception as exc:  # a finalizer added with request.addfinalizer, or ours
+            return str(failure("a fixture finalizer", exc))
+    return None
 
 
 def run_chunk(
@@ -115,6 +132,8 @@ def run_chunk(
             _loaded.clear()  # evaluations run one after another: keep only the current one
             unpacked: Payload = cloudpickle.loads(payload)
             _restore_filename(unpacked.func, unpacked.filename)
+            for fixture in unpacked.specs.values():
+                _restore_filename(fixture.func, fixture.filename)
             loaded = _loaded[evaluation_id] = _Loaded(
                 unpacked, sync_caller(unpacked.func, unpacked.retrying)
             )
