@@ -32,6 +32,8 @@ from collections.abc import Iterator
 import pytest
 from pool_support import (
     EVENTS_CONFTEST,
+    FAILING_FIXTURES_CONFTEST,
+    FAILING_FIXTURES_EVAL,
     GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
@@ -355,40 +357,15 @@ def test_async_yield_fixture_is_torn_down_in_the_dask_worker(pytester, cluster):
 def test_fixture_errors_on_dask_workers_are_errors_of_their_items(pytester, cluster):
     """A fixture that raises in a Dask worker, and a session fixture whose teardown
     raises there: errors of their items, with the conftest's line, and the run fails."""
-    conftest = pytester.makeconftest(
-        """
-        import pytest
-
-        @pytest.fixture
-        def broken():
-            raise KeyError("missing")
-
-        @pytest.fixture(scope="session")
-        def bad_teardown():
-            yield 1
-            raise RuntimeError("teardown failed")
-        """
-    )
-    pytester.makepyfile(
-        eval_failing="""
-        from dotevals import Score, foreach
-
-        @foreach("n", range(4))
-        def eval_broken(n, broken):
-            return Score("v", True)
-
-        @foreach("n", range(4))
-        def eval_torn(n, bad_teardown):
-            return Score("v", True)
-        """
-    )
+    conftest = pytester.makeconftest(FAILING_FIXTURES_CONFTEST)
+    pytester.makepyfile(eval_failing=FAILING_FIXTURES_EVAL)
     result = on_dask(pytester, cluster, "--storage", storage_url("json", pytester.path))
-    result.assert_outcomes(passed=1, errors=2)
+    result.assert_outcomes(passed=1, errors=3)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     lines = conftest.read_text().splitlines()
     for title, code in (
-        ("ERROR at setup of eval_broken", 'raise KeyError("missing")'),
-        ("ERROR at teardown of eval_torn", 'raise RuntimeError("teardown failed")'),
+        ("ERROR at setup of eval_broken", 'return answers["missing"]'),
+        ("ERROR at teardown of eval_teardown", 'raise RuntimeError("teardown failed")'),
     ):
         section = section_of(result, title)
         line = next(n for n, text in enumerate(lines, 1) if text.strip() == code)

@@ -27,6 +27,8 @@ import psutil
 import pytest
 from pool_support import (
     EVENTS_CONFTEST,
+    FAILING_FIXTURES_CONFTEST,
+    FAILING_FIXTURES_EVAL,
     GATED_EVAL,
     PID_CONFTEST,
     RETRIED_EVAL,
@@ -433,42 +435,6 @@ def test_fixtures_are_created_per_worker_and_torn_down_with_the_pool(pytester):
         mine = [p for p in parsed if p[2] == str(pid)]
         assert [p[1] for p in mine if p[0] == "setup"][:2] == ["sess", "mod"]
         assert [p[:2] for p in mine[-2:]] == [["teardown", "mod"], ["teardown", "sess"]]
-
-
-FAILING_FIXTURES_CONFTEST = """
-import pytest
-
-
-@pytest.fixture
-def broken():
-    answers = {"a": 1}
-    return answers["missing"]
-
-
-@pytest.fixture(scope="session")
-def bad_teardown():
-    yield 1
-    raise RuntimeError("teardown failed")
-"""
-
-FAILING_FIXTURES_EVAL = """
-from dotevals import Score, foreach
-
-
-@foreach("q", range(4))
-def eval_broken(q, broken):
-    return Score("s", True)
-
-
-@foreach("q", range(4))
-def eval_missing(q, nosuchfixture):
-    return Score("s", True)
-
-
-@foreach("q", range(4))
-def eval_teardown(q, bad_teardown):
-    return Score("s", True)
-"""
 
 
 @pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["no workers", "workers"])

@@ -180,6 +180,44 @@ def mod(sess):
 """
 
 
+#: A fixture that raises, a session fixture whose teardown raises, and evaluations
+#: using them and a fixture nothing defines (``eval_teardown`` last).
+FAILING_FIXTURES_CONFTEST = """
+import pytest
+
+
+@pytest.fixture
+def broken():
+    answers = {"a": 1}
+    return answers["missing"]
+
+
+@pytest.fixture(scope="session")
+def bad_teardown():
+    yield 1
+    raise RuntimeError("teardown failed")
+"""
+
+FAILING_FIXTURES_EVAL = """
+from dotevals import Score, foreach
+
+
+@foreach("q", range(4))
+def eval_broken(q, broken):
+    return Score("s", True)
+
+
+@foreach("q", range(4))
+def eval_missing(q, nosuchfixture):
+    return Score("s", True)
+
+
+@foreach("q", range(4))
+def eval_teardown(q, bad_teardown):
+    return Score("s", True)
+"""
+
+
 #: Forty plain rows, and four rows under a retry policy of 3 attempts of which row 1
 #: keeps raising ConnectionError (each attempt logged to attempts.log); tests add the
 #: rest of ``eval_flaky``.
