@@ -496,8 +496,8 @@ class Runner:
             outcome.error = exc
             status = "interrupted"
             raise
-        except FixtureError as exc:  # a worker could not set the fixtures up
-            outcome.setup_error = exc
+        except FixtureError as exc:  # a worker could not set the fixtures up: a failed setup
+            outcome.setup_error = outcome.error = exc
         except Exception as exc:
             outcome.error = exc
         finally:
