@@ -5,7 +5,7 @@ after that by a fresh pool. Workers start with this process's ``sys.path``
 and working directory, so eval files and conftests import there as here, and
 with its pid, so they leave as soon as it is gone. A worker tears its fixtures
 down as it exits and leaves the error, if that raised, in a folder of the pool,
-which the pool's shutdown reads.
+which the pool's shutdown reads (a folder the first worker with an error makes).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,10 @@ class LocalPool(Executor):
     @property
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._teardowns = tempfile.mkdtemp(prefix="dotevals-teardowns-")
+            # made by the first worker with an error to leave: a crash leaves nothing behind
+            self._teardowns = os.path.join(
+                tempfile.gettempdir(), f"dotevals-teardowns-{os.getpid()}-{uuid.uuid4().hex}"
+            )
             self._executor = ProcessPoolExecutor(
                 max_workers=self.slots,
                 initializer=worker.initialize,
@@ -83,9 +87,10 @@ class LocalPool(Executor):
             return []
         self._executor.shutdown(wait=True, kill_workers=kill)  # the workers have exited
         self._executor = None
-        folder = Path(self._teardowns or "")
-        self._teardowns = None
-        errors = [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.txt"))]
+        folder, self._teardowns = self._teardowns, None
+        if folder is None or not os.path.isdir(folder):  # no worker had an error to leave
+            return []
+        errors = [path.read_text(encoding="utf-8") for path in sorted(Path(folder).glob("*.txt"))]
         shutil.rmtree(folder, ignore_errors=True)
         return errors
 

@@ -70,7 +70,7 @@ def initialize(path: list[str], cwd: str, parent: int, teardowns: str) -> None:
     ``parent`` is the main process's pid: a worker whose main process has died
     (before this worker started, or at any time after) leaves by itself. When the
     worker exits, it tears its fixtures down and leaves the error, if that raises,
-    in a file of the folder ``teardowns`` for the pool to report.
+    in a file of the folder ``teardowns`` (made then) for the pool to report.
     """
     if os.getppid() != parent:
         os._exit(1)  # the main process died while this worker started
@@ -83,6 +83,7 @@ def initialize(path: list[str], cwd: str, parent: int, teardowns: str) -> None:
 def _close_at_exit(teardowns: str) -> None:
     error = close_fixtures()
     if error is not None:
+        os.makedirs(teardowns, mode=0o700, exist_ok=True)
         path = os.path.join(teardowns, f"{os.getpid()}.txt")
         with open(path, "w", encoding="utf-8", errors="backslashreplace") as file:
             file.write(error)
