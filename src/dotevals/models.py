@@ -301,18 +301,20 @@ def sort_records(records: Iterable[Record]) -> list[Record]:
 
 
 class EvaluationStatus(Enum):
-    """The status of an evaluation, as storage backends of the dotevals 0.23 interface
-    keep it (see :mod:`dotevals.storage.compat`)."""
+    """The status of an evaluation in dotevals 0.23's storage interface
+    (:class:`~dotevals.storage.Storage`'s ``update_evaluation_status``)."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Ctrl-C or SIGTERM stopped the run (dotevals 0.23 had no such status).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass
 class Evaluation:
-    """An evaluation's bookkeeping as storage backends of the dotevals 0.23 interface
-    keep it (``create_evaluation``, ``load_evaluation``)."""
+    """An evaluation's bookkeeping in dotevals 0.23's storage interface
+    (``create_evaluation``, ``load_evaluation``)."""
 
     evaluation_name: str
     status: EvaluationStatus
