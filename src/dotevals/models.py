@@ -96,7 +96,7 @@ class Record:
 
     result: Result
     item_id: int
-    dataset_row: dict[str, Any]
+    dataset_row: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
     traceback: str | None = None
@@ -189,10 +189,17 @@ class EvaluationSummary:
     @property
     def summary(self) -> dict[str, dict[str, float]]:
         """:attr:`metrics` under its dotevals 0.23 name."""
+        return self._metrics_as("summary")
+
+    def compute_summary(self) -> dict[str, dict[str, float]]:
+        """:attr:`metrics` under its dotevals 0.23 name."""
+        return self._metrics_as("compute_summary()")
+
+    def _metrics_as(self, former: str) -> dict[str, dict[str, float]]:
         warnings.warn(
-            "EvaluationSummary.summary is now EvaluationSummary.metrics",
+            f"EvaluationSummary.{former} is now EvaluationSummary.metrics",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return self.metrics
 

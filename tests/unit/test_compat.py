@@ -14,6 +14,7 @@ import dotevals
 from dotevals import ForEach, Result, Runner, Score, foreach
 from dotevals.concurrency import Adaptive, SlidingWindow
 from dotevals.metrics import accuracy
+from dotevals.models import EvaluationSummary, Record
 
 # Concurrency and retries ------------------------------------------------------
 
@@ -271,3 +272,23 @@ def test_incomplete_backend_is_refused_with_the_missing_methods():
 
     with pytest.raises(TypeError, match=r"Half does not implement create_experiment, .*list_"):
         register("half", Half)
+
+
+# Models ------------------------------------------------------------------------
+def test_record_takes_its_result_and_item_id_alone():
+    first, second = Record(Result(), 1), Record(Result(), 2, error="ValueError: x")
+    assert (first.item_id, first.dataset_row, first.error) == (1, {}, None)
+    assert second.dataset_row == {} and second.dataset_row is not first.dataset_row
+
+
+def test_compute_summary_gives_the_metrics():
+    summary = EvaluationSummary(
+        [
+            Record(Result(Score("ok", True, [accuracy()])), 0),
+            Record(Result(Score("ok", False, [accuracy()])), 1),
+            Record(Result(), 2, error="ConnectionError: down"),
+            Record(Result(Score("ok", True, [accuracy()])), 3),
+        ]
+    )
+    with pytest.warns(DeprecationWarning, match=r"compute_summary\(\) is now .*\.metrics"):
+        assert summary.compute_summary() == {"ok": {"accuracy": 0.5}} == summary.metrics
