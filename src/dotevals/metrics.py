@@ -171,29 +171,33 @@ def mean() -> Compute:
 class MetricRegistry(dict[str, Callable[[list[Any]], Any]]):
     """Every metric name mapped to that metric, as a dict.
 
-    A name is one of the ``@metric`` factories defined so far and of the
-    ``dotevals.metrics`` entry points (``registry["accuracy"]([True, False])``:
-    the metric made with no arguments), or one given a metric by assignment:
-    ``registry["mine"] = compute`` (a :class:`Metric`, or any function of the
-    values). Records stored with a metric of an assigned name read back with it.
+    The names are those of the ``@metric`` factories defined so far and of the
+    ``dotevals.metrics`` entry points that make a metric with no arguments
+    (``registry["accuracy"]([True, False])``), and those given a metric by
+    assignment: ``registry["mine"] = compute`` (a :class:`Metric`, or any function
+    of the values). Records stored with a metric of an assigned name read back
+    with it. A factory that needs arguments has no entry: ``registry[name]``
+    raises a TypeError saying to call it.
     """
 
     def __missing__(self, name: str) -> Metric:
         factory = _factories[name]
-        try:
-            inspect.signature(factory).bind()
-        except TypeError:
+        if not _takes_no_arguments(factory):
             raise TypeError(
                 f"metric {name!r} needs arguments: call its factory, "
                 f"e.g. dotevals.metrics.{name}(...), rather than registry[{name!r}]"
-            ) from None
+            )
         return factory()
 
-    def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name) or name in _factories
-
     def _names(self) -> list[str]:
-        return sorted({*dict.keys(self), *_factories})
+        made = {name for name in _factories if _takes_no_arguments(_factories[name])}
+        return sorted({*dict.keys(self), *made})
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        factory = _factories.get(name) if isinstance(name, str) else None
+        return factory is not None and _takes_no_arguments(factory)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())
@@ -202,10 +206,7 @@ class MetricRegistry(dict[str, Callable[[list[Any]], Any]]):
         return len(self._names())
 
     def get(self, name: str, default: Any = None) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            return default
+        return self[name] if name in self else default  # noqa: SIM401 (this is self.get)
 
     def keys(self) -> KeysView[str]:  # type: ignore[override]
         return KeysView(self)
@@ -218,6 +219,14 @@ class MetricRegistry(dict[str, Callable[[list[Any]], Any]]):
 
     def __repr__(self) -> str:
         return f"<metric registry {self._names()}>"
+
+
+def _takes_no_arguments(factory: Callable[..., Metric]) -> bool:
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        return False
+    return True
 
 
 #: Every metric by name, built-in, defined with @metric or from a plugin.
