@@ -39,7 +39,16 @@ PYTEST_PRIVATE_ATTRIBUTES = {
 PUBLIC = {
     "dotevals": ["foreach", "ForEach", "Score", "Result", "run", "arun", "Runner", "load"],
     "dotevals.core": ["foreach", "ForEach", "Result", "Score", "Record", "EvaluationSummary"],
-    "dotevals.evaluators": ["evaluator", "exact_match", "numeric_match", "valid_json", "registry"],
+    "dotevals.evaluators": [
+        "evaluator",
+        "exact_match",
+        "numeric_match",
+        "valid_json",
+        "python_ast_match",
+        "ast_evaluation",
+        "registry",
+    ],
+    "dotevals.evaluators.ast_evaluation": ["ast_evaluation"],
     "dotevals.metrics": ["metric", "accuracy", "mean", "Metric", "registry", "get_metric"],
     "dotevals.models": ["Score", "Result", "Record", "EvaluationSummary", "Evaluation"],
     "dotevals.storage": ["Storage", "get_storage", "register", "EvaluationInfo", "ExperimentInfo"],
