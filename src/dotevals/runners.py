@@ -194,14 +194,29 @@ class Runner:
         #: The run's pool of workers once the run has started (None: rows run here).
         self._pool: Executor | None | _NotStarted = _NOT_STARTED
         self._items: PytestItems | None = None
+        self._started = False
 
     @property
-    def experiment_name(self) -> str:
+    def experiment_name(self) -> str | None:
+        """The experiment's name; for an ephemeral experiment (no name given), None until
+        a run starts, then the name made for it (``runner.store.experiment_name``)."""
+        if self.store.ephemeral and not self._started:
+            return None
         return self.store.experiment_name
 
     @property
     def samples(self) -> int | None:
         return self.options.samples
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether async evaluations run concurrently with each other."""
+        return self.options.concurrent
+
+    @property
+    def progress_manager(self) -> RunReporter:
+        """What shows the run's progress, under its dotevals 0.23 name: the reporter."""
+        return self.reporter
 
     # The run's steps -----------------------------------------------------
     def start_workers(self, evaluation_items: Sequence[Runnable]) -> None:
@@ -245,6 +260,7 @@ class Runner:
         first call of a run."""
         if self._pool is _NOT_STARTED:
             self.store.lock()
+            self._started = True
             self._pool = self._new_pool(jobs)
         return self._pool
 

@@ -298,11 +298,16 @@ def test_samples_option(pytester):
 def test_no_experiment_makes_ephemeral_experiments(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
     url = storage_url("json", pytester.path)
-    pytester.runpytest("--storage", url).assert_outcomes(passed=1)
-    pytester.runpytest("--storage", url).assert_outcomes(passed=1)
+    first = pytester.runpytest("--storage", url)
+    first.assert_outcomes(passed=1)
+    second = pytester.runpytest("--storage", url)
+    second.assert_outcomes(passed=1)
     experiments = get_storage(url).experiments()
     assert len(experiments) == 2
     assert all(e.ephemeral for e in experiments)
+    summaries = {first.stdout.str(), second.stdout.str()}
+    for experiment in experiments:  # the summary names the experiment the run made
+        assert sum(f"experiment: {experiment.name} ({url})" in out for out in summaries) == 1
 
 
 @pytest.mark.parametrize("ini_file", ["pytest.ini", "pyproject.toml"])

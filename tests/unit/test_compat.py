@@ -12,9 +12,11 @@ import tenacity
 
 import dotevals
 from dotevals import ForEach, Result, Runner, Score, foreach
-from dotevals.concurrency import Adaptive, SlidingWindow
+from dotevals.concurrency import Adaptive, Batch, SlidingWindow
+from dotevals.foreach import get_evaluation
 from dotevals.metrics import accuracy
 from dotevals.models import EvaluationSummary, Record
+from dotevals.storage import get_storage
 
 # Concurrency and retries ------------------------------------------------------
 
@@ -292,3 +294,38 @@ def test_compute_summary_gives_the_metrics():
     )
     with pytest.warns(DeprecationWarning, match=r"compute_summary\(\) is now .*\.metrics"):
         assert summary.compute_summary() == {"ok": {"accuracy": 0.5}} == summary.metrics
+
+
+# Arguments read back -------------------------------------------------------------
+def test_foreach_reads_its_retries_and_concurrency_back():
+    retries = tenacity.Retrying(stop=tenacity.stop_after_attempt(10))
+    batch = Batch(batch_size=5)
+    each = ForEach(retries=retries, concurrency=batch)
+    assert each.retries is retries and each.concurrency is batch
+    assert ForEach(3).retries == 3 and ForEach().retries is None
+
+    @each("x", [1, 2])
+    def ev(x):
+        return Score("ok", x == 1, [accuracy()])
+
+    assert get_evaluation(ev).retrying is each.retrying
+
+
+def test_runner_reads_its_arguments_back(url):
+    runner = Runner("exp1", 10, False, storage=url)
+    assert (runner.experiment_name, runner.samples, runner.concurrent) == ("exp1", 10, False)
+    default = Runner(storage=url, progress=False)
+    assert (default.experiment_name, default.samples, default.concurrent) == (None, None, True)
+    assert default.progress_manager is default.reporter
+
+
+def test_an_ephemeral_experiment_is_named_once_the_run_starts(url):
+    @foreach("x", [1])
+    def ev(x):
+        return Score("ok", True, [accuracy()])
+
+    runner = Runner(storage=url, progress=False)
+    assert runner.experiment_name is None
+    runner.run([ev])
+    (stored,) = get_storage(url).experiments()
+    assert stored.ephemeral and runner.experiment_name == stored.name
