@@ -536,7 +536,7 @@ async def arun(
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
     runner, job = _one_job(evaluation, fixtures, options)
     await runner.run_evaluations([job])
-    return _summary(runner)
+    return outcome_summary(runner)
 
 
 def run(
@@ -568,7 +568,7 @@ def run(
         )
     runner, job = _one_job(evaluation, fixtures, options)
     runner.run([job])
-    return _summary(runner)
+    return outcome_summary(runner)
 
 
 def _loop_running() -> bool:
@@ -594,7 +594,7 @@ def _one_job(
     return Runner(**options), functools.partial(evaluation, **values, **(fixtures or {}))
 
 
-def _summary(runner: Runner) -> EvaluationSummary:
+def outcome_summary(runner: Runner) -> EvaluationSummary:
     """The summary of the Runner's one evaluation; the error that stopped it is raised."""
     outcome = runner.outcomes[0]
     if outcome.error is not None:

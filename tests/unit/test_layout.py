@@ -38,7 +38,16 @@ PYTEST_PRIVATE_ATTRIBUTES = {
 #: What users import, by module: the public paths of this project and of dotevals 0.23.
 PUBLIC = {
     "dotevals": ["foreach", "ForEach", "Score", "Result", "run", "arun", "Runner", "load"],
-    "dotevals.core": ["foreach", "ForEach", "Result", "Score", "Record", "EvaluationSummary"],
+    "dotevals.core": [
+        "foreach",
+        "ForEach",
+        "Result",
+        "Score",
+        "Record",
+        "EvaluationSummary",
+        "run_evaluation",
+    ],
+    "dotevals.sessions": ["SessionManager"],
     "dotevals.evaluators": [
         "evaluator",
         "exact_match",
