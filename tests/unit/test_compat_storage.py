@@ -282,6 +282,20 @@ def test_a_backend_written_before_the_names_moved_keeps_working():
         storage.remove_error_result("e", "eval_small", 0)
 
 
+def test_an_override_of_the_former_name_below_a_backend_is_taken(tmp_path: Path):
+    class WithoutDrafts(JSONStorage):
+        """Hides the experiments named draft-*, overriding the former name."""
+
+        def list_experiments(self) -> list[ExperimentInfo]:
+            return [e for e in super().experiments() if not e.name.startswith("draft-")]
+
+    storage = WithoutDrafts(str(tmp_path))
+    storage.create_experiment("draft-1")
+    storage.create_experiment("final")
+    assert [e.name for e in storage.experiments()] == ["final"]
+    assert [e.name for e in JSONStorage(str(tmp_path)).experiments()] == ["draft-1", "final"]
+
+
 # A backend of dotevals 0.23's interface -----------------------------------------------
 class MemoryStorage023(Storage):
     """A backend written for dotevals 0.23, without a batch removal of its own."""

@@ -11,8 +11,9 @@ then also offers dotevals 0.23's interface (``list_experiments`` giving names,
 made of those methods. Two of this interface's methods had 0.23's names before:
 ``experiments`` was ``list_experiments`` and ``evaluation_info`` was
 ``load_evaluation``; a backend that still implements them under those names
-(and not the new ones) has them taken as the new ones, and keeps its own
-``list_experiments`` and ``load_evaluation`` as they are.
+(overriding them below the class that defines the new ones) has them taken as
+the new ones, and keeps its own ``list_experiments`` and ``load_evaluation`` as
+they are.
 """
 
 from __future__ import annotations
@@ -150,10 +151,13 @@ class Storage(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if implements(cls, "add_records") or implements(cls, "iter_records"):
-            for name, former in FORMER_NAMES.items():
-                if not implements(cls, name) and implements(cls, former):
-                    setattr(cls, name, getattr(cls, former))  # a backend written before
+        if not (implements(cls, "add_records") or implements(cls, "iter_records")):
+            return  # a backend of 0.23's interface: see storage/compat.py
+        mro = cls.__mro__
+        for name, former in FORMER_NAMES.items():
+            written = _owner(cls, former)
+            if written is not Storage and mro.index(written) < mro.index(_owner(cls, name)):
+                setattr(cls, name, getattr(cls, former))  # written when it had the former name
 
     @property
     def url(self) -> str:
@@ -328,6 +332,11 @@ class Storage(ABC):
 def _status(status: EvaluationStatus | str) -> Status:
     """The stored status of an EvaluationStatus (or of its value); ValueError for another."""
     return EvaluationStatus(status).value
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s method resolution order that defines ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
 
 
 def implements(cls: type, name: str) -> bool:
