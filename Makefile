@@ -3,6 +3,8 @@
 #               writes its report to demo-report.html
 #   make test   installs dotevals with its dev tools in .venv and runs the tests
 #               (make test-quick: the in-process tests of tests/unit alone, in seconds)
+#   make peer-suite  runs dotevals 0.23.0's own test suite against this checkout, in
+#               .venv-peer (see PEER_SUITE below)
 #
 # PYTEST=X.Y.Z runs with that pytest release, in a virtualenv of its own
 # (.venv-pytest-X.Y.Z): `make test PYTEST=8.0.2`. Without it, the newest
@@ -15,8 +17,15 @@ VENV ?= $(if $(PYTEST),.venv-pytest-$(PYTEST),.venv)
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_STORAGE := json://.dotevals-demo
+#: The runner of dotevals 0.23.0's own test suite, kept beside the checkout: it fetches
+#: the 0.23.0 sdist, runs its tests against the dotevals installed in the Python it is
+#: given and checks the tests its required.txt names.
+PEER_SUITE ?= ../shared/peer-suite/run.sh
+#: That suite's own test tools live in a virtualenv of their own: pytest-asyncio would
+#: load into every session of this project's tests.
+PEER_VENV := .venv-peer
 
-.PHONY: install demo test test-quick test-full test-oldest lint format bench clean
+.PHONY: install demo test test-quick test-full test-oldest peer-suite lint format bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +58,17 @@ test-full: $(INSTALLED)
 test-oldest:
 	$(MAKE) test PYTEST=$(PYTEST_OLDEST)
 
+$(PEER_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install --quiet -e . pytest-asyncio pytest-timeout Pillow rich click
+	touch $@
+
+# dotevals 0.23.0's own test suite against this checkout.
+peer-suite: $(PEER_VENV)/.installed
+	@test -f "$(PEER_SUITE)" || { echo "error: $(PEER_SUITE) not found: give its path, make peer-suite PEER_SUITE=PATH/run.sh"; exit 2; }
+	bash "$(PEER_SUITE)" $(PEER_VENV)/bin/python
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
@@ -62,4 +82,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-pytest-* .dotevals .dotevals-demo demo-report.html build dist src/*.egg-info
+	rm -rf $(VENV) .venv-pytest-* $(PEER_VENV) .dotevals .dotevals-demo demo-report.html build dist src/*.egg-info

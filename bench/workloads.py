@@ -281,7 +281,7 @@ def evaluation_seconds(variant: Variant, directory: Path, stdout: str) -> float 
     if variant.kind != "dotevals":
         return None
     storage = get_storage(f"json://{directory / 'store'}")
-    infos = [storage.load_evaluation("bench", name) for name in storage.list_evaluations("bench")]
+    infos = [storage.evaluation_info("bench", name) for name in storage.list_evaluations("bench")]
     starts = [i.metadata["last_run_at"] for i in infos if i is not None]
     ends = [i.ended_at for i in infos if i is not None and i.ended_at]
     return max(ends) - min(starts)

@@ -72,7 +72,7 @@ def _matches(name: str, substring: str | None) -> bool:
 def cmd_list(args: argparse.Namespace) -> int:
     """Named experiments in one table, ephemeral ones under their own heading."""
     with _open(args.storage) as storage:
-        experiments = [e for e in storage.list_experiments() if _matches(e.name, args.name)]
+        experiments = [e for e in storage.experiments() if _matches(e.name, args.name)]
         counts = {e.name: len(storage.list_evaluations(e.name)) for e in experiments}
     if not experiments:
         matching = f" matching {args.name!r}" if args.name else ""
@@ -98,7 +98,7 @@ def _evaluation_report(
     storage: Storage, experiment: str, evaluation: str, full: bool, errors: bool
 ) -> dict[str, Any]:
     """What ``show`` says about one evaluation, as JSON-ready data."""
-    info = storage.load_evaluation(experiment, evaluation)
+    info = storage.evaluation_info(experiment, evaluation)
     records = storage.load_records(experiment, evaluation)
     computed = EvaluationSummary(records)
     report: dict[str, Any] = {

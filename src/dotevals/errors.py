@@ -17,15 +17,32 @@ class StorageError(DotevalsError):
     """Storage cannot be opened, read or written."""
 
 
+class StorageIOError(StorageError, OSError):
+    """Reading or writing storage failed in the operating system (a missing directory,
+    a full disk, a denied permission): ``except OSError`` catches it too."""
+
+
 class UnknownStorageError(StorageError, ValueError):
     """A storage URL names a scheme no backend is registered for."""
 
 
-class ExperimentNotFoundError(StorageError, KeyError):
-    """An experiment that does not exist was asked for."""
+class _NotStored(StorageError, KeyError):
+    """Something asked for is not stored."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ExperimentNotFoundError(_NotStored):
+    """An experiment that does not exist was asked for."""
+
+
+class EvaluationNotFoundError(_NotStored):
+    """An evaluation that does not exist was asked for."""
+
+
+class ExperimentExistsError(StorageError):
+    """An experiment cannot take a name another experiment has."""
 
 
 class ExperimentInUseError(StorageError):

@@ -65,6 +65,9 @@ class ForEach:
             by default) for plain functions.
         timeout: seconds one row may take, retries included; a row that runs
             longer is stopped and stored with a ``RowTimeoutError``.
+
+    ``retries`` and ``concurrency`` read back as given (``retrying`` is the retry
+    policy made of ``retries``).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class ForEach:
         *,
         timeout: float | None = None,
     ):
+        self.retries = retries
         self.retrying = make_policy(retries)
         self.concurrency = concurrency
         self.timeout = parse_timeout(timeout)

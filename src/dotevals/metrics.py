@@ -15,7 +15,7 @@ standard error and 95 % interval) instead of a number: the built-ins do.
 
 Metric factories from installed plugins (entry-point group ``dotevals.metrics``)
 are imported from here like the built-ins: ``from dotevals.metrics import
-harmonic_mean``. :data:`registry` maps every metric name to a metric.
+harmonic_mean``. :data:`registry` is the dict of every metric by name.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import functools
 import importlib
 import inspect
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Sequence, ValuesView
 from typing import Any
 
 from dotevals._util.registry import Registry
@@ -125,12 +125,17 @@ def _rebuild(module: str, name: str, args: tuple[Any, ...], kwargs: dict[str, An
 def get_metric(spec: str | dict[str, Any]) -> Metric | None:
     """The metric a stored spec names (see :meth:`Metric.spec`), or None.
 
-    The factory is one made with :func:`metric` in this process or one a
-    ``dotevals.metrics`` entry point provides.
+    The metric is what was assigned to its name in :data:`registry` (for a spec
+    without arguments), else made by its factory: one made with :func:`metric`
+    in this process or one a ``dotevals.metrics`` entry point provides.
     """
     if isinstance(spec, str):
         spec = {"name": spec}
-    factory = _factories.get(spec.get("name", ""))
+    name = spec.get("name", "")
+    if dict.__contains__(registry, name) and not (spec.get("args") or spec.get("kwargs")):
+        assigned = dict.__getitem__(registry, name)
+        return assigned if isinstance(assigned, Metric) else Metric(name, assigned)
+    factory = _factories.get(name)
     if factory is None:
         return None
     try:
@@ -163,35 +168,65 @@ def mean() -> Compute:
     return compute
 
 
-class MetricRegistry(Mapping[str, Metric]):
-    """Every metric name mapped to that metric made with no arguments.
+class MetricRegistry(dict[str, Callable[[list[Any]], Any]]):
+    """Every metric name mapped to that metric, as a dict.
 
-    Names are those of the ``@metric`` factories defined so far and of the
-    ``dotevals.metrics`` entry points: ``registry["accuracy"]([True, False])``.
+    The names are those of the ``@metric`` factories defined so far and of the
+    ``dotevals.metrics`` entry points that make a metric with no arguments
+    (``registry["accuracy"]([True, False])``), and those given a metric by
+    assignment: ``registry["mine"] = compute`` (a :class:`Metric`, or any function
+    of the values). Records stored with a metric of an assigned name read back
+    with it. A factory that needs arguments has no entry: ``registry[name]``
+    raises a TypeError saying to call it.
     """
 
-    def __getitem__(self, name: str) -> Metric:
+    def __missing__(self, name: str) -> Metric:
         factory = _factories[name]
-        try:
-            inspect.signature(factory).bind()
-        except TypeError:
+        if not _takes_no_arguments(factory):
             raise TypeError(
                 f"metric {name!r} needs arguments: call its factory, "
                 f"e.g. dotevals.metrics.{name}(...), rather than registry[{name!r}]"
-            ) from None
+            )
         return factory()
 
+    def _names(self) -> list[str]:
+        made = {name for name in _factories if _takes_no_arguments(_factories[name])}
+        return sorted({*dict.keys(self), *made})
+
     def __contains__(self, name: object) -> bool:
-        return name in _factories
+        if dict.__contains__(self, name):
+            return True
+        factory = _factories.get(name) if isinstance(name, str) else None
+        return factory is not None and _takes_no_arguments(factory)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_factories)
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(_factories)
+        return len(self._names())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default  # noqa: SIM401 (this is self.get)
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        return KeysView(self)
+
+    def values(self) -> ValuesView[Callable[[list[Any]], Any]]:  # type: ignore[override]
+        return ValuesView(self)
+
+    def items(self) -> ItemsView[str, Callable[[list[Any]], Any]]:  # type: ignore[override]
+        return ItemsView(self)
 
     def __repr__(self) -> str:
-        return f"<metric registry {list(self)}>"
+        return f"<metric registry {self._names()}>"
+
+
+def _takes_no_arguments(factory: Callable[..., Metric]) -> bool:
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        return False
+    return True
 
 
 #: Every metric by name, built-in, defined with @metric or from a plugin.

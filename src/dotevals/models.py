@@ -140,7 +140,7 @@ class Record:
 
     result: Result
     item_id: int
-    dataset_row: dict[str, Any]
+    dataset_row: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
     traceback: str | None = None
@@ -233,10 +233,17 @@ class EvaluationSummary:
     @property
     def summary(self) -> dict[str, dict[str, float]]:
         """:attr:`metrics` under its dotevals 0.23 name."""
+        return self._metrics_as("summary")
+
+    def compute_summary(self) -> dict[str, dict[str, float]]:
+        """:attr:`metrics` under its dotevals 0.23 name."""
+        return self._metrics_as("compute_summary()")
+
+    def _metrics_as(self, former: str) -> dict[str, dict[str, float]]:
         warnings.warn(
-            "EvaluationSummary.summary is now EvaluationSummary.metrics",
+            f"EvaluationSummary.{former} is now EvaluationSummary.metrics",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return self.metrics
 
@@ -345,18 +352,20 @@ def sort_records(records: Iterable[Record]) -> list[Record]:
 
 
 class EvaluationStatus(Enum):
-    """The status of an evaluation, as storage backends of the dotevals 0.23 interface
-    keep it (see :mod:`dotevals.storage.compat`)."""
+    """The status of an evaluation in dotevals 0.23's storage interface
+    (:class:`~dotevals.storage.Storage`'s ``update_evaluation_status``)."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Ctrl-C or SIGTERM stopped the run (dotevals 0.23 had no such status).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass
 class Evaluation:
-    """An evaluation's bookkeeping as storage backends of the dotevals 0.23 interface
-    keep it (``create_evaluation``, ``load_evaluation``)."""
+    """An evaluation's bookkeeping in dotevals 0.23's storage interface
+    (``create_evaluation``, ``load_evaluation``)."""
 
     evaluation_name: str
     status: EvaluationStatus

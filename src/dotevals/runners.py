@@ -194,14 +194,29 @@ class Runner:
         #: The run's pool of workers once the run has started (None: rows run here).
         self._pool: Executor | None | _NotStarted = _NOT_STARTED
         self._items: PytestItems | None = None
+        self._started = False
 
     @property
-    def experiment_name(self) -> str:
+    def experiment_name(self) -> str | None:
+        """The experiment's name; for an ephemeral experiment (no name given), None until
+        a run starts, then the name made for it (``runner.store.experiment_name``)."""
+        if self.store.ephemeral and not self._started:
+            return None
         return self.store.experiment_name
 
     @property
     def samples(self) -> int | None:
         return self.options.samples
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether async evaluations run concurrently with each other."""
+        return self.options.concurrent
+
+    @property
+    def progress_manager(self) -> RunReporter:
+        """What shows the run's progress, under its dotevals 0.23 name: the reporter."""
+        return self.reporter
 
     # The run's steps -----------------------------------------------------
     def start_workers(self, evaluation_items: Sequence[Runnable]) -> None:
@@ -246,6 +261,7 @@ class Runner:
         first call of a run."""
         if self._pool is _NOT_STARTED:
             self.store.lock()
+            self._started = True
             self._pool = self._new_pool(jobs)
         return self._pool
 
@@ -546,7 +562,7 @@ async def arun(
     """Like :func:`run`, for code already inside an event loop (``await dotevals.arun(...)``)."""
     runner, job = _one_job(evaluation, fixtures, options)
     await runner.run_evaluations([job])
-    return _summary(runner)
+    return outcome_summary(runner)
 
 
 def run(
@@ -578,7 +594,7 @@ def run(
         )
     runner, job = _one_job(evaluation, fixtures, options)
     runner.run([job])
-    return _summary(runner)
+    return outcome_summary(runner)
 
 
 def _loop_running() -> bool:
@@ -604,7 +620,7 @@ def _one_job(
     return Runner(**options), functools.partial(evaluation, **values, **(fixtures or {}))
 
 
-def _summary(runner: Runner) -> EvaluationSummary:
+def outcome_summary(runner: Runner) -> EvaluationSummary:
     """The summary of the Runner's one evaluation; the error that stopped it is raised."""
     outcome = runner.outcomes[0]
     if outcome.error is not None:

@@ -87,7 +87,7 @@ def test_023_folder_is_resumed_in_place(pytester: pytest.Pytester):
     assert [json.loads(line).get("item_id") for line in raw[1:]] == [0, 1, 2]  # only row 2 ran
     records = storage.load_records("partial", "eval_basic_math[None-None]")
     assert [r.result.scores[0].value for r in records] == [True, True, False]
-    assert storage.load_evaluation("partial", "eval_basic_math[None-None]").status == "completed"
+    assert storage.evaluation_info("partial", "eval_basic_math[None-None]").status == "completed"
     # the summary names each evaluation as the CLI does
     assert "eval_basic_math[None-None]" in result.stdout.str()
     pytester.runpytest(*FAST, "--experiment", "partial").assert_outcomes(passed=2, failed=1)
@@ -114,7 +114,7 @@ def test_experiment_under_its_old_hashed_name_is_found(pytester: pytest.Pytester
     pytester.runpytest(*FAST, "--experiment", "old").assert_outcomes(passed=3)
     assert not (root / "old").exists()
     storage = get_storage(f"json://{root}")
-    assert [e.name for e in storage.list_experiments()] == ["old"]
+    assert [e.name for e in storage.experiments()] == ["old"]
     for evaluation in storage.list_evaluations("old"):
         assert [r.item_id for r in storage.load_records("old", evaluation)] == [0, 1, 2]
     assert len(list((root / hashed_name("old")).glob("*eval_basic_math*.jsonl"))) == 1

@@ -185,7 +185,7 @@ def test_same_results_as_the_local_pool_and_rows_run_in_the_dask_workers(pyteste
             "main": main_pid(pytester),
             "records": {name: storage.load_records(experiment, name) for name in names},
             "raw": {name: raw_item_ids(url, experiment, name) for name in names},
-            "infos": {name: storage.load_evaluation(experiment, name) for name in names},
+            "infos": {name: storage.evaluation_info(experiment, name) for name in names},
         }
 
     assert header(cluster) in runs["dask"]["out"].splitlines()

@@ -113,7 +113,7 @@ def test_same_results_with_any_worker_count_and_rows_run_in_workers(pytester):
             "main": main_pid(pytester),
             "records": records,
             "raw": {name: raw_item_ids(url, workers, name) for name in names},
-            "infos": {name: storage.load_evaluation(workers, name) for name in names},
+            "infos": {name: storage.evaluation_info(workers, name) for name in names},
         }
 
     one = "dotevals: sync evaluations run in the main process (1 worker requested)"
@@ -227,7 +227,7 @@ def test_generator_rows_are_stored_once_each_in_dataset_order(pytester, kind):
     ran = Counter(int(n) for n in (pytester.path / "ran.log").read_text().split())
     assert ran == Counter(range(3000))
     assert main_pid(pytester) not in pids(records)
-    info = storage.load_evaluation("ordered", name)
+    info = storage.evaluation_info("ordered", name)
     assert info.metadata["rows"] == 3000 and info.status == "completed"
     if kind == "json":
         (jsonl,) = (pytester.path / "store").glob("*/*.jsonl")

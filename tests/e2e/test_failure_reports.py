@@ -15,6 +15,8 @@ from pytest_output import section_of
 from pytest_runs import FAST
 from stores import storage_url, stored_records
 
+from dotevals.storage import get_storage
+
 ERRORS_EVAL = """
 from dotevals import Score, foreach
 
@@ -184,6 +186,18 @@ def test_an_evaluation_whose_every_row_errored_fails_its_item(pytester):
     result.stdout.fnmatch_lines(["FAILED eval_errors.py::eval_bool - *"])
     # the rows are stored all the same, and run again on resume
     assert [r.item_id for r in stored_records(url, "e", "eval_errors.py::eval_bool")] == [0, 1]
+
+
+def test_the_failure_of_an_ephemeral_run_names_the_experiment_it_made(pytester):
+    pytester.makepyfile(eval_errors=ERRORS_EVAL)
+    url = storage_url("json", pytester.path)
+    result = pytester.runpytest("--storage", url, "--no-progress")
+    result.assert_outcomes(passed=1, failed=1)
+    (experiment,) = get_storage(url).experiments()
+    assert experiment.ephemeral
+    assert section_of(result, "eval_bool").strip().splitlines()[-1] == (
+        f"Every error, with its traceback: dotevals show {experiment.name} --errors --storage {url}"
+    )
 
 
 def test_the_failure_shows_the_first_errors_traceback(pytester):

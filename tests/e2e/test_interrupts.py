@@ -86,7 +86,7 @@ def stored(url: str, evaluation: str) -> list:
 def status(url: str, evaluation: str) -> str | None:
     storage = get_storage(url)
     try:
-        info = storage.load_evaluation("exp", evaluation)
+        info = storage.evaluation_info("exp", evaluation)
     finally:
         storage.close()
     return None if info is None else info.status

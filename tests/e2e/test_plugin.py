@@ -210,7 +210,7 @@ def test_mark_selects_only_evaluations(collection_project):
         "test_decorated_in_test_file",
     ]
     storage = get_storage(url)
-    (experiment,) = storage.list_experiments()
+    (experiment,) = storage.experiments()
     assert sorted(storage.list_evaluations(experiment.name)) == [
         "eval_things.py::eval_decorated",
         "test_things.py::eval_in_test_file",
@@ -267,8 +267,8 @@ def test_experiment_and_storage_options(pytester, kind):
     result.assert_outcomes(passed=1)
     assert "experiment: baseline" in result.stdout.str()
     storage = get_storage(url)
-    assert [e.name for e in storage.list_experiments()] == ["baseline"]
-    info = storage.load_evaluation("baseline", "eval_count.py::eval_count")
+    assert [e.name for e in storage.experiments()] == ["baseline"]
+    info = storage.evaluation_info("baseline", "eval_count.py::eval_count")
     assert info.status == "completed"
     assert info.metrics == {"em": {"accuracy": 0.5}}
     assert info.metadata["nodeid"] == "eval_count.py::eval_count"
@@ -298,11 +298,16 @@ def test_samples_option(pytester):
 def test_no_experiment_makes_ephemeral_experiments(pytester):
     pytester.makepyfile(eval_count=COUNT_EVAL)
     url = storage_url("json", pytester.path)
-    pytester.runpytest("--storage", url).assert_outcomes(passed=1)
-    pytester.runpytest("--storage", url).assert_outcomes(passed=1)
-    experiments = get_storage(url).list_experiments()
+    first = pytester.runpytest("--storage", url)
+    first.assert_outcomes(passed=1)
+    second = pytester.runpytest("--storage", url)
+    second.assert_outcomes(passed=1)
+    experiments = get_storage(url).experiments()
     assert len(experiments) == 2
     assert all(e.ephemeral for e in experiments)
+    summaries = {first.stdout.str(), second.stdout.str()}
+    for experiment in experiments:  # the summary names the experiment the run made
+        assert sum(f"experiment: {experiment.name} ({url})" in out for out in summaries) == 1
 
 
 @pytest.mark.parametrize("ini_file", ["pytest.ini", "pyproject.toml"])
@@ -436,7 +441,7 @@ def test_progress_bars_and_no_progress(pytester):
     assert "row/s" in with_bars
     without = run_with_stderr_on_a_terminal(pytester, "--storage", url, "--no-progress")
     assert "eval_slow" not in without
-    assert len(get_storage(url).list_experiments()) == 2
+    assert len(get_storage(url).experiments()) == 2
 
 
 # Deferred execution --------------------------------------------------------------
@@ -451,7 +456,7 @@ def test_tests_run_first_then_evaluations(pytester):
     assert events(pytester) == ["test_plain", "row 1+1", "row 2+2", "row 3+3"]
     result.stdout.fnmatch_lines(["*test_z.py::test_plain PASSED*", "*eval_a.py::eval_math PASSED*"])
     assert "fixture 'question' not found" not in result.stdout.str()
-    info = get_storage(url).load_evaluation("e", "eval_a.py::eval_math")
+    info = get_storage(url).evaluation_info("e", "eval_a.py::eval_math")
     assert info.status == "completed"
     assert info.metrics == {"em": {"accuracy": pytest.approx(2 / 3)}}
 
@@ -676,7 +681,7 @@ def test_parametrize_direct_and_indirect(pytester):
         "eval_params.py::eval_indirect[small]",
     ]
     summaries = {
-        name: storage.load_evaluation("e", f"eval_params.py::{name}").metrics
+        name: storage.evaluation_info("e", f"eval_params.py::{name}").metrics
         for name in ["eval_indirect[small]", "eval_indirect[large]"]
     }
     assert summaries == {
@@ -686,7 +691,7 @@ def test_parametrize_direct_and_indirect(pytester):
     for temperature, accuracy in [("0.0", 1.0), ("1.0", 0.0)]:
         name = f"eval_params.py::eval_direct[{temperature}]"
         assert len(storage.load_records("e", name)) == 3
-        assert storage.load_evaluation("e", name).metrics == {"em": {"accuracy": accuracy}}
+        assert storage.evaluation_info("e", name).metrics == {"em": {"accuracy": accuracy}}
     log = events(pytester)
     assert log[:4] == [
         "setup model small",
@@ -814,10 +819,10 @@ def test_failures_are_reported_and_the_other_evaluations_still_run(pytester):
     summary_row(result, "eval_b_bad_first_row")
 
     storage = get_storage(url)
-    assert storage.load_evaluation("e", "eval_reporting.py::eval_b_bad_first_row").status == (
+    assert storage.evaluation_info("e", "eval_reporting.py::eval_b_bad_first_row").status == (
         "failed"
     )
-    assert storage.load_evaluation("e", "eval_reporting.py::eval_c_row_errors").status == (
+    assert storage.evaluation_info("e", "eval_reporting.py::eval_c_row_errors").status == (
         "completed"
     )
     errors = [r.error for r in storage.load_records("e", "eval_reporting.py::eval_c_row_errors")]
@@ -1037,7 +1042,7 @@ def eval_fragile(x, fragile):
     result.stdout.fnmatch_lines(
         ["*ERROR at teardown of eval_fragile*", "*RuntimeError: teardown exploded*"]
     )
-    info = get_storage(url).load_evaluation("e", "eval_teardown.py::eval_fragile")
+    info = get_storage(url).evaluation_info("e", "eval_teardown.py::eval_fragile")
     assert info.status == "completed"
     assert info.metrics == {"em": {"accuracy": 1.0}}
 

@@ -207,7 +207,7 @@ def check_complete(url: str, reference: list[tuple]) -> None:
         assert sqlite_integrity(url) == "ok"
     storage = get_storage(url)
     try:
-        assert storage.load_evaluation("killed", "eval_kill").status == "completed"
+        assert storage.evaluation_info("killed", "eval_kill").status == "completed"
     finally:
         storage.close()
     assert lock_holders(url, "killed") == []
@@ -995,7 +995,7 @@ def test_run_stopped_by_a_corrupt_jsonl_leaves_no_running_status(pytester):
     pytester.runpytest("--no-progress", "--storage", url, "--experiment", "c").assert_outcomes(
         failed=1
     )
-    status = get_storage(url).load_evaluation("c", "eval_simple.py::eval_simple").status
+    status = get_storage(url).evaluation_info("c", "eval_simple.py::eval_simple").status
     assert status != "running"
 
 

@@ -126,12 +126,12 @@ def test_runner_from_a_script(tmp_path, kind):
     ]
 
     storage = get_storage(url)
-    assert [e.name for e in storage.list_experiments()] == ["script-exp"]
+    assert [e.name for e in storage.experiments()] == ["script-exp"]
     assert storage.list_evaluations("script-exp") == ["eval_upper", "eval_async", "eval_broken"]
-    upper = storage.load_evaluation("script-exp", "eval_upper")
+    upper = storage.evaluation_info("script-exp", "eval_upper")
     assert upper.status == "completed"
     assert upper.metadata["function"] == "__main__.eval_upper"
-    assert storage.load_evaluation("script-exp", "eval_broken").status == "failed"
+    assert storage.evaluation_info("script-exp", "eval_broken").status == "failed"
     assert [r.dataset_row for r in storage.load_records("script-exp", "eval_upper")] == [
         {"question": "a", "answer": "A"},
         {"question": "b", "answer": "B"},

@@ -106,5 +106,5 @@ def test_a_full_database_fails_its_evaluation_and_the_next_one_runs(tmp_path: Pa
     small = stored_records(f"sqlite://{db}", "exp", "eval_full.py::eval_small")
     assert [r.item_id for r in small] == list(range(30))
     storage = get_storage(f"sqlite://{db}")
-    assert storage.load_evaluation("exp", "eval_full.py::eval_small").status == "completed"
+    assert storage.evaluation_info("exp", "eval_full.py::eval_small").status == "completed"
     storage.close()

@@ -40,7 +40,7 @@ def test_list_separates_named_and_ephemeral(capsys, listing_url):
     assert "20240101-000000-ab12cd34" in ephemeral and "gsm8k" not in ephemeral
     baseline = next(line for line in named.splitlines() if line.startswith("gsm8k-baseline"))
     assert baseline.split()[-1] == "2"
-    (info,) = [e for e in get_storage(listing_url).list_experiments() if e.name == "gsm8k-baseline"]
+    (info,) = [e for e in get_storage(listing_url).experiments() if e.name == "gsm8k-baseline"]
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_at))
     assert baseline.split()[1:3] == created.split()
 
@@ -229,7 +229,7 @@ def test_rename(capsys, listing_url):
     code, out, _ = run_cli(capsys, "rename", "gsm8k-large", "gsm8k-xl", "--storage", listing_url)
     assert code == 0
     assert out == f"Renamed experiment 'gsm8k-large' to 'gsm8k-xl' in {listing_url}.\n"
-    names = [e.name for e in get_storage(listing_url).list_experiments()]
+    names = [e.name for e in get_storage(listing_url).experiments()]
     assert "gsm8k-xl" in names and "gsm8k-large" not in names
     code, out, _ = run_cli(capsys, "show", "gsm8k-xl", "--storage", listing_url)
     assert code == 0
@@ -249,14 +249,14 @@ def test_rename_errors(capsys, listing_url):
     )
     assert code == 1
     assert err.startswith("error: experiment 'gsm8k-baseline' already exists in ")
-    assert len(get_storage(listing_url).list_experiments()) == 3
+    assert len(get_storage(listing_url).experiments()) == 3
 
 
 def test_delete(capsys, listing_url):
     code, out, _ = run_cli(capsys, "delete", "gsm8k-baseline", "--storage", listing_url)
     assert code == 0
     assert out == f"Deleted experiment 'gsm8k-baseline' (2 evaluations) from {listing_url}.\n"
-    assert "gsm8k-baseline" not in [e.name for e in get_storage(listing_url).list_experiments()]
+    assert "gsm8k-baseline" not in [e.name for e in get_storage(listing_url).experiments()]
     code, out, err = run_cli(capsys, "delete", "gsm8k-baseline", "--storage", listing_url)
     assert (code, out) == (1, "")
     assert err.startswith("error: experiment 'gsm8k-baseline' not found in ")

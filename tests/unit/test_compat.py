@@ -12,8 +12,14 @@ import tenacity
 
 import dotevals
 from dotevals import ForEach, Result, Runner, Score, foreach
-from dotevals.concurrency import Adaptive, SlidingWindow
+from dotevals.concurrency import Adaptive, Batch, SlidingWindow
+from dotevals.core import run_evaluation
+from dotevals.evaluators import exact_match
+from dotevals.foreach import get_evaluation
 from dotevals.metrics import accuracy
+from dotevals.models import EvaluationStatus, EvaluationSummary, Record
+from dotevals.sessions import SessionManager
+from dotevals.storage import get_storage
 
 # Concurrency and retries ------------------------------------------------------
 
@@ -271,3 +277,123 @@ def test_incomplete_backend_is_refused_with_the_missing_methods():
 
     with pytest.raises(TypeError, match=r"Half does not implement create_experiment, .*list_"):
         register("half", Half)
+
+
+# Models ------------------------------------------------------------------------
+def test_record_takes_its_result_and_item_id_alone():
+    first, second = Record(Result(), 1), Record(Result(), 2, error="ValueError: x")
+    assert (first.item_id, first.dataset_row, first.error) == (1, {}, None)
+    assert second.dataset_row == {} and second.dataset_row is not first.dataset_row
+
+
+def test_compute_summary_gives_the_metrics():
+    summary = EvaluationSummary(
+        [
+            Record(Result(Score("ok", True, [accuracy()])), 0),
+            Record(Result(Score("ok", False, [accuracy()])), 1),
+            Record(Result(), 2, error="ConnectionError: down"),
+            Record(Result(Score("ok", True, [accuracy()])), 3),
+        ]
+    )
+    with pytest.warns(DeprecationWarning, match=r"compute_summary\(\) is now .*\.metrics"):
+        assert summary.compute_summary() == {"ok": {"accuracy": 0.5}} == summary.metrics
+
+
+# Arguments read back -------------------------------------------------------------
+def test_foreach_reads_its_retries_and_concurrency_back():
+    retries = tenacity.Retrying(stop=tenacity.stop_after_attempt(10))
+    batch = Batch(batch_size=5)
+    each = ForEach(retries=retries, concurrency=batch)
+    assert each.retries is retries and each.concurrency is batch
+    assert ForEach(3).retries == 3 and ForEach().retries is None
+
+    @each("x", [1, 2])
+    def ev(x):
+        return Score("ok", x == 1, [accuracy()])
+
+    assert get_evaluation(ev).retrying is each.retrying
+
+
+def test_runner_reads_its_arguments_back(url):
+    runner = Runner("exp1", 10, False, storage=url)
+    assert (runner.experiment_name, runner.samples, runner.concurrent) == ("exp1", 10, False)
+    default = Runner(storage=url, progress=False)
+    assert (default.experiment_name, default.samples, default.concurrent) == (None, None, True)
+    assert default.progress_manager is default.reporter
+
+
+def test_an_ephemeral_experiment_is_named_once_the_run_starts(url):
+    @foreach("x", [1])
+    def ev(x):
+        return Score("ok", True, [accuracy()])
+
+    runner = Runner(storage=url, progress=False)
+    assert runner.experiment_name is None
+    runner.run([ev])
+    (stored,) = get_storage(url).experiments()
+    assert stored.ephemeral and runner.experiment_name == stored.name
+
+
+# SessionManager and run_evaluation -------------------------------------------------
+def test_session_manager_writes_an_evaluation_that_resumes(url):
+    manager = SessionManager("eval_math", experiment_name="baseline", storage=url)
+    manager.start_evaluation()
+    manager.add_results(
+        [Record(Result(exact_match("4", "4")), 0), Record(Result(), 1, error="KeyError: x")]
+    )
+    manager.finish_evaluation()
+
+    storage = get_storage(url)
+    assert storage.list_evaluations("baseline") == ["eval_math"]
+    assert storage.evaluation_info("baseline", "eval_math").status == "completed"
+    assert [r.item_id for r in manager.get_results()] == [0, 1]
+
+    again = SessionManager("eval_math", "baseline", storage)
+    again.start_evaluation()
+    assert storage.evaluation_info("baseline", "eval_math").status == "running"
+    again.add_results([Record(Result(exact_match("5", "5")), 1)])
+    again.finish_evaluation(success=False)
+    assert storage.load_evaluation("baseline", "eval_math").status is EvaluationStatus.FAILED
+    assert [r.error for r in again.get_results()] == [None, None]
+
+
+def test_session_manager_without_an_experiment_makes_an_ephemeral_one(url):
+    manager = SessionManager("ev", storage=url)
+    (experiment,) = get_storage(url).experiments()
+    assert experiment.ephemeral and experiment.name == manager.current_experiment
+
+
+def test_run_evaluation_stores_in_the_session_managers_evaluation(url):
+    def answer(question, expected, model):
+        if question == "boom":
+            raise ConnectionError("down")
+        return Result(exact_match(model(question), expected))
+
+    manager = SessionManager("gsm8k", experiment_name="e", storage=url)
+    rows = [("1+1", "2"), ("boom", "0"), ("2+2", "5")]
+    summary = asyncio.run(
+        run_evaluation(answer, "question,expected", rows, manager, retries=0, model=calc)
+    )
+    assert summary.metrics == {"exact_match": {"accuracy": pytest.approx(1 / 3)}}
+    assert get_storage(url).list_evaluations("e") == ["gsm8k"]
+    assert [r.failed for r in manager.get_results()] == [False, True, False]
+
+
+def test_run_evaluation_without_a_session_manager_makes_an_ephemeral_experiment(
+    tmp_path, monkeypatch
+):
+    async def answer(question, expected):
+        return exact_match(calc(question), expected)
+
+    monkeypatch.chdir(tmp_path)
+    rows = [("1+1", "2"), ("2+2", "4"), ("3+3", "6")]
+    summary = asyncio.run(run_evaluation(answer, "question,expected", rows, samples=2))
+    assert summary.rows == 2 and summary.metrics == {"exact_match": {"accuracy": 1.0}}
+    (experiment,) = get_storage(".dotevals").experiments()
+    assert experiment.ephemeral
+    assert get_storage(".dotevals").list_evaluations(experiment.name) == ["answer"]
+
+
+def calc(question: str) -> str:
+    left, right = question.split("+")
+    return str(int(left) + int(right))

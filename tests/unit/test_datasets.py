@@ -114,15 +114,26 @@ def test_registering_the_same_class_again_is_silent():
         register_dataset(Capitals)
 
 
-def test_another_class_with_the_same_name_replaces_with_a_warning():
+def test_another_class_with_the_same_name_is_refused():
     register_dataset(Capitals)
 
     class OtherCapitals(Capitals):
         pass
 
-    with pytest.warns(UserWarning, match="OtherCapitals replaces .*Capitals"):
+    with pytest.raises(
+        ValueError, match=r"'capitals' is already registered with a different class, .*Capitals;"
+    ):
         register_dataset(OtherCapitals)
-    assert get_dataset("capitals") is OtherCapitals
+    assert get_dataset("capitals") is Capitals
+
+
+def test_a_built_in_name_is_taken_before_the_built_in_is_loaded():
+    class MyArithmetic(Capitals):
+        name = "arithmetic"
+
+    with pytest.raises(ValueError, match=r"'arithmetic' is already registered .*\.Arithmetic;"):
+        register_dataset(MyArithmetic)
+    assert get_dataset("arithmetic") is Arithmetic
 
 
 def test_abstract_iter_is_required():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import pickle
 from decimal import Decimal
 from fractions import Fraction
@@ -18,10 +19,11 @@ from dotevals.evaluators import (
     exact_match,
     get_metadata,
     numeric_match,
+    python_ast_match,
     valid_json,
 )
 from dotevals.metrics import Metric, accuracy, mean, metric
-from dotevals.models import Result, Score
+from dotevals.models import EvaluationSummary, Record, Result, Score
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,9 +159,16 @@ def test_evaluator_rejects_what_is_not_a_metric(metrics):
         evaluator(metrics=metrics)
 
 
-def test_evaluator_rejects_an_empty_metric_list():
-    with pytest.raises(ValueError, match="at least one Metric"):
-        evaluator(metrics=[])
+def test_evaluator_takes_an_empty_metric_list_for_scores_no_metric_aggregates():
+    @evaluator(metrics=[])
+    def length(result):
+        return len(result)
+
+    score = length("abc")
+    assert (score.name, score.value, score.metrics) == ("length", 3, [])
+    summary = EvaluationSummary([Record(Result(score), 0), Record(Result(length("a")), 1)])
+    assert summary.metrics == {"length": {}}
+    assert [r.result.scores[0].value for r in summary.records] == [3, 1]
 
 
 def test_evaluator_with_a_custom_metric():
@@ -213,11 +222,13 @@ def test_async_evaluator_returns_a_score():
 # --- name= on every call ----------------------------------------------------------
 
 
+F_PARAMS = {"properties": {"x": {"type": "integer"}}}
 BUILTIN_CALLS = [
     (exact_match, ("a", "a")),
     (numeric_match, ("1", 1)),
     (valid_json, ("{}",)),
-    (ast_evaluation, ("x = 1",)),
+    (python_ast_match, ("x = 1",)),
+    (ast_evaluation, ({"f": {"x": 1}}, {"f": {"x": 1}}, {"name": "f", "parameters": F_PARAMS})),
 ]
 
 
@@ -342,7 +353,9 @@ def test_custom_evaluator_round_trips_through_cloudpickle():
     assert copy.__name__ == "long"
 
 
-@pytest.mark.parametrize("builtin", [exact_match, numeric_match, valid_json, ast_evaluation])
+@pytest.mark.parametrize(
+    "builtin", [exact_match, numeric_match, valid_json, python_ast_match, ast_evaluation]
+)
 def test_builtins_pickle_by_reference(builtin):
     assert pickle.loads(pickle.dumps(builtin)) is builtin
     assert cloudpickle.loads(cloudpickle.dumps(builtin)) is builtin
@@ -455,8 +468,10 @@ def test_numeric_match_true(result, expected):
         ("1_000", 1000),
         ("nan", "nan"),
         (float("nan"), float("nan")),
-        ("inf", "inf"),
-        (float("inf"), float("inf")),
+        ("inf", "inf"),  # strings spell numbers with digits only
+        (float("inf"), "inf"),
+        (float("inf"), float("-inf")),
+        (float("inf"), 1e308),
         (10**400, 10**400),  # too big for a float
         (True, 1),  # booleans are not numbers
         (False, 0),
@@ -503,6 +518,19 @@ def test_numeric_match_false(result, expected):
 def test_numeric_match_documented_examples(result, expected, match):
     assert numeric_match(result, expected).value is match
     assert numeric_match(expected, result).value is match
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (float("inf"), float("inf")),
+        (float("-inf"), float("-inf")),
+        (Decimal("Infinity"), math.inf),
+    ],
+)
+def test_numeric_match_an_infinity_matches_the_same_infinity(result, expected):
+    assert numeric_match(result, expected).value is True
+    assert numeric_match(expected, result).value is True
 
 
 def test_numeric_match_tolerance_is_tiny():
@@ -606,7 +634,7 @@ def test_jsonschema_is_a_core_dependency_and_the_extra_an_empty_alias():
     assert project["optional-dependencies"]["jsonschema"] == []
 
 
-# --- ast_evaluation ----------------------------------------------------------------
+# --- python_ast_match --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -624,8 +652,8 @@ def test_jsonschema_is_a_core_dependency_and_the_extra_an_empty_alias():
         "x = 1  # a comment",
     ],
 )
-def test_ast_evaluation_valid_python(result):
-    assert ast_evaluation(result).value is True
+def test_python_ast_match_valid_python(result):
+    assert python_ast_match(result).value is True
 
 
 @pytest.mark.parametrize(
@@ -644,8 +672,8 @@ def test_ast_evaluation_valid_python(result):
         42,
     ],
 )
-def test_ast_evaluation_invalid_python(result):
-    assert ast_evaluation(result).value is False
+def test_python_ast_match_invalid_python(result):
+    assert python_ast_match(result).value is False
 
 
 @pytest.mark.parametrize(
@@ -663,8 +691,8 @@ def test_ast_evaluation_invalid_python(result):
         ("```\nprint( 'hi' )\n```", "print('hi')"),
     ],
 )
-def test_ast_evaluation_equal_code(result, expected):
-    score = ast_evaluation(result, expected)
+def test_python_ast_match_equal_code(result, expected):
+    score = python_ast_match(result, expected)
     assert score.value is True
     assert score.metadata == {"result": result, "expected": expected}
 
@@ -685,5 +713,102 @@ def test_ast_evaluation_equal_code(result, expected):
         ("x = 1", "```python\nx = 1\n```"),  # expected is not fence-stripped
     ],
 )
-def test_ast_evaluation_different_code(result, expected):
-    assert ast_evaluation(result, expected).value is False
+def test_python_ast_match_different_code(result, expected):
+    assert python_ast_match(result, expected).value is False
+
+
+# --- ast_evaluation: a function call against its schema (BFCL) ----------------------
+
+AREA = {
+    "name": "area",
+    "parameters": {
+        "properties": {
+            "shape": {"type": "string"},
+            "unit": {"type": "string"},
+            "sides": {"type": "array"},
+            "options": {"type": "object"},
+        },
+        "required": ["shape"],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ({"area": {"shape": "circle"}}, {"shape": "circle"}),
+        ({"area": {"shape": "Circle"}}, {"shape": "circle"}),  # strings normalized
+        ({"area": {"shape": "right-angled tri_angle."}}, {"shape": "RightAngledTriangle"}),
+        ({"area": {"shape": "disc"}}, {"shape": ["circle", "disc"]}),  # alternatives
+        ({"area": {"shape": "DISC"}}, {"shape": {"circle", "disc"}}),
+        ({"area": {"shape": "circle"}}, {"shape": "circle", "unit": ""}),  # optional, left out
+        ({"area": {"shape": "circle"}}, {"shape": "circle", "unit": ["", "cm"]}),
+        ({"area": {"shape": "circle", "unit": "CM"}}, {"shape": "circle", "unit": ["", "cm"]}),
+        ({"area": {"shape": "square", "sides": [2, 2]}}, {"shape": "square", "sides": [[2, 2]]}),
+        (
+            {"area": {"shape": "square", "options": {"Fill": "Red"}}},
+            {"shape": "square", "options": [{"Fill": "red"}, {"Fill": "blue"}]},
+        ),
+        ({"area": {"shape": "it's"}}, {"shape": 'it"s'}),
+    ],
+)
+def test_ast_evaluation_matches(call, expected):
+    score = ast_evaluation(call, [{"area": expected}], [AREA])
+    assert (score.name, score.value, score.metrics) == ("ast_evaluation", True, [accuracy()])
+    assert score.metadata == {"result": call, "expected": [{"area": expected}], "schema": [AREA]}
+    assert ast_evaluation(call, {"area": expected}, AREA).value is True  # one dict each
+
+
+class Unserializable:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ({"volume": {"shape": "circle"}}, {"shape": "circle"}),  # another function
+        ({"area": {"unit": "cm"}}, {"shape": "circle", "unit": "cm"}),  # required left out
+        ({"area": {"shape": "circle"}}, {"shape": "circle", "unit": "cm"}),  # expected one
+        ({"area": {"shape": "circle", "unit": "m"}}, {"shape": "circle", "unit": ["", "cm"]}),
+        ({"area": {"shape": "circle", "colour": "red"}}, {"shape": "circle"}),  # not in schema
+        ({"area": {"shape": "circle", "unit": "cm"}}, {"shape": "circle"}),  # not expected
+        ({"area": {"shape": "oval"}}, {"shape": {"circle", "disc"}}),
+        ({"area": {"shape": "square", "sides": [2, 3]}}, {"shape": "square", "sides": [[2, 2]]}),
+        ({"area": {"shape": Unserializable()}}, {"shape": "circle"}),  # not JSON
+        ({"area": {"shape": "circle"}, "volume": {}}, {"shape": "circle"}),  # two calls
+        ({}, {"shape": "circle"}),
+        ("area(shape='circle')", {"shape": "circle"}),  # not a call as a dict
+        (None, {"shape": "circle"}),
+        ({"area": "circle"}, {"shape": "circle"}),
+    ],
+)
+def test_ast_evaluation_mismatches(call, expected):
+    assert ast_evaluation(call, [{"area": expected}], [AREA]).value is False
+
+
+def test_ast_evaluation_without_expected_or_schema_is_false():
+    call = {"area": {"shape": "circle"}}
+    assert ast_evaluation(call, [], [AREA]).value is False
+    assert ast_evaluation(call, [{"area": {"shape": "circle"}}], []).value is False
+    assert ast_evaluation(call, None, None).value is False
+
+
+@pytest.mark.parametrize(
+    ("expected", "schema", "message"),
+    [
+        ([{"area": {"shape": "circle"}}], ["area"], "schema must be a dict or a list of dicts"),
+        (["area"], [AREA], "expected must be a dict or a list of dicts"),
+        ([{"area": "circle"}], [AREA], "expected must map the function's name to its arguments"),
+    ],
+)
+def test_ast_evaluation_rejects_malformed_expectations(expected, schema, message):
+    with pytest.raises(TypeError, match=message):
+        ast_evaluation({"area": {"shape": "circle"}}, expected, schema)
+
+
+def test_ast_evaluation_is_importable_from_its_module_and_registered():
+    from dotevals.evaluators import registry
+    from dotevals.evaluators.ast_evaluation import ast_evaluation as from_module
+
+    assert from_module is ast_evaluation is registry.get("ast_evaluation")
+    assert registry.get("python_ast_match") is python_ast_match

@@ -202,7 +202,7 @@ def test_dict_row_0_missing_a_key_raises_and_fails_the_evaluation(url):
     with pytest.raises(DatasetError, match="ev: row 0 has no key 'answer'"):
         run(ev, url, experiment="exp")
     assert calls == []
-    info = get_storage(url).load_evaluation("exp", "ev")
+    info = get_storage(url).evaluation_info("exp", "ev")
     assert info.status == "failed"
 
 
@@ -398,7 +398,7 @@ def test_raising_row_is_stored_and_other_rows_still_scored(url):
     stored = get_storage(url).load_records("exp", "ev")
     assert [r.error for r in stored] == [None, "ValueError: msg", "RuntimeError", None]
     assert stored[1].dataset_row == {"x": 2}
-    info = get_storage(url).load_evaluation("exp", "ev")
+    info = get_storage(url).evaluation_info("exp", "ev")
     assert info.status == "completed"
     assert info.metadata["rows"] == 4
     assert info.metadata["errors"] == 2
@@ -434,7 +434,7 @@ def test_result_with_several_scores_and_context(url):
     stored = get_storage(url).load_records("exp", "ev")
     assert [r.result.prompt for r in stored] == ["p1", "p2", "p3", "p4"]
     assert [r.result.model_response for r in stored] == ["r1", "r2", "r3", "r4"]
-    info = get_storage(url).load_evaluation("exp", "ev")
+    info = get_storage(url).evaluation_info("exp", "ev")
     assert info.metrics == summary.metrics
 
 
@@ -455,7 +455,7 @@ def test_custom_metric_is_applied_and_restored_from_storage(url):
     # the records read back from storage name the metric, which is found again by name
     reread = EvaluationSummary(get_storage(url).load_records("exp", "ev"))
     assert reread.metrics == summary.metrics
-    assert get_storage(url).load_evaluation("exp", "ev").metrics == summary.metrics
+    assert get_storage(url).evaluation_info("exp", "ev").metrics == summary.metrics
 
 
 def test_errored_rows_count_as_false_in_summary(url):
@@ -492,9 +492,9 @@ def test_run_returns_summary_and_stores_experiment(url):
     summary = run(ev, url, experiment="named", offset=1)
     assert isinstance(summary, EvaluationSummary)
     storage = get_storage(url)
-    assert [e.name for e in storage.list_experiments()] == ["named"]
-    assert storage.list_experiments()[0].ephemeral is False
-    info = storage.load_evaluation("named", "ev")
+    assert [e.name for e in storage.experiments()] == ["named"]
+    assert storage.experiments()[0].ephemeral is False
+    info = storage.evaluation_info("named", "ev")
     assert info.status == "completed"
     assert info.metrics == {"em": {"accuracy": 0.5}}
     assert info.metadata["columns"] == ["x"]
@@ -509,7 +509,7 @@ def test_run_without_experiment_makes_an_ephemeral_one(url):
 
     run(ev, url)
     run(ev, url)
-    experiments = get_storage(url).list_experiments()
+    experiments = get_storage(url).experiments()
     assert len(experiments) == 2
     assert all(e.ephemeral for e in experiments)
     assert experiments[0].name != experiments[1].name
@@ -524,7 +524,7 @@ def test_calling_the_evaluation_runs_it_in_default_storage(tmp_path, monkeypatch
 
     summary = ev(model=lambda x: x == 1)
     assert summary.metrics == {"em": {"accuracy": 0.5}}
-    assert len(get_storage(f"json://{tmp_path / '.dotevals'}").list_experiments()) == 1
+    assert len(get_storage(f"json://{tmp_path / '.dotevals'}").experiments()) == 1
 
 
 @pytest.mark.parametrize(
@@ -608,8 +608,8 @@ def test_failed_evaluation_does_not_stop_the_others(url):
     assert runner.outcomes[1].error is None
     assert set(runner.results) == {"fine"}
     storage = get_storage(url)
-    assert storage.load_evaluation("exp", "broken").status == "failed"
-    assert storage.load_evaluation("exp", "fine").status == "completed"
+    assert storage.evaluation_info("exp", "broken").status == "failed"
+    assert storage.evaluation_info("exp", "fine").status == "completed"
 
 
 # Retries ----------------------------------------------------------------------
@@ -820,7 +820,7 @@ def test_resume_with_sqlite_storage(tmp_path):
     run(ev, url, experiment="exp")
     assert calls == [1, 2, 3, 3]
     assert (tmp_path / "results.db").exists()
-    assert get_storage(url).load_evaluation("exp", "ev").metrics == {"em": {"accuracy": 1.0}}
+    assert get_storage(url).evaluation_info("exp", "ev").metrics == {"em": {"accuracy": 1.0}}
 
 
 # Registered datasets -----------------------------------------------------------
@@ -880,7 +880,7 @@ def test_arun_inside_a_running_loop(url):
 
     summary = asyncio.run(main())
     assert summary.metrics == {"em": {"accuracy": 0.5}}
-    assert get_storage(url).load_evaluation("exp", "ev").status == "completed"
+    assert get_storage(url).evaluation_info("exp", "ev").status == "completed"
 
 
 def test_arun_raises_the_evaluations_failure(url):
@@ -957,4 +957,4 @@ def test_metric_with_arguments_survives_resume(url):
     assert first.metrics == {"five": {"at_least": 0.5}, "ten": {"at_least": 0.0}}
     second = run(ev, url, experiment="exp")
     assert second.metrics == {"five": {"at_least": 0.75}, "ten": {"at_least": 0.5}}
-    assert get_storage(url).load_evaluation("exp", "ev").metrics == second.metrics
+    assert get_storage(url).evaluation_info("exp", "ev").metrics == second.metrics

@@ -38,8 +38,26 @@ PYTEST_PRIVATE_ATTRIBUTES = {
 #: What users import, by module: the public paths of this project and of dotevals 0.23.
 PUBLIC = {
     "dotevals": ["foreach", "ForEach", "Score", "Result", "run", "arun", "Runner", "load"],
-    "dotevals.core": ["foreach", "ForEach", "Result", "Score", "Record", "EvaluationSummary"],
-    "dotevals.evaluators": ["evaluator", "exact_match", "numeric_match", "valid_json", "registry"],
+    "dotevals.core": [
+        "foreach",
+        "ForEach",
+        "Result",
+        "Score",
+        "Record",
+        "EvaluationSummary",
+        "run_evaluation",
+    ],
+    "dotevals.sessions": ["SessionManager"],
+    "dotevals.evaluators": [
+        "evaluator",
+        "exact_match",
+        "numeric_match",
+        "valid_json",
+        "python_ast_match",
+        "ast_evaluation",
+        "registry",
+    ],
+    "dotevals.evaluators.ast_evaluation": ["ast_evaluation"],
     "dotevals.metrics": ["metric", "accuracy", "mean", "Metric", "registry", "get_metric"],
     "dotevals.models": ["Score", "Result", "Record", "EvaluationSummary", "Evaluation"],
     "dotevals.storage": ["Storage", "get_storage", "register", "EvaluationInfo", "ExperimentInfo"],

@@ -16,7 +16,7 @@ from plugin_dists import BROKEN_ENTRY_POINTS, install
 import dotevals.evaluators
 import dotevals.metrics
 from dotevals.evaluators import exact_match
-from dotevals.metrics import Metric, accuracy, mean, metric
+from dotevals.metrics import Metric, accuracy, get_metric, mean, metric
 from dotevals.models import Score
 
 
@@ -72,6 +72,28 @@ def test_metric_registry_maps_names_to_metrics(fresh):
     assert registry.get("no_such_metric") is None
 
 
+def test_metric_registry_is_a_dict_that_takes_metrics_by_assignment(fresh):
+    registry = dotevals.metrics.registry
+    assert isinstance(registry, dict)
+
+    def share_of_twos(values):
+        return sum(1 for v in values if v == 2) / len(values)
+
+    registry["share_of_twos"] = share_of_twos
+    try:
+        assert registry["share_of_twos"] is share_of_twos
+        assert "share_of_twos" in registry and "share_of_twos" in list(registry.keys())
+        assert dict(registry)["share_of_twos"] is share_of_twos
+        assert dict(registry)["accuracy"] == accuracy()
+        read_back = Score.from_dict({"name": "n", "value": 2, "metrics": ["share_of_twos"]})
+        (made,) = read_back.metrics
+        assert (made.name, made([2, 1, 2, 2])) == ("share_of_twos", 0.75)
+    finally:
+        del registry["share_of_twos"]
+    assert "share_of_twos" not in registry
+    assert get_metric("share_of_twos") is None
+
+
 def test_metric_registry_gains_every_metric_factory(fresh):
     @metric
     def error_rate():
@@ -85,9 +107,11 @@ def test_metric_registry_gains_every_metric_factory(fresh):
         return lambda values: sum(1 for v in values if v > threshold) / len(values)
 
     registry = dotevals.metrics.registry
-    assert "error_rate" in registry and "above" in registry
+    assert "error_rate" in registry and "above" not in registry  # no metric without arguments
     assert registry["error_rate"]([True, False]) == 0.5
-    assert {"accuracy", "mean", "error_rate", "above"} <= set(registry.keys())
+    assert {"accuracy", "mean", "error_rate"} <= set(registry.keys())
+    assert "above" not in set(registry.keys()) and registry.get("above") is None
+    assert set(dict(registry)) == set(registry.keys())
     with pytest.raises(TypeError, match=r"metric 'above' needs arguments: call its factory"):
         registry["above"]
 

@@ -110,11 +110,11 @@ def test_summary_takes_the_intervals_stored_with_the_evaluation(json_results_url
     shutil.copytree(json_results_url.removeprefix("json://"), copy)
     stored = get_storage(f"json://{copy}")
     try:
-        info = stored.load_evaluation("a", "eval_sums")
+        info = stored.evaluation_info("a", "eval_sums")
         assert info is not None and info.estimates is not None
         info.estimates["exact_match"]["accuracy"].update(low=0.125, high=0.875)
         stored.save_evaluation("a", info)
-        running = stored.load_evaluation("b", "eval_sums")
+        running = stored.evaluation_info("b", "eval_sums")
         assert running is not None
         running.status, running.metrics, running.estimates = "running", None, None
         stored.save_evaluation("b", running)

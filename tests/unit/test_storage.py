@@ -58,13 +58,13 @@ def record(item_id: int, value: bool = True, error: str | None = None, **kwargs)
 
 # Experiments -------------------------------------------------------------
 def test_create_list_exists(storage: Storage):
-    assert storage.list_experiments() == []
+    assert storage.experiments() == []
     assert not storage.experiment_exists("first")
     storage.create_experiment("first")
     storage.create_experiment("second", ephemeral=True)
     storage.create_experiment("first", ephemeral=True)  # idempotent: unchanged
 
-    listed = storage.list_experiments()
+    listed = storage.experiments()
     assert [(e.name, e.ephemeral) for e in listed] == [("first", False), ("second", True)]
     assert listed[0].created_at <= listed[1].created_at
     assert storage.experiment_exists("first") and storage.experiment_exists("second")
@@ -75,7 +75,7 @@ def test_odd_experiment_names(storage: Storage):
     names = ["a/b", "../up", "sp ace:*?", "résumé-実験", "A", "a"]
     for name in names:
         storage.create_experiment(name)
-    assert [e.name for e in storage.list_experiments()] == names
+    assert [e.name for e in storage.experiments()] == names
     assert all(storage.experiment_exists(n) for n in names)
 
 
@@ -86,10 +86,10 @@ def test_rename(storage: Storage):
 
     storage.rename_experiment("old", "new/name")
 
-    assert [e.name for e in storage.list_experiments()] == ["new/name"]
+    assert [e.name for e in storage.experiments()] == ["new/name"]
     assert not storage.experiment_exists("old")
     assert storage.list_evaluations("new/name") == [EVAL]
-    assert storage.load_evaluation("new/name", EVAL).status == "completed"
+    assert storage.evaluation_info("new/name", EVAL).status == "completed"
     assert [r.item_id for r in storage.load_records("new/name", EVAL)] == [0, 1]
 
 
@@ -100,7 +100,7 @@ def test_rename_errors(storage: Storage):
         storage.rename_experiment("missing", "c")
     with pytest.raises(StorageError, match="already exists"):
         storage.rename_experiment("a", "b")
-    assert [e.name for e in storage.list_experiments()] == ["a", "b"]
+    assert [e.name for e in storage.experiments()] == ["a", "b"]
 
 
 def test_delete(storage: Storage):
@@ -111,8 +111,8 @@ def test_delete(storage: Storage):
 
     storage.delete_experiment("a")
 
-    assert [e.name for e in storage.list_experiments()] == ["b"]
-    assert storage.load_evaluation("a", EVAL) is None
+    assert [e.name for e in storage.experiments()] == ["b"]
+    assert storage.evaluation_info("a", EVAL) is None
     assert storage.load_records("a", EVAL) == []
     storage.create_experiment("a")  # a new experiment of that name starts empty
     assert storage.list_evaluations("a") == []
@@ -122,29 +122,29 @@ def test_delete(storage: Storage):
 
 
 def test_missing_experiment(storage: Storage):
-    with pytest.raises(ExperimentNotFoundError):
-        storage.list_evaluations("missing")
+    assert storage.list_evaluations("missing") == []
+    assert not storage.experiment_exists("missing")  # listing created nothing
     with pytest.raises(ExperimentNotFoundError):
         storage.save_evaluation("missing", EvaluationInfo(EVAL))
     with pytest.raises(ExperimentNotFoundError):
         storage.add_records("missing", EVAL, [record(0)])
-    assert storage.load_evaluation("missing", EVAL) is None
+    assert storage.evaluation_info("missing", EVAL) is None
     assert storage.load_records("missing", EVAL) == []
 
 
 # Evaluations -------------------------------------------------------------
 def test_evaluation_info_round_trip_and_replace(storage: Storage):
     storage.create_experiment("exp")
-    assert storage.load_evaluation("exp", EVAL) is None
+    assert storage.evaluation_info("exp", EVAL) is None
     info = EvaluationInfo(EVAL, started_at=1.5, metadata={"model": "gpt-4", "n": 3})
     storage.save_evaluation("exp", info)
-    assert storage.load_evaluation("exp", EVAL) == info
+    assert storage.evaluation_info("exp", EVAL) == info
 
     done = EvaluationInfo(
         EVAL, "completed", 1.5, 9.0, {"model": "gpt-4"}, {"exact": {"accuracy": 0.5}}
     )
     storage.save_evaluation("exp", done)
-    assert storage.load_evaluation("exp", EVAL) == done
+    assert storage.evaluation_info("exp", EVAL) == done
     assert storage.list_evaluations("exp") == [EVAL]
 
 
@@ -157,7 +157,7 @@ def test_list_evaluations_order_and_odd_names(storage: Storage):
 
     assert storage.list_evaluations("exp") == names
     for name in names:
-        assert storage.load_evaluation("exp", name).name == name
+        assert storage.evaluation_info("exp", name).name == name
 
 
 def test_evaluations_belong_to_their_experiment(storage: Storage):
@@ -166,7 +166,7 @@ def test_evaluations_belong_to_their_experiment(storage: Storage):
     storage.save_evaluation("one", EvaluationInfo(EVAL))
     storage.add_records("one", EVAL, [record(0)])
     assert storage.list_evaluations("two") == []
-    assert storage.load_evaluation("two", EVAL) is None
+    assert storage.evaluation_info("two", EVAL) is None
     assert storage.load_records("two", EVAL) == []
 
 
@@ -296,7 +296,7 @@ def test_unserialisable_values_stored_as_repr(storage: Storage):
     assert loaded.dataset_row["nested"] == {"(1, 2)": "tuple key"}
     assert loaded.dataset_row["loop"] == [1, "..."]
     assert loaded.result.scores[0].value == "<Odd>"
-    assert storage.load_evaluation("exp", EVAL).metadata == {"client": "<Odd>"}
+    assert storage.evaluation_info("exp", EVAL).metadata == {"client": "<Odd>"}
 
 
 def test_reopened_storage_sees_data(storage: Storage):
@@ -308,9 +308,9 @@ def test_reopened_storage_sees_data(storage: Storage):
     again = get_storage(storage.url)
     try:
         assert type(again) is type(storage)
-        assert [(e.name, e.ephemeral) for e in again.list_experiments()] == [("exp", True)]
+        assert [(e.name, e.ephemeral) for e in again.experiments()] == [("exp", True)]
         assert again.list_evaluations("exp") == [EVAL]
-        assert again.load_evaluation("exp", EVAL).status == "completed"
+        assert again.evaluation_info("exp", EVAL).status == "completed"
         assert [r.item_id for r in again.load_records("exp", EVAL)] == [0, 1]
         assert completed(again) == {0}
         again.add_records("exp", EVAL, [record(1)])
@@ -386,12 +386,12 @@ def test_json_corrupt_metadata_file(json_storage: JSONStorage):
     [meta] = json_storage.root.glob("*/experiment.json")
     meta.write_text("{oops")
     with pytest.raises(StorageError, match="experiment.json"):
-        json_storage.list_experiments()
+        json_storage.experiments()
 
 
 def test_json_storage_creates_directory_on_first_write(tmp_path: Path):
     store = get_storage(f"json://{tmp_path / 'a' / 'b'}")
-    assert store.list_experiments() == []
+    assert store.experiments() == []
     assert not (tmp_path / "a").exists()
     store.create_experiment("exp")
     assert (tmp_path / "a" / "b").is_dir()

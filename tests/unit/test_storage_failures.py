@@ -271,4 +271,4 @@ def test_non_finite_floats_are_strict_json_and_read_back(storage: Storage, tmp_p
     assert back.result.scores[0].metadata == {"bounds": [-math.inf, math.inf]}
     assert math.isnan(back.dataset_row["x"])
     assert back.dataset_row["y"] == {"$float": "no"}
-    assert math.isnan(storage.load_evaluation("exp", EVAL).metrics["s"]["mean"])
+    assert math.isnan(storage.evaluation_info("exp", EVAL).metrics["s"]["mean"])

@@ -78,7 +78,7 @@ def test_writes_resume_after_the_database_was_locked(tmp_path: Path, monkeypatch
     wait_for(lambda: stored_ids(f"sqlite://{path}") == list(range(added)))
     summary = run.finish("completed")
     assert summary.rows == added
-    assert storage.load_evaluation("exp", "ev").status == "completed"
+    assert storage.evaluation_info("exp", "ev").status == "completed"
     storage.close()
 
 

@@ -98,7 +98,7 @@ class EvaluationSession:
             return
         terminalreporter.write_sep("=", "dotevals summary")
         storage = runner.store.storage.url
-        terminalreporter.write_line(f"experiment: {runner.experiment_name} ({storage})")
+        terminalreporter.write_line(f"experiment: {runner.store.experiment_name} ({storage})")
         for line in summary_table(runner.outcomes, self.checks):
             terminalreporter.write_line(line)
         if self.unmatched is not None:
@@ -158,7 +158,7 @@ class EvaluationSession:
     def show_errors(self) -> str:
         """The command listing the errored rows of this run's experiment."""
         runner = cast(Runner, self.runner)  # set before any evaluation reports
-        return show_errors_command(runner.experiment_name, runner.store.storage.url)
+        return show_errors_command(runner.store.experiment_name, runner.store.storage.url)
 
 
 class _PytestReporter(RunReporter):

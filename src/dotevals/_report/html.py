@@ -103,7 +103,7 @@ def _summaries(
         if rows is None:
             runs.append(None)
             continue
-        info = storage.load_evaluation(experiment, name)
+        info = storage.evaluation_info(experiment, name)
         computed = EvaluationSummary(rows)
         runs.append(
             {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 
@@ -22,9 +22,6 @@ from dotevals._pytest_bridge.project import evaluation_key
 from dotevals.errors import ConfigurationError
 
 __all__ = ["Job", "Runnable", "group_jobs"]
-
-#: What a Runner runs: a pytest item or a (bound) ``@foreach`` function.
-Runnable = pytest.Item | Callable[..., Any]
 
 
 @dataclass
@@ -40,6 +37,8 @@ class Job:
 
     @classmethod
     def of(cls, obj: Runnable) -> Job:
+        if isinstance(obj, Job):
+            return obj
         if isinstance(obj, pytest.Item):
             return cls._of_item(obj)
         fixtures: dict[str, Any] = {}
@@ -82,6 +81,10 @@ class Job:
             "dataset": type(self.evaluation.dataset).__name__,
             **({"nodeid": self.item.nodeid} if self.item is not None else {}),
         }
+
+
+#: What a Runner runs: a pytest item, a (bound) ``@foreach`` function, or a Job.
+Runnable: TypeAlias = pytest.Item | Callable[..., Any] | Job
 
 
 def _check_fixtures(evaluation: EvaluationSpec, fixtures: dict[str, Any]) -> None:

@@ -7,13 +7,13 @@ point that cannot be loaded, or a class that is not a usable ``Dataset``,
 gives a warning and is skipped, and a name keeps the class that has it (an
 entry point claiming a taken name is ignored, with a warning).
 
-A later ``register_dataset`` call replaces the earlier class, with a warning
-unless it is the same class redefined (same module and qualified name).
+A later ``register_dataset`` call with the same class, or the same class
+defined again (same module and qualified name), replaces the earlier one; a
+different class under a taken name is refused with a ValueError.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, TypeVar
 
 from dotevals._util.registry import Registry
@@ -77,10 +77,12 @@ class DatasetRegistry:
         if problem:
             raise ConfigurationError(f"cannot register dataset: {problem}")
         existing = self._classes.loaded.get(cls.name)
+        if existing is None and cls.name in _BUILTINS:  # taken before it is first loaded
+            existing = self._classes.get(cls.name)
         if existing is not None and _where(existing) != _where(cls):
-            warnings.warn(
-                f"dataset {cls.name!r}: {_where(cls)} replaces {_where(existing)}",
-                stacklevel=2,
+            raise ConfigurationError(
+                f"cannot register dataset {_where(cls)}: {cls.name!r} is already registered "
+                f"with a different class, {_where(existing)}; give it another name"
             )
         self._classes.register(cls.name, cls)
         return cls

@@ -7,8 +7,10 @@ instead of this project's methods. :func:`backend_factory` recognises such a
 class when it is registered, and :class:`ResultsStorage` runs it: rows are
 appended with ``add_results`` and read back with ``get_results`` (the newest
 record of a row wins), evaluations are created with ``create_evaluation`` and
-their status set with ``update_evaluation_status``. The interface has no run
-lock, so the adapter keeps one in a lock file of this host.
+their status set with ``update_evaluation_status``, failed records are removed
+with ``remove_error_results_batch`` (or ``remove_error_result`` row by row, if
+the backend has no batch of its own). The interface has no run lock, so the
+adapter keeps one in a lock file of this host.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import functools
 import hashlib
 import inspect
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from dotevals.errors import ExperimentNotFoundError, StorageError
+from dotevals.errors import ExperimentExistsError, ExperimentNotFoundError
 from dotevals.models import Evaluation, EvaluationStatus, Record
-from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage, implements
 from dotevals.storage.lockfile import FileLocks
 
 __all__ = ["ResultsStorage", "backend_factory"]
@@ -43,15 +45,6 @@ RESULTS_METHODS = (
 )
 
 
-def _implements(cls: type, name: str) -> bool:
-    method = getattr(cls, name, None)
-    return (
-        callable(method)
-        and method is not getattr(Storage, name, None)
-        and not getattr(method, "__isabstractmethod__", False)
-    )
-
-
 def backend_factory(cls: Any) -> Callable[[str], Storage]:
     """What opens a location with backend class ``cls``: the class itself, or an adapter.
 
@@ -61,8 +54,8 @@ def backend_factory(cls: Any) -> Callable[[str], Storage]:
         raise TypeError(f"a storage backend must be a class, got {cls!r}")
     if issubclass(cls, Storage) and not inspect.isabstract(cls):
         return cls
-    if _implements(cls, "add_results") and _implements(cls, "get_results"):
-        missing = [m for m in RESULTS_METHODS if not _implements(cls, m)]
+    if implements(cls, "add_results") and implements(cls, "get_results"):
+        missing = [m for m in RESULTS_METHODS if not implements(cls, m)]
         if not missing:
             return functools.partial(ResultsStorage, cls)
     elif issubclass(cls, Storage):
@@ -93,7 +86,7 @@ class ResultsStorage(Storage):
     def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
         self.backend.create_experiment(name)  # the interface keeps no "ephemeral" flag
 
-    def list_experiments(self) -> list[ExperimentInfo]:
+    def experiments(self) -> list[ExperimentInfo]:
         infos = [ExperimentInfo(name, self._created_at(name)) for name in self._names()]
         return sorted(infos, key=lambda e: e.created_at)
 
@@ -105,7 +98,7 @@ class ResultsStorage(Storage):
         starts = [
             info.started_at
             for name in self.list_evaluations(experiment)
-            if (info := self.load_evaluation(experiment, name)) and info.started_at
+            if (info := self.evaluation_info(experiment, name)) and info.started_at
         ]
         return min(starts, default=0.0)
 
@@ -120,7 +113,7 @@ class ResultsStorage(Storage):
     def rename_experiment(self, old: str, new: str) -> None:
         self._require(old)
         if new in self._names():
-            raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
+            raise ExperimentExistsError(f"cannot rename {old!r}: experiment {new!r} already exists")
         self.backend.rename_experiment(old, new)
 
     # Evaluations -------------------------------------------------------
@@ -141,7 +134,7 @@ class ResultsStorage(Storage):
         else:
             self.backend.update_evaluation_status(experiment, info.name, status)
 
-    def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
+    def evaluation_info(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
         stored = self.backend.load_evaluation(experiment, evaluation)
         if stored is None:
             return None
@@ -159,6 +152,16 @@ class ResultsStorage(Storage):
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         return iter(self.backend.get_results(experiment, evaluation))
+
+    def remove_failed_records(
+        self, experiment: str, evaluation: str, item_ids: Iterable[int]
+    ) -> None:
+        rows = list(item_ids)
+        if implements(type(self.backend), "remove_error_results_batch"):
+            self.backend.remove_error_results_batch(experiment, evaluation, rows)
+        else:
+            for item_id in rows:
+                self.backend.remove_error_result(experiment, evaluation, item_id)
 
     # Locks -------------------------------------------------------------
     def _lock_path(self, experiment: str) -> Path:

@@ -15,7 +15,9 @@ form older versions used for every name, and the names dotevals 0.23 used.
 Folders written by dotevals 0.23 (``DIR/<experiment>/<evaluation>.jsonl``, the
 first line holding the evaluation's name, status and times) are read in place:
 they are listed and shown, and a run resumes them, adding ``experiment.json``,
-``*.info.json`` and new records beside and after what is there.
+``*.info.json`` and new records beside and after what is there. An evaluation
+created through 0.23's ``create_evaluation`` gets that first line too, so that
+0.23, which skips the first line of every file, reads all its records.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dotevals.errors import ExperimentNotFoundError, StorageError
-from dotevals.models import Record
+from dotevals.errors import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    StorageError,
+    StorageIOError,
+)
+from dotevals.models import Evaluation, Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.lockfile import FileLocks
@@ -68,13 +75,14 @@ def _file_names(name: str, name_023: str) -> list[str]:
 
 
 def _header_023(line: bytes | str) -> dict[str, Any] | None:
-    """The first line of an evaluation file written by dotevals 0.23, else None."""
+    """The first line of an evaluation file written by dotevals 0.23 (a JSON object that is
+    no record: it has neither ``item_id`` nor ``result``), else None."""
     try:
         data = json.loads(line)
     except ValueError:
         return None
-    if isinstance(data, dict) and isinstance(data.get("evaluation_name"), str):
-        return None if "item_id" in data else data
+    if isinstance(data, dict) and not {"item_id", "result"} & set(data):
+        return data
     return None
 
 
@@ -84,7 +92,7 @@ def _os_errors(action: str, path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise StorageError(f"cannot {action} {path}: {exc.strerror or exc}") from exc
+        raise StorageIOError(f"cannot {action} {path}: {exc.strerror or exc}") from exc
 
 
 class JSONStorage(Storage):
@@ -97,6 +105,11 @@ class JSONStorage(Storage):
         self.root = Path(location).expanduser()
         self._repaired: set[Path] = set()
         self._locks = FileLocks()  # run.lock of each experiment this object runs
+
+    @property
+    def root_dir(self) -> Path:
+        """The directory experiments are stored in (dotevals 0.23's name for ``root``)."""
+        return self.root
 
     def exists(self) -> bool:
         return self.root.is_dir()
@@ -134,7 +147,8 @@ class JSONStorage(Storage):
             with _os_errors("read", path), open(path, "rb") as f:
                 header = _header_023(f.readline())
             if header is not None:
-                found[header["evaluation_name"]] = (path, header)
+                name = header.get("evaluation_name")
+                found[name if isinstance(name, str) else path.stem] = (path, header)
         return found
 
     def _read_json(self, path: Path) -> Any:
@@ -146,15 +160,18 @@ class JSONStorage(Storage):
             raise StorageError(f"{path} is not valid JSON ({exc}): fix or delete it") from exc
 
     def _write_json(self, path: Path, data: Any) -> None:
-        """Write ``data`` to ``path`` atomically (temp file, fsync, replace), with the
+        self._write(path, encode_json(data).encode("utf-8"))
+
+    def _write(self, path: Path, content: bytes) -> None:
+        """Write ``content`` to ``path`` atomically (temp file, fsync, replace), with the
         permissions of any new file (the umask applies)."""
         with _os_errors("write", path):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(encode_json(data))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(content)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
@@ -193,7 +210,7 @@ class JSONStorage(Storage):
     def experiment_exists(self, name: str) -> bool:
         return self._name_of(self._dir(name)) == name
 
-    def list_experiments(self) -> list[ExperimentInfo]:
+    def experiments(self) -> list[ExperimentInfo]:
         if not self.root.is_dir():
             return []
         with _os_errors("list", self.root):
@@ -213,7 +230,7 @@ class JSONStorage(Storage):
     def rename_experiment(self, old: str, new: str) -> None:
         source = self._require(old)
         if self.experiment_exists(new):
-            raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
+            raise ExperimentExistsError(f"cannot rename {old!r}: experiment {new!r} already exists")
         info = self._experiment_info(source)
         target = self._dir(new)
         with _os_errors("rename to", target):
@@ -252,7 +269,9 @@ class JSONStorage(Storage):
         return next(free, hashed_name(evaluation))
 
     def list_evaluations(self, experiment: str) -> list[str]:
-        directory = self._require(experiment)
+        directory = self._dir(experiment)
+        if self._name_of(directory) != experiment:
+            return []
         infos = sorted(self._info_files(directory), key=lambda i: (i["position"], i["name"]))
         names = [i["name"] for i in infos]
         only_023 = [
@@ -272,7 +291,7 @@ class JSONStorage(Storage):
             position = max((i["position"] + 1 for i in infos), default=0)
         self._write_json(path, {**info.to_dict(), "position": position})
 
-    def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
+    def evaluation_info(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
         directory = self._dir(experiment)
         if not directory.is_dir():
             return None
@@ -289,6 +308,21 @@ class JSONStorage(Storage):
             ended_at=header.get("completed_at"),
             metadata=header.get("metadata") or {},
         )
+
+    def create_evaluation(self, experiment: str, evaluation: Evaluation) -> None:
+        super().create_evaluation(experiment, evaluation)
+        name = self._name_023(experiment, evaluation.evaluation_name)
+        path = self._records_path(experiment, name)
+        info = self.evaluation_info(experiment, name)
+        if info is not None and not path.exists():  # 0.23's first line, 0.23's fields
+            header = {
+                "evaluation_name": name,
+                "metadata": info.metadata,
+                "started_at": info.started_at,
+                "status": info.status,
+                "completed_at": info.ended_at,
+            }
+            self._write(path, f"{encode_json(header)}\n".encode())
 
     # Records -----------------------------------------------------------
     def _records_path(self, experiment: str, evaluation: str) -> Path:
@@ -315,22 +349,39 @@ class JSONStorage(Storage):
                 raise
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
+        for _, record in _numbered(self._records_path(experiment, evaluation)):
+            yield record
+
+    def remove_failed_records(
+        self, experiment: str, evaluation: str, item_ids: Iterable[int]
+    ) -> None:
+        rows = set(item_ids)
         path = self._records_path(experiment, evaluation)
-        if not path.is_file():
-            return
-        with _os_errors("read", path), open(path, "rb") as f:
-            previous: tuple[int, bytes] | None = None
-            for number, line in enumerate(f, 1):
-                if not line.strip() or (number == 1 and _header_023(line) is not None):
-                    continue
-                if previous is not None:
-                    yield _parse_line(path, *previous)
-                previous = (number, line)
+        removed = {n for n, r in _numbered(path) if r.failed and r.item_id in rows}
+        if removed:
+            with _os_errors("read", path), open(path, "rb") as f:
+                kept = [line for number, line in enumerate(f, 1) if number not in removed]
+            self._write(path, b"".join(kept))
+            self._repaired.discard(path)
+
+
+def _numbered(path: Path) -> Iterator[tuple[int, Record]]:
+    """The records of an evaluation file with their line numbers."""
+    if not path.is_file():
+        return
+    with _os_errors("read", path), open(path, "rb") as f:
+        previous: tuple[int, bytes] | None = None
+        for number, line in enumerate(f, 1):
+            if not line.strip() or (number == 1 and _header_023(line) is not None):
+                continue
             if previous is not None:
-                try:
-                    yield _parse_line(path, *previous)
-                except StorageError:
-                    return  # the last line was cut short when the process was killed
+                yield previous[0], _parse_line(path, *previous)
+            previous = (number, line)
+        if previous is not None:
+            try:
+                yield previous[0], _parse_line(path, *previous)
+            except StorageError:
+                return  # the last line was cut short when the process was killed
 
 
 def _parse_line(path: Path, number: int, line: bytes) -> Record:

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from dotevals.errors import ExperimentInUseError, StorageError
+from dotevals.errors import ExperimentInUseError, StorageIOError
 from dotevals.storage.base import LockOwner
 
 __all__ = ["FileLocks"]
@@ -54,7 +54,7 @@ class FileLocks:
                 continue
             except OSError as exc:  # e.g. a file system without locks
                 os.close(fd)
-                raise StorageError(f"cannot lock {path}: {exc.strerror or exc}") from exc
+                raise StorageIOError(f"cannot lock {path}: {exc.strerror or exc}") from exc
             if _same_file(fd, path):
                 break
             os.close(fd)  # locked the file of a run that was just unlocking: try again
@@ -63,7 +63,7 @@ class FileLocks:
             os.write(fd, json.dumps(asdict(owner)).encode())
         except OSError as exc:
             os.close(fd)
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise StorageIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
         self._held[experiment] = (fd, path)
         return None
 
@@ -87,7 +87,7 @@ def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise StorageError(
+        raise StorageIOError(
             f"cannot take the lock {path}: {exc.strerror or exc}; "
             "delete it if no run of this experiment is going on"
         ) from exc

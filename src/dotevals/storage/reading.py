@@ -46,7 +46,7 @@ def open_storage(storage: str | Storage) -> Iterator[Storage]:
 def find_experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
     """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
     check_experiment_name(name)
-    for info in storage.list_experiments():
+    for info in storage.experiments():
         if info.name == name:
             return info
     raise ExperimentNotFoundError(

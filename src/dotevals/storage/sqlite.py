@@ -5,11 +5,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from dotevals.errors import ExperimentNotFoundError, StorageError
+from dotevals.errors import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    StorageError,
+    StorageIOError,
+)
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
@@ -101,15 +106,18 @@ class SQLiteStorage(Storage):
                     self._conn = self._connect()
                 with self._conn:
                     yield self._conn
-        except (sqlite3.Error, OSError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else exc
-            raise StorageError(f"cannot use database {self.path}: {reason or exc}") from exc
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageIOError(f"cannot use database {self.path}: {exc.strerror or exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot use database {self.path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         if self.location != ":memory:":
             blocking = next((p for p in self.path.parents if p.exists()), None)
             if blocking is not None and not blocking.is_dir():
-                raise StorageError(
+                raise StorageIOError(
                     f"cannot use database {self.path}: {blocking} is a file, not a directory"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +149,7 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             return bool(db.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone())
 
-    def list_experiments(self) -> list[ExperimentInfo]:
+    def experiments(self) -> list[ExperimentInfo]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT name, created_at, ephemeral FROM experiments ORDER BY created_at, rowid"
@@ -157,13 +165,14 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             self._require(db, old)
             if db.execute("SELECT 1 FROM experiments WHERE name = ?", (new,)).fetchone():
-                raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
+                raise ExperimentExistsError(
+                    f"cannot rename {old!r}: experiment {new!r} already exists"
+                )
             db.execute("UPDATE experiments SET name = ? WHERE name = ?", (new, old))  # cascades
 
     # Evaluations -------------------------------------------------------
     def list_evaluations(self, experiment: str) -> list[str]:
         with self._db() as db:
-            self._require(db, experiment)
             rows = db.execute(
                 "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position",
                 (experiment,),
@@ -184,7 +193,7 @@ class SQLiteStorage(Storage):
                 (experiment, info.name, encode_json(info.to_dict())),
             )
 
-    def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
+    def evaluation_info(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
         with self._db() as db:
             row = db.execute(
                 "SELECT info FROM evaluations WHERE experiment = ? AND name = ?",
@@ -217,6 +226,17 @@ class SQLiteStorage(Storage):
                     record.traceback = traceback
                     yield record
                     before += 1
+
+    def remove_failed_records(
+        self, experiment: str, evaluation: str, item_ids: Iterable[int]
+    ) -> None:
+        where = "WHERE experiment = ? AND evaluation = ? AND item_id = ?"
+        with self._db() as db:
+            for item_id in set(item_ids):
+                key = (experiment, evaluation, item_id)
+                row = db.execute(f"SELECT record FROM records {where}", key).fetchone()
+                if row and self._decode(experiment, evaluation, item_id, row[0], item_id).failed:
+                    db.execute(f"DELETE FROM records {where}", key)
 
     def _decode(
         self, experiment: str, evaluation: str, item_id: object, text: object, before: int

@@ -111,7 +111,7 @@ class ExperimentStore:
         self._create()
         if short is not None:
             name = self._stored_name(name, short)
-        previous = self.storage.load_evaluation(self.experiment_name, name)
+        previous = self.storage.evaluation_info(self.experiment_name, name)
         info = EvaluationInfo(
             name=name,
             status="running",
@@ -132,7 +132,7 @@ class ExperimentStore:
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
         have no file and a ``None`` per column) if nothing is stored under ``name``."""
-        if self.storage.load_evaluation(self.experiment_name, name) is not None:
+        if self.storage.evaluation_info(self.experiment_name, name) is not None:
             return name
         found = [
             stored
