@@ -381,7 +381,7 @@ def test_a_refused_score_is_each_rows_error_and_the_evaluation_completes(url):
     traceback = summary.records[0].traceback.rstrip().splitlines()
     frames = [text for text in traceback if text.startswith("  File ")]
     assert frames == [f'  File "{__file__}", line {line}, in ev'] and traceback[-1] == error
-    assert get_storage(url).load_evaluation("exp", "ev").status == "completed"
+    assert get_storage(url).evaluation_info("exp", "ev").status == "completed"
 
 
 def test_raising_row_is_stored_and_other_rows_still_scored(url):

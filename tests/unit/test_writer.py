@@ -127,7 +127,7 @@ class FailingFor(JSONStorage):
 
 
 def status_of(storage: JSONStorage) -> str:
-    info = storage.load_evaluation("exp", "ev")
+    info = storage.evaluation_info("exp", "ev")
     assert info is not None
     return info.status
 
@@ -141,7 +141,7 @@ def test_a_metric_that_raises_leaves_the_evaluation_failed_not_running(tmp_path:
     run.add(Record(Result(Score("v", 1, [Metric("broken", broken)])), 0, {"n": 0}))
     with pytest.raises(ZeroDivisionError, match="the metric divided by zero"):
         run.finish("completed")
-    info = storage.load_evaluation("exp", "ev")
+    info = storage.evaluation_info("exp", "ev")
     assert info is not None
     assert (info.status, info.metadata["rows"], info.ended_at is not None) == ("failed", 1, True)
     assert stored_ids(f"json://{tmp_path / 'store'}") == [0]  # the row is kept
