@@ -114,6 +114,8 @@ def _evaluation_report(
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
     }
+    if computed.metric_errors:  # metrics its values could not give
+        report["metric_errors"] = computed.metric_errors
     if full:
         report["records"] = [r.to_dict() for r in records]
     if errors:
@@ -156,6 +158,9 @@ def _print_show(report: dict[str, Any]) -> None:
         print(format_table(headers, metrics, right=[3]))
     else:
         print("No metrics yet.")
+    for e in evaluations:
+        for failure in e.get("metric_errors", ()):
+            print(f"{e['name']}: {failure}")
     for e in evaluations:
         if "records" not in e:
             continue

@@ -57,14 +57,26 @@ class Estimate:
 
     @classmethod
     def of_mean(cls, numbers: Sequence[float]) -> Estimate:
-        """A mean: standard error ``s/√n`` and the normal interval (needs two numbers)."""
+        """A mean: standard error ``s/√n`` and the normal interval (needs two numbers).
+
+        A NaN among the numbers makes the mean NaN, an infinity makes it infinite
+        (or NaN, with both signs): such a mean has no interval.
+        """
         n = len(numbers)
         if n == 0:
             return cls(0.0)
-        mean = math.fsum(numbers) / n
+        if not all(map(math.isfinite, numbers)):
+            return cls(sum(numbers) / n)
+        try:
+            mean = math.fsum(numbers) / n
+        except OverflowError:  # finite numbers whose sum no float holds
+            mean = math.fsum(x / n for x in numbers)
         if n == 1:
             return cls(mean)
-        stderr = statistics.stdev(numbers, mean) / math.sqrt(n)
+        try:
+            stderr = statistics.stdev(numbers) / math.sqrt(n)
+        except OverflowError:  # a spread no float holds
+            return cls(mean)
         return cls(mean, stderr, mean - Z95 * stderr, mean + Z95 * stderr, "normal")
 
     def to_dict(self) -> dict[str, Any]:

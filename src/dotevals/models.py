@@ -138,7 +138,8 @@ class EvaluationSummary:
     ``metrics`` maps each score name to ``{metric name: value}``, ``estimates``
     to ``{metric name: Estimate}`` (the value with its standard error and 95 %
     interval). A row that errored counts as ``False`` for every score the
-    successful rows have.
+    successful rows have. A metric that cannot be computed from its values is
+    left out, and :attr:`metric_errors` says why.
     """
 
     def __init__(self, records: Iterable[Record]):
@@ -199,6 +200,12 @@ class EvaluationSummary:
     @property
     def estimates(self) -> dict[str, dict[str, Estimate]]:
         return self._stats.estimates()
+
+    @property
+    def metric_errors(self) -> list[str]:
+        """Why a metric is missing from :attr:`estimates`: one line per metric that
+        could not be computed from its score's values (text under ``mean()``...)."""
+        return self._stats.evaluate()[1]
 
     def __repr__(self) -> str:
         return f"EvaluationSummary(rows={self.rows}, metrics={self.metrics!r})"
@@ -264,13 +271,25 @@ class ScoreTally:
             if status != _ABSENT
         }
 
-    def estimates(self) -> dict[str, dict[str, Estimate]]:
-        """Each score's metrics with their standard errors and intervals."""
-        result = {}
+    def evaluate(self) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
+        """Each score's metrics with their standard errors and intervals, and one line
+        for each metric its values could not give (such a metric is left out)."""
+        result: dict[str, dict[str, Estimate]] = {}
+        failures = []
         for name in self.values:
             values = list(self.counted(name).values())
-            result[name] = {m.name: m.estimate(values) for m in self.metrics[name]}
-        return result
+            result[name] = {}
+            for metric in self.metrics[name]:
+                try:
+                    result[name][metric.name] = metric.estimate(values)
+                except Exception as exc:  # a value the metric cannot take, or its own bug
+                    reason = str(exc) or type(exc).__name__
+                    failures.append(f"score {name!r}, metric {metric.name}: {reason}")
+        return result, failures
+
+    def estimates(self) -> dict[str, dict[str, Estimate]]:
+        """Each score's metrics with their standard errors and intervals (see :meth:`evaluate`)."""
+        return self.evaluate()[0]
 
     def metric_values(self) -> dict[str, dict[str, float]]:
         """``{score name: {metric name: value}}``."""

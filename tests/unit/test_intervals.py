@@ -13,6 +13,7 @@ import statistics
 
 import pytest
 
+from dotevals._report.format import number, signed
 from dotevals.intervals import Estimate, bootstrap
 from dotevals.metrics import accuracy, mean, metric
 from dotevals.models import EvaluationSummary, Record, Result, Score
@@ -112,3 +113,55 @@ def test_custom_metrics_give_an_interval_by_returning_an_estimate():
     median = summary.estimates["latency"]["median_with_interval"]
     assert median.method == "bootstrap" and median.low <= 3.5 <= median.high
     assert summary.estimates["latency"]["plain_max"] == Estimate(9)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, math.nan, 3], "nan"),
+        ([1, math.inf], "inf"),
+        ([-math.inf, 1], "-inf"),
+        ([math.inf, -math.inf], "nan"),
+        ([1, 10**400], "inf"),  # an integer beyond floats counts as an infinity
+    ],
+    ids=["nan", "inf", "-inf", "both infinities", "huge integer"],
+)
+def test_a_mean_of_non_finite_values_is_that_value_without_interval(values, expected):
+    estimate = mean().estimate(values)
+    assert repr(estimate.value) == expected
+    assert (estimate.stderr, estimate.low, estimate.high) == (None, None, None)
+
+
+def test_a_mean_of_huge_finite_values_stays_finite():
+    assert mean().estimate([1.5e308, 1.5e308]).value == 1.5e308  # their sum is beyond floats
+    spread = mean().estimate([1.7e308, -1.7e308, 1.7e308])
+    assert spread.value == pytest.approx(1.7e308 / 3)
+    assert spread.stderr is None  # their spread is beyond floats: no interval
+
+
+def test_text_under_mean_leaves_that_metric_out_and_says_why():
+    records = [
+        Record(Result(Score("s", v, [mean(), accuracy()])), i, {})
+        for i, v in enumerate([1, "abc", 3])
+    ]
+    summary = EvaluationSummary(records)
+    assert summary.metrics == {"s": {"accuracy": 1.0}}
+    assert summary.metric_errors == [
+        "score 's', metric mean: its value 'abc' is str, not a number: return numbers "
+        "for mean(), or true/false values under accuracy()"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "difference"),
+    [
+        (0.5, "0.5000", "+0.5000"),
+        (math.nan, "nan", "nan"),
+        (math.inf, "inf", "+inf"),
+        (-math.inf, "-inf", "-inf"),
+        (10**400, "inf", "+inf"),
+    ],
+    ids=["number", "nan", "inf", "-inf", "huge integer"],
+)
+def test_metric_values_print_as_numbers_nan_and_infinities(value, shown, difference):
+    assert (number(value), signed(value)) == (shown, difference)

@@ -307,7 +307,9 @@ class RecordWriter:
     def finish(self, status: Status) -> EvaluationSummary:
         """Write what is left, record the status and return every row's summary.
 
-        StorageError when the records cannot be written; what was stored stays.
+        An evaluation whose rows all ran but a metric of which cannot be computed
+        (see ``EvaluationSummary.metric_errors``) is recorded as failed. StorageError
+        when the records cannot be written; what was stored stays.
         """
         self._stopped.set()
         self._wake.set()
@@ -328,6 +330,8 @@ class RecordWriter:
         summary = EvaluationSummary.from_tally(
             self.tally, lambda: self.storage.load_records(self.experiment, self.name)
         )
+        if status == "completed" and summary.metric_errors:
+            status = "failed"
         self._save_info(status, summary)
         return summary
 
