@@ -36,6 +36,7 @@ from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
+from dotevals.storage.links import open_no_link, refuse_links
 from dotevals.storage.lockfile import FileLocks
 
 __all__ = ["JSONStorage", "safe_name"]
@@ -88,13 +89,17 @@ def _os_errors(action: str, path: Path) -> Iterator[None]:
 
 
 class JSONStorage(Storage):
-    """Plain files under a directory, created on first write."""
+    """Plain files under a directory, created on first write.
+
+    The directory is fixed when the storage is made: a relative path is taken from
+    the working directory then, so that a row's ``os.chdir`` moves nothing.
+    """
 
     scheme = "json"
 
     def __init__(self, location: str):
         super().__init__(location)
-        self.root = Path(location).expanduser()
+        self.root = Path(location).expanduser().absolute()
         self._repaired: set[Path] = set()
         self._locks = FileLocks()  # run.lock of each experiment this object runs
 
@@ -144,9 +149,10 @@ class JSONStorage(Storage):
 
     def _write_json(self, path: Path, data: Any) -> None:
         """Write ``data`` to ``path`` atomically (temp file, fsync, replace), with the
-        permissions of any new file (the umask applies)."""
+        permissions of any new file (the umask applies); never through a link."""
         with _os_errors("write", path):
             path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_links(path, self.root)
             tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
@@ -209,6 +215,7 @@ class JSONStorage(Storage):
 
     def rename_experiment(self, old: str, new: str) -> None:
         source = self._require(old)
+        refuse_links(source, self.root)
         if self.experiment_exists(new):
             raise StorageError(f"cannot rename {old!r}: experiment {new!r} already exists")
         info = self._experiment_info(source)
@@ -220,7 +227,9 @@ class JSONStorage(Storage):
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
-        return self._locks.take(experiment, self._require(experiment) / "run.lock", owner, self.url)
+        path = self._require(experiment) / "run.lock"
+        refuse_links(path, self.root)
+        return self._locks.take(experiment, path, owner, self.url)
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
         self._locks.release(experiment)
@@ -261,7 +270,9 @@ class JSONStorage(Storage):
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
         directory = self._require(experiment)
-        path = directory / f"{self._stem(directory, info.name)}.info.json"
+        stem = self._stem(directory, info.name)
+        refuse_links(directory / f"{stem}.jsonl", self.root)  # before a run writes records
+        path = directory / f"{stem}.info.json"
         if path.is_file():
             position = self._read_json(path)["position"]
         else:
@@ -299,11 +310,13 @@ class JSONStorage(Storage):
         path = self._records_path(experiment, evaluation)
         lines = "".join(stored_text(r) + "\n" for r in records)
         with _os_errors("write", path):
+            refuse_links(path, self.root)
             if path not in self._repaired:
                 _repair_tail(path)
                 self._repaired.add(path)
             try:
-                with open(path, "a", encoding="utf-8") as f:
+                fd = open_no_link(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                with os.fdopen(fd, "a", encoding="utf-8") as f:
                     f.write(lines)
                     f.flush()
                     os.fsync(f.fileno())
@@ -345,7 +358,7 @@ def _repair_tail(path: Path) -> None:
     that it is not buried under new records."""
     if not path.is_file():
         return
-    with open(path, "rb+") as f:
+    with os.fdopen(open_no_link(path, os.O_RDWR), "rb+") as f:
         end = f.seek(0, os.SEEK_END)
         last = _last_line_start(f, end)
         f.seek(last)

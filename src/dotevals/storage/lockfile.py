@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.storage.base import LockOwner
+from dotevals.storage.links import open_no_link
 
 __all__ = ["FileLocks"]
 
@@ -85,7 +86,7 @@ class FileLocks:
 
 def _open(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        return open_no_link(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise StorageError(
             f"cannot take the lock {path}: {exc.strerror or exc}; "

@@ -67,13 +67,19 @@ def _encode_record(record: Record) -> tuple[str, str | None]:
 
 
 class SQLiteStorage(Storage):
-    """One database file (``:memory:`` works too), opened on first use."""
+    """One database file (``:memory:`` works too), opened on first use.
+
+    A relative path is taken from the working directory when the storage is made
+    (a row's ``os.chdir`` moves nothing).
+    """
 
     scheme = "sqlite"
 
     def __init__(self, location: str):
         super().__init__(location)
         self.path = Path(location).expanduser()
+        if location != ":memory:":
+            self.path = self.path.absolute()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
 
