@@ -65,3 +65,21 @@ def test_a_records_file_linked_outside_the_store_is_refused_and_kept(pytester, m
     )
     assert "Traceback" not in result.stdout.str()
     assert token.read_text() == "secret-token\n"
+
+
+def test_a_damaged_experiment_file_is_a_usage_error_and_hides_no_other(pytester, monkeypatch):
+    pytester.makepyfile(eval_plain=PLAIN_EVAL)
+    monkeypatch.setenv("ALL", "1")
+    for experiment in ("good", "bad"):
+        result = run_pytest(pytester, "--storage", "store", "--experiment", experiment)
+        result.assert_outcomes(passed=1)
+    damaged = pytester.path / "store" / "bad" / "experiment.json"
+    damaged.write_text("[1, 2]")
+    result = run_pytest(pytester, "--storage", "store", "--experiment", "bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: {damaged} is not a valid experiment file (not a JSON object): fix it, *"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result = run_pytest(pytester, "--storage", "store", "--experiment", "good")
+    result.assert_outcomes(passed=1)

@@ -3,10 +3,14 @@ hand-damaged bookkeeping, two 0.23 files of one evaluation. Real files and datab
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
+from cli_runs import run_cli
 from stores import KINDS, storage_url, stored_records
 
 from dotevals.metrics import accuracy
@@ -14,6 +18,7 @@ from dotevals.models import Record, Result, Score
 from dotevals.errors import StorageError
 from dotevals.storage import EvaluationInfo, get_storage
 from dotevals.storage.base import LockOwner
+from dotevals.storage.writer import ExperimentStore
 
 
 def record(item_id: int) -> Record:
@@ -98,3 +103,189 @@ def test_the_store_folder_itself_may_be_a_link(tmp_path: Path):
     url, _ = _stored_experiment(tmp_path)
     assert [r.item_id for r in stored_records(url, "exp", "ev")] == [0]
     assert (tmp_path / "real" / "exp" / "ev.jsonl").is_file()
+
+
+# Damaged bookkeeping -------------------------------------------------------
+def _two_experiments(url: str) -> None:
+    """Experiments "good" and "bad" with an evaluation "ev" each."""
+    storage = get_storage(url)
+    for name in ("good", "bad"):
+        storage.create_experiment(name)
+        storage.save_evaluation(name, EvaluationInfo("ev", status="completed"))
+        storage.add_records(name, "ev", [record(0)])
+    storage.close()
+
+
+def _edit_json(path: Path, change: dict | list) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(change if isinstance(change, list) else {**data, **change}))
+
+
+EXPERIMENT_DAMAGE = {
+    "name is a number": ({"name": 5}, "name 5 is not a name"),
+    "created_at is not a time": ({"created_at": "yesterday"}, "created_at 'yesterday' is not a time"),
+    "created_at is NaN": ({"created_at": float("nan")}, "created_at nan is not a time"),
+    "a list": ([1, 2], "not a JSON object"),
+    "ephemeral is text": ({"ephemeral": "no"}, "ephemeral 'no' is not true or false"),
+}
+
+
+@pytest.mark.parametrize("damage", list(EXPERIMENT_DAMAGE))
+def test_a_damaged_experiment_file_is_one_line_and_hides_no_other(tmp_path, capsys, damage):
+    url = storage_url("json", tmp_path)
+    _two_experiments(url)
+    change, reason = EXPERIMENT_DAMAGE[damage]
+    path = tmp_path / "store" / "bad" / "experiment.json"
+    _edit_json(path, change)
+    line = (
+        f"{path} is not a valid experiment file ({reason}): fix it, or delete it "
+        "(the next run of the experiment writes it again)"
+    )
+    code, out, err = run_cli(capsys, "list", "--storage", url)
+    assert code == 0 and "good" in out and "bad" not in out
+    assert err == f"warning: {line}; left out of this list\n"
+    assert run_cli(capsys, "show", "bad", "--storage", url) == (1, "", f"error: {line}\n")
+    code, out, err = run_cli(capsys, "show", "good", "--storage", url)
+    assert (code, err) == (0, "") and "completed" in out
+
+
+INFO_DAMAGE = {
+    "summary is text": ({"summary": "x"}, "summary is not {score: {metric: value}}"),
+    "status is a number": ({"status": 3}, "status 3 is not one of running, completed, failed, interrupted"),
+    "started_at is not a time": ({"started_at": "yesterday"}, "started_at 'yesterday' is not a time"),
+    "ended_at is beyond dates": ({"ended_at": 1e300}, "ended_at 1e+300 is not a time"),
+    "metadata is a list": ({"metadata": []}, "metadata is not an object"),
+    "position is text": ({"position": "first"}, "position 'first' is not a whole number"),
+    "name is missing": ({"name": None}, "name None is not text"),
+    "a list": ([1], "not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("damage", list(INFO_DAMAGE))
+def test_a_damaged_evaluation_file_is_one_line(tmp_path, capsys, damage):
+    """`dotevals show` leaves the evaluation out with one line naming the file; a run of
+    it stops with that line; the other experiment is shown as before."""
+    url = storage_url("json", tmp_path)
+    _two_experiments(url)
+    change, reason = INFO_DAMAGE[damage]
+    path = tmp_path / "store" / "bad" / "ev.info.json"
+    _edit_json(path, change)
+    line = (
+        f"{path} is not a valid evaluation file ({reason}): fix it, or delete it "
+        "(the next run of the evaluation writes it again)"
+    )
+    code, out, err = run_cli(capsys, "show", "bad", "--storage", url)
+    assert code == 0 and "No evaluations yet." in out
+    assert err == f"warning: {line}; left out of this list\n"
+    with pytest.raises(StorageError) as error:
+        ExperimentStore(url, "bad").start_evaluation("ev")
+    assert str(error.value) == line
+    code, out, err = run_cli(capsys, "show", "good", "--storage", url)
+    assert (code, err) == (0, "") and "completed" in out
+
+
+SQLITE_DAMAGE = {
+    "created_at is not a time": (
+        "UPDATE experiments SET created_at = 'yesterday' WHERE name = 'bad'",
+        "the row of experiment 'bad' in table experiments is not valid "
+        "(created_at 'yesterday' is not a time): fix that row",
+    ),
+    "ephemeral is text": (
+        "UPDATE experiments SET ephemeral = 'x' WHERE name = 'bad'",
+        "the row of experiment 'bad' in table experiments is not valid "
+        "(ephemeral 'x' is not true or false): fix that row",
+    ),
+    "info is a list": (
+        "UPDATE evaluations SET info = '[1]' WHERE experiment = 'bad'",
+        "the info of evaluation 'ev' of experiment 'bad' in table evaluations is not valid "
+        "(not a JSON object): fix that row, or delete it (the next run of the evaluation "
+        "writes it again)",
+    ),
+    "info has a summary of text": (
+        """UPDATE evaluations SET info = json_set(info, '$.summary', 'x')
+        WHERE experiment = 'bad'""",
+        "the info of evaluation 'ev' of experiment 'bad' in table evaluations is not valid "
+        "(summary is not {score: {metric: value}}): fix that row, or delete it (the next run "
+        "of the evaluation writes it again)",
+    ),
+    "info is a number": (
+        "UPDATE evaluations SET info = 5 WHERE experiment = 'bad'",
+        "the info of evaluation 'ev' of experiment 'bad' in table evaluations is not valid "
+        "(not a JSON object): fix that row, or delete it (the next run of the evaluation "
+        "writes it again)",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(SQLITE_DAMAGE))
+def test_a_damaged_row_of_sqlite_bookkeeping_is_one_line(tmp_path, capsys, damage):
+    url = storage_url("sqlite", tmp_path)
+    _two_experiments(url)
+    update, reason = SQLITE_DAMAGE[damage]
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        db.execute(update)
+    db.close()
+    line = f"{tmp_path / 'results.db'}: {reason}"
+    code, out, err = run_cli(capsys, "list", "--storage", url)
+    assert code == 0 and "good" in out
+    if "experiments" in reason:
+        assert "bad" not in out and err == f"warning: {line}; left out of this list\n"
+    assert run_cli(capsys, "show", "bad", "--storage", url) == (1, "", f"error: {line}\n")
+    code, out, err = run_cli(capsys, "show", "good", "--storage", url)
+    assert (code, err) == (0, "") and "completed" in out
+
+
+# Files written by dotevals 0.23 ------------------------------------------------------
+STORE_023 = Path(__file__).parents[1] / "data" / "dotevals-0.23"
+MATH_023 = "eval_basic_math[None-None]"
+
+
+def _store_023(tmp_path: Path) -> tuple[str, Path]:
+    shutil.copytree(STORE_023, tmp_path / "store")
+    return f"json://{tmp_path / 'store'}", tmp_path / "store" / "baseline"
+
+
+def _first_line(path: Path, change: dict) -> None:
+    header, rest = path.read_text().split("\n", 1)
+    path.write_text(json.dumps({**json.loads(header), **change}) + "\n" + rest)
+
+
+def test_a_damaged_first_line_of_a_023_file_is_one_line(tmp_path, capsys):
+    url, folder = _store_023(tmp_path)
+    path = folder / f"{MATH_023}.jsonl"
+    _first_line(path, {"started_at": "yesterday"})
+    line = (
+        f"{path}, line 1, is not a valid first line of a dotevals 0.23 file "
+        "(started_at 'yesterday' is not a time): fix that line to read this evaluation"
+    )
+    code, out, err = run_cli(capsys, "list", "--storage", url)
+    assert code == 0 and "baseline" in out and "partial" in out
+    assert err == f"warning: {line}; left out of this list\n"  # counting its evaluations
+    code, out, err = run_cli(capsys, "show", "baseline", "--storage", url)
+    assert code == 0 and "eval_by_model[None-None-small]" in out and MATH_023 not in out
+    assert err == f"warning: {line}; left out of this list\n"
+    with pytest.raises(StorageError) as error:
+        get_storage(url).load_evaluation("baseline", MATH_023)
+    assert str(error.value) == line
+
+
+def test_two_023_files_of_one_evaluation_are_named_and_neither_is_read(tmp_path, capsys):
+    """A copy of a 0.23 file beside it: neither copy is shown as the evaluation, one line
+    names both files, and a run of the evaluation stops with that line."""
+    url, folder = _store_023(tmp_path)
+    original = folder / f"{MATH_023}.jsonl"
+    copy = folder / "eval_basic_math copy.jsonl"
+    shutil.copy(original, copy)
+    line = (
+        f"{copy} and {original} both hold the evaluation {MATH_023!r} (files of dotevals "
+        f"0.23, one copied by hand?): move one of them out of {folder} to read or run it"
+    )
+    code, out, err = run_cli(capsys, "show", "baseline", "--storage", url)
+    assert code == 0 and "eval_by_model[None-None-small]" in out and MATH_023 not in out
+    assert err == f"warning: {line}; left out of this list\n"
+    with pytest.raises(StorageError) as error:
+        ExperimentStore(url, "baseline").start_evaluation(MATH_023)
+    assert str(error.value) == line
+    copy.unlink()  # one file again: read as before
+    code, out, err = run_cli(capsys, "show", "baseline", "--storage", url)
+    assert (code, err) == (0, "") and MATH_023 in out

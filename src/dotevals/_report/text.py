@@ -148,7 +148,7 @@ def comparison_table(comparisons: Sequence[EvaluationComparison]) -> str:
     """One line per evaluation, score and metric: A, B, B - A with its interval, the
     paired rows and how many rows went right to wrong and wrong to right. A score with
     no metric to compare has one line without them (the notes say why)."""
-    rows = []
+    rows: list[list[Any]] = []
     for c in comparisons:
         for s in c.scores:
             changes = [c.paired_rows, len(s.regressed), len(s.improved)]

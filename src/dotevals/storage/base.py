@@ -154,6 +154,12 @@ class Storage(ABC):
     def experiment_exists(self, name: str) -> bool:
         return any(e.name == name for e in self.list_experiments())
 
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        """The experiment called ``name``, or None. Unlike :meth:`list_experiments`, which
+        leaves out (with a warning) an experiment whose bookkeeping is damaged, this
+        raises StorageError naming what is damaged."""
+        return next((e for e in self.list_experiments() if e.name == name), None)
+
     @abstractmethod
     def delete_experiment(self, name: str) -> None:
         """Remove the experiment and everything in it; ExperimentNotFoundError if absent."""

@@ -20,6 +20,7 @@ they are listed and shown, and a run resumes them, adding ``experiment.json``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,10 +28,11 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
@@ -38,8 +40,11 @@ from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Sto
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.links import open_no_link, refuse_links
 from dotevals.storage.lockfile import FileLocks
+from dotevals.storage.metadata import evaluation_info, experiment_info, info_023, position
 
 __all__ = ["JSONStorage", "safe_name"]
+
+T = TypeVar("T")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-\[\]:@+,=]{0,119}")
@@ -124,20 +129,42 @@ class JSONStorage(Storage):
         """The experiment stored in ``directory``, or None."""
         path = directory / "experiment.json"
         if path.is_file():
-            return self._read_json(path)["name"]
+            return self._experiment_file(path).name
         return directory.name if directory.is_dir() and self._files_023(directory) else None
 
-    def _files_023(self, directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-        """The evaluation files dotevals 0.23 wrote in ``directory``: name -> (path, header)."""
-        found = {}
+    def _files_023(self, directory: Path) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+        """The evaluation files dotevals 0.23 wrote in ``directory``: name -> [(path,
+        header)], more than one when files were copied by hand (see :meth:`_file_023`)."""
+        found: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
         with _os_errors("list", directory):
             paths = sorted(directory.glob("*.jsonl"))
         for path in paths:
             with _os_errors("read", path), open(path, "rb") as f:
                 header = _header_023(f.readline())
             if header is not None:
-                found[header["evaluation_name"]] = (path, header)
+                found.setdefault(header["evaluation_name"], []).append((path, header))
         return found
+
+    def _file_023(self, directory: Path, evaluation: str) -> tuple[Path, EvaluationInfo] | None:
+        """The one file dotevals 0.23 wrote for ``evaluation``, with its first line checked;
+        StorageError naming both files when two name it, or the file when it is damaged."""
+        files = self._files_023(directory).get(evaluation)
+        if not files:
+            return None
+        if len(files) > 1:
+            raise StorageError(
+                f"{files[0][0]} and {files[1][0]} both hold the evaluation {evaluation!r} "
+                "(files of dotevals 0.23, one copied by hand?): move one of them out of "
+                f"{directory} to read or run it"
+            )
+        path, header = files[0]
+        try:
+            return path, info_023(header)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path}, line 1, is not a valid first line of a dotevals 0.23 file ({exc}): "
+                "fix that line to read this evaluation"
+            ) from None
 
     def _read_json(self, path: Path) -> Any:
         with _os_errors("read", path):
@@ -146,6 +173,27 @@ class JSONStorage(Storage):
             return decode_json(text)
         except ValueError as exc:
             raise StorageError(f"{path} is not valid JSON ({exc}): fix or delete it") from exc
+
+    def _checked(self, path: Path, what: str, check: Callable[[Any], T]) -> T:
+        """``check`` of the JSON in ``path``, the bookkeeping of an ``what``; StorageError
+        naming the file when it is not valid."""
+        data = self._read_json(path)
+        try:
+            return check(data)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path} is not a valid {what} file ({exc}): fix it, or delete it "
+                f"(the next run of the {what} writes it again)"
+            ) from None
+
+    def _experiment_file(self, path: Path) -> ExperimentInfo:
+        return self._checked(path, "experiment", experiment_info)
+
+    def _info_file(self, path: Path) -> tuple[EvaluationInfo, int]:
+        """The evaluation a ``*.info.json`` holds and its position."""
+        return self._checked(
+            path, "evaluation", lambda data: (evaluation_info(data), position(data))
+        )
 
     def _write_json(self, path: Path, data: Any) -> None:
         """Write ``data`` to ``path`` atomically (temp file, fsync, replace), with the
@@ -174,10 +222,12 @@ class JSONStorage(Storage):
     def _experiment_info(self, directory: Path) -> ExperimentInfo:
         path = directory / "experiment.json"
         if path.is_file():
-            data = self._read_json(path)
-            return ExperimentInfo(data["name"], data["created_at"], data.get("ephemeral", False))
-        starts = [h.get("started_at") for _, h in self._files_023(directory).values()]
-        numbers = [t for t in starts if isinstance(t, (int, float))]
+            return self._experiment_file(path)
+        starts = []
+        for files in self._files_023(directory).values():
+            with contextlib.suppress(ValueError):  # a damaged line tells no time
+                starts += [info_023(header).started_at for _, header in files]
+        numbers = [t for t in starts if t is not None]
         created = min(numbers) if numbers else directory.stat().st_mtime
         ephemeral = bool(_EPHEMERAL_023.fullmatch(directory.name))
         return ExperimentInfo(directory.name, created, ephemeral)
@@ -196,6 +246,10 @@ class JSONStorage(Storage):
     def experiment_exists(self, name: str) -> bool:
         return self._name_of(self._dir(name)) == name
 
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        directory = self._dir(name)
+        return self._experiment_info(directory) if self._name_of(directory) == name else None
+
     def list_experiments(self) -> list[ExperimentInfo]:
         if not self.root.is_dir():
             return []
@@ -203,9 +257,12 @@ class JSONStorage(Storage):
             directories = sorted(p for p in self.root.iterdir() if p.is_dir())
         found: dict[str, ExperimentInfo] = {}
         for directory in directories:
-            name = self._name_of(directory)
-            if name is not None and name not in found and self._dir(name) == directory:
-                found[name] = self._experiment_info(directory)
+            try:
+                name = self._name_of(directory)
+                if name is not None and name not in found and self._dir(name) == directory:
+                    found[name] = self._experiment_info(directory)
+            except StorageError as exc:  # one damaged experiment hides no other
+                _skipped(exc)
         return sorted(found.values(), key=lambda e: (e.created_at, e.name))
 
     def delete_experiment(self, name: str) -> None:
@@ -238,34 +295,49 @@ class JSONStorage(Storage):
         self._locks.release_all()
 
     # Evaluations -------------------------------------------------------
-    def _info_files(self, directory: Path) -> list[dict[str, Any]]:
+    def _info_files(self, directory: Path) -> list[tuple[EvaluationInfo, int]]:
+        """Every evaluation's info and position; a damaged file is left out, with a warning."""
         with _os_errors("list", directory):
             paths = sorted(directory.glob("*.info.json"))
-        return [self._read_json(p) for p in paths]
+        infos = []
+        for path in paths:
+            try:
+                infos.append(self._info_file(path))
+            except StorageError as exc:
+                _skipped(exc)
+        return infos
 
     def _stem(self, directory: Path, evaluation: str) -> str:
         """The file name (without suffix) the evaluation is stored under, or will be."""
         stems = _file_names(evaluation, evaluation.replace("/", "@"))
         for stem in stems:
             info = directory / f"{stem}.info.json"
-            if info.is_file() and self._read_json(info)["name"] == evaluation:
+            if info.is_file() and self._info_file(info)[0].name == evaluation:
                 return stem
-        files_023 = self._files_023(directory)
-        if evaluation in files_023:
-            return files_023[evaluation][0].name.removesuffix(".jsonl")
-        taken = {path.name.removesuffix(".jsonl") for path, _ in files_023.values()}
+        found_023 = self._file_023(directory, evaluation)
+        if found_023 is not None:
+            return found_023[0].name.removesuffix(".jsonl")
+        taken = {
+            path.name.removesuffix(".jsonl")
+            for files in self._files_023(directory).values()
+            for path, _ in files
+        }
         free = (s for s in stems if s not in taken and not (directory / f"{s}.info.json").exists())
         return next(free, hashed_name(evaluation))
 
     def list_evaluations(self, experiment: str) -> list[str]:
         directory = self._require(experiment)
-        infos = sorted(self._info_files(directory), key=lambda i: (i["position"], i["name"]))
-        names = [i["name"] for i in infos]
-        only_023 = [
-            (header.get("started_at") or 0, name)
-            for name, (_, header) in self._files_023(directory).items()
-            if name not in names
-        ]
+        infos = sorted(self._info_files(directory), key=lambda i: (i[1], i[0].name))
+        names = [info.name for info, _ in infos]
+        only_023 = []
+        for name in self._files_023(directory).keys() - set(names):
+            try:
+                found = self._file_023(directory, name)
+            except StorageError as exc:
+                _skipped(exc)
+                continue
+            if found is not None:
+                only_023.append((found[1].started_at or 0, name))
         return names + [name for _, name in sorted(only_023)]
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
@@ -274,10 +346,9 @@ class JSONStorage(Storage):
         refuse_links(directory / f"{stem}.jsonl", self.root)  # before a run writes records
         path = directory / f"{stem}.info.json"
         if path.is_file():
-            position = self._read_json(path)["position"]
+            position = self._info_file(path)[1]
         else:
-            infos = self._info_files(directory)
-            position = max((i["position"] + 1 for i in infos), default=0)
+            position = max((p + 1 for _, p in self._info_files(directory)), default=0)
         self._write_json(path, {**info.to_dict(), "position": position})
 
     def load_evaluation(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
@@ -286,17 +357,9 @@ class JSONStorage(Storage):
             return None
         path = directory / f"{self._stem(directory, evaluation)}.info.json"
         if path.is_file():
-            return EvaluationInfo.from_dict(self._read_json(path))
-        header = self._files_023(directory).get(evaluation, (None, None))[1]
-        if header is None:
-            return None
-        return EvaluationInfo(
-            name=evaluation,
-            status=header.get("status", "running"),
-            started_at=header.get("started_at"),
-            ended_at=header.get("completed_at"),
-            metadata=header.get("metadata") or {},
-        )
+            return self._info_file(path)[0]
+        found_023 = self._file_023(directory, evaluation)
+        return None if found_023 is None else found_023[1]
 
     # Records -----------------------------------------------------------
     def _records_path(self, experiment: str, evaluation: str) -> Path:
@@ -341,6 +404,11 @@ class JSONStorage(Storage):
                     yield _parse_line(path, *previous)
                 except StorageError:
                     return  # the last line was cut short when the process was killed
+
+
+def _skipped(exc: StorageError) -> None:
+    """What a listing says of a damaged experiment or evaluation it leaves out."""
+    warnings.warn(f"{exc}; left out of this list", stacklevel=3)
 
 
 def _parse_line(path: Path, number: int, line: bytes) -> Record:

@@ -46,9 +46,9 @@ def open_storage(storage: str | Storage) -> Iterator[Storage]:
 def find_experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
     """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
     check_experiment_name(name)
-    for info in storage.list_experiments():
-        if info.name == name:
-            return info
+    info = storage.find_experiment(name)
+    if info is not None:
+        return info
     raise ExperimentNotFoundError(
         f"experiment {name!r} not found in {url} (see 'dotevals list{storage_option(url)}')"
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dotevals.errors import ExperimentNotFoundError, StorageError
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
+from dotevals.storage.metadata import evaluation_info, experiment_info
 
 __all__ = ["SQLiteStorage"]
 
@@ -59,6 +62,10 @@ def _add_traceback_column(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):  # another process added it just now
             raise
+
+
+#: An ``ephemeral`` column's values.
+_BOOLEANS = {0: False, 1: True}
 
 
 def _encode_record(record: Record) -> tuple[str, str | None]:
@@ -141,9 +148,34 @@ class SQLiteStorage(Storage):
     def list_experiments(self) -> list[ExperimentInfo]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT name, created_at, ephemeral FROM experiments ORDER BY created_at, rowid"
+                "SELECT name, created_at, ephemeral FROM experiments ORDER BY rowid"
             ).fetchall()
-        return [ExperimentInfo(name, created, bool(eph)) for name, created, eph in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(self._experiment(row))
+            except StorageError as exc:  # one damaged experiment hides no other
+                warnings.warn(f"{exc}; left out of this list", stacklevel=2)
+        return sorted(found, key=lambda e: e.created_at)
+
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT name, created_at, ephemeral FROM experiments WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else self._experiment(row)
+
+    def _experiment(self, row: tuple[Any, Any, Any]) -> ExperimentInfo:
+        """The experiment a row of ``experiments`` holds; StorageError naming it if damaged."""
+        name, created, ephemeral = row
+        data = {"name": name, "created_at": created, "ephemeral": _BOOLEANS.get(ephemeral, ephemeral)}
+        try:
+            return experiment_info(data)
+        except ValueError as exc:
+            raise StorageError(
+                f"{self.path}: the row of experiment {name!r} in table experiments is not "
+                f"valid ({exc}): fix that row"
+            ) from None
 
     def delete_experiment(self, name: str) -> None:
         with self._db() as db:
@@ -162,10 +194,10 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             self._require(db, experiment)
             rows = db.execute(
-                "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position",
+                "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position, rowid",
                 (experiment,),
             ).fetchall()
-        return [name for (name,) in rows]
+        return [name for (name,) in rows if isinstance(name, str)]
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
         with self._db() as db:
@@ -187,7 +219,16 @@ class SQLiteStorage(Storage):
                 "SELECT info FROM evaluations WHERE experiment = ? AND name = ?",
                 (experiment, evaluation),
             ).fetchone()
-        return EvaluationInfo.from_dict(decode_json(row[0])) if row else None
+        if row is None:
+            return None
+        try:
+            return evaluation_info(decode_json(row[0]), evaluation)
+        except (ValueError, TypeError) as exc:  # TypeError: the column holds no text
+            raise StorageError(
+                f"{self.path}: the info of evaluation {evaluation!r} of experiment "
+                f"{experiment!r} in table evaluations is not valid ({exc}): fix that row, "
+                "or delete it (the next run of the evaluation writes it again)"
+            ) from None
 
     # Records -----------------------------------------------------------
     def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
