@@ -182,6 +182,20 @@ def test_a_damaged_evaluation_file_is_one_line(tmp_path, capsys, damage):
     assert str(error.value) == line
     code, out, err = run_cli(capsys, "show", "good", "--storage", url)
     assert (code, err) == (0, "") and "completed" in out
+    path.unlink()  # as the line says: the next run writes it again, and resumes
+    writer = ExperimentStore(url, "bad").start_evaluation("ev")
+    assert writer.completed == {0}
+    writer.finish("completed")
+
+
+def test_a_deleted_experiment_file_is_written_again_by_the_next_run(tmp_path):
+    url = storage_url("json", tmp_path)
+    _two_experiments(url)
+    (tmp_path / "store" / "bad" / "experiment.json").unlink()
+    writer = ExperimentStore(url, "bad").start_evaluation("ev")
+    assert writer.completed == {0}
+    writer.finish("completed")
+    assert (tmp_path / "store" / "bad" / "experiment.json").is_file()
 
 
 SQLITE_DAMAGE = {
