@@ -328,7 +328,9 @@ def cmd_rename(args: argparse.Namespace) -> int:
                 f"name, or delete it first with "
                 f"'dotevals delete {shlex.quote(args.new)}{storage_option(args.storage)}'"
             )
-        storage.rename_experiment(args.old, args.new)
+        from dotevals.storage.writer import ExperimentStore  # the run lock: no run holds it
+
+        ExperimentStore(storage, args.old).rename(args.new)
     print(f"Renamed experiment {args.old!r} to {args.new!r} in {args.storage}.")
     return 0
 
@@ -338,7 +340,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
     with _open(args.storage) as storage:
         _experiment(storage, args.storage, args.experiment)
         count = len(storage.list_evaluations(args.experiment))
-        storage.delete_experiment(args.experiment)
+        from dotevals.storage.writer import ExperimentStore  # the run lock: no run holds it
+
+        ExperimentStore(storage, args.experiment).delete()
     plural = "" if count == 1 else "s"
     print(
         f"Deleted experiment {args.experiment!r} ({count} evaluation{plural}) from {args.storage}."

@@ -4,9 +4,21 @@ media."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from cli_runs import run_cli
 from pytest_runs import run_pytest
-from stores import KINDS, stored_records
+from stores import KINDS, opened, storage_url, stored_records
+
+from dotevals.errors import ExperimentInUseError
+from dotevals.models import Record, Result
+from dotevals.storage import EvaluationInfo, get_storage
+from dotevals.storage.writer import ExperimentStore
 
 CHDIR_EVAL = """
 import os
@@ -83,3 +95,60 @@ def test_a_damaged_experiment_file_is_a_usage_error_and_hides_no_other(pytester,
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result = run_pytest(pytester, "--storage", "store", "--experiment", "good")
     result.assert_outcomes(passed=1)
+
+
+HOLDER = """
+import sys
+
+from dotevals.storage.writer import ExperimentStore
+
+store = ExperimentStore(sys.argv[1], "nightly")
+store.lock()  # what a run does before its first row
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes it
+store.unlock()
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_delete_and_rename_refuse_while_a_run_holds_the_experiment(tmp_path, capsys, kind):
+    url = storage_url(kind, tmp_path)
+    storage = get_storage(url)
+    storage.create_experiment("nightly")
+    storage.save_evaluation("nightly", EvaluationInfo("ev"))
+    storage.add_records("nightly", "ev", [Record(Result(), 0, {})])
+    storage.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(ExperimentInUseError) as second_run:
+            ExperimentStore(url, "nightly").lock()
+        message = f"error: {second_run.value}\n"
+        assert f"is in use by process {holder.pid}" in message
+        assert run_cli(capsys, "delete", "nightly", "--storage", url) == (1, "", message)
+        assert run_cli(capsys, "rename", "nightly", "new", "--storage", url) == (1, "", message)
+        assert [r.item_id for r in stored_records(url, "nightly", "ev")] == [0]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    code, _, err = run_cli(capsys, "rename", "nightly", "new", "--storage", url)
+    assert (code, err) == (0, "")
+    assert [r.item_id for r in stored_records(url, "new", "ev")] == [0]
+    assert _locks_left(tmp_path, kind) == []  # the rename released what it took
+    code, _, err = run_cli(capsys, "delete", "new", "--storage", url)
+    assert (code, err) == (0, "")
+    with opened(url) as storage:
+        assert storage.list_experiments() == []
+
+
+def _locks_left(directory: Path, kind: str) -> list:
+    if kind == "json":
+        return list(directory.glob("store/*/run.lock"))
+    with contextlib.closing(sqlite3.connect(directory / "results.db")) as db:
+        return db.execute("SELECT * FROM locks").fetchall()

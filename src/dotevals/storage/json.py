@@ -279,6 +279,7 @@ class JSONStorage(Storage):
         target = self._dir(new)
         with _os_errors("rename to", target):
             source.rename(target)
+        self._locks.moved(old, new, target / "run.lock")
         data = {"name": new, "created_at": info.created_at, "ephemeral": info.ephemeral}
         self._write_json(target / "experiment.json", data)
 

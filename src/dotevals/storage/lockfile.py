@@ -79,6 +79,12 @@ class FileLocks:
         finally:
             os.close(fd)
 
+    def moved(self, experiment: str, new: str, path: Path) -> None:
+        """The experiment was renamed ``new`` and its lock file moved to ``path``."""
+        if experiment in self._held:
+            fd, _ = self._held.pop(experiment)
+            self._held[new] = (fd, path)
+
     def release_all(self) -> None:
         for experiment in list(self._held):
             self.release(experiment)

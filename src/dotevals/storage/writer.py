@@ -94,6 +94,25 @@ class ExperimentStore:
             self.storage.unlock_experiment(self.experiment_name, self._owner)
             self._owner = None
 
+    def delete(self) -> None:
+        """Delete the experiment with everything in it; ExperimentInUseError, as a second
+        run gets, while a run holds it."""
+        self.lock()
+        try:
+            self.storage.delete_experiment(self.experiment_name)
+        finally:
+            self.unlock()
+
+    def rename(self, new: str) -> None:
+        """Rename the experiment; ExperimentInUseError, as a second run gets, while a run
+        holds it."""
+        self.lock()
+        try:
+            self.storage.rename_experiment(self.experiment_name, new)
+            self.experiment_name = new  # its lock goes with it
+        finally:
+            self.unlock()
+
     def start_evaluation(
         self,
         name: str,
