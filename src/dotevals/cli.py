@@ -317,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_rename(args: argparse.Namespace) -> int:
     """Rename an experiment; the new name must be free."""
-    with _open(args.storage) as storage:
+    with _open(args.storage, write=True) as storage:
         _experiment(storage, args.storage, args.old)
         check_experiment_name(args.new)
         if args.new == args.old:
@@ -337,7 +337,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete an experiment with all its evaluations and records."""
-    with _open(args.storage) as storage:
+    with _open(args.storage, write=True) as storage:
         _experiment(storage, args.storage, args.experiment)
         count = len(storage.list_evaluations(args.experiment))
         from dotevals.storage.writer import ExperimentStore  # the run lock: no run holds it

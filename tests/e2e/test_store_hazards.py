@@ -152,3 +152,47 @@ def _locks_left(directory: Path, kind: str) -> list:
         return list(directory.glob("store/*/run.lock"))
     with contextlib.closing(sqlite3.connect(directory / "results.db")) as db:
         return db.execute("SELECT * FROM locks").fetchall()
+
+
+def _read_only(directory: Path) -> list[str] | None:
+    """A command prefix that runs a command with ``directory`` mounted read-only (a
+    mount namespace of its own, as a user may make one with ``unshare``), or None
+    where this system cannot."""
+    mount = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    prefix = ["unshare", "-rm", "sh", "-c", mount, str(directory)]
+    try:
+        probe = subprocess.run([*prefix, "touch", str(directory / "probe")], capture_output=True)
+    except OSError:
+        return None
+    if probe.returncode == 0 or b"Read-only file system" not in probe.stderr:
+        return None
+    return prefix
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_on_read_only_media_can_be_read(tmp_path, kind):
+    media = tmp_path / "media"
+    url = storage_url(kind, media)
+    storage = get_storage(url)
+    for name in ("a", "b"):
+        storage.create_experiment(name)
+        storage.save_evaluation(name, EvaluationInfo("ev", status="completed"))
+        storage.add_records(name, "ev", [Record(Result(), 0, {"q": 1})])
+    storage.close()
+    read_only = _read_only(media)
+    if read_only is None:
+        pytest.skip("no way to mount a folder read-only here (unshare)")
+    load = "import sys, dotevals; print(len(dotevals.load('a', storage=sys.argv[1])))"
+    for argv in (
+        ["-m", "dotevals.cli", "list"],
+        ["-m", "dotevals.cli", "show", "a", "--full"],
+        ["-m", "dotevals.cli", "compare", "a", "b"],
+        ["-m", "dotevals.cli", "export", "a"],
+        ["-m", "dotevals.cli", "report", "a", "-o", str(tmp_path / "report.html")],
+        ["-c", load],
+    ):
+        storage_argv = [url] if argv[0] == "-c" else ["--storage", url]
+        done = subprocess.run(
+            [*read_only, sys.executable, *argv, *storage_argv], capture_output=True, text=True
+        )
+        assert (done.returncode, done.stderr) == (0, ""), argv

@@ -3,6 +3,7 @@ hand-damaged bookkeeping, two 0.23 files of one evaluation. Real files and datab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from stores import KINDS, storage_url, stored_records
 
 from dotevals.metrics import accuracy
 from dotevals.models import Record, Result, Score
+import dotevals
 from dotevals.errors import StorageError
 from dotevals.storage import EvaluationInfo, get_storage
 from dotevals.storage.base import LockOwner
@@ -303,3 +305,41 @@ def test_two_023_files_of_one_evaluation_are_named_and_neither_is_read(tmp_path,
     copy.unlink()  # one file again: read as before
     code, out, err = run_cli(capsys, "show", "baseline", "--storage", url)
     assert (code, err) == (0, "") and MATH_023 in out
+
+
+# Reading a SQLite database without writing to it ---------------------------------------
+def _database_in_rollback_mode(tmp_path: Path) -> tuple[str, Path]:
+    """A SQLite store of experiments "a" and "b", switched out of WAL mode, so that a
+    reader that switches it back (or creates tables) changes the file."""
+    url = storage_url("sqlite", tmp_path)
+    _two_experiments(url)
+    with contextlib.closing(sqlite3.connect(tmp_path / "results.db")) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    return url, tmp_path / "results.db"
+
+
+def test_reading_commands_leave_a_sqlite_database_as_it_is(tmp_path, capsys):
+    url, path = _database_in_rollback_mode(tmp_path)
+    before = path.read_bytes()
+    for argv in (
+        ["list"],
+        ["show", "good", "--full"],
+        ["compare", "good", "bad"],
+        ["export", "good"],
+        ["report", "good", "-o", str(tmp_path / "report.html")],
+    ):
+        code, _, err = run_cli(capsys, *argv, "--storage", url)
+        assert (code, err) == (0, ""), argv
+    assert len(dotevals.load("good", storage=url)) == 1
+    assert path.read_bytes() == before  # still in rollback mode: no switch to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "results.db"]
+
+
+def test_a_database_older_than_tracebacks_reads_without_them(tmp_path, capsys):
+    url, path = _database_in_rollback_mode(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE records DROP COLUMN traceback")
+    code, out, err = run_cli(capsys, "show", "good", "--full", "--storage", url)
+    assert (code, err) == (0, "") and "em=True" in out
+    with contextlib.closing(sqlite3.connect(path)) as db:  # reading added no column
+        assert "traceback" not in {row[1] for row in db.execute("PRAGMA table_info(records)")}

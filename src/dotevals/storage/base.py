@@ -130,6 +130,9 @@ class Storage(ABC):
     """
 
     scheme: str = ""
+    #: Set, before the first use, by code that only reads (the reading commands,
+    #: ``dotevals.load``): the backend may then open its storage read-only.
+    read_only: bool = False
 
     def __init__(self, location: str):
         self.location = location

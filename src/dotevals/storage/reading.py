@@ -25,13 +25,15 @@ __all__ = [
 
 
 @contextmanager
-def open_storage(storage: str | Storage) -> Iterator[Storage]:
+def open_storage(storage: str | Storage, *, write: bool = False) -> Iterator[Storage]:
     """The storage a URL names, closed afterwards (a Storage given is used as is and
-    left open); StorageError if there is none (reading creates nothing)."""
+    left open); StorageError if there is none (reading creates nothing). Without
+    ``write`` it is opened to read only (a database on read-only media reads)."""
     if isinstance(storage, Storage):
         yield storage
         return
     opened = get_storage(storage)
+    opened.read_only = not write
     if not opened.exists():
         raise StorageError(
             f"there is no storage at {storage}: check --storage (a run creates it when it "

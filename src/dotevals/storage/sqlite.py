@@ -52,10 +52,13 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+def _has_traceback_column(conn: sqlite3.Connection) -> bool:
+    return "traceback" in {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+
+
 def _add_traceback_column(conn: sqlite3.Connection) -> None:
     """Give a database made before tracebacks were stored their column (NULL in old rows)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
-    if "traceback" in columns:
+    if _has_traceback_column(conn):
         return
     try:
         conn.execute("ALTER TABLE records ADD COLUMN traceback TEXT")
@@ -77,7 +80,8 @@ class SQLiteStorage(Storage):
     """One database file (``:memory:`` works too), opened on first use.
 
     A relative path is taken from the working directory when the storage is made
-    (a row's ``os.chdir`` moves nothing).
+    (a row's ``os.chdir`` moves nothing). With ``read_only`` the file is opened
+    to read only (see :meth:`_connect_to_read`).
     """
 
     scheme = "sqlite"
@@ -89,6 +93,8 @@ class SQLiteStorage(Storage):
             self.path = self.path.absolute()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        #: The records table has its traceback column (older databases read alone lack it).
+        self._tracebacks = True
 
     def exists(self) -> bool:
         return self.location == ":memory:" or self.path.is_file()
@@ -110,6 +116,8 @@ class SQLiteStorage(Storage):
             raise StorageError(f"cannot use database {self.path}: {reason or exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only and self.location != ":memory:":
+            return self._connect_to_read()
         if self.location != ":memory:":
             blocking = next((p for p in self.path.parents if p.exists()), None)
             if blocking is not None and not blocking.is_dir():
@@ -124,6 +132,25 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
             _add_traceback_column(conn)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_to_read(self) -> sqlite3.Connection:
+        """The database opened read-only: no switch to WAL, no table created, so that it
+        reads on read-only media too. There the shared-memory file a WAL database needs
+        cannot be made, and nothing can change the file: it is opened as immutable."""
+        uri = f"{self.path.as_uri()}?mode=ro"
+        try:
+            return self._open_to_read(uri)
+        except sqlite3.OperationalError:  # "unable to open database file"
+            return self._open_to_read(f"{uri}&immutable=1")
+
+    def _open_to_read(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            self._tracebacks = _has_traceback_column(conn)  # the first read opens the file
         except sqlite3.Error:
             conn.close()
             raise
@@ -168,7 +195,11 @@ class SQLiteStorage(Storage):
     def _experiment(self, row: tuple[Any, Any, Any]) -> ExperimentInfo:
         """The experiment a row of ``experiments`` holds; StorageError naming it if damaged."""
         name, created, ephemeral = row
-        data = {"name": name, "created_at": created, "ephemeral": _BOOLEANS.get(ephemeral, ephemeral)}
+        data = {
+            "name": name,
+            "created_at": created,
+            "ephemeral": _BOOLEANS.get(ephemeral, ephemeral),
+        }
         try:
             return experiment_info(data)
         except ValueError as exc:
@@ -242,8 +273,9 @@ class SQLiteStorage(Storage):
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
+            traceback = "traceback" if self._tracebacks else "NULL"
             cursor = db.execute(
-                "SELECT item_id, record, traceback FROM records "
+                f"SELECT item_id, record, {traceback} FROM records "
                 "WHERE experiment = ? AND evaluation = ? "
                 "ORDER BY item_id",
                 (experiment, evaluation),
