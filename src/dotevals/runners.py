@@ -451,6 +451,7 @@ class Runner:
                 job.metadata(),
                 self.reporter.message,
                 short=job.name if job.item else None,
+                key=evaluation.key,
             )
             outcome.stored_name = writer.name
             rows = writer.pending(evaluation.rows(), self.samples)
