@@ -107,7 +107,7 @@ class StoredRows:
         return item_id
 
 
-def _shown(row: dict[str, Any]) -> str:
+def _shown(row: Any) -> str:
     """A row as a message shows it: its JSON text, cut after 100 characters."""
     text = encode_json(row)
     return text if len(text) <= 100 else f"{text[:99]}\u2026"
