@@ -96,7 +96,9 @@ def test_scores_that_are_not_finite_numbers_end_in_a_table(pytester, capsys, tmp
     )
     capsys.readouterr()
     assert main(["show", "e", "--storage", url, "--format", "json"]) == 0
-    shown = {e["name"].split("::")[-1]: e for e in json.loads(capsys.readouterr().out)["evaluations"]}
+    shown = {
+        e["name"].split("::")[-1]: e for e in json.loads(capsys.readouterr().out)["evaluations"]
+    }
     assert shown["eval_odd"]["status"] == "failed"
     assert shown["eval_odd"]["metrics"] == {"s": {}}
     assert shown["eval_odd"]["metric_errors"] == [

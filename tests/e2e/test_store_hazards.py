@@ -42,7 +42,9 @@ def test_a_row_that_changes_directory_loses_no_row(pytester, kind):
     location = "results.db" if kind == "sqlite" else "results"
     result = run_pytest(pytester, "--storage", f"{kind}://{location}", "--experiment", "e")
     result.assert_outcomes(passed=1)
-    stored = stored_records(f"{kind}://{pytester.path / location}", "e", "eval_chdir.py::eval_chdir")
+    stored = stored_records(
+        f"{kind}://{pytester.path / location}", "e", "eval_chdir.py::eval_chdir"
+    )
     assert [r.item_id for r in stored] == list(range(20))
 
 

@@ -14,10 +14,10 @@ import pytest
 from cli_runs import run_cli
 from stores import KINDS, storage_url, stored_records
 
-from dotevals.metrics import accuracy
-from dotevals.models import Record, Result, Score
 import dotevals
 from dotevals.errors import StorageError
+from dotevals.metrics import accuracy
+from dotevals.models import Record, Result, Score
 from dotevals.storage import EvaluationInfo, get_storage
 from dotevals.storage.base import LockOwner
 from dotevals.storage.writer import ExperimentStore
@@ -65,7 +65,10 @@ WRITES = {
         lambda s: s.save_evaluation("exp", EvaluationInfo("ev")),
     ),
     "info": ("ev.info.json", lambda s: s.save_evaluation("exp", EvaluationInfo("ev"))),
-    "records of a new evaluation": ("ev2.jsonl", lambda s: s.add_records("exp", "ev2", [record(0)])),
+    "records of a new evaluation": (
+        "ev2.jsonl",
+        lambda s: s.add_records("exp", "ev2", [record(0)]),
+    ),
     "run lock": ("run.lock", lambda s: s.lock_experiment("exp", LockOwner.me())),
     "experiment folder": ("", lambda s: s.add_records("exp", "ev", [record(1)])),
 }
@@ -125,7 +128,10 @@ def _edit_json(path: Path, change: dict | list) -> None:
 
 EXPERIMENT_DAMAGE = {
     "name is a number": ({"name": 5}, "name 5 is not a name"),
-    "created_at is not a time": ({"created_at": "yesterday"}, "created_at 'yesterday' is not a time"),
+    "created_at is not a time": (
+        {"created_at": "yesterday"},
+        "created_at 'yesterday' is not a time",
+    ),
     "created_at is NaN": ({"created_at": float("nan")}, "created_at nan is not a time"),
     "a list": ([1, 2], "not a JSON object"),
     "ephemeral is text": ({"ephemeral": "no"}, "ephemeral 'no' is not true or false"),
@@ -153,8 +159,14 @@ def test_a_damaged_experiment_file_is_one_line_and_hides_no_other(tmp_path, caps
 
 INFO_DAMAGE = {
     "summary is text": ({"summary": "x"}, "summary is not {score: {metric: value}}"),
-    "status is a number": ({"status": 3}, "status 3 is not one of running, completed, failed, interrupted"),
-    "started_at is not a time": ({"started_at": "yesterday"}, "started_at 'yesterday' is not a time"),
+    "status is a number": (
+        {"status": 3},
+        "status 3 is not one of running, completed, failed, interrupted",
+    ),
+    "started_at is not a time": (
+        {"started_at": "yesterday"},
+        "started_at 'yesterday' is not a time",
+    ),
     "ended_at is beyond dates": ({"ended_at": 1e300}, "ended_at 1e+300 is not a time"),
     "metadata is a list": ({"metadata": []}, "metadata is not an object"),
     "position is text": ({"position": "first"}, "position 'first' is not a whole number"),
