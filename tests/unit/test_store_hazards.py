@@ -121,9 +121,23 @@ def _two_experiments(url: str) -> None:
     storage.close()
 
 
-def _edit_json(path: Path, change: dict | list) -> None:
+def _damaged(
+    tmp_path: Path, name: str, what: str, damage: tuple[dict | list, str]
+) -> tuple[str, Path, str]:
+    """A json store of ``_two_experiments`` whose file ``name`` (the bookkeeping of an
+    ``what``) in experiment "bad" has the change of ``damage``: the store's URL, the
+    file, and the line that names the damage (its reason is the second of ``damage``)."""
+    url = storage_url("json", tmp_path)
+    _two_experiments(url)
+    path = tmp_path / "store" / "bad" / name
+    change, reason = damage
     data = json.loads(path.read_text())
     path.write_text(json.dumps(change if isinstance(change, list) else {**data, **change}))
+    line = (
+        f"{path} is not a valid {what} file ({reason}): fix it, or delete it "
+        f"(the next run of the {what} writes it again)"
+    )
+    return url, path, line
 
 
 EXPERIMENT_DAMAGE = {
@@ -140,15 +154,7 @@ EXPERIMENT_DAMAGE = {
 
 @pytest.mark.parametrize("damage", list(EXPERIMENT_DAMAGE))
 def test_a_damaged_experiment_file_is_one_line_and_hides_no_other(tmp_path, capsys, damage):
-    url = storage_url("json", tmp_path)
-    _two_experiments(url)
-    change, reason = EXPERIMENT_DAMAGE[damage]
-    path = tmp_path / "store" / "bad" / "experiment.json"
-    _edit_json(path, change)
-    line = (
-        f"{path} is not a valid experiment file ({reason}): fix it, or delete it "
-        "(the next run of the experiment writes it again)"
-    )
+    url, _, line = _damaged(tmp_path, "experiment.json", "experiment", EXPERIMENT_DAMAGE[damage])
     code, out, err = run_cli(capsys, "list", "--storage", url)
     assert code == 0 and "good" in out and "bad" not in out
     assert err == f"warning: {line}; left out of this list\n"
@@ -179,15 +185,7 @@ INFO_DAMAGE = {
 def test_a_damaged_evaluation_file_is_one_line(tmp_path, capsys, damage):
     """`dotevals show` leaves the evaluation out with one line naming the file; a run of
     it stops with that line; the other experiment is shown as before."""
-    url = storage_url("json", tmp_path)
-    _two_experiments(url)
-    change, reason = INFO_DAMAGE[damage]
-    path = tmp_path / "store" / "bad" / "ev.info.json"
-    _edit_json(path, change)
-    line = (
-        f"{path} is not a valid evaluation file ({reason}): fix it, or delete it "
-        "(the next run of the evaluation writes it again)"
-    )
+    url, path, line = _damaged(tmp_path, "ev.info.json", "evaluation", INFO_DAMAGE[damage])
     code, out, err = run_cli(capsys, "show", "bad", "--storage", url)
     assert code == 0 and "No evaluations yet." in out
     assert err == f"warning: {line}; left out of this list\n"
