@@ -12,8 +12,12 @@ import math
 import statistics
 
 import pytest
+from stores import opened
 
+import dotevals
+from dotevals import foreach
 from dotevals._report.format import number, signed
+from dotevals.errors import MetricError
 from dotevals.intervals import Estimate, bootstrap
 from dotevals.metrics import accuracy, mean, metric
 from dotevals.models import EvaluationSummary, Record, Result, Score
@@ -165,3 +169,19 @@ def test_text_under_mean_leaves_that_metric_out_and_says_why():
 )
 def test_metric_values_print_as_numbers_nan_and_infinities(value, shown, difference):
     assert (number(value), signed(value)) == (shown, difference)
+
+
+def test_dotevals_run_raises_one_line_for_text_under_mean(tmp_path):
+    @foreach("v", [1, "yes"])
+    def eval_text(v):
+        return Score("answer", v, [mean()])
+
+    with pytest.raises(MetricError) as error:
+        dotevals.run(eval_text, storage=f"json://{tmp_path}", experiment="e")
+    assert str(error.value) == (
+        "eval_text: score 'answer', metric mean: its value 'yes' is str, not a number: "
+        "return numbers for mean(), or true/false values under accuracy()"
+    )
+    with opened(f"json://{tmp_path}") as storage:
+        info = storage.load_evaluation("e", "eval_text")
+    assert info is not None and info.status == "failed"
