@@ -228,7 +228,7 @@ SQLITE_DAMAGE = {
         "writes it again)",
     ),
     "info has a summary of text": (
-        """UPDATE evaluations SET info = json_set(info, '$.summary', 'x')
+        """UPDATE evaluations SET info = '{"name": "ev", "summary": "x"}'
         WHERE experiment = 'bad'""",
         "the info of evaluation 'ev' of experiment 'bad' in table evaluations is not valid "
         "(summary is not {score: {metric: value}}): fix that row, or delete it (the next run "
@@ -347,8 +347,12 @@ def test_reading_commands_leave_a_sqlite_database_as_it_is(tmp_path, capsys):
 
 def test_a_database_older_than_tracebacks_reads_without_them(tmp_path, capsys):
     url, path = _database_in_rollback_mode(tmp_path)
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("ALTER TABLE records DROP COLUMN traceback")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # the table as it was made then
+        db.execute(
+            "CREATE TABLE old AS SELECT experiment, evaluation, item_id, record FROM records"
+        )
+        db.execute("DROP TABLE records")
+        db.execute("ALTER TABLE old RENAME TO records")
     code, out, err = run_cli(capsys, "show", "good", "--full", "--storage", url)
     assert (code, err) == (0, "") and "em=True" in out
     with contextlib.closing(sqlite3.connect(path)) as db:  # reading added no column
