@@ -116,7 +116,8 @@ def bootstrap(
     The values are resampled with replacement ``resamples`` times (with a
     fixed ``seed``, so the interval is the same on every run); the standard
     error is the standard deviation of the resampled statistics and the
-    bounds their 2.5th and 97.5th percentiles.
+    bounds their 2.5th and 97.5th percentiles. A resampled statistic that is NaN
+    or infinite (the values hold one) leaves the value without an interval.
     """
     values = list(values)
     value = float(statistic(values))
@@ -125,6 +126,8 @@ def bootstrap(
     rng = random.Random(seed)
     n = len(values)
     draws = sorted(float(statistic(rng.choices(values, k=n))) for _ in range(resamples))
+    if not all(map(math.isfinite, draws)):
+        return Estimate(value)
     low, high = percentile_bounds(draws)
     return Estimate(value, statistics.stdev(draws), low, high, "bootstrap")
 

@@ -136,6 +136,12 @@ def test_a_mean_of_non_finite_values_is_that_value_without_interval(values, expe
     assert (estimate.stderr, estimate.low, estimate.high) == (None, None, None)
 
 
+@pytest.mark.parametrize("odd", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_bootstrap_over_values_that_are_not_finite_has_no_interval(odd):
+    estimate = bootstrap(statistics.fmean, [1.0, odd, 3.0])
+    assert repr(estimate.value) == repr(odd) and estimate.low is None
+
+
 def test_a_mean_of_huge_finite_values_stays_finite():
     assert mean().estimate([1.5e308, 1.5e308]).value == 1.5e308  # their sum is beyond floats
     spread = mean().estimate([1.7e308, -1.7e308, 1.7e308])
