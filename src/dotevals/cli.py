@@ -114,6 +114,8 @@ def _evaluation_report(
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
     }
+    if computed.metric_errors:  # metrics its values could not give
+        report["metric_errors"] = computed.metric_errors
     if full:
         report["records"] = [r.to_dict() for r in records]
     if errors:
@@ -156,6 +158,9 @@ def _print_show(report: dict[str, Any]) -> None:
         print(format_table(headers, metrics, right=[3]))
     else:
         print("No metrics yet.")
+    for e in evaluations:
+        for failure in e.get("metric_errors", ()):
+            print(f"{e['name']}: {failure}")
     for e in evaluations:
         if "records" not in e:
             continue
@@ -317,7 +322,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_rename(args: argparse.Namespace) -> int:
     """Rename an experiment; the new name must be free."""
-    with _open(args.storage) as storage:
+    with _open(args.storage, write=True) as storage:
         _experiment(storage, args.storage, args.old)
         check_experiment_name(args.new)
         if args.new == args.old:
@@ -328,17 +333,21 @@ def cmd_rename(args: argparse.Namespace) -> int:
                 f"name, or delete it first with "
                 f"'dotevals delete {shlex.quote(args.new)}{storage_option(args.storage)}'"
             )
-        storage.rename_experiment(args.old, args.new)
+        from dotevals.storage.writer import ExperimentStore  # the run lock: no run holds it
+
+        ExperimentStore(storage, args.old).rename(args.new)
     print(f"Renamed experiment {args.old!r} to {args.new!r} in {args.storage}.")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete an experiment with all its evaluations and records."""
-    with _open(args.storage) as storage:
+    with _open(args.storage, write=True) as storage:
         _experiment(storage, args.storage, args.experiment)
         count = len(storage.list_evaluations(args.experiment))
-        storage.delete_experiment(args.experiment)
+        from dotevals.storage.writer import ExperimentStore  # the run lock: no run holds it
+
+        ExperimentStore(storage, args.experiment).delete()
     plural = "" if count == 1 else "s"
     print(
         f"Deleted experiment {args.experiment!r} ({count} evaluation{plural}) from {args.storage}."

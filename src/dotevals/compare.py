@@ -14,17 +14,19 @@ value and B's (each over all of its own stored rows) and the difference
   sides, the metric recomputed on each (``"bootstrap"``).
 
 Errored rows count as False, as in every summary. Rows only one side ran are
-counted, never silently dropped.
+counted, never silently dropped; so are the metrics only one side has and the
+metrics that cannot be computed from a score's values (text under ``mean``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dotevals.intervals import Estimate, bootstrap
-from dotevals.metrics import Metric
+from dotevals.metrics import Metric, numeric
 from dotevals.models import Record, ScoreTally
 
 __all__ = [
@@ -38,7 +40,7 @@ __all__ = [
 #: Metrics that are the mean of one number per row, and that number.
 _PER_ROW: dict[str, Callable[[Any], float | None]] = {
     "accuracy": lambda value: 1.0 if value else 0.0,
-    "mean": lambda value: None if value is None else float(value),
+    "mean": numeric,
 }
 
 
@@ -66,6 +68,9 @@ class MetricComparison:
 class ScoreComparison:
     """One score both sides have: its metrics and the rows that changed.
 
+    ``metrics`` are those both sides have (all of one side's when the other's
+    every row errored); ``metrics_only_in_a`` and ``metrics_only_in_b`` name the
+    others, and ``metric_errors`` says why a metric could not be compared.
     ``regressed`` rows scored lower in B than in A (right to wrong for a
     true/false score), ``improved`` rows higher (wrong to right).
     """
@@ -74,6 +79,9 @@ class ScoreComparison:
     metrics: list[MetricComparison]
     regressed: list[RowChange] = field(default_factory=list)
     improved: list[RowChange] = field(default_factory=list)
+    metrics_only_in_a: list[str] = field(default_factory=list)
+    metrics_only_in_b: list[str] = field(default_factory=list)
+    metric_errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -153,19 +161,24 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
     # the metrics both sides name; a side whose every row errored names none
     metrics_a = {m.name: m for m in a.metrics(score)}
     metrics_b = {m.name: m for m in b.metrics(score)}
-    if metrics_a and metrics_b:
+    both = bool(metrics_a and metrics_b)
+    if both:
         chosen = [m for name, m in metrics_a.items() if name in metrics_b]
     else:
         chosen = list((metrics_a or metrics_b).values())
-    metrics = [
-        MetricComparison(
-            metric.name,
-            metric.estimate(list(values_a.values())),
-            metric.estimate(list(values_b.values())),
-            paired_difference(metric, pairs),
-        )
-        for metric in chosen
-    ]
+    metrics, failures = [], []
+    for metric in chosen:
+        try:
+            metrics.append(
+                MetricComparison(
+                    metric.name,
+                    metric.estimate(list(values_a.values())),
+                    metric.estimate(list(values_b.values())),
+                    paired_difference(metric, pairs),
+                )
+            )
+        except Exception as exc:  # a value the metric cannot take, or its own bug
+            failures.append(f"metric {metric.name}: {str(exc) or type(exc).__name__}")
     regressed: list[RowChange] = []
     improved: list[RowChange] = []
     for item_id, (x, y) in zip(paired, pairs, strict=True):
@@ -174,7 +187,15 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
             continue
         change = RowChange(item_id, b.inputs[item_id], x, y)
         (regressed if after < before else improved).append(change)
-    return ScoreComparison(score, metrics, regressed, improved)
+    return ScoreComparison(
+        score,
+        metrics,
+        regressed,
+        improved,
+        metrics_only_in_a=[n for n in metrics_a if n not in metrics_b] if both else [],
+        metrics_only_in_b=[n for n in metrics_b if n not in metrics_a] if both else [],
+        metric_errors=failures,
+    )
 
 
 def paired_difference(metric: Metric, pairs: Sequence[tuple[Any, Any]]) -> Estimate:
@@ -195,9 +216,11 @@ def paired_difference(metric: Metric, pairs: Sequence[tuple[Any, Any]]) -> Estim
 
 
 def _number(value: Any) -> float | None:
-    """A row's value as a number to order by: 1/0 for true/false, None when it has none."""
+    """A row's value as a number to order by: 1/0 for true/false, None when it has none
+    (None, NaN)."""
     if value is None:
         return None
     if isinstance(value, (bool, int, float)):
-        return float(value)
+        number = numeric(value)
+        return None if number is None or math.isnan(number) else number
     return 1.0 if value else 0.0

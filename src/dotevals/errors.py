@@ -75,5 +75,9 @@ class TransferError(DotevalsError):
     that row's error)."""
 
 
+class MetricError(DotevalsError, ValueError):
+    """A metric cannot be computed from the values of its score (text under ``mean()``)."""
+
+
 class GateFailedError(DotevalsError):
     """A metric of an evaluation is below its ``--fail-under`` / ``fail_under`` threshold."""

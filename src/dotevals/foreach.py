@@ -88,11 +88,15 @@ class ForEach:
         dataset: Iterable[Any],
         *,
         fail_under: Mapping[str, float] | None = None,
+        key: str | None = None,
     ) -> Decorator:
         """Decorate a function scored over ``dataset``'s rows.
 
         ``fail_under`` maps ``"score"`` or ``"score:metric"`` to the lowest value
         the metric may have: below it, the evaluation's pytest item fails.
+        ``key`` names the column whose value identifies each row (text or a whole
+        number): a resumed run then matches rows by it wherever they are in the
+        dataset, rather than by their place.
         """
         __tracebackhide__ = True
         columns = parse_columns(column_spec)
@@ -101,7 +105,7 @@ class ForEach:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
             gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
             evaluation = EvaluationSpec(
-                func, columns, dataset, self.retrying, self.concurrency, self.timeout, gates
+                func, columns, dataset, self.retrying, self.concurrency, self.timeout, gates, key
             )
             return _evaluation_function(evaluation)
 

@@ -57,14 +57,26 @@ class Estimate:
 
     @classmethod
     def of_mean(cls, numbers: Sequence[float]) -> Estimate:
-        """A mean: standard error ``s/√n`` and the normal interval (needs two numbers)."""
+        """A mean: standard error ``s/√n`` and the normal interval (needs two numbers).
+
+        A NaN among the numbers makes the mean NaN, an infinity makes it infinite
+        (or NaN, with both signs): such a mean has no interval.
+        """
         n = len(numbers)
         if n == 0:
             return cls(0.0)
-        mean = math.fsum(numbers) / n
+        if not all(map(math.isfinite, numbers)):
+            return cls(sum(numbers) / n)
+        try:
+            mean = math.fsum(numbers) / n
+        except OverflowError:  # finite numbers whose sum no float holds
+            mean = math.fsum(x / n for x in numbers)
         if n == 1:
             return cls(mean)
-        stderr = statistics.stdev(numbers, mean) / math.sqrt(n)
+        try:
+            stderr = statistics.stdev(numbers) / math.sqrt(n)
+        except OverflowError:  # a spread no float holds
+            return cls(mean)
         return cls(mean, stderr, mean - Z95 * stderr, mean + Z95 * stderr, "normal")
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +116,8 @@ def bootstrap(
     The values are resampled with replacement ``resamples`` times (with a
     fixed ``seed``, so the interval is the same on every run); the standard
     error is the standard deviation of the resampled statistics and the
-    bounds their 2.5th and 97.5th percentiles.
+    bounds their 2.5th and 97.5th percentiles. A resampled statistic that is NaN
+    or infinite (the values hold one) leaves the value without an interval.
     """
     values = list(values)
     value = float(statistic(values))
@@ -113,6 +126,8 @@ def bootstrap(
     rng = random.Random(seed)
     n = len(values)
     draws = sorted(float(statistic(rng.choices(values, k=n))) for _ in range(resamples))
+    if not all(map(math.isfinite, draws)):
+        return Estimate(value)
     low, high = percentile_bounds(draws)
     return Estimate(value, statistics.stdev(draws), low, high, "bootstrap")
 

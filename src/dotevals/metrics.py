@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
+import reprlib
 import warnings
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Sequence, ValuesView
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 from dotevals._util.registry import Registry
 from dotevals.intervals import Estimate
 
-__all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "registry"]
+__all__ = ["Metric", "metric", "accuracy", "mean", "get_metric", "numeric", "registry"]
 
 #: What a metric computes from one score's values: a number, or an Estimate.
 Compute = Callable[[list[Any]], float | Estimate]
@@ -144,8 +146,23 @@ def get_metric(spec: str | dict[str, Any]) -> Metric | None:
         return None
 
 
-def _numbers(values: list[Any]) -> list[float]:
-    return [float(v) for v in values if v is not None]
+def numeric(value: Any) -> float | None:
+    """The number a score's value counts as in :func:`mean`: a number as it is (booleans
+    as 0/1, an integer too large for a float as an infinity), None for None;
+    ValueError for anything else, such as text."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(
+        f"its value {reprlib.repr(value)} is {type(value).__name__}, not a number: "
+        "return numbers for mean(), or true/false values under accuracy()"
+    )
 
 
 @metric
@@ -160,10 +177,12 @@ def accuracy() -> Compute:
 
 @metric
 def mean() -> Compute:
-    """Arithmetic mean of numeric values (booleans count as 0/1), with its normal interval."""
+    """Arithmetic mean of numeric values (booleans count as 0/1, None is left out), with
+    its normal interval; a NaN value makes it NaN."""
 
     def compute(values: list[Any]) -> Estimate:
-        return Estimate.of_mean(_numbers(values))
+        numbers = [n for n in map(numeric, values) if n is not None]
+        return Estimate.of_mean(numbers)
 
     return compute
 

@@ -182,13 +182,16 @@ class EvaluationSummary:
     ``metrics`` maps each score name to ``{metric name: value}``, ``estimates``
     to ``{metric name: Estimate}`` (the value with its standard error and 95 %
     interval). A row that errored counts as ``False`` for every score the
-    successful rows have.
+    successful rows have. A metric that cannot be computed from its values is
+    left out, and :attr:`metric_errors` says why. The metrics are computed once,
+    when first read.
     """
 
     def __init__(self, records: Iterable[Record]):
         self._records: list[Record] | None = list(records)
         self._load: Callable[[], list[Record]] | None = None
         self._tally: ScoreTally | None = None
+        self._evaluated: tuple[dict[str, dict[str, Estimate]], list[str]] | None = None
 
     @classmethod
     def from_tally(
@@ -226,9 +229,15 @@ class EvaluationSummary:
         return self._stats.errors
 
     @property
+    def _evaluation(self) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
+        if self._evaluated is None:
+            self._evaluated = self._stats.evaluate()
+        return self._evaluated
+
+    @property
     def metrics(self) -> dict[str, dict[str, float]]:
         """``{score name: {metric name: value}}``."""
-        return self._stats.metric_values()
+        return {s: {m: e.value for m, e in ms.items()} for s, ms in self.estimates.items()}
 
     @property
     def summary(self) -> dict[str, dict[str, float]]:
@@ -249,7 +258,13 @@ class EvaluationSummary:
 
     @property
     def estimates(self) -> dict[str, dict[str, Estimate]]:
-        return self._stats.estimates()
+        return {score: dict(metrics) for score, metrics in self._evaluation[0].items()}
+
+    @property
+    def metric_errors(self) -> list[str]:
+        """Why a metric is missing from :attr:`estimates`: one line per metric that
+        could not be computed from its score's values (text under ``mean()``...)."""
+        return list(self._evaluation[1])
 
     def __repr__(self) -> str:
         return f"EvaluationSummary(rows={self.rows}, metrics={self.metrics!r})"
@@ -315,20 +330,21 @@ class ScoreTally:
             if status != _ABSENT
         }
 
-    def estimates(self) -> dict[str, dict[str, Estimate]]:
-        """Each score's metrics with their standard errors and intervals."""
-        result = {}
+    def evaluate(self) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
+        """Each score's metrics with their standard errors and intervals, and one line
+        for each metric its values could not give (such a metric is left out)."""
+        result: dict[str, dict[str, Estimate]] = {}
+        failures = []
         for name in self.values:
             values = list(self.counted(name).values())
-            result[name] = {m.name: m.estimate(values) for m in self.metrics[name]}
-        return result
-
-    def metric_values(self) -> dict[str, dict[str, float]]:
-        """``{score name: {metric name: value}}``."""
-        return {
-            name: {metric: e.value for metric, e in estimates.items()}
-            for name, estimates in self.estimates().items()
-        }
+            result[name] = {}
+            for metric in self.metrics[name]:
+                try:
+                    result[name][metric.name] = metric.estimate(values)
+                except Exception as exc:  # a value the metric cannot take, or its own bug
+                    reason = str(exc) or type(exc).__name__
+                    failures.append(f"score {name!r}, metric {metric.name}: {reason}")
+        return result, failures
 
 
 def as_result(value: Any) -> Result:

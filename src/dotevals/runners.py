@@ -33,7 +33,7 @@ from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
 from dotevals._run.jobs import Job, Runnable, group_jobs
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
-from dotevals.errors import ConfigurationError, DotevalsError, FixtureError
+from dotevals.errors import ConfigurationError, DotevalsError, FixtureError, MetricError
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -491,6 +491,7 @@ class Runner:
                 job.metadata(),
                 self.reporter.message,
                 short=job.name if job.item else None,
+                key=evaluation.key,
             )
             outcome.stored_name = writer.name
             rows = writer.pending(evaluation.rows(), self.samples)
@@ -527,6 +528,10 @@ class Runner:
         """Store the last rows and the status; storage failing fails this evaluation only."""
         try:
             outcome.summary = writer.finish(status)
+            failures = outcome.summary.metric_errors
+            if failures and outcome.error is None:
+                more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+                outcome.error = MetricError(f"{outcome.label}: {failures[0]}{more}")
         except Exception as exc:
             outcome.summary = writer.stored_summary()
             if outcome.error is None:

@@ -58,3 +58,57 @@ def test_summary_and_show_print_the_interval(pytester, capsys, kind):
         "high": pytest.approx(high),
         "method": "wilson",
     }
+
+
+NOT_FINITE = """
+from dotevals import Score, foreach
+from dotevals.metrics import mean
+
+VALUES = {"nan": float("nan"), "inf": float("inf"), "huge": 10**400, "text": "abc"}
+
+
+@foreach("kind", list(VALUES))
+def eval_odd(kind):
+    return Score("s", VALUES[kind], [mean()])
+
+
+@foreach("kind", ["nan", "inf", "huge"])
+def eval_one(kind):
+    return Score("s", 1 if kind != "huge" else VALUES[kind], [mean()])
+"""
+
+
+def test_scores_that_are_not_finite_numbers_end_in_a_table(pytester, capsys, tmp_path):
+    """NaN, an infinity and an integer beyond floats give a NaN or infinite mean, shown
+    as such; text under mean() fails its evaluation with one line, and the summary, the
+    statuses, `dotevals show` and `dotevals report` all work."""
+    pytester.makepyfile(eval_odd=NOT_FINITE)
+    url = f"json://{pytester.path / 'store'}"
+    result = pytester.runpytest("-p", "no:cacheprovider", "--storage", url, "--experiment", "e")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*eval_odd: score 's', metric mean: its value 'abc' is str, not a number: *",
+            "*dotevals summary*",
+            "*eval_one*mean*inf*",
+        ]
+    )
+    capsys.readouterr()
+    assert main(["show", "e", "--storage", url, "--format", "json"]) == 0
+    shown = {
+        e["name"].split("::")[-1]: e for e in json.loads(capsys.readouterr().out)["evaluations"]
+    }
+    assert shown["eval_odd"]["status"] == "failed"
+    assert shown["eval_odd"]["metrics"] == {"s": {}}
+    assert shown["eval_odd"]["metric_errors"] == [
+        "score 's', metric mean: its value 'abc' is str, not a number: return numbers "
+        "for mean(), or true/false values under accuracy()"
+    ]
+    assert shown["eval_one"]["status"] == "completed"
+    assert shown["eval_one"]["metrics"] == {"s": {"mean": math.inf}}
+    assert main(["show", "e", "--storage", url]) == 0
+    assert "eval_odd: score 's', metric mean: its value 'abc'" in capsys.readouterr().out
+    page = tmp_path / "report.html"
+    assert main(["report", "e", "--storage", url, "-o", str(page)]) == 0
+    assert ">inf<" in page.read_text()

@@ -8,6 +8,7 @@ scale=scipy.stats.sem(d))``.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pytest
@@ -165,3 +166,42 @@ def test_unknown_experiment_or_evaluation_is_a_clear_error(capsys, paired_url):
         f"error: evaluation 'eval_old' not found in experiment 'b' in {paired_url} "
         "(its evaluations: 'eval_qa', 'eval_size')\n"
     )
+
+
+def _one_score(values: list, metrics: list) -> list[Record]:
+    return [Record(Result(Score("s", v, metrics)), i, {}) for i, v in enumerate(values)]
+
+
+def test_a_score_with_no_metric_in_common_is_in_the_table(capsys, url):
+    storage = get_storage(url)
+    for name, metrics in (("a", [mean()]), ("b", [accuracy()])):
+        storage.create_experiment(name)
+        storage.save_evaluation(name, EvaluationInfo("ev", status="completed"))
+        storage.add_records(name, "ev", _one_score([1, 0], metrics))
+    storage.close()
+    code, out, err = compare(capsys, "a", "b", "--storage", url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    row = next(line for line in lines if line.startswith("ev "))
+    assert row.split() == ["ev", "s", "-", "-", "-", "-", "-", "2", "0", "0"]
+    assert "  s: metrics only in A: mean" in lines
+    assert "  s: metrics only in B: accuracy" in lines
+    code, out, _ = compare(capsys, "a", "b", "--storage", url, "--format", "json")
+    (score,) = json.loads(out)["evaluations"][0]["scores"]
+    assert (score["metrics_only_in_a"], score["metrics_only_in_b"]) == (["mean"], ["accuracy"])
+
+
+def test_values_that_are_no_finite_numbers_are_compared_without_a_crash():
+    nan_a = _one_score([0.5, math.nan], [mean()])
+    huge_b = _one_score([0.5, 10**400], [mean()])
+    (score,) = compare_evaluation("ev", nan_a, huge_b).scores
+    (compared,) = score.metrics
+    assert math.isnan(compared.a.value) and compared.b.value == math.inf
+    assert math.isnan(compared.difference.value)
+    assert score.regressed == score.improved == []  # NaN has no order
+    (score,) = compare_evaluation("ev", nan_a, _one_score([0.5, "abc"], [mean()])).scores
+    assert score.metrics == []
+    assert score.metric_errors == [
+        "metric mean: its value 'abc' is str, not a number: return numbers for mean(), "
+        "or true/false values under accuracy()"
+    ]

@@ -12,7 +12,12 @@ import math
 import statistics
 
 import pytest
+from stores import opened
 
+import dotevals
+from dotevals import foreach
+from dotevals._report.format import number, signed
+from dotevals.errors import MetricError
 from dotevals.intervals import Estimate, bootstrap
 from dotevals.metrics import accuracy, mean, metric
 from dotevals.models import EvaluationSummary, Record, Result, Score
@@ -112,3 +117,77 @@ def test_custom_metrics_give_an_interval_by_returning_an_estimate():
     median = summary.estimates["latency"]["median_with_interval"]
     assert median.method == "bootstrap" and median.low <= 3.5 <= median.high
     assert summary.estimates["latency"]["plain_max"] == Estimate(9)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, math.nan, 3], "nan"),
+        ([1, math.inf], "inf"),
+        ([-math.inf, 1], "-inf"),
+        ([math.inf, -math.inf], "nan"),
+        ([1, 10**400], "inf"),  # an integer beyond floats counts as an infinity
+    ],
+    ids=["nan", "inf", "-inf", "both infinities", "huge integer"],
+)
+def test_a_mean_of_non_finite_values_is_that_value_without_interval(values, expected):
+    estimate = mean().estimate(values)
+    assert repr(estimate.value) == expected
+    assert (estimate.stderr, estimate.low, estimate.high) == (None, None, None)
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_bootstrap_over_values_that_are_not_finite_has_no_interval(odd):
+    estimate = bootstrap(statistics.fmean, [1.0, odd, 3.0])
+    assert repr(estimate.value) == repr(odd) and estimate.low is None
+
+
+def test_a_mean_of_huge_finite_values_stays_finite():
+    assert mean().estimate([1.5e308, 1.5e308]).value == 1.5e308  # their sum is beyond floats
+    spread = mean().estimate([1.7e308, -1.7e308, 1.7e308])
+    assert spread.value == pytest.approx(1.7e308 / 3)
+    assert spread.stderr is None  # their spread is beyond floats: no interval
+
+
+def test_text_under_mean_leaves_that_metric_out_and_says_why():
+    records = [
+        Record(Result(Score("s", v, [mean(), accuracy()])), i, {})
+        for i, v in enumerate([1, "abc", 3])
+    ]
+    summary = EvaluationSummary(records)
+    assert summary.metrics == {"s": {"accuracy": 1.0}}
+    assert summary.metric_errors == [
+        "score 's', metric mean: its value 'abc' is str, not a number: return numbers "
+        "for mean(), or true/false values under accuracy()"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "difference"),
+    [
+        (0.5, "0.5000", "+0.5000"),
+        (math.nan, "nan", "nan"),
+        (math.inf, "inf", "+inf"),
+        (-math.inf, "-inf", "-inf"),
+        (10**400, "inf", "+inf"),
+    ],
+    ids=["number", "nan", "inf", "-inf", "huge integer"],
+)
+def test_metric_values_print_as_numbers_nan_and_infinities(value, shown, difference):
+    assert (number(value), signed(value)) == (shown, difference)
+
+
+def test_dotevals_run_raises_one_line_for_text_under_mean(tmp_path):
+    @foreach("v", [1, "yes"])
+    def eval_text(v):
+        return Score("answer", v, [mean()])
+
+    with pytest.raises(MetricError) as error:
+        dotevals.run(eval_text, storage=f"json://{tmp_path}", experiment="e")
+    assert str(error.value) == (
+        "eval_text: score 'answer', metric mean: its value 'yes' is str, not a number: "
+        "return numbers for mean(), or true/false values under accuracy()"
+    )
+    with opened(f"json://{tmp_path}") as storage:
+        info = storage.evaluation_info("e", "eval_text")
+    assert info is not None and info.status == "failed"

@@ -385,8 +385,10 @@ def test_json_corrupt_metadata_file(json_storage: JSONStorage):
     json_storage.create_experiment("exp")
     [meta] = json_storage.root.glob("*/experiment.json")
     meta.write_text("{oops")
+    with pytest.warns(UserWarning, match="experiment.json"):
+        assert json_storage.list_experiments() == []  # the others would be listed
     with pytest.raises(StorageError, match="experiment.json"):
-        json_storage.experiments()
+        json_storage.experiment_exists("exp")
 
 
 def test_json_storage_creates_directory_on_first_write(tmp_path: Path):

@@ -77,6 +77,9 @@ class EvaluationSpec:
     timeout: float | None = None
     #: The lowest metric values the evaluation may have (``@foreach(..., fail_under=...)``).
     fail_under: tuple[Gate, ...] = ()
+    #: The column whose value identifies a row, matching rows by it on resume
+    #: (``@foreach(..., key=...)``; None: rows are matched by their place).
+    key: str | None = None
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,11 @@ class EvaluationSpec:
                 f"the function; add it to the signature or remove it from the column spec"
             )
         self._check_strategy()
+        if self.key is not None and self.key not in self.columns:
+            raise ConfigurationError(
+                f"{name}: key {self.key!r} is not one of the columns ({', '.join(self.columns)}); "
+                "name the column whose value identifies each row"
+            )
         if isinstance(self.dataset, (str, bytes)) or not isinstance(self.dataset, Iterable):
             raise ConfigurationError(
                 f"{name}: the dataset must be an iterable of rows (list, tuple, generator, "

@@ -3,6 +3,14 @@
 This is the only place a row's code runs, in the main process or in a
 worker. Whatever the row does, the caller gets a Record back: a row's
 exception or a wrong return type becomes that row's error.
+
+An async row past its timeout is cancelled and its record made at once; the
+run goes on without waiting for it. A row that catches the cancellation and
+goes on has ``CANCEL_GRACE`` seconds to end; then its coroutine is closed
+(``GeneratorExit`` where it waits: its ``finally`` blocks run), at once if the
+run ends first, so that the event loop can end too. Only a row that also
+catches ``GeneratorExit`` (a bare ``except:`` around an ``await``) outlives
+that, and keeps the loop from ending.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from dotevals._declare.retry_policy import (
@@ -122,6 +130,13 @@ async def _aretry_after_first_failure(
             return action
 
 
+#: Seconds an async row cancelled at its timeout has to end before its coroutine is closed.
+CANCEL_GRACE = 2.0
+#: What closes the coroutines of rows cancelled at their timeout, while it runs (the
+#: event loop keeps only weak references to tasks).
+_closers: set[Any] = set()
+
+
 def timeout_error(seconds: float) -> RowTimeoutError:
     return RowTimeoutError(f"the row ran longer than its {seconds:g} s timeout")
 
@@ -187,13 +202,67 @@ async def ascore_row(
         else:
             import asyncio  # imported by the running loop already
 
-            task = asyncio.ensure_future(call(**row, **fixtures))
+            coroutine = _Closable(call(**row, **fixtures))
+            task = asyncio.ensure_future(coroutine.run())
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                _give_up(task, coroutine)
                 raise timeout_error(timeout)
             value = task.result()
         return Record(as_result(value), item_id, row)
     except Exception as exc:
         return failed_record(item_id, row, exc)
+
+
+class _Closable:
+    """A row's coroutine, which :meth:`close` can end from outside the task running it:
+    the task then ends cancelled."""
+
+    def __init__(self, coroutine: Awaitable[Any]):
+        self.coroutine = coroutine
+        self.closed = False
+
+    async def run(self) -> Any:
+        try:
+            return await self.coroutine
+        except RuntimeError:  # "cannot reuse already awaited coroutine": closed below
+            if self.closed:
+                import asyncio
+
+                raise asyncio.CancelledError from None
+            raise
+
+    def close(self) -> None:
+        self.closed = True
+        with suppress(RuntimeError):  # it ignored GeneratorExit too: it goes on
+            self.coroutine.close()  # type: ignore[attr-defined]
+
+
+def _give_up(task: Any, coroutine: _Closable) -> None:
+    """Cancel a row's task at its timeout without waiting for it to end (see the module
+    docstring)."""
+    import asyncio
+
+    task.cancel()
+    task.add_done_callback(_forget)
+    closer = asyncio.ensure_future(_close_unless_ended(task, coroutine))
+    _closers.add(closer)
+    closer.add_done_callback(_closers.discard)
+
+
+async def _close_unless_ended(task: Any, coroutine: _Closable) -> None:
+    """Close the coroutine of a cancelled row still running after ``CANCEL_GRACE``."""
+    import asyncio
+
+    try:
+        await asyncio.wait({task}, timeout=CANCEL_GRACE)
+    finally:  # also when the run ends first and cancels this wait
+        if not task.done():
+            coroutine.close()
+            task.cancel()  # its next step finds the coroutine closed, and ends
+
+
+def _forget(task: Any) -> None:
+    """Take a given-up row's outcome, so that asyncio does not report it unread."""
+    if not task.cancelled():
+        task.exception()

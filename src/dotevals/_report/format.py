@@ -8,6 +8,7 @@ messages, score names) goes to a terminal through :func:`printable` only.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 __all__ = ["local_time", "number", "printable", "shorten", "signed"]
@@ -43,13 +44,24 @@ def local_time(timestamp: float | None, *, seconds: bool = True) -> str | None:
 
 
 def number(value: float) -> str:
-    """A metric's value: four decimals."""
-    return f"{value:.4f}"
+    """A metric's value: four decimals; ``nan``, ``inf`` and ``-inf`` as such (also an
+    integer too large for a float); what is no number as its text."""
+    return _decimals(value, "")
 
 
 def signed(value: float) -> str:
-    """``+0.2000`` / ``-0.0500``: a difference always shows its sign."""
-    return f"{value:+.4f}"
+    """``+0.2000`` / ``-0.0500``: a difference always shows its sign (``nan`` has none)."""
+    return _decimals(value, "+")
+
+
+def _decimals(value: float, sign: str) -> str:
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond floats
+        value = math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return str(value)
+    return "nan" if math.isnan(value) else f"{value:{sign}.4f}"
 
 
 def printable(text: str) -> str:

@@ -160,7 +160,12 @@ def _scale(metrics: list[dict[str, Any]]) -> float:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond floats
+        return False
 
 
 def _error_groups(records: list[list[Record] | None]) -> list[dict[str, Any]]:

@@ -53,7 +53,7 @@ def interval_cell(estimate: Estimate | None) -> str | None:
     """``[0.7342, 0.8563]``, or None (shown ``-``) when there is no interval."""
     if estimate is None or estimate.low is None or estimate.high is None:
         return None
-    return f"[{estimate.low:.4f}, {estimate.high:.4f}]"
+    return f"[{number(estimate.low)}, {number(estimate.high)}]"
 
 
 def gate_cell(check: GateCheck | None) -> str:
@@ -148,14 +148,19 @@ def error_summary(outcomes: Sequence[EvaluationOutcome], show_errors: str) -> li
 
 def comparison_table(comparisons: Sequence[EvaluationComparison]) -> str:
     """One line per evaluation, score and metric: A, B, B - A with its interval, the
-    paired rows and how many rows went right to wrong and wrong to right."""
-    rows = [
-        [c.name, s.score, m.metric, m.a.value, m.b.value, signed(m.difference.value)]
-        + [interval_cell(m.difference), c.paired_rows, len(s.regressed), len(s.improved)]
-        for c in comparisons
-        for s in c.scores
-        for m in s.metrics
-    ]
+    paired rows and how many rows went right to wrong and wrong to right. A score with
+    no metric to compare has one line without them (the notes say why)."""
+    rows: list[list[Any]] = []
+    for c in comparisons:
+        for s in c.scores:
+            changes = [c.paired_rows, len(s.regressed), len(s.improved)]
+            if not s.metrics:
+                rows.append([c.name, s.score, None, None, None, None, None, *changes])
+            for m in s.metrics:
+                rows.append(
+                    [c.name, s.score, m.metric, m.a.value, m.b.value, signed(m.difference.value)]
+                    + [interval_cell(m.difference), *changes]
+                )
     headers = ["evaluation", "score", "metric", "A", "B", "B - A", "95% interval"]
     headers += ["paired rows", "right->wrong", "wrong->right"]
     return format_table(headers, rows, right=(3, 4, 5, 7, 8, 9))
@@ -173,6 +178,13 @@ def comparison_notes(comparisons: Sequence[EvaluationComparison]) -> list[str]:
         for side, scores in (("A", c.scores_only_in_a), ("B", c.scores_only_in_b)):
             if scores:
                 lines.append(f"  scores only in {side}: {printable(', '.join(scores))}")
+        for s in c.scores:
+            for side, metrics in (("A", s.metrics_only_in_a), ("B", s.metrics_only_in_b)):
+                if metrics:
+                    lines.append(
+                        printable(f"  {s.score}: metrics only in {side}: {', '.join(metrics)}")
+                    )
+            lines.extend(printable(f"  {s.score}: {failure}") for failure in s.metric_errors)
     return lines
 
 

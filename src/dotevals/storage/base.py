@@ -146,6 +146,9 @@ class Storage(ABC):
     """
 
     scheme: str = ""
+    #: Set, before the first use, by code that only reads (the reading commands,
+    #: ``dotevals.load``): the backend may then open its storage read-only.
+    read_only: bool = False
 
     def __init__(self, location: str):
         self.location = location
@@ -188,6 +191,12 @@ class Storage(ABC):
 
     def experiment_exists(self, name: str) -> bool:
         return any(e.name == name for e in self.experiments())
+
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        """The experiment called ``name``, or None. Unlike :meth:`experiments`, which
+        leaves out (with a warning) an experiment whose bookkeeping is damaged, this
+        raises StorageError naming what is damaged."""
+        return next((e for e in self.experiments() if e.name == name), None)
 
     @abstractmethod
     def delete_experiment(self, name: str) -> None:

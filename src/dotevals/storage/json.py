@@ -22,6 +22,7 @@ created through 0.23's ``create_evaluation`` gets that first line too, so that
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,10 +30,11 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dotevals.errors import (
     ExperimentExistsError,
@@ -43,9 +45,13 @@ from dotevals.errors import (
 from dotevals.models import Evaluation, Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
+from dotevals.storage.links import open_no_link, refuse_links
 from dotevals.storage.lockfile import FileLocks
+from dotevals.storage.metadata import evaluation_info, experiment_info, info_023, position
 
 __all__ = ["JSONStorage", "safe_name"]
+
+T = TypeVar("T")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-\[\]:@+,=]{0,119}")
@@ -96,13 +102,17 @@ def _os_errors(action: str, path: Path) -> Iterator[None]:
 
 
 class JSONStorage(Storage):
-    """Plain files under a directory, created on first write."""
+    """Plain files under a directory, created on first write.
+
+    The directory is fixed when the storage is made: a relative path is taken from
+    the working directory then, so that a row's ``os.chdir`` moves nothing.
+    """
 
     scheme = "json"
 
     def __init__(self, location: str):
         super().__init__(location)
-        self.root = Path(location).expanduser()
+        self.root = Path(location).expanduser().absolute()
         self._repaired: set[Path] = set()
         self._locks = FileLocks()  # run.lock of each experiment this object runs
 
@@ -135,12 +145,13 @@ class JSONStorage(Storage):
         """The experiment stored in ``directory``, or None."""
         path = directory / "experiment.json"
         if path.is_file():
-            return self._read_json(path)["name"]
+            return self._experiment_file(path).name
         return directory.name if directory.is_dir() and self._files_023(directory) else None
 
-    def _files_023(self, directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-        """The evaluation files dotevals 0.23 wrote in ``directory``: name -> (path, header)."""
-        found = {}
+    def _files_023(self, directory: Path) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+        """The evaluation files dotevals 0.23 wrote in ``directory``: name -> [(path,
+        header)], more than one when files were copied by hand (see :meth:`_file_023`)."""
+        found: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
         with _os_errors("list", directory):
             paths = sorted(directory.glob("*.jsonl"))
         for path in paths:
@@ -148,8 +159,30 @@ class JSONStorage(Storage):
                 header = _header_023(f.readline())
             if header is not None:
                 name = header.get("evaluation_name")
-                found[name if isinstance(name, str) else path.stem] = (path, header)
+                key = name if isinstance(name, str) else path.stem
+                found.setdefault(key, []).append((path, header))
         return found
+
+    def _file_023(self, directory: Path, evaluation: str) -> tuple[Path, EvaluationInfo] | None:
+        """The one file dotevals 0.23 wrote for ``evaluation``, with its first line checked;
+        StorageError naming both files when two name it, or the file when it is damaged."""
+        files = self._files_023(directory).get(evaluation)
+        if not files:
+            return None
+        if len(files) > 1:
+            raise StorageError(
+                f"{files[0][0]} and {files[1][0]} both hold the evaluation {evaluation!r} "
+                "(files of dotevals 0.23, one copied by hand?): move one of them out of "
+                f"{directory} to read or run it"
+            )
+        path, header = files[0]
+        try:
+            return path, info_023(header, path.stem)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path}, line 1, is not a valid first line of a dotevals 0.23 file ({exc}): "
+                "fix that line to read this evaluation"
+            ) from None
 
     def _read_json(self, path: Path) -> Any:
         with _os_errors("read", path):
@@ -159,14 +192,36 @@ class JSONStorage(Storage):
         except ValueError as exc:
             raise StorageError(f"{path} is not valid JSON ({exc}): fix or delete it") from exc
 
+    def _checked(self, path: Path, what: str, check: Callable[[Any], T]) -> T:
+        """``check`` of the JSON in ``path``, the bookkeeping of an ``what``; StorageError
+        naming the file when it is not valid."""
+        data = self._read_json(path)
+        try:
+            return check(data)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path} is not a valid {what} file ({exc}): fix it, or delete it "
+                f"(the next run of the {what} writes it again)"
+            ) from None
+
+    def _experiment_file(self, path: Path) -> ExperimentInfo:
+        return self._checked(path, "experiment", experiment_info)
+
+    def _info_file(self, path: Path) -> tuple[EvaluationInfo, int]:
+        """The evaluation a ``*.info.json`` holds and its position."""
+        return self._checked(
+            path, "evaluation", lambda data: (evaluation_info(data), position(data))
+        )
+
     def _write_json(self, path: Path, data: Any) -> None:
         self._write(path, encode_json(data).encode("utf-8"))
 
     def _write(self, path: Path, content: bytes) -> None:
         """Write ``content`` to ``path`` atomically (temp file, fsync, replace), with the
-        permissions of any new file (the umask applies)."""
+        permissions of any new file (the umask applies); never through a link."""
         with _os_errors("write", path):
             path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_links(path, self.root)
             tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
@@ -188,10 +243,12 @@ class JSONStorage(Storage):
     def _experiment_info(self, directory: Path) -> ExperimentInfo:
         path = directory / "experiment.json"
         if path.is_file():
-            data = self._read_json(path)
-            return ExperimentInfo(data["name"], data["created_at"], data.get("ephemeral", False))
-        starts = [h.get("started_at") for _, h in self._files_023(directory).values()]
-        numbers = [t for t in starts if isinstance(t, (int, float))]
+            return self._experiment_file(path)
+        starts = []
+        for files in self._files_023(directory).values():
+            with contextlib.suppress(ValueError):  # a damaged line tells no time
+                starts += [info_023(header, path.stem).started_at for path, header in files]
+        numbers = [t for t in starts if t is not None]
         created = min(numbers) if numbers else directory.stat().st_mtime
         ephemeral = bool(_EPHEMERAL_023.fullmatch(directory.name))
         return ExperimentInfo(directory.name, created, ephemeral)
@@ -210,6 +267,10 @@ class JSONStorage(Storage):
     def experiment_exists(self, name: str) -> bool:
         return self._name_of(self._dir(name)) == name
 
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        directory = self._dir(name)
+        return self._experiment_info(directory) if self._name_of(directory) == name else None
+
     def experiments(self) -> list[ExperimentInfo]:
         if not self.root.is_dir():
             return []
@@ -217,9 +278,12 @@ class JSONStorage(Storage):
             directories = sorted(p for p in self.root.iterdir() if p.is_dir())
         found: dict[str, ExperimentInfo] = {}
         for directory in directories:
-            name = self._name_of(directory)
-            if name is not None and name not in found and self._dir(name) == directory:
-                found[name] = self._experiment_info(directory)
+            try:
+                name = self._name_of(directory)
+                if name is not None and name not in found and self._dir(name) == directory:
+                    found[name] = self._experiment_info(directory)
+            except StorageError as exc:  # one damaged experiment hides no other
+                _skipped(exc)
         return sorted(found.values(), key=lambda e: (e.created_at, e.name))
 
     def delete_experiment(self, name: str) -> None:
@@ -229,18 +293,22 @@ class JSONStorage(Storage):
 
     def rename_experiment(self, old: str, new: str) -> None:
         source = self._require(old)
+        refuse_links(source, self.root)
         if self.experiment_exists(new):
             raise ExperimentExistsError(f"cannot rename {old!r}: experiment {new!r} already exists")
         info = self._experiment_info(source)
         target = self._dir(new)
         with _os_errors("rename to", target):
             source.rename(target)
+        self._locks.moved(old, new, target / "run.lock")
         data = {"name": new, "created_at": info.created_at, "ephemeral": info.ephemeral}
         self._write_json(target / "experiment.json", data)
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:
-        return self._locks.take(experiment, self._require(experiment) / "run.lock", owner, self.url)
+        path = self._require(experiment) / "run.lock"
+        refuse_links(path, self.root)
+        return self._locks.take(experiment, path, owner, self.url)
 
     def unlock_experiment(self, experiment: str, owner: LockOwner) -> None:
         self._locks.release(experiment)
@@ -249,22 +317,33 @@ class JSONStorage(Storage):
         self._locks.release_all()
 
     # Evaluations -------------------------------------------------------
-    def _info_files(self, directory: Path) -> list[dict[str, Any]]:
+    def _info_files(self, directory: Path) -> list[tuple[EvaluationInfo, int]]:
+        """Every evaluation's info and position; a damaged file is left out, with a warning."""
         with _os_errors("list", directory):
             paths = sorted(directory.glob("*.info.json"))
-        return [self._read_json(p) for p in paths]
+        infos = []
+        for path in paths:
+            try:
+                infos.append(self._info_file(path))
+            except StorageError as exc:
+                _skipped(exc)
+        return infos
 
     def _stem(self, directory: Path, evaluation: str) -> str:
         """The file name (without suffix) the evaluation is stored under, or will be."""
         stems = _file_names(evaluation, evaluation.replace("/", "@"))
         for stem in stems:
             info = directory / f"{stem}.info.json"
-            if info.is_file() and self._read_json(info)["name"] == evaluation:
+            if info.is_file() and self._info_file(info)[0].name == evaluation:
                 return stem
-        files_023 = self._files_023(directory)
-        if evaluation in files_023:
-            return files_023[evaluation][0].name.removesuffix(".jsonl")
-        taken = {path.name.removesuffix(".jsonl") for path, _ in files_023.values()}
+        found_023 = self._file_023(directory, evaluation)
+        if found_023 is not None:
+            return found_023[0].name.removesuffix(".jsonl")
+        taken = {
+            path.name.removesuffix(".jsonl")
+            for files in self._files_023(directory).values()
+            for path, _ in files
+        }
         free = (s for s in stems if s not in taken and not (directory / f"{s}.info.json").exists())
         return next(free, hashed_name(evaluation))
 
@@ -272,23 +351,28 @@ class JSONStorage(Storage):
         directory = self._dir(experiment)
         if self._name_of(directory) != experiment:
             return []
-        infos = sorted(self._info_files(directory), key=lambda i: (i["position"], i["name"]))
-        names = [i["name"] for i in infos]
-        only_023 = [
-            (header.get("started_at") or 0, name)
-            for name, (_, header) in self._files_023(directory).items()
-            if name not in names
-        ]
+        infos = sorted(self._info_files(directory), key=lambda i: (i[1], i[0].name))
+        names = [info.name for info, _ in infos]
+        only_023 = []
+        for name in self._files_023(directory).keys() - set(names):
+            try:
+                found = self._file_023(directory, name)
+            except StorageError as exc:
+                _skipped(exc)
+                continue
+            if found is not None:
+                only_023.append((found[1].started_at or 0, name))
         return names + [name for _, name in sorted(only_023)]
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
         directory = self._require(experiment)
-        path = directory / f"{self._stem(directory, info.name)}.info.json"
+        stem = self._stem(directory, info.name)
+        refuse_links(directory / f"{stem}.jsonl", self.root)  # before a run writes records
+        path = directory / f"{stem}.info.json"
         if path.is_file():
-            position = self._read_json(path)["position"]
+            position = self._info_file(path)[1]
         else:
-            infos = self._info_files(directory)
-            position = max((i["position"] + 1 for i in infos), default=0)
+            position = max((p + 1 for _, p in self._info_files(directory)), default=0)
         self._write_json(path, {**info.to_dict(), "position": position})
 
     def evaluation_info(self, experiment: str, evaluation: str) -> EvaluationInfo | None:
@@ -297,17 +381,9 @@ class JSONStorage(Storage):
             return None
         path = directory / f"{self._stem(directory, evaluation)}.info.json"
         if path.is_file():
-            return EvaluationInfo.from_dict(self._read_json(path))
-        header = self._files_023(directory).get(evaluation, (None, None))[1]
-        if header is None:
-            return None
-        return EvaluationInfo(
-            name=evaluation,
-            status=header.get("status", "running"),
-            started_at=header.get("started_at"),
-            ended_at=header.get("completed_at"),
-            metadata=header.get("metadata") or {},
-        )
+            return self._info_file(path)[0]
+        found_023 = self._file_023(directory, evaluation)
+        return None if found_023 is None else found_023[1]
 
     def create_evaluation(self, experiment: str, evaluation: Evaluation) -> None:
         super().create_evaluation(experiment, evaluation)
@@ -336,11 +412,13 @@ class JSONStorage(Storage):
         path = self._records_path(experiment, evaluation)
         lines = "".join(stored_text(r) + "\n" for r in records)
         with _os_errors("write", path):
+            refuse_links(path, self.root)
             if path not in self._repaired:
                 _repair_tail(path)
                 self._repaired.add(path)
             try:
-                with open(path, "a", encoding="utf-8") as f:
+                fd = open_no_link(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                with os.fdopen(fd, "a", encoding="utf-8") as f:
                     f.write(lines)
                     f.flush()
                     os.fsync(f.fileno())
@@ -384,6 +462,11 @@ def _numbered(path: Path) -> Iterator[tuple[int, Record]]:
                 return  # the last line was cut short when the process was killed
 
 
+def _skipped(exc: StorageError) -> None:
+    """What a listing says of a damaged experiment or evaluation it leaves out."""
+    warnings.warn(f"{exc}; left out of this list", stacklevel=3)
+
+
 def _parse_line(path: Path, number: int, line: bytes) -> Record:
     try:
         return decode_record(line, before=number - 1)
@@ -399,7 +482,7 @@ def _repair_tail(path: Path) -> None:
     that it is not buried under new records."""
     if not path.is_file():
         return
-    with open(path, "rb+") as f:
+    with os.fdopen(open_no_link(path, os.O_RDWR), "rb+") as f:
         end = f.seek(0, os.SEEK_END)
         last = _last_line_start(f, end)
         f.seek(last)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dotevals.errors import ExperimentInUseError, StorageIOError
 from dotevals.storage.base import LockOwner
+from dotevals.storage.links import open_no_link
 
 __all__ = ["FileLocks"]
 
@@ -78,6 +79,12 @@ class FileLocks:
         finally:
             os.close(fd)
 
+    def moved(self, experiment: str, new: str, path: Path) -> None:
+        """The experiment was renamed ``new`` and its lock file moved to ``path``."""
+        if experiment in self._held:
+            fd, _ = self._held.pop(experiment)
+            self._held[new] = (fd, path)
+
     def release_all(self) -> None:
         for experiment in list(self._held):
             self.release(experiment)
@@ -85,7 +92,7 @@ class FileLocks:
 
 def _open(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        return open_no_link(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise StorageIOError(
             f"cannot take the lock {path}: {exc.strerror or exc}; "

@@ -25,13 +25,15 @@ __all__ = [
 
 
 @contextmanager
-def open_storage(storage: str | Storage) -> Iterator[Storage]:
+def open_storage(storage: str | Storage, *, write: bool = False) -> Iterator[Storage]:
     """The storage a URL names, closed afterwards (a Storage given is used as is and
-    left open); StorageError if there is none (reading creates nothing)."""
+    left open); StorageError if there is none (reading creates nothing). Without
+    ``write`` it is opened to read only (a database on read-only media reads)."""
     if isinstance(storage, Storage):
         yield storage
         return
     opened = get_storage(storage)
+    opened.read_only = not write
     if not opened.exists():
         raise StorageError(
             f"there is no storage at {storage}: check --storage (a run creates it when it "
@@ -46,9 +48,9 @@ def open_storage(storage: str | Storage) -> Iterator[Storage]:
 def find_experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:
     """The experiment called ``name``; ExperimentNotFoundError with a hint if there is none."""
     check_experiment_name(name)
-    for info in storage.experiments():
-        if info.name == name:
-            return info
+    info = storage.find_experiment(name)
+    if info is not None:
+        return info
     raise ExperimentNotFoundError(
         f"experiment {name!r} not found in {url} (see 'dotevals list{storage_option(url)}')"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dotevals.errors import (
     ExperimentExistsError,
@@ -18,6 +20,7 @@ from dotevals.errors import (
 from dotevals.models import Record
 from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
+from dotevals.storage.metadata import evaluation_info, experiment_info
 
 __all__ = ["SQLiteStorage"]
 
@@ -54,10 +57,13 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+def _has_traceback_column(conn: sqlite3.Connection) -> bool:
+    return "traceback" in {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+
+
 def _add_traceback_column(conn: sqlite3.Connection) -> None:
     """Give a database made before tracebacks were stored their column (NULL in old rows)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
-    if "traceback" in columns:
+    if _has_traceback_column(conn):
         return
     try:
         conn.execute("ALTER TABLE records ADD COLUMN traceback TEXT")
@@ -66,21 +72,34 @@ def _add_traceback_column(conn: sqlite3.Connection) -> None:
             raise
 
 
+#: An ``ephemeral`` column's values.
+_BOOLEANS = {0: False, 1: True}
+
+
 def _encode_record(record: Record) -> tuple[str, str | None]:
     """A record as its JSON text and, in a column of its own, its traceback."""
     return stored_text(record, with_traceback=False), record.traceback
 
 
 class SQLiteStorage(Storage):
-    """One database file (``:memory:`` works too), opened on first use."""
+    """One database file (``:memory:`` works too), opened on first use.
+
+    A relative path is taken from the working directory when the storage is made
+    (a row's ``os.chdir`` moves nothing). With ``read_only`` the file is opened
+    to read only (see :meth:`_connect_to_read`).
+    """
 
     scheme = "sqlite"
 
     def __init__(self, location: str):
         super().__init__(location)
         self.path = Path(location).expanduser()
+        if location != ":memory:":
+            self.path = self.path.absolute()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        #: The records table has its traceback column (older databases read alone lack it).
+        self._tracebacks = True
 
     def exists(self) -> bool:
         return self.location == ":memory:" or self.path.is_file()
@@ -114,6 +133,8 @@ class SQLiteStorage(Storage):
             raise StorageError(f"cannot use database {self.path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only and self.location != ":memory:":
+            return self._connect_to_read()
         if self.location != ":memory:":
             blocking = next((p for p in self.path.parents if p.exists()), None)
             if blocking is not None and not blocking.is_dir():
@@ -128,6 +149,25 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
             _add_traceback_column(conn)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_to_read(self) -> sqlite3.Connection:
+        """The database opened read-only: no switch to WAL, no table created, so that it
+        reads on read-only media too. There the shared-memory file a WAL database needs
+        cannot be made, and nothing can change the file: it is opened as immutable."""
+        uri = f"{self.path.as_uri()}?mode=ro"
+        try:
+            return self._open_to_read(uri)
+        except sqlite3.OperationalError:  # "unable to open database file"
+            return self._open_to_read(f"{uri}&immutable=1")
+
+    def _open_to_read(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            self._tracebacks = _has_traceback_column(conn)  # the first read opens the file
         except sqlite3.Error:
             conn.close()
             raise
@@ -152,9 +192,38 @@ class SQLiteStorage(Storage):
     def experiments(self) -> list[ExperimentInfo]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT name, created_at, ephemeral FROM experiments ORDER BY created_at, rowid"
+                "SELECT name, created_at, ephemeral FROM experiments ORDER BY rowid"
             ).fetchall()
-        return [ExperimentInfo(name, created, bool(eph)) for name, created, eph in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(self._experiment(row))
+            except StorageError as exc:  # one damaged experiment hides no other
+                warnings.warn(f"{exc}; left out of this list", stacklevel=2)
+        return sorted(found, key=lambda e: e.created_at)
+
+    def find_experiment(self, name: str) -> ExperimentInfo | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT name, created_at, ephemeral FROM experiments WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else self._experiment(row)
+
+    def _experiment(self, row: tuple[Any, Any, Any]) -> ExperimentInfo:
+        """The experiment a row of ``experiments`` holds; StorageError naming it if damaged."""
+        name, created, ephemeral = row
+        data = {
+            "name": name,
+            "created_at": created,
+            "ephemeral": _BOOLEANS.get(ephemeral, ephemeral),
+        }
+        try:
+            return experiment_info(data)
+        except ValueError as exc:
+            raise StorageError(
+                f"{self.path}: the row of experiment {name!r} in table experiments is not "
+                f"valid ({exc}): fix that row"
+            ) from None
 
     def delete_experiment(self, name: str) -> None:
         with self._db() as db:
@@ -174,10 +243,10 @@ class SQLiteStorage(Storage):
     def list_evaluations(self, experiment: str) -> list[str]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position",
+                "SELECT name FROM evaluations WHERE experiment = ? ORDER BY position, rowid",
                 (experiment,),
             ).fetchall()
-        return [name for (name,) in rows]
+        return [name for (name,) in rows if isinstance(name, str)]
 
     def save_evaluation(self, experiment: str, info: EvaluationInfo) -> None:
         with self._db() as db:
@@ -199,7 +268,16 @@ class SQLiteStorage(Storage):
                 "SELECT info FROM evaluations WHERE experiment = ? AND name = ?",
                 (experiment, evaluation),
             ).fetchone()
-        return EvaluationInfo.from_dict(decode_json(row[0])) if row else None
+        if row is None:
+            return None
+        try:
+            return evaluation_info(decode_json(row[0]), evaluation)
+        except (ValueError, TypeError) as exc:  # TypeError: the column holds no text
+            raise StorageError(
+                f"{self.path}: the info of evaluation {evaluation!r} of experiment "
+                f"{experiment!r} in table evaluations is not valid ({exc}): fix that row, "
+                "or delete it (the next run of the evaluation writes it again)"
+            ) from None
 
     # Records -----------------------------------------------------------
     def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
@@ -213,8 +291,9 @@ class SQLiteStorage(Storage):
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
+            traceback = "traceback" if self._tracebacks else "NULL"
             cursor = db.execute(
-                "SELECT item_id, record, traceback FROM records "
+                f"SELECT item_id, record, {traceback} FROM records "
                 "WHERE experiment = ? AND evaluation = ? "
                 "ORDER BY item_id",
                 (experiment, evaluation),

@@ -2,7 +2,8 @@
 
 An experiment is named, or ephemeral (a timestamp and a short id) when no
 name is given. Running an evaluation again in the same experiment resumes it:
-rows stored without an error are skipped, errored rows run again.
+rows stored without an error are skipped, errored rows run again, once the
+dataset's rows are checked against the stored ones (:mod:`~dotevals.storage.resume`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_stora
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
 from dotevals.storage.naming import short_name
+from dotevals.storage.resume import StoredRows
 
 if TYPE_CHECKING:
     import tenacity
@@ -94,6 +96,25 @@ class ExperimentStore:
             self.storage.unlock_experiment(self.experiment_name, self._owner)
             self._owner = None
 
+    def delete(self) -> None:
+        """Delete the experiment with everything in it; ExperimentInUseError, as a second
+        run gets, while a run holds it."""
+        self.lock()
+        try:
+            self.storage.delete_experiment(self.experiment_name)
+        finally:
+            self.unlock()
+
+    def rename(self, new: str) -> None:
+        """Rename the experiment; ExperimentInUseError, as a second run gets, while a run
+        holds it."""
+        self.lock()
+        try:
+            self.storage.rename_experiment(self.experiment_name, new)
+            self.experiment_name = new  # its lock goes with it
+        finally:
+            self.unlock()
+
     def start_evaluation(
         self,
         name: str,
@@ -101,12 +122,15 @@ class ExperimentStore:
         notify: Callable[[str], None] | None = None,
         *,
         short: str | None = None,
+        key: str | None = None,
     ) -> RecordWriter:
         """Mark an evaluation as running and learn which rows are already done.
 
         ``notify`` is told when storage keeps failing (see :class:`RecordWriter`).
         ``short`` is the evaluation's short name (see :func:`~dotevals.storage.naming.short_name`):
         an evaluation dotevals 0.23 stored under it is resumed under its 0.23 name.
+        ``key`` is the column rows are matched by on resume (see
+        :class:`~dotevals.storage.resume.StoredRows`).
         """
         self._create()
         if short is not None:
@@ -125,9 +149,12 @@ class ExperimentStore:
             },
         )
         # read what is stored first: unreadable storage leaves the evaluation as it was
-        tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
+        tally, stored = ScoreTally(), StoredRows(name, key)
+        for record in self.storage.iter_records(self.experiment_name, name):
+            tally.add(record)
+            stored.add(record)
         self.storage.save_evaluation(self.experiment_name, info)
-        return RecordWriter(self.storage, self.experiment_name, info, tally, notify)
+        return RecordWriter(self.storage, self.experiment_name, info, tally, notify, stored)
 
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
@@ -169,11 +196,13 @@ class RecordWriter:
         info: EvaluationInfo,
         tally: ScoreTally,
         notify: Callable[[str], None] | None = None,
+        stored: StoredRows | None = None,
     ):
         self.storage = storage
         self.experiment = experiment
         self.info = info
         self.tally = tally
+        self.stored = stored or StoredRows(info.name)
         self.completed = tally.completed()
         self.done = 0
         self.errors = 0
@@ -197,11 +226,14 @@ class RecordWriter:
     def pending(
         self, rows: Iterator[tuple[int, Any]], samples: int | None
     ) -> Iterator[tuple[int, Any]]:
-        """The rows still to run: not completed before, at most ``samples`` of them."""
+        """The rows still to run: not completed before, at most ``samples`` of them,
+        each under its item_id (see :meth:`StoredRows.place`, which raises DatasetError
+        when the dataset no longer gives the rows stored before)."""
         if samples == 0:
             return
         taken = 0
-        for item_id, row in rows:
+        for position, row in rows:
+            item_id = self.stored.place(position, row)
             if item_id in self.completed:
                 continue
             yield item_id, row
@@ -307,9 +339,10 @@ class RecordWriter:
     def finish(self, status: Status) -> EvaluationSummary:
         """Write what is left, record the status and return every row's summary.
 
-        StorageError when the records cannot be written; what was stored stays.
-        Whatever stops it, the evaluation is left "running" only if storage
-        cannot record even its status.
+        An evaluation whose rows all ran but a metric of which cannot be computed
+        (see ``EvaluationSummary.metric_errors``) is recorded as failed. StorageError
+        when the records cannot be written; what was stored stays. Whatever stops it,
+        the evaluation is left "running" only if storage cannot record even its status.
         """
         self._stopped.set()
         self._wake.set()
@@ -332,6 +365,8 @@ class RecordWriter:
         summary = EvaluationSummary.from_tally(
             self.tally, lambda: self.storage.load_records(self.experiment, self.name)
         )
+        if status == "completed" and summary.metric_errors:
+            status = "failed"
         self._save_info(status, summary)
         return summary
 
