@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dotevals.errors import ConfigurationError, DatasetError
 
 if TYPE_CHECKING:
+    from dotevals._declare.error_bound import ErrorBound
     from dotevals._declare.gates import Gate
     from dotevals._declare.retry_policy import Retries
     from dotevals.concurrency import AsyncStrategy, SyncStrategy
@@ -77,6 +78,9 @@ class EvaluationSpec:
     timeout: float | None = None
     #: The lowest metric values the evaluation may have (``@foreach(..., fail_under=...)``).
     fail_under: tuple[Gate, ...] = ()
+    #: How many stored rows may error (``@foreach(..., fail_on_error=...)``; None: the
+    #: run's bound, by default none but every row).
+    fail_on_error: ErrorBound | None = None
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
-from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
+from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
 from dotevals.storage.naming import short_name
@@ -62,13 +62,19 @@ class ExperimentStore:
     out, and a :class:`RecordWriter` per evaluation started."""
 
     def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
-        self.storage = get_storage(storage or DEFAULT_STORAGE)
+        if storage is None:
+            from dotevals.storage.location import default_storage
+
+            storage = default_storage()
+        self.storage = get_storage(storage)
         self.ephemeral = experiment_name is None
         self.experiment_name = (
             ephemeral_name() if experiment_name is None else check_experiment_name(experiment_name)
         )
         self._created = False
         self._owner: LockOwner | None = None
+        #: Tallies read before the evaluation started (``remaining_rows``), by stored name.
+        self._tallies: dict[str, ScoreTally] = {}
 
     def _create(self) -> None:
         if not self._created:
@@ -90,6 +96,7 @@ class ExperimentStore:
         self._owner = owner
 
     def unlock(self) -> None:
+        self._tallies.clear()  # read for this run: the next one reads again
         if self._owner is not None:
             self.storage.unlock_experiment(self.experiment_name, self._owner)
             self._owner = None
@@ -111,6 +118,8 @@ class ExperimentStore:
         self._create()
         if short is not None:
             name = self._stored_name(name, short)
+        # read what is stored first: unreadable storage leaves the evaluation as it was
+        tally = self._tallies.pop(name, None) or self._read_tally(name)
         previous = self.storage.load_evaluation(self.experiment_name, name)
         info = EvaluationInfo(
             name=name,
@@ -124,10 +133,33 @@ class ExperimentStore:
                 "last_run_at": time.time(),
             },
         )
-        # read what is stored first: unreadable storage leaves the evaluation as it was
-        tally = ScoreTally(self.storage.iter_records(self.experiment_name, name))
         self.storage.save_evaluation(self.experiment_name, info)
-        return RecordWriter(self.storage, self.experiment_name, info, tally, notify)
+        return RecordWriter(
+            self.storage, self.experiment_name, info, tally, notify, previous=previous
+        )
+
+    def _read_tally(self, name: str) -> ScoreTally:
+        return ScoreTally(self.storage.iter_records(self.experiment_name, name))
+
+    def remaining_rows(
+        self, name: str, total: int | None, samples: int | None, *, short: str | None = None
+    ) -> int | None:
+        """How many of an evaluation's ``total`` rows a run would still run: those not
+        stored without an error, at most ``samples``; None when ``total`` is unknown.
+        What it reads is kept for :meth:`start_evaluation`, which then reads nothing."""
+        if total is None:
+            return samples
+        done = 0
+        try:
+            if self.storage.experiment_exists(self.experiment_name):
+                if short is not None:
+                    name = self._stored_name(name, short)
+                tally = self._tallies[name] = self._read_tally(name)
+                done = sum(1 for item_id in tally.completed() if item_id < total)
+        except Exception:  # the evaluation reports it when it starts
+            self._tallies.pop(name, None)
+        remaining = total - done
+        return remaining if samples is None else min(remaining, samples)
 
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
@@ -169,14 +201,23 @@ class RecordWriter:
         info: EvaluationInfo,
         tally: ScoreTally,
         notify: Callable[[str], None] | None = None,
+        *,
+        previous: EvaluationInfo | None = None,
     ):
         self.storage = storage
         self.experiment = experiment
         self.info = info
         self.tally = tally
         self.completed = tally.completed()
+        #: The rows stored with an error before this run: they run again.
+        self.errored_before = tally.failed()
+        #: The evaluation as stored before this run (its status and end time).
+        self.previous = previous
         self.done = 0
         self.errors = 0
+        #: Rows written by this run, and those of them that had errored before.
+        self.stored = 0
+        self.stored_again = 0
         self._notify = notify
         self._notices: list[str] = []  # told by the thread that takes records
         self._buffer: list[Record] = []
@@ -237,6 +278,10 @@ class RecordWriter:
             with self._lock:
                 self._buffer[:0] = batch
             raise
+        again = sum(1 for record in batch if record.item_id in self.errored_before)
+        with self._lock:
+            self.stored += len(batch)
+            self.stored_again += again
 
     def _write_retrying(
         self,
@@ -345,8 +390,12 @@ class RecordWriter:
             return None
 
     def _save_info(self, status: Status, summary: EvaluationSummary) -> None:
+        previous = self.previous
         self.info.status = status
-        self.info.ended_at = time.time()
+        if self.done == 0 and previous is not None and previous.status == status:
+            self.info.ended_at = previous.ended_at  # a run that ran no row changed nothing
+        else:
+            self.info.ended_at = time.time()
         estimates = summary.estimates
         self.info.metrics = {s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()}
         self.info.estimates = {
