@@ -41,6 +41,18 @@ def _fast_pytester(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(FAST))
 
 
+#: The terminal width every test sees, whatever runs it (pytest-xdist's workers set
+#: ``COLUMNS`` to 80, a terminal has its own width): wide enough that tables keep
+#: their cells whole. Tests of narrower terminals set ``COLUMNS`` themselves.
+COLUMNS = "200"
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``COLUMNS`` is :data:`COLUMNS` for the test and the pytest sessions it starts."""
+    monkeypatch.setenv("COLUMNS", COLUMNS)
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     """An empty JSON storage in the test's own directory."""

@@ -13,8 +13,12 @@
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
 
-A storage given without a scheme is a ``json://`` one (``--storage results``
-is ``--storage json://results``). ``--evaluation`` takes an evaluation's stored
+Without ``--storage``, the command reads the storage pytest stores in: the
+project is found from the current directory as pytest finds its rootdir and
+ini file, and its storage is ``dotevals_storage`` there, else ``.dotevals`` in
+the project root (see :mod:`dotevals.storage.location`). A storage given
+without a scheme is a ``json://`` one (``--storage results`` is
+``--storage json://results``). ``--evaluation`` takes an evaluation's stored
 name or, when only one evaluation of the experiment has it, its short name: the
 function name with its parameters, as the pytest summary prints it.
 
@@ -39,9 +43,10 @@ from typing import Any, TextIO
 
 import dotevals
 from dotevals._declare.row_errors import group_by_type
-from dotevals._report.format import local_time, printable
+from dotevals._report.format import local_time, printable, terminal_width
 from dotevals._report.html import MAX_ROWS, render, report_data
 from dotevals._report.text import (
+    Fit,
     changed_rows_table,
     comparison_notes,
     comparison_table,
@@ -56,6 +61,7 @@ from dotevals.intervals import Estimate
 from dotevals.models import EvaluationSummary
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
+from dotevals.storage.location import display_url, find_project
 from dotevals.storage.naming import storage_option
 from dotevals.storage.reading import evaluation_names, metric_intervals
 from dotevals.storage.reading import find_experiment as _experiment
@@ -81,7 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     def table(group: list[ExperimentInfo]) -> str:
         rows = [[e.name, local_time(e.created_at), counts[e.name]] for e in group]
-        return format_table(["name", "created", "evaluations"], rows, right=[2])
+        headers = ["name", "created", "evaluations"]
+        return format_table(headers, rows, right=[2], width=terminal_width(), fit=[Fit(0)])
 
     named = [e for e in experiments if not e.ephemeral]
     ephemeral = [e for e in experiments if e.ephemeral]
@@ -134,6 +141,7 @@ def _print_show(report: dict[str, Any]) -> None:
     if not evaluations:
         print("\nNo evaluations yet.")
         return
+    width = terminal_width()
     print()
     print(
         format_table(
@@ -144,6 +152,8 @@ def _print_show(report: dict[str, Any]) -> None:
                 for e in evaluations
             ],
             right=[4, 5],
+            width=width,
+            fit=[Fit(0, label=True)],
         )
     )
     metrics = [
@@ -155,7 +165,8 @@ def _print_show(report: dict[str, Any]) -> None:
     print()
     if metrics:
         headers = ["evaluation", "score", "metric", "value", "95% interval"]
-        print(format_table(headers, metrics, right=[3]))
+        fit = [Fit(0, label=True), Fit(1), Fit(2)]
+        print(format_table(headers, metrics, right=[3], width=width, fit=fit))
     else:
         print("No metrics yet.")
     for e in evaluations:
@@ -174,7 +185,9 @@ def _print_show(report: dict[str, Any]) -> None:
             ]
             for r in e["records"]
         ]
-        print(format_table(["item_id", "dataset_row", "scores", "error"], rows, right=[0]))
+        headers = ["item_id", "dataset_row", "scores", "error"]
+        fit = [Fit(3, minimum=20), Fit(1, minimum=20), Fit(2, minimum=20)]
+        print(format_table(headers, rows, right=[0], width=width, fit=fit))
     for e in evaluations:
         if "errored_rows" in e:
             _print_errors(e)
@@ -254,10 +267,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(printable(json.dumps(report, indent=2, ensure_ascii=False, default=str)))
         return 0
     print(f"A: {a!r}, B: {b!r} in {args.storage}\n")
+    width = terminal_width()
     if comparisons:
-        print(comparison_table(comparisons))
+        print(comparison_table(comparisons, width))
         print()
-        print("\n".join(comparison_notes(comparisons)))
+        print("\n".join(comparison_notes(comparisons, width)))
     else:
         print("No evaluation is in both experiments.")
     for side, names in (("A", only_a), ("B", only_b)):
@@ -269,7 +283,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 changed = len(score.regressed) + len(score.improved)
                 print(f"\nRows of {c.name!r} whose {printable(score.score)} changed ({changed})\n")
                 if changed:
-                    print(changed_rows_table(score))
+                    print(changed_rows_table(score, width))
     return 0
 
 
@@ -370,10 +384,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             rows.append([name, columns, splits, cls.num_rows, description])
         else:
             rows.append([name, description])
+    width = terminal_width()
     if args.verbose:
-        print(format_table(["name", "columns", "splits", "rows", "description"], rows, right=[3]))
+        headers = ["name", "columns", "splits", "rows", "description"]
+        fit = [Fit(4, minimum=20), Fit(1, minimum=16), Fit(2)]
+        print(format_table(headers, rows, right=[3], width=width, fit=fit))
     else:
-        print(format_table(["name", "description"], rows))
+        print(format_table(["name", "description"], rows, width=width, fit=[Fit(1, minimum=20)]))
     return 0
 
 
@@ -383,9 +400,10 @@ def _parser() -> argparse.ArgumentParser:
     storage.add_argument(
         "--storage",
         metavar="URL",
-        default=DEFAULT_STORAGE,
         help="where the experiments are, e.g. sqlite://results.db; a path without a scheme "
-        f"is a json:// one (default: {DEFAULT_STORAGE})",
+        "is a json:// one (default: the project's, as pytest stores them: dotevals_storage "
+        f"in the project's pytest configuration file, else {DEFAULT_STORAGE} in the "
+        "project root)",
     )
     parser = argparse.ArgumentParser(
         prog="dotevals", description="Look at and manage dotevals experiments and datasets."
@@ -483,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
         try:
+            if "storage" in args and args.storage is None:
+                args.storage = display_url(find_project().storage)
             return args.run(args)
         except DotevalsError as exc:
             print(f"error: {printable(str(exc))}", file=sys.stderr)

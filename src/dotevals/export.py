@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 from dotevals._declare.row_errors import error_message
 from dotevals._report.format import printable
 from dotevals.models import Record
-from dotevals.storage import DEFAULT_STORAGE, Storage
+from dotevals.storage import Storage
 from dotevals.storage.encoding import encode_json
+from dotevals.storage.location import default_storage
 from dotevals.storage.reading import evaluation_names, find_experiment, open_storage
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def write_rows(
 @overload
 def load(
     experiment: str,
-    storage: str | Storage = ...,
+    storage: str | Storage | None = ...,
     *,
     evaluation: str | None = ...,
     as_frame: Literal[False] = ...,
@@ -118,14 +119,14 @@ def load(
 @overload
 def load(
     experiment: str,
-    storage: str | Storage = ...,
+    storage: str | Storage | None = ...,
     *,
     evaluation: str | None = ...,
     as_frame: Literal[True],
 ) -> pandas.DataFrame: ...
 def load(
     experiment: str,
-    storage: str | Storage = DEFAULT_STORAGE,
+    storage: str | Storage | None = None,
     *,
     evaluation: str | None = None,
     as_frame: bool = False,
@@ -137,7 +138,9 @@ def load(
 
     Args:
         experiment: the experiment's name.
-        storage: a storage URL or an open :class:`~dotevals.storage.Storage`.
+        storage: a storage URL or an open :class:`~dotevals.storage.Storage`; by
+            default the project's, where pytest stores (``dotevals_storage`` in the
+            project's pytest configuration file, else ``.dotevals`` in its root).
         evaluation: only this evaluation.
         as_frame: a pandas DataFrame instead (see :func:`to_frame`); needs the
             extra ``dotevals[pandas]``.
@@ -146,6 +149,8 @@ def load(
         ExperimentNotFoundError, ConfigurationError (an unknown evaluation),
         StorageError (no storage there).
     """
+    if storage is None:
+        storage = default_storage()
     url = storage if isinstance(storage, str) else storage.url
     with open_storage(storage) as opened:
         find_experiment(opened, url, experiment)

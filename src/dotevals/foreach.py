@@ -22,6 +22,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dotevals._declare.error_bound import parse_fail_on_error
 from dotevals._declare.evaluation import (
     EvaluationSpec,
     attach,
@@ -89,6 +90,7 @@ class ForEach:
         *,
         fail_under: Mapping[str, float] | None = None,
         key: str | None = None,
+        fail_on_error: bool | int | float | None = None,
     ) -> Decorator:
         """Decorate a function scored over ``dataset``'s rows.
 
@@ -97,15 +99,28 @@ class ForEach:
         ``key`` names the column whose value identifies each row (text or a whole
         number): a resumed run then matches rows by it wherever they are in the
         dataset, rather than by their place.
+        ``fail_on_error`` bounds its errored rows, counted over every stored row:
+        ``5`` fails it when more than 5 errored, ``0.1`` when more than 10 %,
+        ``True`` when any did, ``False`` never; by default (None, unless the run
+        sets ``--fail-on-error``) it fails when every stored row errored.
         """
         __tracebackhide__ = True
         columns = parse_columns(column_spec)
+        bound = parse_fail_on_error(fail_on_error)
 
         def decorate(func: Callable[..., Any]) -> EvaluationFunction:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
             gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
             evaluation = EvaluationSpec(
-                func, columns, dataset, self.retrying, self.concurrency, self.timeout, gates, key
+                func,
+                columns,
+                dataset,
+                self.retrying,
+                self.concurrency,
+                self.timeout,
+                gates,
+                key=key,
+                fail_on_error=bound,
             )
             return _evaluation_function(evaluation)
 
@@ -127,11 +142,13 @@ class ForEach:
             split: str | None = None,
             *,
             fail_under: Mapping[str, float] | None = None,
+            fail_on_error: bool | int | float | None = None,
             **kwargs: Any,
         ) -> Decorator:
             args = () if split is None else (split,)
             dataset = dataset_class(*args, **kwargs)
-            return self(",".join(dataset_class.columns), dataset, fail_under=fail_under)
+            columns = ",".join(dataset_class.columns)
+            return self(columns, dataset, fail_under=fail_under, fail_on_error=fail_on_error)
 
         registered.__name__ = name
         return registered

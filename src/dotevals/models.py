@@ -315,6 +315,10 @@ class ScoreTally:
         """Rows stored without an error."""
         return {index for index, status in enumerate(self.status) if status == _OK}
 
+    def failed(self) -> set[int]:
+        """Rows stored with an error."""
+        return {index for index, status in enumerate(self.status) if status == _FAILED}
+
     @property
     def errors(self) -> int:
         return self.status.count(_FAILED)

@@ -28,6 +28,7 @@ from dotevals._util.lazy import lazy
 from dotevals.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from dotevals._declare.error_bound import ErrorBound
     from dotevals._declare.gates import Gate
     from dotevals.storage import Storage
 
@@ -112,9 +113,12 @@ def _experiment(value: str | None) -> str | None:
 
 
 def _storage(value: str | Storage | None) -> Storage:
-    from dotevals.storage import DEFAULT_STORAGE, get_storage
+    """The storage given, else the project's (found from the current directory as
+    pytest finds its rootdir: see :mod:`dotevals.storage.location`)."""
+    from dotevals.storage import get_storage
+    from dotevals.storage.location import default_storage
 
-    return get_storage(value or DEFAULT_STORAGE)
+    return get_storage(value or default_storage())
 
 
 def _storage_in_project(value: str | None, root: Path) -> str:
@@ -157,8 +161,9 @@ class RunOptions:
         flags=("--storage",),
         metavar="URL",
         help="where results are stored: json://PATH or sqlite://PATH; a PATH without a scheme "
-        "is json:// (default json://.dotevals in the project root; a relative path in the "
-        "ini file is taken from the project root)",
+        "is json:// (default json://.dotevals in the project root, the directory of pytest's "
+        "configuration file, else the current directory; a relative path in the ini file "
+        "is taken from the project root)",
     )
     concurrent: bool = option(
         True,
@@ -210,6 +215,15 @@ class RunOptions:
         kind="switch",
         help="draw progress bars on a terminal (--no-progress: do not)",
     )
+    fail_on_error: ErrorBound | None = option(
+        None,
+        parse=lazy("dotevals._declare.error_bound", "parse_fail_on_error"),
+        flags=("--fail-on-error",),
+        metavar="N|FRACTION|true|false",
+        help="fail an evaluation when more than N of its stored rows errored, or more than "
+        "FRACTION of them (0.1 or 10%%); true: any, false: never (default: fail when every "
+        "stored row errored); for evaluations whose @foreach sets no fail_on_error",
+    )
     fail_under: tuple[Gate, ...] = option(
         (),
         parse=_gates,
@@ -257,6 +271,7 @@ class RunnerOptions(TypedDict, total=False):
     timeout: float | str | None
     executor: str | None
     progress: bool
+    fail_on_error: bool | int | float | str | None
 
 
 class RunOptionsKeywords(RunnerOptions, total=False):

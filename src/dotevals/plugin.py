@@ -1,8 +1,9 @@
 """The pytest plugin: options, collection of evaluations, deferred run, reporting.
 
-Evaluation items (``@foreach`` functions, also ``eval_*`` functions in
-``eval_*.py`` files) are collected with the ordinary tests. Ordinary tests run
-first through pytest's own loop; the evaluations then run through the
+Evaluation items (``@foreach`` functions, named as you like, in the files
+pytest collects and in ``eval_*.py`` files; ``eval_*`` functions there are
+collected too) are collected with the ordinary tests. Ordinary tests run first
+through pytest's own loop; the evaluations then run through the
 :class:`~dotevals.runners.Runner`, and each one is reported as a pytest item.
 
 pytest loads this module in every session of every project where dotevals is
@@ -75,7 +76,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
 ) -> list[pytest.Function] | None:
-    if name.startswith("eval_") and inspect.isfunction(obj):
+    """``eval_*`` functions, and every ``@foreach`` function whatever its name; a
+    ``@foreach`` function whose ``__test__`` is False is left out."""
+    if not inspect.isfunction(obj):
+        return None
+    declared = _declared(obj)
+    if declared and getattr(obj, "__test__", True) is False:
+        return []  # not an item, whatever pytest would make of its name
+    if name.startswith("eval_") or declared:
         from dotevals._pytest_bridge.internals import generate_functions
 
         return generate_functions(collector, name, obj)
@@ -98,9 +106,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _is_evaluation(item: pytest.Item) -> bool:
-    """A ``@foreach`` function: none can exist before its module is imported."""
+    """An item of a ``@foreach`` function."""
+    return _declared(getattr(item, "obj", None))
+
+
+def _declared(obj: object) -> bool:
+    """``obj`` is a ``@foreach`` function: none can exist before its module is imported."""
     declared = sys.modules.get(_EVALUATION_MODULE)
-    return declared is not None and declared.get_evaluation(getattr(item, "obj", None)) is not None
+    return declared is not None and declared.get_evaluation(obj) is not None
 
 
 @pytest.hookimpl(tryfirst=True)

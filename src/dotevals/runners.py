@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from dotevals._declare.error_bound import ErrorBound, exceeded
 from dotevals._declare.evaluation import EvaluationSpec
 from dotevals._declare.row_errors import ErrorTally
 from dotevals._engine.executors.base import Executor
@@ -33,7 +34,13 @@ from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
 from dotevals._run.jobs import Job, Runnable, group_jobs
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
-from dotevals.errors import ConfigurationError, DotevalsError, FixtureError, MetricError
+from dotevals.errors import (
+    ConfigurationError,
+    DotevalsError,
+    FixtureError,
+    MetricError,
+    RowsFailedError,
+)
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -77,15 +84,23 @@ class EvaluationOutcome:
     name: str
     item: pytest.Item | None
     summary: EvaluationSummary | None = None
+    #: Rows scored and stored for the first time in this run.
     new_rows: int = 0
+    #: Rows stored with an error before that ran again in this run (resume runs them),
+    #: and how many of them errored again.
+    rerun_rows: int = 0
+    rerun_errors: int = 0
     setup_error: BaseException | None = None
     error: BaseException | None = None
     teardown_error: BaseException | None = None
     duration: float = 0.0
-    #: The errors of the rows run this time (``new_rows``).
+    #: The errors of the rows run this time (``new_rows`` and ``rerun_rows``).
     row_errors: ErrorTally = field(default_factory=ErrorTally)
     #: The name the evaluation is stored under (``dotevals show --evaluation``).
     stored_name: str | None = None
+    #: The bound its stored rows' errors were judged by: its ``@foreach`` one, else the
+    #: run's ``fail_on_error``; None: it fails when every stored row errored.
+    fail_on_error: ErrorBound | None = None
 
     @property
     def label(self) -> str:
@@ -98,9 +113,26 @@ class EvaluationOutcome:
         return isinstance(self.setup_error, pytest.skip.Exception)
 
     @property
+    def ran_rows(self) -> int:
+        """Rows run and stored in this run: new ones and errored ones run again."""
+        return self.new_rows + self.rerun_rows
+
+    @property
     def every_row_failed(self) -> bool:
-        """Rows ran this time and every one of them errored: the evaluation failed."""
-        return self.new_rows > 0 and self.row_errors.count == self.new_rows
+        """Rows are stored and every one of them errored."""
+        summary = self.summary
+        return summary is not None and summary.rows > 0 and summary.errors == summary.rows
+
+    @property
+    def rows_failed(self) -> bool:
+        """Its stored rows errored beyond ``fail_on_error`` (by default: every one of
+        them did), so the evaluation failed. The verdict depends on the rows stored,
+        not on which of them ran this time: an unchanged experiment run again gets the
+        same verdict. False when an error stopped the evaluation (that error fails it)."""
+        summary = self.summary
+        if summary is None or self.error is not None or self.setup_error is not None:
+            return False
+        return exceeded(self.fail_on_error, summary.errors, summary.rows)
 
     @property
     def interrupted(self) -> bool:
@@ -269,11 +301,20 @@ class Runner:
         sync_jobs = [job for job in jobs if not job.evaluation.is_async]
         if not sync_jobs:
             return None
-        totals = [job.evaluation.total for job in sync_jobs]
-        rows = None if None in totals else sum(totals)  # type: ignore[arg-type]
-        if rows is not None and self.samples is not None:
-            rows = min(rows, self.samples * len(sync_jobs))
         options = self.options
+        rows = None
+        if options.workers == "auto":  # sized by the rows left to run, stored ones left out
+            remaining = [
+                self.store.remaining_rows(
+                    job.storage_name,
+                    job.evaluation.total,
+                    self.samples,
+                    short=job.name if job.item else None,
+                    key=job.evaluation.key,
+                )
+                for job in sync_jobs
+            ]
+            rows = None if None in remaining else sum(remaining)  # type: ignore[arg-type]
         return make_executor(
             options.executor, options.workers, rows, options.worker_memory, self.reporter.message
         )
@@ -494,6 +535,8 @@ class Runner:
                 key=evaluation.key,
             )
             outcome.stored_name = writer.name
+            own = evaluation.fail_on_error
+            outcome.fail_on_error = own if own is not None else self.options.fail_on_error
             rows = writer.pending(evaluation.rows(), self.samples)
             bar = ProgressBar(
                 job.name,
@@ -502,10 +545,14 @@ class Runner:
                 self.reporter.progress_file,
             )
 
+            errored_before = writer.errored_before
+
             def sink(record: Record) -> None:
                 writer.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
+                if record.failed and record.item_id in errored_before:
+                    outcome.rerun_errors += 1
 
             await run_rows(rows, sink)
             status = "completed"
@@ -538,7 +585,8 @@ class Runner:
                 outcome.error = exc
             else:  # the evaluation's own error is the one reported on its item
                 self.reporter.message(f"dotevals: {exc}")
-        outcome.new_rows = writer.done - writer.unstored
+        outcome.new_rows = writer.stored - writer.stored_again
+        outcome.rerun_rows = writer.stored_again
 
     def _timeout(self, evaluation: EvaluationSpec) -> float | None:
         return evaluation.timeout if evaluation.timeout is not None else self.options.timeout
@@ -591,6 +639,12 @@ def run(
     (``dotevals.run(eval_math, model=my_model)``), although type checkers only
     know the options; a fixture whose name is an option's, such as ``storage``,
     can only be given in ``fixtures``.
+
+    Without ``storage``, the project's storage is used, as pytest's (see
+    :mod:`dotevals.storage.location`). Errored rows are left for the caller to
+    judge, unless a ``fail_on_error`` bound is set (this keyword, or the
+    evaluation's ``@foreach(..., fail_on_error=...)``): RowsFailedError when its
+    stored rows errored beyond it.
     """
     if _loop_running():
         raise DotevalsError(
@@ -626,9 +680,16 @@ def _one_job(
 
 
 def outcome_summary(runner: Runner) -> EvaluationSummary:
-    """The summary of the Runner's one evaluation; the error that stopped it is raised."""
+    """The summary of the Runner's one evaluation; the error that stopped it is raised,
+    and RowsFailedError when a ``fail_on_error`` bound was set and its stored rows
+    errored beyond it (without one, judging errors is left to the caller)."""
     outcome = runner.outcomes[0]
     if outcome.error is not None:
         raise outcome.error
     assert outcome.summary is not None
+    if outcome.fail_on_error is not None and outcome.rows_failed:
+        from dotevals._report.text import rows_failed_report, show_errors_command
+
+        command = show_errors_command(runner.store.experiment_name, runner.store.storage.url)
+        raise RowsFailedError(rows_failed_report(outcome, command))
     return outcome.summary

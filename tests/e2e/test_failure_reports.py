@@ -177,11 +177,11 @@ def test_an_evaluation_whose_every_row_errored_fails_its_item(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     section = section_of(result, "eval_bool")
     assert section.strip().splitlines() == [
-        "eval_errors.py::eval_bool: all 2 rows run this time errored; the first (row 0):",
+        "eval_errors.py::eval_bool: all 2 stored rows errored; the first (row 0):",
         "",
         "TypeError: an evaluation must return a Score or a Result, got bool (True)",
         "",
-        f"Every error, with its traceback: dotevals show e --errors --storage {url}",
+        "Every error, with its traceback: dotevals show e --errors --storage json://store",
     ]
     result.stdout.fnmatch_lines(["FAILED eval_errors.py::eval_bool - *"])
     # the rows are stored all the same, and run again on resume
@@ -196,7 +196,8 @@ def test_the_failure_of_an_ephemeral_run_names_the_experiment_it_made(pytester):
     (experiment,) = get_storage(url).experiments()
     assert experiment.ephemeral
     assert section_of(result, "eval_bool").strip().splitlines()[-1] == (
-        f"Every error, with its traceback: dotevals show {experiment.name} --errors --storage {url}"
+        f"Every error, with its traceback: dotevals show {experiment.name} --errors "
+        "--storage json://store"  # as typed where pytest ran
     )
 
 
@@ -219,7 +220,7 @@ def eval_broken(q):
     result.assert_outcomes(failed=1)
     section = section_of(result, "eval_broken")
     assert section.startswith(
-        "eval_broken.py::eval_broken: all 3 rows run this time errored; the first (row 0):\n\n"
+        "eval_broken.py::eval_broken: all 3 stored rows errored; the first (row 0):\n\n"
         "Traceback (most recent call last):\n"
     )
     assert 'in model\n    return {"answer": q}["text"]' in section
@@ -255,32 +256,31 @@ def eval_named(q):
     pytester.runpytest(*args).assert_outcomes(failed=1)  # the rerun reads what is stored
 
 
-def test_a_resumed_run_with_no_new_rows_passes(pytester):
+def test_a_resumed_run_that_runs_no_row_keeps_the_verdict_of_what_is_stored(pytester):
     pytester.makepyfile(eval_errors=ERRORS_EVAL)
     url = storage_url("json", pytester.path)
     args = ("--storage", url, "--experiment", "e", "--no-progress", "-k", "eval_bool")
     pytester.runpytest(*args).assert_outcomes(failed=1)
+    # no row runs, and every stored row errored: the same verdict as the run that stored them
     result = pytester.runpytest(*args, "--samples", "0")
-    result.assert_outcomes(passed=1)
-    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(failed=1)
+    assert "all 2 stored rows errored; the first (row 0):" in section_of(result, "eval_bool")
 
 
-def test_the_summary_names_the_most_frequent_errors(pytester):
+def test_the_summary_lists_the_errors_by_type_then_by_message(pytester):
     pytester.makepyfile(
         eval_frequent="""
 from dotevals import Score, foreach
 
 
-@foreach("q", range(12))
+@foreach("q", range(14))
 def eval_frequent(q):
-    if q < 6:
-        raise ValueError("no answer")
-    if q < 9:
+    if q < 8:
+        raise ValueError(f"no answer {q}")
+    if q < 12:
+        return True
+    if q == 12:
         raise KeyError("text")
-    if q == 9:
-        raise ZeroDivisionError("slow")
-    if q == 10:
-        raise IndexError("gone")
     return Score("ok", True)
 
 
@@ -293,16 +293,20 @@ def eval_clean(q):
     result = pytester.runpytest("--storage", url, "--experiment", "e", "--no-progress")
     result.assert_outcomes(passed=2)
     lines = result.outlines
-    start = lines.index("eval_frequent.py::eval_frequent: 11 of 12 new rows errored")
+    start = lines.index("eval_frequent.py::eval_frequent: 13 of 14 rows run this time errored")
     assert lines[start - 1] == ""
-    assert lines[start + 1 : start + 6] == [
-        "       6  ValueError: no answer",
-        "       3  KeyError: 'text'",
-        "       1  ZeroDivisionError: slow",
-        "       1  (other messages)",
-        f"every error, with its traceback: dotevals show e --errors --storage {url}",
+    # 8 ValueErrors with 8 messages do not hide the 4 TypeErrors: each type has its line
+    assert lines[start + 1 : start + 9] == [
+        "       8  ValueError",
+        "               1  ValueError: no answer 0",
+        "               1  ValueError: no answer 1",
+        "               1  ValueError: no answer 2",
+        "               5  (other ValueError messages)",
+        "       4  TypeError: an evaluation must return a Score or a Result, got bool (True)",
+        "       1  KeyError: 'text'",
+        "every error, with its traceback: dotevals show e --errors --storage json://store",
     ]
-    assert not any(line.startswith("eval_clean:") for line in lines)
+    assert not any(line.startswith("eval_clean") and "errored" in line for line in lines)
 
 
 def test_text_from_rows_reaches_the_terminal_escaped(pytester):
@@ -356,7 +360,7 @@ def eval_clean(q):
     )
     result = pytester.runpytest("--storage", storage_url("json", pytester.path), "--no-progress")
     result.assert_outcomes(passed=1)
-    assert "new rows errored" not in result.stdout.str()
+    assert "rows run this time errored" not in result.stdout.str()
     assert "--errors" not in result.stdout.str()
 
 
@@ -407,4 +411,56 @@ def eval_remote(q):
         assert record.traceback.rstrip().endswith(record.error)
     section = section_of(result, "eval_remote")
     assert frame(source, "model", 'raise RuntimeError(f"model down in {os.getpid()}")') in section
-    assert "all 6 rows run this time errored" in section
+    assert "all 6 stored rows errored" in section
+
+
+# The verdict holds: it counts the stored rows ------------------------------------------
+
+#: 12 of 60 rows error, every time: the model cannot answer them.
+STUBBORN_EVAL = """
+from dotevals import Score, foreach
+
+
+@foreach("q", range(60))
+def eval_stubborn(q):
+    if q % 5 == 0:
+        raise ValueError(f"no answer to {q}")
+    return Score("ok", True)
+
+
+@foreach("q", range(60), fail_on_error=20)
+def eval_own_bound(q):
+    if q % 5 == 0:
+        raise ValueError(f"no answer to {q}")
+    return Score("ok", True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "ini", "failed"),
+    [
+        ((), "", []),  # the default: only an evaluation whose every stored row errored
+        (("--fail-on-error", "0.1"), "", ["eval_stubborn"]),  # 20 % > 10 %
+        (("--fail-on-error", "12"), "", []),  # 12 errored rows are tolerated
+        ((), "dotevals_fail_on_error = 11", ["eval_stubborn"]),
+        (("--fail-on-error", "true"), "dotevals_fail_on_error = false", ["eval_stubborn"]),
+    ],
+)
+def test_running_an_unchanged_experiment_again_gives_the_same_verdict(
+    pytester, options, ini, failed
+):
+    pytester.makepyfile(eval_stubborn=STUBBORN_EVAL)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    args = ("--storage", storage_url("json", pytester.path), "--experiment", "nightly", *options)
+    for attempt in range(3):  # the first run stores 60 rows, the others run the 12 again
+        result = pytester.runpytest(*args, "--no-progress")
+        result.assert_outcomes(passed=2 - len(failed), failed=len(failed))
+        for name in failed:
+            assert "12 of 60 stored rows errored" in section_of(result, name)
+        if attempt:
+            result.stdout.fnmatch_lines(
+                [
+                    "eval_stubborn.py::eval_stubborn: 12 errored rows ran again (not counted in "
+                    "new): 12 errored again"
+                ]
+            )

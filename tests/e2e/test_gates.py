@@ -197,3 +197,18 @@ def test_fail_under_must_be_a_dict(pytester):
     result.stdout.fnmatch_lines(
         ["*eval_math: fail_under must be a dict such as {'exact_match': 0.8}, got float*"]
     )
+
+
+def test_a_percentage_for_a_share_is_refused_and_a_percent_sign_is_taken(pytester):
+    write_eval(pytester)
+    result = run(pytester, "--fail-under", "em=70")  # meant 70 %: accuracy is at most 1
+    result.assert_outcomes(failed=1)
+    assert section_of(result, "eval_math").strip() == (
+        "eval_math: the gate em=70 can never pass, em:accuracy is a share between 0 and 1: "
+        "write 0.7 (or 70%) for 70 %"
+    )
+    result = run(pytester, "--fail-under", "em=70%", "--fail-under", "length=70")
+    result.assert_outcomes(passed=0, failed=1)  # 0.75 passes 70 %; a mean may be 70
+    assert gate_column(result, "accuracy") == ">= 0.7 passed"
+    assert gate_column(result, "mean") == ">= 70 FAILED"
+    assert parse_gate("em=70%") == Gate("em", None, 0.7)

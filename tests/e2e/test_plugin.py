@@ -145,9 +145,24 @@ def eval_decorated(question, answer):
 
 
 @foreach("x", [1, 2])
-def evaluate_not_collected(x):
-    log("evaluate_not_collected")
+def accuracy_check(x):
+    log("accuracy_check")
     return em(True)
+
+
+@foreach("x", [1])
+def left_out(x):
+    log("left_out")
+    return em(True)
+
+
+@foreach("x", [1])
+def eval_left_out(x):
+    log("eval_left_out")
+    return em(True)
+
+
+left_out.__test__ = eval_left_out.__test__ = False  # kept out, whatever their names
 
 
 def eval_plain_function():
@@ -190,7 +205,10 @@ def test_collect_only_lists_evaluations_and_tests(collection_project):
     result = collection_project.runpytest("--collect-only", "-q")
     assert result.ret == 0
     collected = sorted(line for line in result.outlines if "::" in line)
+    # a @foreach function is collected whatever its name (accuracy_check), as
+    # docs/pytest.md says; one whose __test__ is False is not
     assert collected == [
+        "eval_things.py::accuracy_check",
         "eval_things.py::eval_decorated",
         "eval_things.py::eval_plain_function",
         "test_things.py::eval_in_test_file",
@@ -203,8 +221,9 @@ def test_collect_only_lists_evaluations_and_tests(collection_project):
 def test_mark_selects_only_evaluations(collection_project):
     url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-m", "dotevals", "--storage", url, "-v")
-    result.assert_outcomes(passed=3, deselected=2)
+    result.assert_outcomes(passed=4, deselected=2)
     assert sorted(set(events(collection_project))) == [
+        "accuracy_check",
         "eval_decorated",
         "eval_in_test_file",
         "test_decorated_in_test_file",
@@ -212,6 +231,7 @@ def test_mark_selects_only_evaluations(collection_project):
     storage = get_storage(url)
     (experiment,) = storage.experiments()
     assert sorted(storage.list_evaluations(experiment.name)) == [
+        "eval_things.py::accuracy_check",
         "eval_things.py::eval_decorated",
         "test_things.py::eval_in_test_file",
         "test_things.py::test_decorated_in_test_file",
@@ -221,7 +241,7 @@ def test_mark_selects_only_evaluations(collection_project):
 def test_not_mark_selects_only_tests(collection_project):
     url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-m", "not dotevals", "--storage", url)
-    result.assert_outcomes(passed=2, deselected=3)
+    result.assert_outcomes(passed=2, deselected=4)
     assert sorted(events(collection_project)) == ["eval_plain_function", "test_ordinary"]
     assert "dotevals summary" not in result.stdout.str()
     assert not (collection_project.path / "store").exists()
@@ -230,7 +250,7 @@ def test_not_mark_selects_only_tests(collection_project):
 def test_keyword_selection(collection_project):
     url = storage_url("json", collection_project.path)
     result = collection_project.runpytest("-k", "eval_decorated", "--storage", url)
-    result.assert_outcomes(passed=1, deselected=4)
+    result.assert_outcomes(passed=1, deselected=5)
     assert events(collection_project) == ["eval_decorated"]
     assert summary_row(result, "eval_decorated")["rows"] == "1"
 
@@ -307,7 +327,8 @@ def test_no_experiment_makes_ephemeral_experiments(pytester):
     assert all(e.ephemeral for e in experiments)
     summaries = {first.stdout.str(), second.stdout.str()}
     for experiment in experiments:  # the summary names the experiment the run made
-        assert sum(f"experiment: {experiment.name} ({url})" in out for out in summaries) == 1
+        shown = f"experiment: {experiment.name} (json://store)"  # from where pytest ran
+        assert sum(shown in out for out in summaries) == 1
 
 
 @pytest.mark.parametrize("ini_file", ["pytest.ini", "pyproject.toml"])
@@ -878,6 +899,56 @@ def eval_second(x):
     assert re.search(r"size\W+mean\W+2\.5", section), section
 
 
+def test_the_summary_fits_the_terminal(pytester, monkeypatch):
+    """At 80 columns (``COLUMNS``), long ``FILE::NAME`` labels give way to short names
+    and every line of the dotevals summary fits; a wider terminal keeps the names."""
+    suite = pytester.mkdir("evals")
+    (suite / "eval_a_module_with_a_rather_long_name.py").write_text(
+        HEADER
+        + """
+@foreach("x", [1, 2, 3])
+def eval_arithmetic_with_a_long_name(x):
+    if x == 3:
+        raise ValueError("a message long enough to run past the edge of an 80 column terminal")
+    return em(True)
+"""
+    )
+    url = storage_url("json", pytester.path)
+    args = ("evals", "--storage", url, "--experiment", "nightly-run", "--no-progress")
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = summary_section(pytester.runpytest(*args))
+    assert narrow and max(map(len, narrow)) <= 80, "\n".join(narrow)
+    # a command to copy is never cut: too long for the line, it goes on its own
+    assert narrow[-2:] == [
+        "every error, with its traceback:",
+        "  dotevals show nightly-run --errors --storage json://store",
+    ]
+    assert narrow[3].startswith("eval_arithme…_a_long_name    3   3      1 em ")  # short, then cut
+    assert "eval_arithmetic_with_a_long_name: 1 of 3 rows run this time errored" in narrow
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = summary_section(pytester.runpytest(*args))
+    label = "evals/eval_a_module_with_a_rather_long_name.py::eval_arithmetic_with_a_long_name"
+    assert any(line.startswith(label + " ") for line in wide)
+
+
+def test_print_in_an_evaluation_is_captured_as_a_tests_is(pytester):
+    pytester.makepyfile(
+        eval_printing=HEADER
+        + """
+@foreach("x", [1, 2])
+def eval_printing(x):
+    print(f"printed by row {x}")
+    return True  # not a Score: every row errors, the evaluation fails
+"""
+    )
+    result = pytester.runpytest("--storage", storage_url("json", pytester.path), "--no-progress")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    # shown once, in the failure's captured output, as for a failed test
+    assert output.count("printed by row 1") == 1
+    result.stdout.fnmatch_lines(["*Captured stdout call*", "printed by row 1", "printed by row 2"])
+
+
 # Concurrent async evaluations ----------------------------------------------------
 
 CONCURRENT_EVAL = (
@@ -1003,9 +1074,17 @@ def test_resume_through_pytest(pytester):
     second.assert_outcomes(passed=2)
     stable = summary_row(second, "eval_stable")
     assert (stable["rows"], stable["new"], stable["errors"]) == ("3", "0", "0")
+    # the errored row ran again: it is not new (scored for the first time), and a
+    # note below the table counts it
     flaky = summary_row(second, "eval_flaky")
-    assert (flaky["rows"], flaky["new"], flaky["errors"]) == ("3", "1", "0")
+    assert (flaky["rows"], flaky["new"], flaky["errors"]) == ("3", "0", "0")
     assert events(pytester) == ["flaky 2"]
+    second.stdout.fnmatch_lines(
+        [
+            "eval_resume.py::eval_flaky: 1 errored row ran again (not counted in new): "
+            "0 errored again"
+        ]
+    )
 
 
 def test_samples_extend_an_experiment_through_pytest(pytester):

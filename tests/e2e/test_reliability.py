@@ -760,7 +760,7 @@ def test_bad_rows_return_values_and_parameters(pytester):
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output
     assert section_of(result, "eval_returns_str").strip().splitlines()[:3] == [
-        "eval_bad.py::eval_returns_str: all 2 rows run this time errored; the first (row 0):",
+        "eval_bad.py::eval_returns_str: all 2 stored rows errored; the first (row 0):",
         "",
         "TypeError: an evaluation must return a Score or a Result, got str ('42')",
     ]

@@ -12,7 +12,7 @@ import math
 import statistics
 
 import pytest
-from cli_runs import run_cli
+from cli_runs import cli_output, run_cli
 from stores import KINDS, storage_url
 
 from dotevals.compare import compare_evaluation
@@ -92,7 +92,9 @@ def test_table_counts_the_rows_only_one_side_ran(capsys, paired_url):
     assert code == 0
     line = next(line.split() for line in out.splitlines() if line.startswith("eval_qa "))
     low, high = PAIRED_ACCURACY[2:]
-    assert line == ["eval_qa", "em", "accuracy", "0.7273", "0.7500", "+0.1000"] + [
+    # A 0.7273 and B 0.7500 are over each side's rows, B - A over the 10 paired ones:
+    # the difference is marked, and a note says so, so it does not read as a wrong sum
+    assert line == ["eval_qa", "em", "accuracy", "0.7273", "0.7500", "+0.1000*"] + [
         f"[{low:.4f},",
         f"{high:.4f}]",
         "10",
@@ -101,6 +103,12 @@ def test_table_counts_the_rows_only_one_side_ran(capsys, paired_url):
     ]
     assert "eval_qa: 10 rows in both; only in A: 1, only in B: 2" in out
     assert "evaluations only in A: eval_old" in out
+    assert "* B - A is over the rows both ran (paired rows), while A and B are each" in out
+
+
+def test_a_difference_over_the_same_rows_as_a_and_b_is_not_marked(capsys, json_results_url):
+    out = cli_output(capsys, "compare", "a", "b", "--storage", json_results_url)
+    assert "*" not in out
 
 
 def test_rows_lists_the_rows_that_changed(capsys, paired_url):

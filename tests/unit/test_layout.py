@@ -220,7 +220,14 @@ def test_public_import_paths_import(module: str):
         assert getattr(imported_module, name) is not None, f"{module}.{name}"
 
 
-@pytest.mark.parametrize("statement", ["import dotevals.cli", "import dotevals; dotevals.load"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import dotevals.cli",
+        "import dotevals; dotevals.load",
+        "from dotevals.storage.location import find_project; find_project()",
+    ],
+)
 def test_the_command_line_and_reading_results_load_no_pytest(statement: str):
     code = f"import sys\n{statement}\nprint(sorted(m for m in sys.modules if 'pytest' in m))"
     done = subprocess.run(

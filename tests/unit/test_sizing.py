@@ -193,3 +193,38 @@ def test_chosen_count_prints_as_a_header_line():
         r"\(\d+ physical cores?, [\d.]+ GiB free.*, 1 row to run\)",
         text,
     ), text
+
+
+# --workers auto counts the rows left to run -------------------------------------------
+
+
+def test_workers_auto_leaves_out_the_rows_already_stored(tmp_path):
+    from dotevals import Score, foreach
+    from dotevals.runners import Runner, RunReporter
+
+    @foreach("n", range(40))
+    def eval_resumed(n):
+        return Score("v", n)
+
+    class Notices(RunReporter):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def message(self, text: str) -> None:
+            self.lines.append(text)
+
+    url = f"json://{tmp_path}"
+    Runner(experiment_name="e", storage=url, samples=39, progress=False).run([eval_resumed])
+    for expected in ("1 row to run", "0 rows to run"):  # 39 of 40, then all 40, stored
+        notices = Notices()
+        runner = Runner(
+            experiment_name="e", storage=url, workers="auto", progress=False, reporter=notices
+        )
+        runner.run([eval_resumed])
+        (line,) = notices.lines
+        assert line.startswith("dotevals: sync evaluations run in the main process (")
+        assert line.endswith(f", {expected})")
+    store = Runner(experiment_name="e", storage=url, progress=False).store
+    assert store.remaining_rows("eval_resumed", 40, None) == 0
+    assert store.remaining_rows("eval_resumed", 50, 4) == 4  # at most --samples
+    assert store.remaining_rows("eval_other", 40, None) == 40

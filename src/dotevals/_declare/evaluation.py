@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dotevals.errors import ConfigurationError, DatasetError
 
 if TYPE_CHECKING:
+    from dotevals._declare.error_bound import ErrorBound
     from dotevals._declare.gates import Gate
     from dotevals._declare.retry_policy import Retries
     from dotevals.concurrency import AsyncStrategy, SyncStrategy
@@ -80,6 +81,9 @@ class EvaluationSpec:
     #: The column whose value identifies a row, matching rows by it on resume
     #: (``@foreach(..., key=...)``; None: rows are matched by their place).
     key: str | None = None
+    #: How many stored rows may error (``@foreach(..., fail_on_error=...)``; None: the
+    #: run's bound, by default none but every row).
+    fail_on_error: ErrorBound | None = None
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

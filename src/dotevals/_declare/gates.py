@@ -2,9 +2,11 @@
 
 A gate is written ``SCORE=VALUE`` or ``SCORE:METRIC=VALUE`` on the command
 line (``--fail-under``), or as ``{"SCORE": VALUE}`` / ``{"SCORE:METRIC": VALUE}``
-in ``@foreach(..., fail_under=...)``. ``SCORE`` alone gates the score's first
-metric. An evaluation passes a gate when the metric, computed over every row
-stored (resumed rows included), is at least the threshold.
+in ``@foreach(..., fail_under=...)``; a VALUE may be a percentage (``70%`` is
+0.7), and a VALUE above 1 for a share such as ``accuracy`` is refused.
+``SCORE`` alone gates the score's first metric. An evaluation passes a gate
+when the metric, computed over every row stored (resumed rows included), is at
+least the threshold.
 """
 
 from __future__ import annotations
@@ -56,10 +58,17 @@ class GateCheck:
 
 
 def _threshold(value: object, where: str) -> float:
+    """A number; ``"70%"`` is 0.7."""
+    text = value.strip() if isinstance(value, str) else None
+    percent = text is not None and text.endswith("%")
+    if percent:
+        value = text.removesuffix("%").strip()  # type: ignore[union-attr]
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         number = math.nan
+    if percent:
+        number /= 100
     if isinstance(value, bool) or not math.isfinite(number):
         raise ConfigurationError(f"{where}: the threshold must be a number, got {value!r}")
     return number
@@ -142,8 +151,24 @@ def check_gates(
                 f"{metric!r} of {gate.score!r} gave {value!r:.80}, not a number; make it "
                 "return a number or gate another metric"
             )
+        _check_reachable(name, gate, metric, metrics[metric])
         checks.append(GateCheck(gate, metric, metrics[metric]))
     return checks
+
+
+def _check_reachable(name: str, gate: Gate, metric: str, estimate: Estimate) -> None:
+    """A gate above 1 on a share (``accuracy``, or a metric with a Wilson interval) can
+    never pass: most likely a percentage written for a fraction."""
+    share = metric == "accuracy" or estimate.method == "wilson"
+    if not share or gate.threshold <= 1:
+        return
+    hint = ""
+    if gate.threshold <= 100:
+        hint = f": write {gate.threshold / 100:g} (or {gate.threshold:g}%) for {gate.threshold:g} %"
+    raise ConfigurationError(
+        f"{name}: the gate {gate.key}={gate.threshold:g} can never pass, {gate.score}:{metric} "
+        f"is a share between 0 and 1{hint}"
+    )
 
 
 def unmatched(shared: Sequence[Gate], scores: set[str]) -> list[Gate]:

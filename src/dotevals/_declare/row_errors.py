@@ -104,13 +104,17 @@ def group_by_type(records: Iterable[Record]) -> dict[str, list[Record]]:
 
 
 class ErrorTally:
-    """The errors of the rows a run scored: how many, the first one, counts by message."""
+    """The errors of the rows a run scored: how many, the first one, counts by exception
+    type and by message."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first: Record | None = None
+        #: Counts by exception type (:func:`error_type`) of every error; past
+        #: MAX_MESSAGES distinct types, further ones count only in ``count``.
+        self.types: Counter[str] = Counter()
         #: Counts of the first MAX_MESSAGES distinct messages; later ones count only in
-        #: ``count``.
+        #: ``count`` and ``types``.
         self.messages: Counter[str] = Counter()
 
     def add(self, record: Record) -> None:
@@ -120,5 +124,16 @@ class ErrorTally:
         if self.first is None:
             self.first = record
         message = error_message(record)
+        kind = error_type(message)
+        if kind in self.types or len(self.types) < MAX_MESSAGES:
+            self.types[kind] += 1
         if message in self.messages or len(self.messages) < MAX_MESSAGES:
             self.messages[message] += 1
+
+    def by_type(self) -> list[tuple[str, int, list[tuple[str, int]]]]:
+        """``(type, count, [(message, count), ...])`` per exception type, the most
+        frequent type first, its messages most frequent first."""
+        messages: dict[str, list[tuple[str, int]]] = {}
+        for message, count in self.messages.most_common():
+            messages.setdefault(error_type(message), []).append((message, count))
+        return [(kind, count, messages.get(kind, [])) for kind, count in self.types.most_common()]

@@ -1,16 +1,19 @@
 """Where a pytest project lives, and the name its evaluations are stored under there.
 
-Both are the same wherever pytest is run from: the default storage and an ini
+Both are the same wherever pytest is run from, and the same the ``dotevals``
+command, ``dotevals.run`` and a Runner find from the current directory
+(:mod:`dotevals.storage.location`): the default storage and an ini
 ``dotevals_storage`` are taken from the project's root, and an evaluation is
 stored under its node id with the file's path taken from that root.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from dotevals.storage.location import find_project
 
 __all__ = ["evaluation_key", "project_root"]
 
@@ -18,23 +21,18 @@ _ROOT = pytest.StashKey[Path]()
 
 
 def project_root(config: pytest.Config) -> Path:
-    """pytest's rootdir when a configuration file, ``setup.py`` or ``--rootdir`` fixes it;
-    without one, the common directory of the paths on the command line (where pytest
-    would take the caller's directory)."""
+    """pytest's rootdir when pytest found a configuration file or ``--rootdir`` fixes
+    it; without either, the root :func:`~dotevals.storage.location.find_project` finds
+    from the directory pytest was invoked in (a ``setup.py``'s directory, else that
+    directory itself), whatever paths the command line gives: ``pytest evals/`` stores
+    where ``dotevals show`` from the same directory reads."""
     if _ROOT not in config.stash:
-        root = config.rootpath
-        fixed = config.inipath is not None or config.option.rootdir
-        if not fixed and not (root / "setup.py").is_file():
-            root = _common_directory(config)
+        if config.inipath is not None or config.option.rootdir:
+            root = config.rootpath
+        else:
+            root = find_project(config.invocation_params.dir).root
         config.stash[_ROOT] = root
     return config.stash[_ROOT]
-
-
-def _common_directory(config: pytest.Config) -> Path:
-    invocation = config.invocation_params.dir
-    paths = [invocation / str(arg).split("::")[0] for arg in config.args]
-    dirs = [p if p.is_dir() else p.parent for p in paths if p.exists()]
-    return Path(os.path.commonpath(dirs)) if dirs else invocation
 
 
 def evaluation_key(item: pytest.Item) -> str:

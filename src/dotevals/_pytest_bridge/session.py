@@ -24,11 +24,14 @@ from dotevals._report.text import (
     error_summary,
     rows_failed_report,
     show_errors_command,
+    summary_labels,
+    summary_notes,
     summary_table,
 )
 from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
 from dotevals.options import OPTIONS, RunOptions
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
+from dotevals.storage.location import display_url
 
 __all__ = ["EvaluationSession", "run_options"]
 
@@ -92,23 +95,34 @@ class EvaluationSession:
             runner.close(kill_workers=True)  # only has work left when the run stopped early
 
     def summary(self, terminalreporter: Any) -> None:
-        """The ``dotevals summary`` section: one line per evaluation, then the errors."""
+        """The ``dotevals summary`` section: one line per evaluation, notes on those that
+        did not run or ran errored rows again, then the errors; fit to the width of
+        pytest's terminal (``COLUMNS`` when set)."""
         runner = self.runner
         if runner is None or not runner.outcomes:
             return
+        write = terminalreporter.write_line
+        width = self.config.get_terminal_writer().fullwidth
+        outcomes = runner.outcomes
         terminalreporter.write_sep("=", "dotevals summary")
-        storage = runner.store.storage.url
-        terminalreporter.write_line(f"experiment: {runner.store.experiment_name} ({storage})")
-        for line in summary_table(runner.outcomes, self.checks):
-            terminalreporter.write_line(line)
+        storage = display_url(runner.store.storage.url)
+        write(f"experiment: {runner.store.experiment_name} ({storage})")
+        for line in summary_table(outcomes, self.checks, width):
+            write(line)
+        labels = summary_labels(outcomes, self.checks, width)
+        notes = summary_notes(outcomes, labels)
+        if notes:
+            write("")
+            for line in notes:
+                write(line)
         if self.unmatched is not None:
-            terminalreporter.write_line("")
-            terminalreporter.write_line(f"error: {self.unmatched}", red=True)
-        errors = error_summary(runner.outcomes, self.show_errors())
+            write("")
+            write(f"error: {self.unmatched}", red=True)
+        errors = error_summary(outcomes, self.show_errors(), labels, width)
         if errors:
-            terminalreporter.write_line("")
+            write("")
             for line in errors:
-                terminalreporter.write_line(line)
+                write(line)
 
     def finish(self, session: pytest.Session) -> None:
         """A --fail-under gate whose score no evaluation had is a usage error."""
@@ -206,7 +220,7 @@ class _PytestReporter(RunReporter):
             "call": outcome.error,
             "teardown": outcome.teardown_error,
         }[when]
-        if when == "call" and error is None and outcome.every_row_failed:
+        if when == "call" and error is None and outcome.rows_failed:
             error = RowsFailedError(rows_failed_report(outcome, self.evaluations.show_errors()))
         elif when == "call" and error is None:
             error = self.evaluations.check_gates(outcome, item)

@@ -9,9 +9,20 @@ messages, score names) goes to a terminal through :func:`printable` only.
 from __future__ import annotations
 
 import math
+import shutil
+from collections.abc import Iterable
 from datetime import datetime
 
-__all__ = ["local_time", "number", "printable", "shorten", "signed"]
+__all__ = [
+    "local_time",
+    "number",
+    "printable",
+    "short_labels",
+    "shorten",
+    "shorten_left",
+    "signed",
+    "terminal_width",
+]
 
 #: The mark that ends a text cut short.
 ELLIPSIS = "\u2026"
@@ -73,3 +84,51 @@ def printable(text: str) -> str:
 def shorten(text: str, limit: int) -> str:
     """``text``, cut to ``limit`` characters with an ellipsis when it is longer."""
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def shorten_left(text: str, limit: int) -> str:
+    """``text``, cut to its last ``limit`` characters after an ellipsis when it is longer
+    (a ``FILE::NAME`` keeps its name)."""
+    return text if len(text) <= limit else ELLIPSIS + text[len(text) - limit + 1 :]
+
+
+def terminal_width() -> int | None:
+    """The width lines printed on standard output should fit: ``COLUMNS`` when it is
+    set, else the terminal's; None when standard output is no terminal (a pipe or a
+    file: lines are kept whole)."""
+    return shutil.get_terminal_size((0, 0)).columns or None
+
+
+def short_labels(names: Iterable[str]) -> dict[str, str]:
+    """A shorter label for each stored evaluation name, for a table that must fit: its
+    short name (``eval_math[gpt]``, see :func:`~dotevals.storage.naming.short_name`)
+    where no other name has it, else ``FILE::NAME`` with as few of the file's leading
+    directories as keep it apart from the others (``b/eval_x.py::eval_model``)."""
+    from dotevals.storage.naming import short_name
+
+    names = list(dict.fromkeys(names))
+    shorts = {name: short_name(name) for name in names}
+    counts: dict[str, int] = {}
+    for short in shorts.values():
+        counts[short] = counts.get(short, 0) + 1
+    labels = {}
+    for name in names:
+        if counts[shorts[name]] == 1:
+            labels[name] = shorts[name]
+            continue
+        path, sep, rest = name.partition("::")
+        parts = path.split("/")
+        others = [n for n in names if n != name and shorts[n] == shorts[name]]
+        label = name
+        for keep in range(1, len(parts) + 1):
+            candidate = "/".join(parts[-keep:]) + sep + rest
+            if not any(_ends_as(other, candidate) for other in others):
+                label = candidate
+                break
+        labels[name] = label
+    return labels
+
+
+def _ends_as(name: str, label: str) -> bool:
+    """``label`` could be read as ``name`` too (its path ends the same way)."""
+    return name == label or name.endswith("/" + label)

@@ -23,6 +23,7 @@ from dotevals._report.format import ELLIPSIS, local_time, number, shorten, signe
 from dotevals.compare import compare_evaluation
 from dotevals.models import EvaluationSummary, Record
 from dotevals.storage import Storage
+from dotevals.storage.naming import short_name
 from dotevals.storage.reading import find_experiment, metric_intervals
 
 __all__ = ["MAX_ROWS", "render", "report_data"]
@@ -69,6 +70,7 @@ def report_data(
     evaluations = [
         {
             "name": name,
+            "short": short_name(name),
             "anchor": f"evaluation-{index}",
             **_summaries(storage, list(experiments), name, records),
             "error_groups": _error_groups(records),

@@ -3,14 +3,13 @@
 An evaluation run by pytest is stored under ``FILE::NAME`` (see
 :func:`dotevals._pytest_bridge.project.evaluation_key`); reports and
 ``--evaluation`` also know it by its short name. A hint that repeats a command
-names the storage only when it is not the default one.
+names the storage only when it is not the one the ``dotevals`` command finds by
+itself from the current directory (see :mod:`dotevals.storage.location`).
 """
 
 from __future__ import annotations
 
-import shlex
-
-from dotevals.storage.registry import DEFAULT_STORAGE
+from dotevals.storage.location import storage_option
 
 __all__ = ["short_name", "storage_option"]
 
@@ -25,8 +24,3 @@ def short_name(name: str) -> str:
         return short
     kept = [p for p in params.removesuffix("]").split("-") if p != "None"]
     return f"{function}[{'-'.join(kept)}]" if kept else function
-
-
-def storage_option(url: str) -> str:
-    """The ``--storage`` option to repeat in a hint, empty for the default storage."""
-    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"

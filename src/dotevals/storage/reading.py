@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dotevals.errors import ConfigurationError, ExperimentNotFoundError, StorageError
@@ -13,7 +14,9 @@ from dotevals.intervals import Estimate
 from dotevals.models import EvaluationSummary
 from dotevals.storage import EvaluationInfo, ExperimentInfo, Storage, get_storage
 from dotevals.storage.base import check_experiment_name
+from dotevals.storage.location import find_project, same_storage
 from dotevals.storage.naming import short_name, storage_option
+from dotevals.storage.registry import storage_url
 
 __all__ = [
     "evaluation_name",
@@ -35,14 +38,31 @@ def open_storage(storage: str | Storage, *, write: bool = False) -> Iterator[Sto
     opened = get_storage(storage)
     opened.read_only = not write
     if not opened.exists():
-        raise StorageError(
-            f"there is no storage at {storage}: check --storage (a run creates it when it "
-            "first stores results)"
-        )
+        raise StorageError(f"there is no storage at {storage}{_where_looked(storage)}")
     try:
         yield opened
     finally:
         opened.close()
+
+
+def _where_looked(url: str) -> str:
+    """Where dotevals looked for the storage at ``url`` and what to do: for the
+    project's own storage, how the project was found."""
+    try:
+        project = find_project()
+        default = same_storage(url, project.storage)
+    except ConfigurationError:
+        default = False
+    if default:
+        return (
+            f", {project.how_found()}. pytest creates it when it first stores results: run "
+            "dotevals from the directory you ran pytest in, or give --storage"
+        )
+    scheme, _, location = storage_url(url).partition("://")
+    place = ""
+    if scheme.lower() in ("json", "sqlite") and not Path(location).is_absolute():
+        place = f" ({Path(location).absolute()})"
+    return f"{place}: check --storage (a run creates it when it first stores results)"
 
 
 def find_experiment(storage: Storage, url: str, name: str) -> ExperimentInfo:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dotevals.errors import ExperimentInUseError, StorageError
 from dotevals.models import EvaluationSummary, Record, ScoreTally
-from dotevals.storage import DEFAULT_STORAGE, EvaluationInfo, Storage, get_storage
+from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
 from dotevals.storage.naming import short_name
@@ -64,13 +64,19 @@ class ExperimentStore:
     out, and a :class:`RecordWriter` per evaluation started."""
 
     def __init__(self, storage: str | Storage | None = None, experiment_name: str | None = None):
-        self.storage = get_storage(storage or DEFAULT_STORAGE)
+        if storage is None:
+            from dotevals.storage.location import default_storage
+
+            storage = default_storage()
+        self.storage = get_storage(storage)
         self.ephemeral = experiment_name is None
         self.experiment_name = (
             ephemeral_name() if experiment_name is None else check_experiment_name(experiment_name)
         )
         self._created = False
         self._owner: LockOwner | None = None
+        #: What evaluations stored, read before they started (``remaining_rows``), by name.
+        self._stored: dict[str, tuple[ScoreTally, StoredRows]] = {}
 
     def _create(self) -> None:
         if not self._created:
@@ -92,6 +98,7 @@ class ExperimentStore:
         self._owner = owner
 
     def unlock(self) -> None:
+        self._stored.clear()  # read for this run: the next one reads again
         if self._owner is not None:
             self.storage.unlock_experiment(self.experiment_name, self._owner)
             self._owner = None
@@ -135,6 +142,8 @@ class ExperimentStore:
         self._create()
         if short is not None:
             name = self._stored_name(name, short)
+        # read what is stored first: unreadable storage leaves the evaluation as it was
+        tally, stored = self._stored.pop(name) if name in self._stored else self._read(name, key)
         previous = self.storage.evaluation_info(self.experiment_name, name)
         info = EvaluationInfo(
             name=name,
@@ -148,13 +157,44 @@ class ExperimentStore:
                 "last_run_at": time.time(),
             },
         )
-        # read what is stored first: unreadable storage leaves the evaluation as it was
+        self.storage.save_evaluation(self.experiment_name, info)
+        return RecordWriter(
+            self.storage, self.experiment_name, info, tally, notify, stored, previous=previous
+        )
+
+    def _read(self, name: str, key: str | None) -> tuple[ScoreTally, StoredRows]:
+        """The tally of what evaluation ``name`` stored, and its rows for resume."""
         tally, stored = ScoreTally(), StoredRows(name, key)
         for record in self.storage.iter_records(self.experiment_name, name):
             tally.add(record)
             stored.add(record)
-        self.storage.save_evaluation(self.experiment_name, info)
-        return RecordWriter(self.storage, self.experiment_name, info, tally, notify, stored)
+        return tally, stored
+
+    def remaining_rows(
+        self,
+        name: str,
+        total: int | None,
+        samples: int | None,
+        *,
+        short: str | None = None,
+        key: str | None = None,
+    ) -> int | None:
+        """How many of an evaluation's ``total`` rows a run would still run: those not
+        stored without an error, at most ``samples``; None when ``total`` is unknown.
+        What it reads is kept for :meth:`start_evaluation`, which then reads nothing."""
+        if total is None:
+            return samples
+        done = 0
+        try:
+            if self.storage.experiment_exists(self.experiment_name):
+                if short is not None:
+                    name = self._stored_name(name, short)
+                tally, _ = self._stored[name] = self._read(name, key)
+                done = sum(1 for item_id in tally.completed() if item_id < total)
+        except Exception:  # the evaluation reports it when it starts
+            self._stored.pop(name, None)
+        remaining = total - done
+        return remaining if samples is None else min(remaining, samples)
 
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
@@ -197,15 +237,24 @@ class RecordWriter:
         tally: ScoreTally,
         notify: Callable[[str], None] | None = None,
         stored: StoredRows | None = None,
+        *,
+        previous: EvaluationInfo | None = None,
     ):
         self.storage = storage
         self.experiment = experiment
         self.info = info
         self.tally = tally
-        self.stored = stored or StoredRows(info.name)
+        self.stored_rows = stored or StoredRows(info.name)
         self.completed = tally.completed()
+        #: The rows stored with an error before this run: they run again.
+        self.errored_before = tally.failed()
+        #: The evaluation as stored before this run (its status and end time).
+        self.previous = previous
         self.done = 0
         self.errors = 0
+        #: Rows written by this run, and those of them that had errored before.
+        self.stored = 0
+        self.stored_again = 0
         self._notify = notify
         self._notices: list[str] = []  # told by the thread that takes records
         self._buffer: list[Record] = []
@@ -233,7 +282,7 @@ class RecordWriter:
             return
         taken = 0
         for position, row in rows:
-            item_id = self.stored.place(position, row)
+            item_id = self.stored_rows.place(position, row)
             if item_id in self.completed:
                 continue
             yield item_id, row
@@ -269,6 +318,10 @@ class RecordWriter:
             with self._lock:
                 self._buffer[:0] = batch
             raise
+        again = sum(1 for record in batch if record.item_id in self.errored_before)
+        with self._lock:
+            self.stored += len(batch)
+            self.stored_again += again
 
     def _write_retrying(
         self,
@@ -386,9 +439,14 @@ class RecordWriter:
     def _save_info(self, status: Status, summary: EvaluationSummary | None) -> None:
         """Record how the run ended: ``status`` with the rows and metrics of ``summary``
         (None: unknown). When they cannot be computed (a metric raised), the status
-        is recorded as "failed" ("interrupted" by Ctrl-C) and the error raised."""
+        is recorded as "failed" ("interrupted" by Ctrl-C) and the error raised. A run
+        that ran no row and ends as the stored one did keeps its end time."""
+        previous = self.previous
         self.info.status = status
-        self.info.ended_at = time.time()
+        if self.done == 0 and previous is not None and previous.status == status:
+            self.info.ended_at = previous.ended_at  # a run that ran no row changed nothing
+        else:
+            self.info.ended_at = time.time()
         try:
             if summary is not None:
                 self.info.metadata.update(rows=summary.rows, errors=summary.errors)
