@@ -31,9 +31,10 @@ from dotevals._engine.inline import Rows, Sink, run_async, run_sync, strategy_fo
 from dotevals._pytest_bridge.items import PytestItems
 from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
-from dotevals._run.jobs import Job, Runnable, group_jobs
+from dotevals._run.jobs import Job, Runnable, group_jobs, models_metadata
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.errors import ConfigurationError, DotevalsError, FixtureError, MetricError
+from dotevals.llm.context import CallTally
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -86,6 +87,8 @@ class EvaluationOutcome:
     row_errors: ErrorTally = field(default_factory=ErrorTally)
     #: The name the evaluation is stored under (``dotevals show --evaluation``).
     stored_name: str | None = None
+    #: The model calls of the rows run this time: cache hits and misses, 429s.
+    model_calls: CallTally = field(default_factory=CallTally)
 
     @property
     def label(self) -> str:
@@ -447,6 +450,7 @@ class Runner:
         values = job.fixtures
         if job.item is not None:
             values = await self._pytest.fixture_values(job.item, evaluation.fixture_names)
+        job.models = models_metadata(values)
         timeout = self._timeout(evaluation)
         if evaluation.is_async:
             return functools.partial(run_async, evaluation, values, timeout=timeout)
@@ -466,6 +470,7 @@ class Runner:
         values = job.fixtures
         if job.item is not None:
             specs, values = await self._pytest.worker_fixtures(job.item)
+        job.models = models_metadata(values, specs)
         payload = Payload(
             func=evaluation.func,
             retrying=evaluation.retrying,
@@ -506,6 +511,7 @@ class Runner:
                 writer.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
+                outcome.model_calls.add(record.model_calls)
 
             await run_rows(rows, sink)
             status = "completed"

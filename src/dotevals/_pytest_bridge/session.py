@@ -22,6 +22,7 @@ from dotevals._pytest_bridge.project import project_root
 from dotevals._report.format import printable
 from dotevals._report.text import (
     error_summary,
+    model_calls_line,
     rows_failed_report,
     show_errors_command,
     summary_table,
@@ -101,6 +102,9 @@ class EvaluationSession:
         terminalreporter.write_line(f"experiment: {runner.store.experiment_name} ({storage})")
         for line in summary_table(runner.outcomes, self.checks):
             terminalreporter.write_line(line)
+        calls = model_calls_line(runner.outcomes)
+        if calls is not None:
+            terminalreporter.write_line(calls)
         if self.unmatched is not None:
             terminalreporter.write_line("")
             terminalreporter.write_line(f"error: {self.unmatched}", red=True)

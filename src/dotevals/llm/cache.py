@@ -32,6 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dotevals.llm.settings import (
+    CACHE_MODES,
+    default_cache_path,
+    parse_cache_mode,
+    parse_expiry,
+)
+
 __all__ = [
     "CACHE_MODES",
     "CachedResponse",
@@ -42,9 +49,6 @@ __all__ = [
     "parse_expiry",
 ]
 
-CACHE_MODES = ("on", "off", "read-only", "refresh")
-#: The cache file's name, in the ``.dotevals`` folder beside the results.
-CACHE_FILE = "cache.db"
 #: How long a write waits for another process's write to end, in seconds.
 BUSY_TIMEOUT = 30.0
 #: Bumped when the key or the stored form changes: older entries are then misses.
@@ -62,55 +66,6 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_created_at ON responses (created_at);
 """
-
-
-def parse_cache_mode(value: str | None) -> str:
-    """``on`` (the default), ``off``, ``read-only`` or ``refresh``."""
-    from dotevals.errors import ConfigurationError
-
-    mode = "on" if value in (None, "") else str(value).strip().lower()
-    if mode not in CACHE_MODES:
-        raise ConfigurationError(f"cache must be one of {', '.join(CACHE_MODES)}, got {value!r}")
-    return mode
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_expiry(value: str | float | None) -> float | None:
-    """Seconds an entry stays fresh: a number of seconds or ``30m``, ``12h``, ``7d``,
-    ``2w``; None (or ``never``) for entries that never expire."""
-    from dotevals.errors import ConfigurationError
-
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "never", "none")):
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value).strip().lower()
-        unit = _UNITS.get(text[-1:])
-        try:
-            seconds = float(text[:-1] if unit else text) * (unit or 1)
-        except ValueError:
-            seconds = -1.0
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigurationError(
-            f"cache expiry must be a duration such as 3600, 30m, 12h or 7d, got {value!r}"
-        )
-    return seconds
-
-
-def default_cache_path(storage: Any = None) -> Path:
-    """``.dotevals/cache.db`` beside the results: in the folder that holds the json
-    store's folder or the sqlite store's file (for the default ``json://.dotevals``,
-    that is ``.dotevals/cache.db`` itself); in the working directory for any other
-    storage."""
-    location = getattr(storage, "root", None) or getattr(storage, "path", None)
-    if location is not None and str(location) != ":memory:":
-        base = Path(location).expanduser().absolute().parent
-    else:
-        base = Path.cwd()
-    return base / ".dotevals" / CACHE_FILE
 
 
 def cache_key(base_url: str, body: dict[str, Any], epoch: int) -> str:
@@ -142,7 +97,9 @@ class ResponseCache:
     mode and expiry).
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "on", expiry: float | None = None):
+    def __init__(
+        self, path: str | os.PathLike[str], mode: str = "on", expiry: float | str | None = None
+    ):
         self.path = Path(path).expanduser().absolute()
         self.mode = parse_cache_mode(mode)
         self.expiry = parse_expiry(expiry)

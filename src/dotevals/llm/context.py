@@ -125,6 +125,16 @@ class CallTally:
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         self.saved_usage[name] = self.saved_usage.get(name, 0) + value
 
+    def merge(self, other: CallTally) -> None:
+        """Add ``other``'s counts (its limit, when it has one, is the newer)."""
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
+        self.rate_limited += other.rate_limited
+        if other.limit is not None:
+            self.limit = other.limit
+        for name, value in other.saved_usage.items():
+            self.saved_usage[name] = self.saved_usage.get(name, 0) + value
+
     @property
     def calls(self) -> int:
         return self.cache_hits + self.cache_misses

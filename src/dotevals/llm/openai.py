@@ -38,10 +38,17 @@ from typing import Any
 
 from dotevals.errors import ConfigurationError
 from dotevals.llm._loop import call_async, call_sync
-from dotevals.llm.cache import ResponseCache, cache_key, default_cache_path
+from dotevals.llm.cache import ResponseCache, cache_key
 from dotevals.llm.context import RowCalls, current_row
 from dotevals.llm.limits import DEFAULT_CONCURRENCY, Limits, ModelLimiter, limiter_for
 from dotevals.llm.retries import is_retryable, mark_retried, retry_after, status_code, wait_seconds
+from dotevals.llm.settings import (
+    OPENAI_BASE_URL,
+    PROVIDERS,
+    default_cache_path,
+    parse_model,
+    resolve_base_url,
+)
 from dotevals.providers import ModelHandle, ModelProvider
 
 __all__ = [
@@ -54,10 +61,6 @@ __all__ = [
     "parse_model_spec",
 ]
 
-#: The providers ``--model PROVIDER/NAME`` knows.
-PROVIDERS = ("openai",)
-#: OpenAI's own address, when neither ``base_url`` nor ``OPENAI_BASE_URL`` is given.
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: Retries of one call after its first try (6 tries in all).
 DEFAULT_RETRIES = 5
 #: The key given to a server other than OpenAI's when no key is set at all.
@@ -70,18 +73,8 @@ Prompt = str | list[dict[str, Any]]
 def parse_model_spec(spec: str) -> tuple[str, str]:
     """``"openai/gpt-4o-mini"`` -> ``("openai", "gpt-4o-mini")``; the name may hold slashes
     (``openai/meta-llama/Llama-3.1-8B-Instruct``)."""
-    provider, slash, name = str(spec).strip().partition("/")
-    if not slash or not name or provider not in PROVIDERS:
-        raise ConfigurationError(
-            f"model must be PROVIDER/MODEL such as openai/gpt-4o-mini (providers: "
-            f"{', '.join(PROVIDERS)}), got {spec!r}"
-        )
+    provider, _, name = str(parse_model(spec)).partition("/")
     return provider, name
-
-
-def resolve_base_url(base_url: str | None) -> str:
-    """The server's address: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's."""
-    return (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -103,7 +96,7 @@ class GenerateSettings:
         return {**{k: v for k, v in given.items() if v is not None}, **self.extra}
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "provider": self.provider,
             "model": self.model,
             "base_url": self.base_url,
@@ -401,7 +394,8 @@ class OpenAIModel:
 
     def close(self) -> None:
         """:meth:`aclose`, waiting for it."""
-        if self._client is None and self.cache is None:
+        if self._client is None:  # nothing ran on the model-call loop
+            self.cache.close()
             return
         call_sync(self._close_here())
 
