@@ -4,9 +4,12 @@ Each model key (the server's base URL and the model's name) has one
 :class:`ModelLimiter` per process (:func:`limiter_for`), whatever evaluation, fixture
 or provider instance calls it. It bounds three things:
 
-- **requests per minute**: spaced evenly, one every ``60 / rpm`` seconds, so that no
-  window of a minute holds more than ``rpm`` requests (aiolimiter's leaky bucket,
-  one request deep);
+- **requests per minute**: spaced evenly, so that no minute (any 60 s, not only the
+  clock's) holds more than ``rpm`` requests. aiolimiter's leaky bucket holds ``b``
+  requests, a tenth of a second's worth (at least 1), and drains ``rpm - b + 1`` a
+  minute: a request that starts late (a busy event loop) is made up for at once,
+  and ``b`` at once plus the rest of a minute's drain is still ``rpm``. Below 1200 a
+  minute that is one request every ``60 / rpm`` seconds;
 - **tokens per minute**: a bucket of a minute's tokens (aiolimiter), charged with an
   estimate before the request (a quarter of the prompt's characters plus
   ``max_tokens``) and with the rest of the real usage after it;
@@ -127,7 +130,11 @@ class ModelLimiter:
     def _set_rates(self, limits: Limits) -> None:
         from aiolimiter import AsyncLimiter
 
-        self._requests = None if limits.rpm is None else AsyncLimiter(1, 60.0 / limits.rpm)
+        self._requests = None
+        if limits.rpm is not None:
+            burst = max(1, int(limits.rpm / 600))  # a tenth of a second's requests
+            drained = max(limits.rpm - burst + 1, 1e-9)  # per minute, so that any 60 s hold rpm
+            self._requests = AsyncLimiter(burst, 60.0 * burst / drained)
         self._tokens = None if limits.tpm is None else AsyncLimiter(limits.tpm, 60.0)
 
     def tighten(self, limits: Limits) -> None:
