@@ -325,7 +325,7 @@ def _llm_rate(rounds: Rounds) -> Check:
         0.95,
         "x",
         note=f"requests received per run: {', '.join(map(str, sorted(counts - {None})))}; "
-        "never above the limit by construction (one request every 60/rpm s)",
+        "no 60 s can hold more than the limit (see dotevals.llm.limits)",
         at_least=True,
     )
 

@@ -376,3 +376,59 @@ def test_records_without_model_calls_read_as_before(tmp_path: Path):
     calls = {"cache_hits": 1, "cache_misses": 0, "rate_limited": 0, "calls": []}
     with_calls = Record(Result(), 1, {"q": 2}, model_calls=calls)
     assert decode_record(encode_record(with_calls), 1).model_calls == calls
+
+
+def test_the_provider_works_through_the_model_providers_entry_point(
+    pytester: pytest.Pytester, chat_server: ChatServer
+):
+    from plugin_dists import install
+
+    install(
+        pytester.path,
+        "[dotevals.model_providers]\nopenai_models = dotevals.llm.openai:OpenAIProvider\n",
+    )
+    pytester.makepyfile(
+        test_entry=f"""
+import asyncio
+
+def test_it(openai_models, tmp_path):
+    async def ask():
+        handle = await openai_models.setup(
+            "openai/tiny", base_url="{chat_server.url}", cache_path=tmp_path / "c.db"
+        )
+        return await handle.model.agenerate("entry point")
+
+    assert asyncio.run(ask()) == "tiny says entry point (#1)"
+"""
+    )
+    run_pytest(pytester).assert_outcomes(passed=1)
+
+
+WORKER_LIMITS = """
+import os
+from dotevals import Score, foreach
+
+@foreach("n", range(4))
+def eval_limits(n, llm):
+    limits = llm.limits.per_process()
+    return Score("ok", bool(llm(f"w{n}")), metadata={
+        "workers": os.environ.get("DOTEVALS_WORKER_COUNT"),
+        "rpm": limits.rpm,
+        "concurrency": limits.concurrency,
+        "pid": os.getpid(),
+    })
+"""
+
+
+def test_with_workers_each_builds_its_model_and_takes_its_share_of_the_limits(
+    pytester: pytest.Pytester, chat_server: ChatServer
+):
+    pytester.makepyfile(eval_workers=WORKER_LIMITS)
+    limits = ("--model-rpm", "6000", "--model-concurrency", "7")
+    result = run_evals(pytester, chat_server, "--experiment", "w", "--workers", "2", *limits)
+    result.assert_outcomes(passed=1)
+    stored = records(pytester, "w")["eval_workers.py::eval_limits"]
+    seen = [r.result.scores[0].metadata for r in stored]
+    assert all(m["workers"] == "2" and m["rpm"] == 3000 and m["concurrency"] == 4 for m in seen)
+    assert all(m["pid"] != __import__("os").getpid() for m in seen)
+    assert chat_server.count == 4

@@ -38,12 +38,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from dotevals.llm.settings import WORKERS_VARIABLE
+
 __all__ = ["DEFAULT_CONCURRENCY", "WORKERS_VARIABLE", "Limits", "ModelLimiter", "limiter_for"]
 
 #: Requests one model has in flight at most, unless told otherwise.
 DEFAULT_CONCURRENCY = 32
-#: The environment variable that tells a worker process how many workers share the limits.
-WORKERS_VARIABLE = "DOTEVALS_WORKER_COUNT"
 #: A 429 halves the concurrency limit at most once per this many seconds.
 DECREASE_GAP = 1.0
 

@@ -24,6 +24,9 @@ __all__ = [
 #: The providers ``--model PROVIDER/NAME`` knows.
 PROVIDERS = ("openai",)
 CACHE_MODES = ("on", "off", "read-only", "refresh")
+#: The environment variable that tells a worker process how many workers of the local
+#: pool share the model limits (see :mod:`dotevals.llm.limits`).
+WORKERS_VARIABLE = "DOTEVALS_WORKER_COUNT"
 #: The cache file's name, in the ``.dotevals`` folder beside the results.
 CACHE_FILE = "cache.db"
 #: OpenAI's own address, when neither a base URL nor ``OPENAI_BASE_URL`` is given.
