@@ -302,17 +302,21 @@ def test_two_evaluations_calling_one_model_keep_its_requests_per_minute_together
     pytester: pytest.Pytester, chat_server: ChatServer
 ):
     pytester.makepyfile(eval_two=TWO_EVALS_ONE_MODEL)
-    result = run_evals(pytester, chat_server, "--concurrent", "--model-rpm", "240")
+    result = run_evals(pytester, chat_server, "--concurrent", "--model-rpm", "120")
     result.assert_outcomes(passed=2)
     times = sorted(r.time for r in chat_server.requests)
     prompts = {r.body["messages"][0]["content"].split()[0] for r in chat_server.requests}
     assert len(times) == 8 and prompts == {"first", "second"}
-    # 240 a minute: one every 0.25 s, whichever evaluation asks, so any 5 requests in a
-    # row span a second at least. Allowed: 0.2 s for a request that reached the server
-    # late (the first one sets the client up and connects).
-    spans = [b - a for a, b in zip(times, times[4:], strict=False)]
-    assert min(spans) >= 1.0 - 0.2, spans
-    assert times[-1] - times[0] >= 7 * 0.25 - 0.2
+    # 120 a minute: the limiter lets one request go every 0.5 s, whichever evaluation
+    # asks, so 8 requests span 3.5 s at least (with a limiter each, 1.5 s). The server
+    # sees a request when it arrives, which may be late on a loaded machine: up to 1 s
+    # of lateness is allowed, and one late request more than the 3 that a closed second
+    # can hold (with a limiter each: 6).
+    assert times[-1] - times[0] >= 3.5 - 1.0, times
+    most_in_a_second = max(
+        sum(t <= start + 1.0 for t in times[i:]) for i, start in enumerate(times)
+    )
+    assert most_in_a_second <= 3 + 1, times
 
 
 def test_a_429_shows_in_the_records_and_the_row_succeeds(pytester, chat_server: ChatServer):
@@ -432,3 +436,35 @@ def test_with_workers_each_builds_its_model_and_takes_its_share_of_the_limits(
     assert all(m["workers"] == "2" and m["rpm"] == 3000 and m["concurrency"] == 4 for m in seen)
     assert all(m["pid"] != __import__("os").getpid() for m in seen)
     assert chat_server.count == 4
+
+
+def test_an_error_in_a_200_answer_fails_the_call_and_is_not_cached(tmp_path: Path):
+    from aiohttp import web
+
+    from dotevals.llm._loop import call_sync
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": "model overloaded"}})
+
+    async def serve() -> tuple[web.AppRunner, int]:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", broken)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    runner, port = call_sync(serve())
+    llm = OpenAIModel("tiny", base_url=f"http://127.0.0.1:{port}/v1", cache_path=tmp_path / "c")
+    with pytest.raises(ValueError, match="answered without choices.*model overloaded"):
+        llm("q")
+    assert ResponseCacheStats(tmp_path / "c") == 0
+    llm.close()
+    call_sync(runner.cleanup())
+
+
+def ResponseCacheStats(path: Path) -> int:  # noqa: N802 - reads as the count it is
+    from dotevals.llm.cache import ResponseCache
+
+    return ResponseCache(path).stats()["entries"]

@@ -303,14 +303,17 @@ class OpenAIModel:
                 if row is not None:
                     row.add(self.settings.model, cached=True, usage=hit.usage, limit=limiter.limit)
                 return Completion(_text(hit.response), hit.response, hit.usage, cached=True)
-        rate_limited = 0
         try:
-            response = await self._send(body, limiter, _Count())
+            data, rate_limited = await self._send(body, limiter)
         except _Failed as failed:
             if row is not None:
                 row.rate_limited += failed.rate_limited
             raise failed.error from None
-        data, rate_limited = response
+        if not isinstance(data, dict) or "error" in data or not data.get("choices"):
+            # an error in a 200 answer (some servers do that): the row's error, never cached
+            raise ValueError(
+                f"model {self.settings.model!r} answered without choices: {str(data)[:300]}"
+            )
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
         if usage is not None and isinstance(usage.get("total_tokens"), int):
             limiter.charge(usage["total_tokens"] - _estimate_tokens(body))
@@ -333,13 +336,11 @@ class OpenAIModel:
             )
         return Completion(_text(data), data, usage, cached=False)
 
-    async def _send(
-        self, body: dict[str, Any], limiter: ModelLimiter, count: _Count
-    ) -> tuple[dict[str, Any], int]:
-        """The response's JSON data, tried up to ``retries + 1`` times."""
+    async def _send(self, body: dict[str, Any], limiter: ModelLimiter) -> tuple[Any, int]:
+        """The response's JSON data, tried up to ``retries + 1`` times, and the 429s met."""
         client = self._async_client()
         estimate = _estimate_tokens(body)
-        attempt = 0
+        attempt = rate_limited = 0
         while True:
             attempt += 1
             await limiter.acquire(estimate)
@@ -349,16 +350,16 @@ class OpenAIModel:
             except Exception as exc:
                 limiter.release(False)
                 if status_code(exc) == 429:
-                    count.rate_limited += 1
+                    rate_limited += 1
                     limiter.too_many_requests(retry_after(exc))
                 if not is_retryable(exc):
-                    raise _Failed(exc, count.rate_limited) from None
+                    raise _Failed(exc, rate_limited) from None
                 if attempt > self.retries:
-                    raise _Failed(mark_retried(exc), count.rate_limited) from None
+                    raise _Failed(mark_retried(exc), rate_limited) from None
                 await asyncio.sleep(wait_seconds(exc, attempt))
                 continue
             limiter.release(True)
-            return data, count.rate_limited
+            return data, rate_limited
 
     def _model_limiter(self) -> ModelLimiter:
         if self._limiter is None or self._pid != os.getpid():
@@ -404,11 +405,6 @@ class OpenAIModel:
         self.cache.close()
         if client is not None and self._pid == os.getpid():
             await client.close()
-
-
-class _Count:
-    def __init__(self) -> None:
-        self.rate_limited = 0
 
 
 class _Failed(Exception):
