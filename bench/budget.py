@@ -320,7 +320,7 @@ def _llm_rate(rounds: Rounds) -> Check:
     counts = {run.server_requests for run in rounds.runs("llm", label)}
     return Check(
         "llm rate limit",
-        f"requests per minute the server saw / --model-rpm {LLM_RPM} (first to last request)",
+        f"requests per minute the server saw / --model-rpm {LLM_RPM} (second to last request)",
         shares,
         0.95,
         "x",

@@ -411,9 +411,10 @@ def chat_server(needed: bool) -> Iterator[Any]:
 
 def server_rate(server: Any) -> tuple[int, float | None]:
     """The requests the server received since it was last reset, and their rate per
-    minute (from the first to the last), then reset it."""
-    times = sorted(request.time for request in server.requests)
+    minute from the second to the last (the first one also sets the client up and
+    connects: it arrives late), then reset it."""
+    times = sorted(request.time for request in server.requests)[1:]
     server.reset()
     if len(times) < 2 or times[-1] == times[0]:
-        return len(times), None
-    return len(times), (len(times) - 1) / (times[-1] - times[0]) * 60
+        return len(times) + 1, None
+    return len(times) + 1, (len(times) - 1) / (times[-1] - times[0]) * 60

@@ -125,3 +125,24 @@ def test_tokens_per_minute_hold_back_a_request_past_the_bucket():
         return loop.time() - start
 
     assert asyncio.run(scenario()) >= 0.45
+
+
+def test_above_1200_a_minute_a_late_request_is_made_up_for_and_a_run_starts_steady():
+    async def scenario() -> tuple[float, float]:
+        limiter = ModelLimiter("k", Limits(rpm=12_000))  # 200 a second; bucket of 20
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for _ in range(21):  # no burst at the start: 20 gaps of 5 ms
+            await limiter.acquire()
+            limiter.release(True)
+        steady = loop.time() - start
+        await asyncio.sleep(0.05)  # requests that start 50 ms late: 10 made up for at once
+        start = loop.time()
+        for _ in range(10):
+            await limiter.acquire()
+            limiter.release(True)
+        return steady, loop.time() - start
+
+    steady, late = asyncio.run(scenario())
+    assert steady >= 20 * 60 / (12_000 - 20 + 1) - 0.005
+    assert late < 0.03

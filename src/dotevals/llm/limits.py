@@ -8,7 +8,8 @@ or provider instance calls it. It bounds three things:
   clock's) holds more than ``rpm`` requests. aiolimiter's leaky bucket holds ``b``
   requests, a tenth of a second's worth (at least 1), and drains ``rpm - b + 1`` a
   minute: a request that starts late (a busy event loop) is made up for at once,
-  and ``b`` at once plus the rest of a minute's drain is still ``rpm``. Below 1200 a
+  and ``b`` at once plus the rest of a minute's drain is still ``rpm``. The first
+  request fills the bucket, so that a run starts at the steady rate, not with a burst. Below 1200 a
   minute that is one request every ``60 / rpm`` seconds;
 - **tokens per minute**: a bucket of a minute's tokens (aiolimiter), charged with an
   estimate before the request (a quarter of the prompt's characters plus
@@ -119,6 +120,7 @@ class ModelLimiter:
         self._last_decrease = -math.inf
         self._requests: Any = None
         self._tokens: Any = None
+        self._fresh = True
         self._set_rates(limits)
 
     def __repr__(self) -> str:
@@ -156,7 +158,10 @@ class ModelLimiter:
         await self._take_slot()
         try:
             if self._requests is not None:
-                await self._requests.acquire()
+                # the first request fills the bucket: a run starts at the steady rate, and
+                # the bucket's depth only makes up for requests that start late
+                await self._requests.acquire(self._requests.max_rate if self._fresh else 1)
+                self._fresh = False
             if self._tokens is not None and tokens > 0:
                 await self._tokens.acquire(min(tokens, self._tokens.max_rate))
             await self._wait_out_pause()  # a 429 may have come in meanwhile
