@@ -78,8 +78,18 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests bench examples
 	$(BIN)/ruff format src tests bench examples
 
-bench: $(INSTALLED)
-	$(BIN)/python -m bench
+# The benchmark runs in a virtualenv of its own: its llm workload compares with
+# inspect_ai (the bench extra), which make test does not need.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-pytest-* $(PEER_VENV) .dotevals .dotevals-demo demo-report.html build dist src/*.egg-info
+	rm -rf $(VENV) .venv-pytest-* $(PEER_VENV) $(BENCH_VENV) .dotevals .dotevals-demo demo-report.html build dist src/*.egg-info

@@ -20,7 +20,7 @@ from bench.profile import profile
 from bench.report import format_table, machine, plot, print_budget, summarise, write_docs
 from bench.rounds import measure
 from bench.work import calibrate
-from bench.workloads import dask_cluster, dumps, needs_dask, workloads
+from bench.workloads import chat_server, dask_cluster, dumps, needs_dask, workloads
 
 RESULTS = REPO / "bench" / "results"
 
@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     results, table = {}, []
     for workload in chosen:
         print(f"{workload.name}: {workload.description}", flush=True)
-        with dask_cluster(any(needs_dask(v) for v in workload.variants)) as dask:
+        with (
+            dask_cluster(any(needs_dask(v) for v in workload.variants)) as dask,
+            chat_server(workload.name == "llm"),
+        ):
             results[workload.name] = measure(workload, args.repeat, dask)
         rows = summarise(workload, results[workload.name])
         print("\n".join(format_table(rows)[2:]), flush=True)

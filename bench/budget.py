@@ -33,6 +33,7 @@ class Check:
     unit: str
     note: str = ""
     exact: bool = False  # every value must equal the limit (a count of lines)
+    at_least: bool = False  # the median must reach the limit (a share of a rate)
 
     @property
     def median(self) -> float:
@@ -44,6 +45,8 @@ class Check:
             return None
         if self.exact:
             return all(value == self.limit for value in self.values)
+        if self.at_least:
+            return self.median >= self.limit
         return self.median <= self.limit
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,7 +66,8 @@ class Check:
     def budget(self) -> str:
         if self.limit is None:
             return "(information)"
-        return f"{'=' if self.exact else '<='} {_number(self.limit, self.unit)}"
+        sign = "=" if self.exact else ">=" if self.at_least else "<="
+        return f"{sign} {_number(self.limit, self.unit)}"
 
 
 def _number(value: float, unit: str) -> str:
@@ -232,6 +236,7 @@ def checks(results: Results) -> list[Check]:
             "x",
         ),
     ]
+    makers += [lambda: _llm_rate(rounds), *_llm_speed(rounds)]
     found = []
     for make in makers:
         with contextlib.suppress(LookupError):
@@ -304,3 +309,44 @@ def _auto(rounds: Rounds) -> Check:
         note=f"auto chose {', '.join(sorted(chosen)) or '?'} worker(s); the budget allows "
         "this machine's 5 % noise between neighbouring runs",
     )
+
+
+def _llm_rate(rounds: Rounds) -> Check:
+    """The rate the server saw under ``--model-rpm``, as a share of that limit."""
+    from bench.workloads import LLM_RPM
+
+    label = f"dotevals, --model-rpm {LLM_RPM}"
+    shares = [(run.server_rpm or 0) / LLM_RPM for run in rounds.runs("llm", label)]
+    counts = {run.server_requests for run in rounds.runs("llm", label)}
+    return Check(
+        "llm rate limit",
+        f"requests per minute the server saw / --model-rpm {LLM_RPM} (second to last request)",
+        shares,
+        0.95,
+        "x",
+        note=f"requests received per run: {', '.join(map(str, sorted(counts - {None})))}; "
+        "no 60 s can hold more than the limit (see dotevals.llm.limits)",
+        at_least=True,
+    )
+
+
+def _llm_speed(rounds: Rounds) -> list[Callable[[], Check]]:
+    """dotevals without a limit against inspect_ai's OpenAI provider (budgeted) and the
+    openai SDK alone (information), on the time of the requests themselves."""
+    return [
+        lambda: Check(
+            "llm throughput",
+            "dotevals / inspect_ai's OpenAI provider, same requests, no limit (rows s)",
+            rounds.ratio("llm", "dotevals, no limit", "inspect_ai openai provider", "rows"),
+            1.0,
+            "x",
+            note=rounds.cpu_note("llm", "dotevals, no limit", "inspect_ai openai provider"),
+        ),
+        lambda: Check(
+            "llm throughput",
+            "dotevals / the openai SDK's AsyncOpenAI alone (rows s)",
+            rounds.ratio("llm", "dotevals, no limit", "openai AsyncOpenAI direct", "rows"),
+            None,
+            "x",
+        ),
+    ]

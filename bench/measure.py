@@ -33,6 +33,9 @@ class Run:
     rows: float | None = None
     #: Distinct worker processes that scored rows (many-evaluations only).
     worker_processes: int | None = None
+    #: Requests the chat server received, and their rate per minute (llm only).
+    server_requests: int | None = None
+    server_rpm: float | None = None
 
 
 @dataclass

@@ -75,6 +75,80 @@ for _k in range(int(os.environ["BENCH_EVALUATIONS"])):
 """
 )
 
+#: 2000 rows each asking the local chat server once, through the llm fixture (the server's
+#: address, the model and its limits are pytest options of the variant).
+EVAL_LLM = """
+import os
+from dotevals import ForEach, Score
+from dotevals.concurrency import SlidingWindow
+from dotevals.metrics import accuracy
+
+window = int(os.environ.get("BENCH_WINDOW", "0"))
+foreach = ForEach(concurrency=SlidingWindow(window) if window else None)
+
+
+@foreach("n", range(int(os.environ["BENCH_ROWS"])))
+async def eval_llm(n, llm):
+    answer = await llm(f"question {n}")
+    return Score("ok", bool(answer), [accuracy()])
+"""
+
+#: The same requests through inspect_ai's OpenAI provider (chat completions, as dotevals'),
+#: with as many connections as dotevals' model concurrency.
+INSPECT_LLM = """
+import asyncio, os, time
+from inspect_ai.model import GenerateConfig, get_model
+
+ROWS, CONNECTIONS = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_CONNECTIONS"])
+
+
+async def main():
+    model = get_model(
+        "openai/bench",
+        base_url=os.environ["BENCH_LLM_URL"],
+        api_key="EMPTY",
+        config=GenerateConfig(max_connections=CONNECTIONS, max_retries=5),
+        responses_api=False,
+    )
+    start = time.perf_counter()
+    outputs = await asyncio.gather(*(model.generate(f"question {n}") for n in range(ROWS)))
+    assert all(output.completion for output in outputs)
+    print("ELAPSED", time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+#: The same requests from the openai SDK's own AsyncOpenAI, as many at once as the others.
+OPENAI_LLM = """
+import asyncio, os, time
+from openai import AsyncOpenAI
+
+ROWS, CONNECTIONS = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_CONNECTIONS"])
+
+
+async def main():
+    client = AsyncOpenAI(base_url=os.environ["BENCH_LLM_URL"], api_key="EMPTY", max_retries=5)
+    gate = asyncio.Semaphore(CONNECTIONS)
+
+    async def ask(n):
+        async with gate:
+            response = await client.chat.completions.create(
+                model="bench", messages=[{"role": "user", "content": f"question {n}"}]
+            )
+        return response.choices[0].message.content
+
+    start = time.perf_counter()
+    answers = await asyncio.gather(*(ask(n) for n in range(ROWS)))
+    assert all(answers)
+    print("ELAPSED", time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
 #: One ordinary test: what every pytest run in an environment with dotevals pays for.
 TEST_ONE = """
 def test_one():
@@ -143,4 +217,10 @@ if __name__ == "__main__":
 """
 )
 
-SCRIPTS = {"script:sequential": SEQUENTIAL, "script:loky": LOKY, "script:dask": DASK_MAP}
+SCRIPTS = {
+    "script:sequential": SEQUENTIAL,
+    "script:loky": LOKY,
+    "script:dask": DASK_MAP,
+    "script:inspect-llm": INSPECT_LLM,
+    "script:openai-llm": OPENAI_LLM,
+}

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from bench.measure import Figures, Run, run_command
 from bench.workloads import (
+    _SERVER,
     Variant,
     Workload,
     command,
     environment,
     evaluation_seconds,
     needs_dask,
+    server_rate,
     worker_pids,
 )
 
@@ -33,7 +35,11 @@ def run_variant(
     with tempfile.TemporaryDirectory(prefix="dotevals-bench-") as tmp:
         directory = Path(tmp)
         argv = command(workload, variant, directory, dask)
+        if _SERVER:
+            server_rate(_SERVER[0])  # forget what came before
         run = run_command(argv, directory, env or environment(variant, dask))
+        if _SERVER:
+            run.server_requests, run.server_rpm = server_rate(_SERVER[0])
         run.rows = evaluation_seconds(variant, directory, run.stdout)
         if workload.name == "many-evaluations" and variant.workers > 1:
             run.worker_processes = worker_pids(directory)

@@ -17,13 +17,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
-from bench.programs import EVAL_CPU, EVAL_IO, EVAL_MANY, SCRIPTS, TEST_ONE, TEST_XDIST
+from bench.programs import (
+    EVAL_CPU,
+    EVAL_IO,
+    EVAL_LLM,
+    EVAL_MANY,
+    SCRIPTS,
+    TEST_ONE,
+    TEST_XDIST,
+)
 from dotevals.storage import get_storage
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 #: Stands for the address of the Dask cluster the harness starts (see ``dask_cluster``).
 DASK = "{dask}"
+#: Stands for the address of the chat server the harness starts (see ``chat_server``).
+LLM = "{llm}"
+#: The llm workload: requests, the server's latency, the model's concurrency in every
+#: variant, and the requests-per-minute limit of the limited variant.
+LLM_ROWS, LLM_LATENCY, LLM_CONCURRENCY, LLM_RPM = 2000, 0.05, 50, 9000
 #: Every pytest plugin installed in this environment, by entry-point name.
 INSTALLED_PLUGINS = sorted({ep.name for ep in entry_points(group="pytest11")})
 #: ``plugins`` value of a variant that keeps every installed plugin loaded.
@@ -123,6 +137,35 @@ def _cpu_heavy(heavy: dict[str, str]) -> list[Variant]:
         *xdist[1:],
         Variant("plain sequential Python", "script:sequential", heavy),
     ]
+
+
+def _llm() -> list[Variant]:
+    """2000 requests to the local chat server: dotevals under a requests-per-minute limit;
+    then, without one, dotevals, inspect_ai's OpenAI provider and the openai SDK alone,
+    each with the same number of requests in flight."""
+    rows = {"BENCH_ROWS": str(LLM_ROWS), "BENCH_WINDOW": "0"}
+    model = ["--model", "openai/bench", "--model-base-url", LLM]
+    same = ["--model-concurrency", str(LLM_CONCURRENCY)]
+    scripts = {**rows, "BENCH_CONNECTIONS": str(LLM_CONCURRENCY)}
+    variants = [
+        Variant(
+            f"dotevals, --model-rpm {LLM_RPM}",
+            "dotevals",
+            rows,
+            options=[*model, *same, "--model-rpm", str(LLM_RPM)],
+        ),
+        Variant("dotevals, no limit", "dotevals", rows, options=[*model, *same]),
+        Variant("openai AsyncOpenAI direct", "script:openai-llm", scripts),
+    ]
+    if _importable("inspect_ai"):
+        variants.append(Variant("inspect_ai openai provider", "script:inspect-llm", scripts))
+    return variants
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
@@ -225,6 +268,13 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
                 ),
             ],
         ),
+        Workload(
+            "llm",
+            f"{LLM_ROWS} chat completions from a local server answering in "
+            f"{LLM_LATENCY * 1000:.0f} ms, {LLM_CONCURRENCY} at a time",
+            EVAL_LLM,
+            _llm(),
+        ),
     ]
     return [w for w in all_workloads if names is None or w.name in names]
 
@@ -251,7 +301,7 @@ def command(
             storage,
             "--experiment",
             "bench",
-            *(dask_address if option == DASK else option for option in variant.options),
+            *(_placeholder(option, dask_address) for option in variant.options),
         ]
     if variant.kind in ("test-one", "xdist"):
         name, text = (
@@ -265,13 +315,26 @@ def command(
     return [sys.executable, "bench_script.py"]
 
 
+def _placeholder(value: str, dask_address: str | None) -> str:
+    """``value`` with the Dask cluster's or the chat server's address filled in."""
+    if value == DASK:
+        return dask_address or ""
+    if value == LLM:
+        return _SERVER[0].url if _SERVER else ""
+    return value
+
+
 def needs_dask(variant: Variant) -> bool:
     return DASK in variant.options or DASK in variant.env.values()
 
 
 def environment(variant: Variant, dask_address: str | None) -> dict[str, str]:
-    """The variant's environment variables, with the Dask cluster's address filled in."""
-    return {k: (dask_address or "") if v == DASK else v for k, v in variant.env.items()}
+    """The variant's environment variables, with the Dask cluster's address filled in,
+    and the chat server's (``BENCH_LLM_URL``) while it runs."""
+    env = {k: _placeholder(v, dask_address) for k, v in variant.env.items()}
+    if _SERVER:
+        env["BENCH_LLM_URL"] = _SERVER[0].url
+    return env
 
 
 def evaluation_seconds(variant: Variant, directory: Path, stdout: str) -> float | None:
@@ -322,3 +385,36 @@ def dask_cluster(needed: bool) -> Iterator[str | None]:
         dashboard_address=":0",  # any free port: never clash with another cluster
     ) as cluster:
         yield cluster.scheduler_address.replace("tcp://", "dask://")
+
+
+#: The chat server of the llm workload while it runs (see ``chat_server``).
+_SERVER: list[Any] = []
+
+
+@contextmanager
+def chat_server(needed: bool) -> Iterator[Any]:
+    """The OpenAI-compatible test server of tests/support (answering in ``LLM_LATENCY``
+    seconds) on 127.0.0.1, for the variants of the llm workload; None when not needed."""
+    if not needed:
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+    from chat_server import ChatServer
+
+    with ChatServer(latency=LLM_LATENCY) as server:
+        _SERVER[:] = [server]
+        try:
+            yield server
+        finally:
+            _SERVER.clear()
+
+
+def server_rate(server: Any) -> tuple[int, float | None]:
+    """The requests the server received since it was last reset, and their rate per
+    minute from the second to the last (the first one also sets the client up and
+    connects: it arrives late), then reset it."""
+    times = sorted(request.time for request in server.requests)[1:]
+    server.reset()
+    if len(times) < 2 or times[-1] == times[0]:
+        return len(times) + 1, None
+    return len(times) + 1, (len(times) - 1) / (times[-1] - times[0]) * 60

@@ -12,9 +12,11 @@ modules the tests import by name are in ``support/`` (on ``sys.path`` through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chat_server import ChatServer
 from hypothesis import HealthCheck, settings
 from pytest_runs import FAST
 from results_support import write_experiments, write_listing
@@ -79,3 +81,11 @@ def report_ab(json_results_url: str, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("report") / "report.html"
     assert main(["report", "a", "b", "--storage", json_results_url, "-o", str(path)]) == 0
     return path
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    """A real OpenAI-compatible server on 127.0.0.1 (``chat_server.ChatServer``) that
+    counts its requests and answers as planned, for this test alone."""
+    with ChatServer() as server:
+        yield server

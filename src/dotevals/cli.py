@@ -12,6 +12,9 @@
     dotevals rename OLD NEW [--storage URL]
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
+    dotevals cache stats [--format table|json] [--cache-path PATH | --storage URL]
+    dotevals cache prune --older-than DURATION [--cache-path PATH | --storage URL]
+    dotevals cache clear [--model NAME] [--cache-path PATH | --storage URL]
 
 Without ``--storage``, the command reads the storage pytest stores in: the
 project is found from the current directory as pytest finds its rootdir and
@@ -394,6 +397,88 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> Any:
+    """The response cache the command works on: ``--cache-path``, else the default one
+    beside ``--storage``'s results (see :func:`dotevals.llm.settings.default_cache_path`)."""
+    from dotevals.llm.cache import ResponseCache
+    from dotevals.llm.settings import default_cache_path
+
+    if args.cache_path:
+        path = Path(args.cache_path)
+    else:
+        from dotevals.storage import get_storage
+
+        path = default_cache_path(get_storage(args.storage))
+    return ResponseCache(path, mode="read-only")
+
+
+def _cache_errors() -> Any:
+    """A damaged or locked cache file as a one-line error."""
+    import sqlite3
+
+    @contextmanager
+    def errors() -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise DotevalsError(f"the response cache cannot be read or changed: {exc}") from None
+
+    return errors()
+
+
+def cmd_cache_stats(args: argparse.Namespace) -> int:
+    """The cache file, its size, and its entries by model."""
+    cache = _cache(args)
+    with _cache_errors():
+        report = cache.stats()
+    if args.format == "json":
+        print(printable(json.dumps(report, indent=2, ensure_ascii=False)))
+        return 0
+    print(f"Response cache {report['path']} ({report['bytes'] / 1e6:.1f} MB)")
+    if not report["models"]:
+        print("\nNo entries.")
+        return 0
+    rows = [
+        [m["model"], m["base_url"], m["entries"], m["total_tokens"] or "-"]
+        + [local_time(m["oldest"]), local_time(m["newest"])]
+        for m in report["models"]
+    ]
+    headers = ["model", "base url", "entries", "tokens", "oldest", "newest"]
+    print()
+    print(format_table(headers, rows, right=[2, 3]))
+    print(f"\n{report['entries']} entries")
+    return 0
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    """Delete the entries older than --older-than."""
+    from dotevals.llm.settings import parse_expiry
+
+    seconds = parse_expiry(args.older_than)
+    if seconds is None:
+        raise ConfigurationError("--older-than takes a duration such as 3600, 12h or 7d")
+    cache = _cache(args)
+    with _cache_errors():
+        count = cache.prune(seconds)
+        cache.vacuum()
+    print(
+        f"Deleted {count} {'entry' if count == 1 else 'entries'} older than {args.older_than} "
+        f"from {cache.path}."
+    )
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    """Delete every entry, or those of one model."""
+    cache = _cache(args)
+    with _cache_errors():
+        count = cache.clear(args.model)
+        cache.vacuum()
+    of = f" of model {args.model!r}" if args.model else ""
+    print(f"Deleted {count} {'entry' if count == 1 else 'entries'}{of} from {cache.path}.")
+    return 0
+
+
 # Entry point -------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     storage = argparse.ArgumentParser(add_help=False)
@@ -483,6 +568,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="add columns, splits and rows")
     p.add_argument("--name", "-n", metavar="SUBSTRING", help="only datasets whose name contains it")
     p.set_defaults(run=cmd_datasets)
+
+    cache = argparse.ArgumentParser(add_help=False, parents=[storage])
+    cache.add_argument(
+        "--cache-path",
+        metavar="PATH",
+        help="the response cache file (default: .dotevals/cache.db beside --storage's results)",
+    )
+    p = commands.add_parser("cache", help="look at and clean the model response cache")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("stats", parents=[cache], help="entries and size, by model")
+    a.add_argument("--format", choices=["table", "json"], default="table")
+    a.set_defaults(run=cmd_cache_stats)
+    a = actions.add_parser(
+        "prune", parents=[cache], help="delete the entries older than a duration"
+    )
+    a.add_argument(
+        "--older-than", metavar="DURATION", required=True, help="e.g. 3600, 12h, 7d or 2w"
+    )
+    a.set_defaults(run=cmd_cache_prune)
+    a = actions.add_parser("clear", parents=[cache], help="delete every entry")
+    a.add_argument("--model", metavar="NAME", help="only the entries of this model (its name)")
+    a.set_defaults(run=cmd_cache_clear)
     return parser
 
 

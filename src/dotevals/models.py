@@ -133,6 +133,10 @@ class Record:
 
     A row that raised keeps its ``error`` (``"TypeName: message"``) and, when
     the row's own code was on the stack, its ``traceback`` as text.
+    ``model_calls`` is what the row's model calls reported (cache hits and misses,
+    usage blocks, 429s: see :mod:`dotevals.llm.context`), None when it made none
+    through dotevals' provider; it is stored only when there is one, so records
+    without it read as before.
     ``stored_text`` is the record's JSON text when it was encoded where the row
     ran (see :func:`dotevals.storage.encoding.encoded`); it is no constructor
     argument, and a copy made with :func:`dataclasses.replace` is encoded afresh.
@@ -144,6 +148,7 @@ class Record:
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
     traceback: str | None = None
+    model_calls: dict[str, Any] | None = None
     stored_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -152,7 +157,8 @@ class Record:
         return self.error is not None or self.result.error is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data; ``traceback`` only when there is one."""
+        """The record as JSON-ready data; ``traceback`` and ``model_calls`` only when
+        there is one."""
         data: dict[str, Any] = {
             "item_id": self.item_id,
             "dataset_row": self.dataset_row,
@@ -162,6 +168,8 @@ class Record:
         }
         if self.traceback is not None:
             data["traceback"] = self.traceback
+        if self.model_calls is not None:
+            data["model_calls"] = self.model_calls
         return data
 
     @classmethod
@@ -173,6 +181,7 @@ class Record:
             error=data.get("error"),
             timestamp=data.get("timestamp", 0.0),
             traceback=data.get("traceback"),
+            model_calls=data.get("model_calls"),
         )
 
 

@@ -127,6 +127,19 @@ def _storage_in_project(value: str | None, root: Path) -> str:
     return resolve_storage(value or DEFAULT_STORAGE, root)
 
 
+def _cache_path_in_project(value: str | None, root: Path) -> str | None:
+    """A relative cache path in the ini file is taken from the project root."""
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
+def _llm(name: str) -> Callable[[Any], Any]:
+    """A parser of :mod:`dotevals.llm.settings` (light: no provider, no asyncio)."""
+    return lazy("dotevals.llm.settings", name)
+
+
 def _gates(texts: Sequence[str | Gate]) -> tuple[Gate, ...]:
     """``SCORE=VALUE`` texts as gates, by key: the last one wins."""
     from dotevals._declare.gates import Gate, parse_gate
@@ -233,6 +246,111 @@ class RunOptions:
         keyword=False,
         help="fail an evaluation whose SCORE (its first metric, or SCORE:METRIC) is below "
         "VALUE over every stored row; repeatable (ini: space-separated)",
+    )
+
+    # The model of the ``llm`` fixture (docs/providers.md): pytest options, read by the
+    # fixture; a script gives the same settings to dotevals.llm.OpenAIModel itself.
+    model: str | None = option(
+        None,
+        parse=_llm("parse_model"),
+        flags=("--model",),
+        metavar="PROVIDER/NAME",
+        keyword=False,
+        help="the model the llm fixture calls, e.g. openai/gpt-4o-mini",
+    )
+    model_base_url: str | None = option(
+        None,
+        parse=_llm("parse_text"),
+        flags=("--model-base-url",),
+        metavar="URL",
+        keyword=False,
+        help="the address of an OpenAI-compatible server for the llm fixture, e.g. "
+        "http://localhost:8000/v1 for vLLM (default: OPENAI_BASE_URL, else OpenAI's)",
+    )
+    model_temperature: float | None = option(
+        None,
+        parse=_llm("parse_temperature"),
+        flags=("--model-temperature",),
+        metavar="T",
+        keyword=False,
+        help="the llm fixture's sampling temperature (default: the server's)",
+    )
+    model_max_tokens: int | None = option(
+        None,
+        parse=_llm("parse_max_tokens"),
+        flags=("--model-max-tokens",),
+        metavar="N",
+        keyword=False,
+        help="the most tokens the llm fixture's model generates per call",
+    )
+    model_seed: int | None = option(
+        None,
+        parse=_llm("parse_seed"),
+        flags=("--model-seed",),
+        metavar="N",
+        keyword=False,
+        help="the llm fixture's sampling seed, for servers that take one",
+    )
+    model_rpm: float | None = option(
+        None,
+        parse=_llm("parse_rpm"),
+        flags=("--model-rpm",),
+        metavar="N",
+        keyword=False,
+        help="requests per minute to the llm fixture's model, shared by every evaluation "
+        "of the run (default: no limit)",
+    )
+    model_tpm: float | None = option(
+        None,
+        parse=_llm("parse_tpm"),
+        flags=("--model-tpm",),
+        metavar="N",
+        keyword=False,
+        help="tokens per minute to the llm fixture's model (default: no limit)",
+    )
+    model_concurrency: int | None = option(
+        None,
+        parse=_llm("parse_concurrency"),
+        flags=("--model-concurrency",),
+        metavar="N",
+        keyword=False,
+        help="requests in flight to the llm fixture's model at most; 429 answers lower it "
+        "for a while (default: 32)",
+    )
+    model_retries: int | None = option(
+        None,
+        parse=_llm("parse_retries"),
+        flags=("--model-retries",),
+        metavar="N",
+        keyword=False,
+        help="retries of one model call after a 429, a 5xx, a timeout or a connection "
+        "error (default: 5)",
+    )
+    cache: str = option(
+        "on",
+        parse=_llm("parse_cache_mode"),
+        flags=("--cache",),
+        metavar="on|off|read-only|refresh",
+        keyword=False,
+        help="the llm fixture's response cache: on (read and write), off, read-only, or "
+        "refresh (ask the model again and store its new answers)",
+    )
+    cache_path: str | None = option(
+        None,
+        parse=_llm("parse_text"),
+        in_project=_cache_path_in_project,
+        flags=("--cache-path",),
+        metavar="PATH",
+        keyword=False,
+        help="the response cache file (default: .dotevals/cache.db beside the results)",
+    )
+    cache_expiry: float | None = option(
+        None,
+        parse=_llm("parse_expiry"),
+        flags=("--cache-expiry",),
+        metavar="DURATION",
+        keyword=False,
+        help="how long a cached answer is used, e.g. 3600, 12h or 7d (default: always)",
     )
 
     @classmethod

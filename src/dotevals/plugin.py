@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +28,14 @@ import pytest
 
 if TYPE_CHECKING:
     from dotevals._pytest_bridge.session import EvaluationSession
+    from dotevals.llm.fixture import FixtureOptions
 
 #: Where ``get_evaluation`` lives: imported by ``@foreach``, so by every evaluation.
 _EVALUATION_MODULE = "dotevals._declare.evaluation"
 #: The session's evaluations, once collection has found one.
 _EVALUATIONS: pytest.StashKey[EvaluationSession] = pytest.StashKey()
+#: The plugin name of the ``llm`` fixture's namespace.
+LLM_PLUGIN = "dotevals-llm"
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -60,6 +65,60 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", "dotevals: an evaluation run by dotevals (@foreach)")
     register_fixtures(config)
+    if not config.pluginmanager.has_plugin(LLM_PLUGIN):
+        config.pluginmanager.register(_llm_plugin(config), LLM_PLUGIN)
+
+
+def _llm_plugin(config: pytest.Config) -> types.ModuleType:
+    """The ``llm`` fixture, registered in every session; dotevals.llm and the openai SDK
+    are imported only when a test or an evaluation asks for it.
+
+    Its options are taken once an evaluation is collected (:func:`_take_llm_options`).
+    Its function travels to worker processes by value (a closure), with those options:
+    each worker builds a model of its own from them.
+    """
+    holder: list[FixtureOptions] = []
+
+    def llm(request: pytest.FixtureRequest) -> Iterator[Any]:
+        """The model of ``--model`` (an OpenAI-compatible provider): ``llm("prompt")``, or
+        ``await llm("prompt")`` in an async evaluation, gives the answer's text."""
+        if not holder:  # a test asks for it: no evaluation was collected
+            _take_llm_options(request.config, None)
+        model = holder[0].model()
+        try:
+            yield model
+        finally:
+            model.close()
+
+    def describe() -> dict[str, Any] | None:
+        """What an evaluation's metadata records of the fixture's model."""
+        return holder[0].metadata() if holder else None
+
+    llm.__dotevals_metadata__ = describe  # type: ignore[attr-defined]
+    config.stash[_LLM_HOLDER] = holder
+    namespace = types.ModuleType("dotevals_llm", "The llm fixture of dotevals.")
+    namespace.llm = pytest.fixture(scope="session", name="llm")(llm)  # type: ignore[attr-defined]
+    return namespace
+
+
+#: Where the ``llm`` fixture keeps its options (a list of one, once taken).
+_LLM_HOLDER: pytest.StashKey[list[FixtureOptions]] = pytest.StashKey()
+
+
+def _take_llm_options(config: pytest.Config, options: Any) -> None:
+    """Give the ``llm`` fixture the session's run options (parsed now when None)."""
+    holder = config.stash.get(_LLM_HOLDER, None)
+    if holder is None:
+        return
+    from dotevals.llm.fixture import FixtureOptions
+
+    if options is None:
+        from dotevals._pytest_bridge.session import run_options
+
+        options = run_options(config)
+    taken = FixtureOptions()
+    taken.fill(options)
+    holder[:] = [taken]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -102,7 +161,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any(_is_evaluation(item) for item in session.items):
         from dotevals._pytest_bridge.session import EvaluationSession
 
-        session.config.stash[_EVALUATIONS] = EvaluationSession(session.config)
+        evaluations = EvaluationSession(session.config)
+        session.config.stash[_EVALUATIONS] = evaluations
+        _take_llm_options(session.config, evaluations.options)
 
 
 def _is_evaluation(item: pytest.Item) -> bool:

@@ -32,7 +32,7 @@ from dotevals._engine.inline import Rows, Sink, run_async, run_sync, strategy_fo
 from dotevals._pytest_bridge.items import PytestItems
 from dotevals._run import loop_free
 from dotevals._run.interrupts import sigterm_as_ctrl_c
-from dotevals._run.jobs import Job, Runnable, group_jobs
+from dotevals._run.jobs import Job, Runnable, group_jobs, models_metadata
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
 from dotevals.errors import (
     ConfigurationError,
@@ -41,6 +41,7 @@ from dotevals.errors import (
     MetricError,
     RowsFailedError,
 )
+from dotevals.llm.context import CallTally
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -101,6 +102,8 @@ class EvaluationOutcome:
     #: The bound its stored rows' errors were judged by: its ``@foreach`` one, else the
     #: run's ``fail_on_error``; None: it fails when every stored row errored.
     fail_on_error: ErrorBound | None = None
+    #: The model calls of the rows run this time: cache hits and misses, 429s.
+    model_calls: CallTally = field(default_factory=CallTally)
 
     @property
     def label(self) -> str:
@@ -488,6 +491,7 @@ class Runner:
         values = job.fixtures
         if job.item is not None:
             values = await self._pytest.fixture_values(job.item, evaluation.fixture_names)
+        job.models = models_metadata(values)
         timeout = self._timeout(evaluation)
         if evaluation.is_async:
             return functools.partial(run_async, evaluation, values, timeout=timeout)
@@ -507,6 +511,7 @@ class Runner:
         values = job.fixtures
         if job.item is not None:
             specs, values = await self._pytest.worker_fixtures(job.item)
+        job.models = models_metadata(values, specs)
         payload = Payload(
             func=evaluation.func,
             retrying=evaluation.retrying,
@@ -553,6 +558,7 @@ class Runner:
                 outcome.row_errors.add(record)
                 if record.failed and record.item_id in errored_before:
                     outcome.rerun_errors += 1
+                outcome.model_calls.add(record.model_calls)
 
             await run_rows(rows, sink)
             status = "completed"

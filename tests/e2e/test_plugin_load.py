@@ -132,3 +132,17 @@ def test_an_inline_sync_evaluation_run_imports_no_pool_retry_event_loop_or_repor
     assert "dotevals.runners" in modules  # the evaluation did run
     unused = {"loky", "cloudpickle", "psutil", "tqdm", "jinja2", "tenacity", "tornado", "asyncio"}
     assert top_level(modules, unused) == set()
+
+
+def test_the_llm_fixture_is_there_without_importing_the_provider_or_the_sdk(
+    pytester: pytest.Pytester,
+):
+    pytester.makepyfile(test_one="def test_one():\n    assert 1 + 1 == 2\n")
+    result = run_pytest(pytester, "--fixtures")
+    result.stdout.fnmatch_lines(["llm ?session scope? -- *", "*The model of ``--model``*"])
+    pytester.makepyfile(eval_two=EVAL_FILE)
+    store = f"json://{pytester.path / 'store'}"
+    modules = session_modules(pytester, "--storage", store)["loaded"]
+    assert "dotevals.runners" in modules  # the evaluation did run
+    assert not {"openai", "httpx2", "aiolimiter", "sqlite3"} & {m.split(".")[0] for m in modules}
+    assert "dotevals.llm.openai" not in modules and "dotevals.llm.cache" not in modules

@@ -75,6 +75,23 @@ PUBLIC = {
     "dotevals.intervals": ["Estimate", "bootstrap"],
     "dotevals.plugin": ["pytest_addoption"],
     "dotevals.cli": ["main"],
+    "dotevals.llm": [
+        "OpenAIModel",
+        "OpenAIProvider",
+        "GenerateSettings",
+        "ResponseCache",
+        "Limits",
+        "ModelLimiter",
+        "limiter_for",
+        "is_retryable",
+        "retry_after",
+        "current_row",
+        "current_epoch",
+        "RowCalls",
+        "CallTally",
+    ],
+    "dotevals.llm.retries": ["is_retryable", "retry_after", "wait_seconds", "mark_retried"],
+    "dotevals.llm.context": ["CURRENT_ROW", "RowCalls", "CallTally", "current_epoch"],
 }
 
 

@@ -1,5 +1,12 @@
 """The retry policy of an evaluation's rows, and tenacity only once a row fails.
 
+The default policy retries what :func:`dotevals.llm.retries.is_retryable` says is
+worth another try: connection errors and timeouts, and HTTP 408, 409, 429 and 5xx
+from openai, anthropic, httpx, requests and aiohttp (never 400, 401, 403, 404),
+recognised without importing those libraries. It waits as long as the error's
+``Retry-After`` (or ``retry-after-ms``) header says, at most a minute, and
+otherwise backs off exponentially with jitter.
+
 A row's first attempt is a plain call: retries cost nothing until a row
 raises. The default policy is therefore a small :class:`RetryPolicy` that
 builds its tenacity ``Retrying`` when it is first needed, and tenacity (which
@@ -31,15 +38,18 @@ __all__ = [
     "make_policy",
 ]
 
-#: What the default retry policy retries: network failures and timeouts.
+#: The builtin errors the default retry policy retries whatever raised them; it also
+#: retries the HTTP libraries' errors that :func:`dotevals.llm.retries.is_retryable` names.
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 #: Retries after the first call by default: 3 calls in all.
 DEFAULT_RETRIES = 2
 
 
 class RetryPolicy:
-    """``retries`` more calls after a connection error or timeout, waiting with
-    exponential jitter (about 1 s, 2 s, 4 s ... up to 30 s) between them.
+    """``retries`` more calls after an error worth another try (a connection error, a
+    timeout, HTTP 408, 409, 429 or 5xx: :func:`dotevals.llm.retries.is_retryable`),
+    waiting what its ``Retry-After`` says (at most 60 s) or else with exponential
+    jitter (about 1 s, 2 s, 4 s ... up to 30 s) between them.
 
     ``sleep`` is how a wait is made (``time.sleep``; async rows always wait
     with ``asyncio.sleep``).
@@ -56,13 +66,24 @@ class RetryPolicy:
         """The policy as a tenacity ``Retrying``."""
         import tenacity
 
+        from dotevals.llm.retries import is_retryable
+
         return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
+            retry=tenacity.retry_if_exception(is_retryable),
             stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=tenacity.wait_exponential_jitter(max=30),
+            wait=wait_for_retry_after,
             sleep=self.sleep,
             reraise=True,
         )
+
+
+def wait_for_retry_after(state: tenacity.RetryCallState) -> float:
+    """tenacity's wait: the failed attempt's ``Retry-After``, else exponential jitter."""
+    from dotevals.llm.retries import wait_seconds
+
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None and outcome.failed else None
+    return wait_seconds(exc, state.attempt_number)
 
 
 #: An evaluation's retry policy: dotevals' own, or a tenacity object given by the user.
@@ -78,7 +99,7 @@ def _is_tenacity(value: object) -> bool:
 def make_policy(retries: int | tenacity.BaseRetrying | None) -> Retries:
     """The retry policy of one evaluation.
 
-    An int is a number of retries of connection errors and timeouts; a tenacity
+    An int is a number of retries of the errors worth another try; a tenacity
     ``Retrying`` is used as given; ``None`` is the default of 2 retries (3 calls).
     """
     if _is_tenacity(retries):

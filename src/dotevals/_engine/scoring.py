@@ -30,6 +30,7 @@ from dotevals._declare.retry_policy import (
 )
 from dotevals._declare.row_errors import row_traceback
 from dotevals.errors import DatasetError, RowTimeoutError
+from dotevals.llm.context import CURRENT_ROW, RowCalls
 from dotevals.models import Record, Result, as_result
 
 
@@ -164,26 +165,41 @@ def row_deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _with_calls(record: Record, calls: RowCalls) -> Record:
+    """``record`` with what the row's model calls reported (see :mod:`dotevals.llm.context`)."""
+    record.model_calls = calls.to_dict()
+    return record
+
+
 def score_row(
     call: Callable[..., Any],
     item_id: int,
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
+    epoch: int = 0,
 ) -> Record:
     """The Record of one row: its result, or its error (a row that did not fit the
-    columns arrives as its DatasetError)."""
+    columns arrives as its DatasetError).
+
+    The row runs with :data:`~dotevals.llm.context.CURRENT_ROW` set to its id and
+    ``epoch``; what its model calls report is stored with its record.
+    """
     if isinstance(row, DatasetError):
         return failed_record(item_id, {}, row)
+    calls = RowCalls(item_id, epoch, is_async=False)
+    token = CURRENT_ROW.set(calls)
     try:
         if timeout is None:
             value = call(**row, **fixtures)
         else:
             with row_deadline(timeout):
                 value = call(**row, **fixtures)
-        return Record(as_result(value), item_id, row)
+        return _with_calls(Record(as_result(value), item_id, row), calls)
     except Exception as exc:
-        return failed_record(item_id, row, exc)
+        return _with_calls(failed_record(item_id, row, exc), calls)
+    finally:
+        CURRENT_ROW.reset(token)
 
 
 async def ascore_row(
@@ -192,10 +208,13 @@ async def ascore_row(
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
+    epoch: int = 0,
 ) -> Record:
-    """:func:`score_row` for coroutine functions."""
+    """:func:`score_row` for coroutine functions (the row's tasks inherit its context)."""
     if isinstance(row, DatasetError):
         return failed_record(item_id, {}, row)
+    calls = RowCalls(item_id, epoch, is_async=True)
+    token = CURRENT_ROW.set(calls)
     try:
         if timeout is None:
             value = await call(**row, **fixtures)
@@ -209,9 +228,11 @@ async def ascore_row(
                 _give_up(task, coroutine)
                 raise timeout_error(timeout)
             value = task.result()
-        return Record(as_result(value), item_id, row)
+        return _with_calls(Record(as_result(value), item_id, row), calls)
     except Exception as exc:
-        return failed_record(item_id, row, exc)
+        return _with_calls(failed_record(item_id, row, exc), calls)
+    finally:
+        CURRENT_ROW.reset(token)
 
 
 class _Closable:

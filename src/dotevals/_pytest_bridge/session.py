@@ -22,6 +22,7 @@ from dotevals._pytest_bridge.project import project_root
 from dotevals._report.format import printable
 from dotevals._report.text import (
     error_summary,
+    model_calls_line,
     rows_failed_report,
     show_errors_command,
     summary_labels,
@@ -109,6 +110,9 @@ class EvaluationSession:
         write(f"experiment: {runner.store.experiment_name} ({storage})")
         for line in summary_table(outcomes, self.checks, width):
             write(line)
+        calls = model_calls_line(outcomes)
+        if calls is not None:
+            write(calls)
         labels = summary_labels(outcomes, self.checks, width)
         notes = summary_notes(outcomes, labels)
         if notes:

@@ -146,6 +146,39 @@ def gate_cell(check: GateCheck | None) -> str:
     return f">= {check.gate.threshold:g} {'passed' if check.passed else 'FAILED'}"
 
 
+def model_calls_line(outcomes: Sequence[EvaluationOutcome]) -> str | None:
+    """``model cache: 12 hits, 3 misses (80 %); 2 answers were 429`` for the rows run this
+    time, or None when none called a model through dotevals' provider."""
+    from dotevals.llm.context import CallTally
+
+    tally = CallTally()
+    for outcome in outcomes:
+        tally.merge(outcome.model_calls)
+    if not tally:
+        return None
+    parts = []
+    if tally.calls:
+        share = f" ({100 * tally.cache_hits / tally.calls:.0f} %)"
+        parts.append(f"model cache: {tally.cache_hits} hits, {tally.cache_misses} misses{share}")
+        saved = saved_by_cache(tally)
+        if saved:
+            parts[-1] += f", saving {saved}"
+    if tally.rate_limited:
+        parts.append(f"{tally.rate_limited} answers were 429 (rate limited)")
+    return "; ".join(parts) or None
+
+
+def saved_by_cache(tally: Any) -> str:
+    """What the cache hits saved, as the summary says it: empty for now.
+
+    The hook for token usage and cost: ``tally.saved_usage`` adds up every numeric field
+    of the usage blocks of the hits (``prompt_tokens``, ``completion_tokens``... as the
+    server named them); once dotevals reads usage blocks by shape and prices them
+    (``dotevals.llm.usage``, ``dotevals.llm.cost``), this returns ``"1,234 tokens, $0.02"``.
+    """
+    return ""
+
+
 def summary_table(
     outcomes: Sequence[EvaluationOutcome],
     gates: Mapping[str, Sequence[GateCheck]] | None = None,

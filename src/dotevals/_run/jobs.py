@@ -34,6 +34,9 @@ class Job:
     evaluation: EvaluationSpec
     item: pytest.Item | None = None
     fixtures: dict[str, Any] = field(default_factory=dict)
+    #: What its models say of themselves, by fixture name (set when its fixtures are set
+    #: up; see :func:`models_metadata`).
+    models: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, obj: Runnable) -> Job:
@@ -80,7 +83,34 @@ class Job:
             "columns": list(self.evaluation.columns),
             "dataset": type(self.evaluation.dataset).__name__,
             **({"nodeid": self.item.nodeid} if self.item is not None else {}),
+            **({"models": dict(self.models)} if self.models else {}),
         }
+
+
+def models_metadata(values: dict[str, Any], specs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the evaluation's models say of themselves, by fixture name: each fixture
+    value whose type has a ``__dotevals_metadata__()`` method (such as
+    :class:`dotevals.llm.OpenAIModel`: its model, base URL and generate settings), and
+    each fixture a worker builds whose function has a ``__dotevals_metadata__``
+    attribute (the ``llm`` fixture)."""
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        describe = getattr(type(value), "__dotevals_metadata__", None)
+        if callable(describe):
+            try:
+                found[name] = describe(value)
+            except Exception:  # a model that cannot describe itself is not recorded
+                continue
+    for name, spec in (specs or {}).items():
+        describe = getattr(getattr(spec, "func", None), "__dotevals_metadata__", None)
+        if callable(describe):
+            try:
+                described = describe()
+            except Exception:
+                continue
+            if described is not None:
+                found[name] = described
+    return found
 
 
 #: What a Runner runs: a pytest item, a (bound) ``@foreach`` function, or a Job.

@@ -161,8 +161,22 @@ def _unstorable(record: Record, exc: BaseException) -> Record:
     try:
         encode_json(record.dataset_row)
     except Exception:  # the row itself is what cannot be stored
-        return Record(Result(), record.item_id, {}, error=error, timestamp=record.timestamp)
-    return Record(Result(), record.item_id, record.dataset_row, error, record.timestamp)
+        return Record(
+            Result(),
+            record.item_id,
+            {},
+            error=error,
+            timestamp=record.timestamp,
+            model_calls=record.model_calls,
+        )
+    return Record(
+        Result(),
+        record.item_id,
+        record.dataset_row,
+        error,
+        record.timestamp,
+        model_calls=record.model_calls,
+    )
 
 
 def decode_record(text: str | bytes, before: int) -> Record:
@@ -191,6 +205,8 @@ def decode_record(text: str | bytes, before: int) -> Record:
     _check(isinstance(data.get("timestamp", 0.0), (int, float)), "timestamp is not a number")
     traceback = data.get("traceback")
     _check(traceback is None or isinstance(traceback, str), "traceback is not text")
+    model_calls = data.get("model_calls")
+    _check(model_calls is None or isinstance(model_calls, dict), "model_calls is not an object")
     try:
         return Record.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

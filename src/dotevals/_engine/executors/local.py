@@ -28,6 +28,7 @@ from dotevals._engine.executors.base import Executor
 from dotevals._engine.executors.sizing import WorkerCount
 from dotevals._engine.worker import process as worker
 from dotevals.errors import TransferError
+from dotevals.llm.settings import WORKERS_VARIABLE
 
 __all__ = ["LocalPool"]
 
@@ -63,6 +64,8 @@ class LocalPool(Executor):
                 max_workers=self.slots,
                 initializer=worker.initialize,
                 initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns),
+                # the model limits of dotevals.llm are split between the workers
+                env={WORKERS_VARIABLE: str(self.slots)},
             )
         return self._executor
 
