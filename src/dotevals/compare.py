@@ -159,8 +159,8 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
     values_a, values_b = a.counted(score), b.counted(score)
     pairs = [(values_a[i], values_b[i]) for i in paired]
     # the metrics both sides name; a side whose every row errored names none
-    metrics_a = {m.name: m for m in a.metrics(score)}
-    metrics_b = {m.name: m for m in b.metrics(score)}
+    metrics_a = {m.label: m for m in a.metrics(score)}
+    metrics_b = {m.label: m for m in b.metrics(score)}
     both = bool(metrics_a and metrics_b)
     if both:
         chosen = [m for name, m in metrics_a.items() if name in metrics_b]
@@ -171,14 +171,14 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
         try:
             metrics.append(
                 MetricComparison(
-                    metric.name,
+                    metric.label,
                     metric.estimate(list(values_a.values())),
                     metric.estimate(list(values_b.values())),
                     paired_difference(metric, pairs),
                 )
             )
         except Exception as exc:  # a value the metric cannot take, or its own bug
-            failures.append(f"metric {metric.name}: {str(exc) or type(exc).__name__}")
+            failures.append(f"metric {metric.label}: {str(exc) or type(exc).__name__}")
     regressed: list[RowChange] = []
     improved: list[RowChange] = []
     for item_id, (x, y) in zip(paired, pairs, strict=True):
@@ -200,7 +200,7 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
 
 def paired_difference(metric: Metric, pairs: Sequence[tuple[Any, Any]]) -> Estimate:
     """``metric(B) - metric(A)`` over paired values ``(a, b)``, with its 95 % interval."""
-    per_row = _PER_ROW.get(metric.name)
+    per_row = _PER_ROW.get(metric.label)
     if per_row is None:
         return bootstrap(
             lambda sample: metric([b for _, b in sample]) - metric([a for a, _ in sample]),

@@ -33,6 +33,7 @@ PYTEST_PRIVATE_ATTRIBUTES = {
     "_finalizers",
     "_fixture_defs",
     "_pyfuncitem",
+    "_use_item_location",
 }
 
 #: What users import, by module: the public paths of this project and of dotevals 0.23.

@@ -18,9 +18,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from dotevals._declare.retry_policy import (
     Retries,
@@ -30,7 +32,11 @@ from dotevals._declare.retry_policy import (
 )
 from dotevals._declare.row_errors import row_traceback
 from dotevals.errors import DatasetError, RowTimeoutError
+from dotevals.llm.row import Row, enter, leave
 from dotevals.models import Record, Result, as_result
+
+if TYPE_CHECKING:
+    from dotevals.llm.cost import Prices
 
 
 def error_text(exc: BaseException) -> str:
@@ -40,9 +46,36 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Record:
+def failed_record(item_id: int, row: dict[str, Any], exc: BaseException, epoch: int = 0) -> Record:
     """The record of a row that raised ``exc``: its error and trimmed traceback."""
-    return Record(Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc))
+    return Record(
+        Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc), epoch=epoch
+    )
+
+
+@dataclass(frozen=True)
+class Metering:
+    """How a run accounts for its rows: the seed each (row, epoch) gets its own from
+    (see :class:`dotevals.llm.Row`), and the prices that turn usage into cost."""
+
+    seed: int = 0
+    prices: Prices | None = None
+
+
+def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
+    """``record`` with what its model calls reported: usage added to the result's, the
+    cost of it all, the settings recorded."""
+    if row.usage:
+        usage = dict(record.result.usage)
+        for model, used in row.usage.items():
+            usage[model] = usage[model] + used if model in usage else used
+        record.result.usage = usage
+    if row.settings:
+        record.settings = row.settings
+    if record.result.usage and prices is not None:
+        cost = {model: prices.cost(model, used) for model, used in record.result.usage.items()}
+        record.cost = {model: usd for model, usd in cost.items() if usd is not None}
+    return record
 
 
 def sync_caller(func: Callable[..., Any], retries: Retries) -> Callable[..., Any]:
@@ -164,38 +197,57 @@ def row_deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+#: Rows scored with seed 0 and no prices (no cost).
+NO_METERING = Metering()
+
+
 def score_row(
     call: Callable[..., Any],
     item_id: int,
+    epoch: int,
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
+    metering: Metering = NO_METERING,
 ) -> Record:
-    """The Record of one row: its result, or its error (a row that did not fit the
-    columns arrives as its DatasetError)."""
+    """The Record of one (row, epoch): its result, or its error (a row that did not fit
+    the columns arrives as its DatasetError), with the seconds it took and what its
+    model calls reported (:func:`dotevals.llm.current_row` is the row meanwhile)."""
     if isinstance(row, DatasetError):
-        return failed_record(item_id, {}, row)
+        return failed_record(item_id, {}, row, epoch)
+    current = Row(item_id, epoch, metering.seed)
+    token = enter(current)
+    start = time.perf_counter()
     try:
         if timeout is None:
             value = call(**row, **fixtures)
         else:
             with row_deadline(timeout):
                 value = call(**row, **fixtures)
-        return Record(as_result(value), item_id, row)
+        record = Record(as_result(value), item_id, row, epoch=epoch)
     except Exception as exc:
-        return failed_record(item_id, row, exc)
+        record = failed_record(item_id, row, exc, epoch)
+    finally:
+        leave(token)
+    record.duration = time.perf_counter() - start
+    return _settled(record, current, metering.prices)
 
 
 async def ascore_row(
     call: Callable[..., Awaitable[Any]],
     item_id: int,
+    epoch: int,
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
+    metering: Metering = NO_METERING,
 ) -> Record:
     """:func:`score_row` for coroutine functions."""
     if isinstance(row, DatasetError):
-        return failed_record(item_id, {}, row)
+        return failed_record(item_id, {}, row, epoch)
+    current = Row(item_id, epoch, metering.seed)
+    token = enter(current)
+    start = time.perf_counter()
     try:
         if timeout is None:
             value = await call(**row, **fixtures)
@@ -203,15 +255,19 @@ async def ascore_row(
             import asyncio  # imported by the running loop already
 
             coroutine = _Closable(call(**row, **fixtures))
-            task = asyncio.ensure_future(coroutine.run())
+            task = asyncio.ensure_future(coroutine.run())  # with this row as its context
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
                 _give_up(task, coroutine)
                 raise timeout_error(timeout)
             value = task.result()
-        return Record(as_result(value), item_id, row)
+        record = Record(as_result(value), item_id, row, epoch=epoch)
     except Exception as exc:
-        return failed_record(item_id, row, exc)
+        record = failed_record(item_id, row, exc, epoch)
+    finally:
+        leave(token)
+    record.duration = time.perf_counter() - start
+    return _settled(record, current, metering.prices)
 
 
 class _Closable:

@@ -18,6 +18,7 @@ import pytest
 
 from dotevals._declare.evaluation import get_evaluation
 from dotevals._declare.gates import GateCheck, check_gates, unmatched
+from dotevals._pytest_bridge.internals import skip_at_item
 from dotevals._pytest_bridge.project import project_root
 from dotevals._report.format import printable
 from dotevals._report.text import (
@@ -222,6 +223,8 @@ class _PytestReporter(RunReporter):
         }[when]
         if when == "call" and error is None and outcome.rows_failed:
             error = RowsFailedError(rows_failed_report(outcome, self.evaluations.show_errors()))
+        elif when == "call" and error is None and outcome.budget is not None:
+            error = skip_at_item(f"stopped at the budget: {outcome.budget}")
         elif when == "call" and error is None:
             error = self.evaluations.check_gates(outcome, item)
         call = pytest.CallInfo.from_call(functools.partial(_raise, error), when)  # type: ignore[arg-type]

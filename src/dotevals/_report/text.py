@@ -241,6 +241,11 @@ def summary_notes(outcomes: Sequence[EvaluationOutcome], labels: Mapping[str, st
             )
         elif outcome.error is not None:
             lines.append(f"{label}: stopped by {type(outcome.error).__name__}: see its error above")
+        elif outcome.budget is not None:
+            lines.append(
+                f"{label}: stopped at the budget, {outcome.budget}; its stored rows are kept, "
+                "run again with a larger budget to resume"
+            )
         if outcome.rerun_rows:
             rerun, again = outcome.rerun_rows, outcome.rerun_errors
             rows = "1 errored row" if rerun == 1 else f"{rerun} errored rows"
