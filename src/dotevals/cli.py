@@ -12,6 +12,7 @@
     dotevals rename OLD NEW [--storage URL]
     dotevals delete EXPERIMENT [--storage URL]
     dotevals datasets [--verbose] [--name SUBSTRING]
+    dotevals schema
 
 Without ``--storage``, the command reads the storage pytest stores in: the
 project is found from the current directory as pytest finds its rootdir and
@@ -52,18 +53,25 @@ from dotevals._report.text import (
     comparison_table,
     format_table,
     interval_cell,
+    usage_table,
 )
 from dotevals.compare import compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.export import FORMATS, write_rows
 from dotevals.intervals import Estimate
-from dotevals.models import EvaluationSummary
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
 from dotevals.storage.location import display_url, find_project
 from dotevals.storage.naming import storage_option
-from dotevals.storage.reading import evaluation_names, metric_intervals
+from dotevals.storage.reading import (
+    accounts,
+    evaluation_names,
+    first_reducer,
+    metric_intervals,
+    reduced_intervals,
+    stored_summary,
+)
 from dotevals.storage.reading import find_experiment as _experiment
 from dotevals.storage.reading import open_storage as _open
 
@@ -105,22 +113,27 @@ def _evaluation_report(
     storage: Storage, experiment: str, evaluation: str, full: bool, errors: bool
 ) -> dict[str, Any]:
     """What ``show`` says about one evaluation, as JSON-ready data."""
-    info = storage.evaluation_info(experiment, evaluation)
-    records = storage.load_records(experiment, evaluation)
-    computed = EvaluationSummary(records)
+    info, computed = stored_summary(storage, experiment, evaluation)
+    records = computed.records
     report: dict[str, Any] = {
         "name": evaluation,
         "status": info.status if info else "unknown",
         "started_at": info.started_at if info else None,
         "ended_at": info.ended_at if info else None,
-        "rows": len(records),
+        "rows": computed.rows,
         "errors": computed.errors,
         "metrics": info.metrics
         if info is not None and info.metrics is not None
         else computed.metrics,
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
+        "samples": computed.samples,
+        "epochs": computed.epochs,
+        **accounts(computed),
     }
+    reduced = reduced_intervals(info, computed)
+    if reduced:
+        report["reduced"] = reduced
     if computed.metric_errors:  # metrics its values could not give
         report["metric_errors"] = computed.metric_errors
     if full:
@@ -156,19 +169,27 @@ def _print_show(report: dict[str, Any]) -> None:
             fit=[Fit(0, label=True)],
         )
     )
+    repeats = any("reduced" in e for e in evaluations)
     metrics = [
-        [e["name"], score, metric, value, interval_cell(_estimate(e, score, metric))]
+        [e["name"], score, *([reducer] if repeats else []), metric, estimate["value"]]
+        + [interval_cell(Estimate.from_dict(estimate))]
         for e in evaluations
-        for score, values in e["metrics"].items()
-        for metric, value in values.items()
+        for reducer, by_score in (e.get("reduced") or {"": e["intervals"]}).items()
+        for score, values in by_score.items()
+        for metric, estimate in values.items()
     ]
     print()
     if metrics:
-        headers = ["evaluation", "score", "metric", "value", "95% interval"]
-        fit = [Fit(0, label=True), Fit(1), Fit(2)]
-        print(format_table(headers, metrics, right=[3], width=width, fit=fit))
+        headers = ["evaluation", "score", *(["reducer"] if repeats else []), "metric", "value"]
+        fit = [Fit(0, label=True), Fit(1), Fit(len(headers) - 2)]
+        right = [len(headers)]
+        print(format_table([*headers, "95% interval"], metrics, right=right, width=width, fit=fit))
     else:
         print("No metrics yet.")
+    usage = usage_table([(e["name"], e) for e in evaluations], width)
+    if usage:
+        print()
+        print("\n".join(usage))
     for e in evaluations:
         for failure in e.get("metric_errors", ()):
             print(f"{e['name']}: {failure}")
@@ -191,12 +212,6 @@ def _print_show(report: dict[str, Any]) -> None:
     for e in evaluations:
         if "errored_rows" in e:
             _print_errors(e)
-
-
-def _estimate(evaluation: dict[str, Any], score: str, metric: str) -> Estimate | None:
-    """The stored or computed interval of one metric, if there is one."""
-    data = evaluation["intervals"].get(score, {}).get(metric)
-    return None if data is None else Estimate.from_dict(data)
 
 
 def _print_errors(evaluation: dict[str, Any]) -> None:
@@ -250,7 +265,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names_b = evaluation_names(storage, args.storage, b, args.evaluation)
         common = [n for n in names_a if n in names_b]
         comparisons = [
-            compare_evaluation(n, storage.load_records(a, n), storage.load_records(b, n))
+            compare_evaluation(
+                n,
+                storage.load_records(a, n),
+                storage.load_records(b, n),
+                first_reducer(storage.evaluation_info(a, n)),
+            )
             for n in common
         ]
     only_a = [n for n in names_a if n not in names_b]
@@ -394,6 +414,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of a stored record."""
+    from dotevals.storage.schema import record_schema
+
+    print(json.dumps(record_schema(), indent=2))
+    return 0
+
+
 # Entry point -------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     storage = argparse.ArgumentParser(add_help=False)
@@ -483,6 +511,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="add columns, splits and rows")
     p.add_argument("--name", "-n", metavar="SUBSTRING", help="only datasets whose name contains it")
     p.set_defaults(run=cmd_datasets)
+
+    p = commands.add_parser("schema", help="print the JSON Schema of a stored record")
+    p.set_defaults(run=cmd_schema)
     return parser
 
 

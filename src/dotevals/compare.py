@@ -13,7 +13,9 @@ value and B's (each over all of its own stored rows) and the difference
 - any other metric gets a paired bootstrap: the same resampled rows on both
   sides, the metric recomputed on each (``"bootstrap"``).
 
-Errored rows count as False, as in every summary. Rows only one side ran are
+With repeats, each row's values over its epochs are first reduced by the
+evaluation's first reducer (``mean`` by default), and the rows' reduced values
+are paired. Errored rows count as False, as in every summary. Rows only one side ran are
 counted, never silently dropped; so are the metrics only one side has and the
 metrics that cannot be computed from a score's values (text under ``mean``).
 """
@@ -26,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dotevals.intervals import Estimate, bootstrap
-from dotevals.metrics import Metric, numeric
+from dotevals.metrics import Metric, Reducer, numeric
 from dotevals.models import Record, ScoreTally
 
 __all__ = [
@@ -116,10 +118,14 @@ class EvaluationComparison:
 
 
 def compare_evaluation(
-    name: str, records_a: Sequence[Record], records_b: Sequence[Record]
+    name: str,
+    records_a: Sequence[Record],
+    records_b: Sequence[Record],
+    reducer: Reducer | None = None,
 ) -> EvaluationComparison:
-    """Compare the stored records of evaluation ``name`` in experiment A and in B."""
-    sides = _Side(records_a), _Side(records_b)
+    """Compare the stored records of evaluation ``name`` in experiment A and in B; with
+    a ``reducer``, the values each row got over its epochs reduced by it."""
+    sides = _Side(records_a, reducer), _Side(records_b, reducer)
     a, b = sides
     paired = sorted(a.inputs.keys() & b.inputs.keys())
     names = list(dict.fromkeys([*a.tally.values, *b.tally.values]))
@@ -138,8 +144,9 @@ def compare_evaluation(
 class _Side:
     """One experiment's records of the evaluation, tallied."""
 
-    def __init__(self, records: Sequence[Record]):
+    def __init__(self, records: Sequence[Record], reducer: Reducer | None = None):
         self.tally = ScoreTally(records)
+        self.reducer = reducer
         self.inputs = {r.item_id: r.dataset_row for r in records}
 
     def has(self, score: str) -> bool:
@@ -148,7 +155,7 @@ class _Side:
 
     def counted(self, score: str) -> dict[int, Any]:
         if score in self.tally.values:
-            return self.tally.counted(score)
+            return self.tally.counted(score, self.reducer)
         return dict.fromkeys(self.inputs, False)
 
     def metrics(self, score: str) -> list[Metric]:

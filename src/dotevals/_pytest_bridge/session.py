@@ -28,11 +28,13 @@ from dotevals._report.text import (
     summary_labels,
     summary_notes,
     summary_table,
+    usage_table,
 )
 from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
 from dotevals.options import OPTIONS, RunOptions
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
 from dotevals.storage.location import display_url
+from dotevals.storage.reading import accounts
 
 __all__ = ["EvaluationSession", "run_options"]
 
@@ -111,6 +113,16 @@ class EvaluationSession:
         for line in summary_table(outcomes, self.checks, width):
             write(line)
         labels = summary_labels(outcomes, self.checks, width)
+        spent = [
+            (labels.get(o.label, o.label), accounts(o.summary))
+            for o in outcomes
+            if o.summary is not None
+        ]
+        usage = usage_table(spent, width)
+        if usage:
+            write("")
+            for line in usage:
+                write(line)
         notes = summary_notes(outcomes, labels)
         if notes:
             write("")
