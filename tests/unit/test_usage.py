@@ -11,9 +11,8 @@ from stores import KINDS, opened, storage_url
 
 import dotevals
 from dotevals import Result, Score, foreach
-from dotevals.llm import Usage, add_usage, cost_of, current_row, read_usage, record_settings
+from dotevals.llm import Usage, add_usage, cost_of, current_row, read_usage, record_settings, track
 from dotevals.llm import cost as prices
-from dotevals.llm import track
 
 genai_prices = pytest.importorskip("genai_prices")
 

@@ -61,9 +61,13 @@ def number(value: float) -> str:
 
 
 def seconds(value: float | None) -> str | None:
-    """A duration: ``0.523 s``, ``12.4 s``; None for None."""
+    """A duration: ``45 us``, ``523 ms``, ``12.4 s``; None for None."""
     if value is None:
         return None
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} us"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
     return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 
 
