@@ -210,7 +210,8 @@ class _SummaryTable:
             self.labels = short_labels(o.label for o in outcomes)
 
     def lines(self) -> list[str]:
-        right, fit = self.RIGHT, self.FIT
+        right: tuple[int, ...] = self.RIGHT
+        fit: tuple[Fit, ...] = self.FIT
         if self.repeats:
             right, fit = (1, 2, 3, 4, 8), (Fit(0, label=True), Fit(5), Fit(7))
         table = format_table(self.headers, self._rows(), right=right, width=self.width, fit=fit)
