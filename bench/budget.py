@@ -159,6 +159,26 @@ def checks(results: Results) -> list[Check]:
             "x",
         ),
         lambda: Check(
+            "usage and latency",
+            "usage: 20000 tiny rows each reporting tokens / the same without (wall)",
+            rounds.ratio("usage", "with usage, 20000 rows", "without usage, 20000 rows"),
+            1.05,
+            "x",
+            note=rounds.cpu_note("usage", "with usage, 20000 rows", "without usage, 20000 rows"),
+        ),
+        lambda: Check(
+            "epochs",
+            "--epochs 10 over 2000 tiny rows / 20000 tiny rows, --workers 2 (wall)",
+            rounds.ratio(
+                "epochs", "2000 rows x --epochs 10, --workers 2", "20000 rows, --workers 2"
+            ),
+            1.10,
+            "x",
+            note=rounds.cpu_note(
+                "epochs", "2000 rows x --epochs 10, --workers 2", "20000 rows, --workers 2"
+            ),
+        ),
+        lambda: Check(
             "cpu-heavy",
             "--workers 2 / loky direct with 2 workers (wall, 2000 rows x 5 ms)",
             rounds.ratio("cpu-heavy", "dotevals --workers 2", "loky direct, 2 workers"),

@@ -197,18 +197,20 @@ def _print_show(report: dict[str, Any]) -> None:
         if "records" not in e:
             continue
         print(f"\nRecords of {e['name']!r} ({len(e['records'])})\n")
+        epochs = e["epochs"] > 1  # a column of its own only with repeats
         rows = [
-            [
-                r["item_id"],
+            [r["item_id"], *([r.get("epoch", 0)] if epochs else [])]
+            + [
                 json.dumps(r["dataset_row"], ensure_ascii=False, default=str),
                 ", ".join(f"{s['name']}={s['value']}" for s in r["result"]["scores"]),
                 r["error"] or r["result"]["error"],
             ]
             for r in e["records"]
         ]
-        headers = ["item_id", "dataset_row", "scores", "error"]
-        fit = [Fit(3, minimum=20), Fit(1, minimum=20), Fit(2, minimum=20)]
-        print(format_table(headers, rows, right=[0], width=width, fit=fit))
+        shift = int(epochs)
+        headers = ["item_id", *(["epoch"] if epochs else []), "dataset_row", "scores", "error"]
+        fit = [Fit(3 + shift, minimum=20), Fit(1 + shift, minimum=20), Fit(2 + shift, minimum=20)]
+        print(format_table(headers, rows, right=list(range(1 + shift)), width=width, fit=fit))
     for e in evaluations:
         if "errored_rows" in e:
             _print_errors(e)
