@@ -111,6 +111,19 @@ class Rounds:
         pairs = zip(self.series(workload, a, key), self.series(workload, b, key), strict=True)
         return [x - y for x, y in pairs]
 
+    def ratio_check(
+        self, target: str, figure: str, workload: str, a: str, b: str, limit: float
+    ) -> Check:
+        """The wall ratio a / b checked against ``limit``, with its CPU ratio as the note."""
+        return Check(
+            target,
+            figure,
+            self.ratio(workload, a, b),
+            limit,
+            "x",
+            note=self.cpu_note(workload, a, b),
+        )
+
     def cpu_note(self, workload: str, a: str, b: str) -> str:
         """The same ratio on CPU time, which a loaded machine disturbs much less."""
         ratios = self.ratio(workload, a, b, "cpu")
@@ -158,25 +171,21 @@ def checks(results: Results) -> list[Check]:
             4.5,
             "x",
         ),
-        lambda: Check(
+        lambda: rounds.ratio_check(
             "usage and latency",
             "usage: 20000 tiny rows each reporting tokens / the same without (wall)",
-            rounds.ratio("usage", "with usage, 20000 rows", "without usage, 20000 rows"),
+            "usage",
+            "with usage, 20000 rows",
+            "without usage, 20000 rows",
             1.05,
-            "x",
-            note=rounds.cpu_note("usage", "with usage, 20000 rows", "without usage, 20000 rows"),
         ),
-        lambda: Check(
+        lambda: rounds.ratio_check(
             "epochs",
             "--epochs 10 over 2000 tiny rows / 20000 tiny rows, --workers 2 (wall)",
-            rounds.ratio(
-                "epochs", "2000 rows x --epochs 10, --workers 2", "20000 rows, --workers 2"
-            ),
+            "epochs",
+            "2000 rows x --epochs 10, --workers 2",
+            "20000 rows, --workers 2",
             1.10,
-            "x",
-            note=rounds.cpu_note(
-                "epochs", "2000 rows x --epochs 10, --workers 2", "20000 rows, --workers 2"
-            ),
         ),
         lambda: Check(
             "cpu-heavy",

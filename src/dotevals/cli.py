@@ -155,21 +155,22 @@ def _print_show(report: dict[str, Any]) -> None:
         print("\nNo evaluations yet.")
         return
     width = terminal_width()
+    repeats = any("reduced" in e for e in evaluations)
+    counts = ["rows", "epochs", "samples", "errors"] if repeats else ["rows", "errors"]
     print()
     print(
         format_table(
-            ["evaluation", "status", "started", "ended", "rows", "errors"],
+            ["evaluation", "status", "started", "ended", *counts],
             [
                 [e["name"], e["status"], local_time(e["started_at"]), local_time(e["ended_at"])]
-                + [e["rows"], e["errors"]]
+                + [e[count] for count in counts]
                 for e in evaluations
             ],
-            right=[4, 5],
+            right=range(4, 4 + len(counts)),
             width=width,
             fit=[Fit(0, label=True)],
         )
     )
-    repeats = any("reduced" in e for e in evaluations)
     metrics = [
         [e["name"], score, *([reducer] if repeats else []), metric, estimate["value"]]
         + [interval_cell(Estimate.from_dict(estimate))]

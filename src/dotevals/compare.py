@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dotevals.intervals import Estimate, bootstrap
-from dotevals.metrics import Metric, Reducer, numeric
+from dotevals.metrics import Metric, Reducer, Share, numeric
 from dotevals.models import Record, ScoreTally
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
 
 #: Metrics that are the mean of one number per row, and that number.
 _PER_ROW: dict[str, Callable[[Any], float | None]] = {
-    "accuracy": lambda value: 1.0 if value else 0.0,
+    "accuracy": lambda value: float(value) if type(value) is Share else float(bool(value)),
     "mean": numeric,
 }
 

@@ -9,7 +9,7 @@ import math
 import sys
 
 import pytest
-from results_support import write_experiments
+from results_support import USAGE_COLUMNS, write_experiments
 from stores import KINDS, storage_url, stored_records
 
 import dotevals
@@ -23,19 +23,8 @@ from dotevals.storage.encoding import decode_json
 SUMS_COLUMNS = ["question", "answer", "exact_match"]
 LENGTHS_COLUMNS = ["text", "row.error", "length", "score.text"]
 FIXED_START = ["evaluation", "item_id", "epoch"]
-FIXED_END = [
-    "prompt",
-    "model_response",
-    "error",
-    "duration",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "reasoning_tokens",
-    "cost",
-    "models",
-    "timestamp",
-]
+FIXED_END = ["prompt", "model_response", "error", "duration", *USAGE_COLUMNS]
+FIXED_END += ["cost", "models", "timestamp"]
 
 
 @pytest.fixture(scope="module", params=KINDS)

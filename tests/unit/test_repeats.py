@@ -186,3 +186,46 @@ def test_epochs_from_the_run_apply_to_evaluations_without_their_own(tmp_path):
         eval_plain, storage=storage_url("json", tmp_path), epochs=3, progress=False
     )
     assert (summary.samples, list(summary.reduced)) == (6, ["mean"])
+
+
+def test_show_export_compare_and_the_report_know_epochs(tmp_path, capsys):
+    from cli_runs import run_cli
+
+    outcomes = {"a": lambda i, e: e % 2 == 0, "b": lambda i, e: i != 1}
+
+    @foreach("i", range(3), epochs=4, reducers=["mean", "pass_at_2"])
+    def eval_both(i, outcome):
+        return Score("ok", outcome(i, current_row().epoch), [accuracy()])
+
+    url = storage_url("json", tmp_path)
+    for name, outcome in outcomes.items():
+        dotevals.run(eval_both, storage=url, experiment=name, outcome=outcome, progress=False)
+    code, out, _ = run_cli(capsys, "show", "a", "--storage", url, "--format", "json", "--full")
+    (shown,) = __import__("json").loads(out)["evaluations"]
+    assert (shown["rows"], shown["samples"], shown["epochs"]) == (3, 12, 4)
+    assert shown["reduced"]["pass_at(2)"]["ok"]["accuracy"]["value"] == pytest.approx(
+        exact_pass_at(4, 2, 2)
+    )
+    assert [(r["item_id"], r.get("epoch", 0)) for r in shown["records"]][:5] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+    ]
+    code, out, _ = run_cli(capsys, "show", "a", "--storage", url)
+    assert "pass_at(2)" in out and "epochs" in out
+    code, out, _ = run_cli(capsys, "export", "a", "--storage", url, "--format", "jsonl")
+    lines = [__import__("json").loads(line) for line in out.splitlines()]
+    assert [(line["item_id"], line["epoch"]) for line in lines] == [
+        (i, e) for i in range(3) for e in range(4)
+    ]
+    code, out, _ = run_cli(capsys, "compare", "a", "b", "--storage", url, "--format", "json")
+    (compared,) = __import__("json").loads(out)["evaluations"]
+    (score,) = compared["scores"]
+    # rows' reduced values (mean) are paired: a gives 0.5 per row, b 1, 0, 1
+    assert score["metrics"][0]["difference"]["value"] == pytest.approx((0.5 - 0.5 + 0.5) / 3)
+    page = tmp_path / "report.html"
+    code, _, _ = run_cli(capsys, "report", "a", "b", "--storage", url, "-o", str(page))
+    text = page.read_text()
+    assert code == 0 and "accuracy [pass_at(2)]" in text and '<th class="num">epochs</th>' in text

@@ -28,6 +28,7 @@ from dotevals.storage.naming import short_name
 from dotevals.storage.reading import (
     accounts,
     find_experiment,
+    first_reducer,
     metric_intervals,
     reduced_intervals,
     stored_reducers,
@@ -98,7 +99,10 @@ def report_data(
             for i, e in enumerate(infos)
         ],
         "evaluations": evaluations,
-        "comparisons": [_comparison(loaded, 0, b) for b in range(1, len(infos))],
+        "comparisons": [
+            _comparison(loaded, 0, b, _reducers(storage, infos[0].name, names))
+            for b in range(1, len(infos))
+        ],
     }
 
 
@@ -152,16 +156,24 @@ def _run(info: EvaluationInfo | None, computed: EvaluationSummary) -> dict[str, 
     }
 
 
-def _comparison(loaded: dict[str, list[list[Record] | None]], a: int, b: int) -> dict[str, Any]:
+def _reducers(storage: Storage, experiment: str, names: list[str]) -> dict[str, Any]:
+    """The reducer each evaluation of ``experiment`` reports its metrics by (None without
+    repeats), by name: what a comparison pairs."""
+    return {name: first_reducer(storage.evaluation_info(experiment, name)) for name in names}
+
+
+def _comparison(
+    loaded: dict[str, list[list[Record] | None]], a: int, b: int, reducers: dict[str, Any]
+) -> dict[str, Any]:
     """Experiment ``b`` against ``a`` (indexes), evaluation by evaluation: each
-    evaluation both ran as ``EvaluationComparison.to_dict()`` and the names of
-    those only one ran."""
+    evaluation both ran as ``EvaluationComparison.to_dict()`` (rows' values reduced by
+    the reducer of A's evaluation) and the names of those only one ran."""
     sides = [(name, records[a], records[b]) for name, records in loaded.items()]
     return {
         "a": a,
         "b": b,
         "evaluations": [
-            compare_evaluation(name, x, y).to_dict()
+            compare_evaluation(name, x, y, reducers.get(name)).to_dict()
             for name, x, y in sides
             if x is not None and y is not None
         ],

@@ -76,8 +76,10 @@ def git_commit() -> str | None:
     return out.strip() or None if out is not None else None
 
 
+@functools.cache
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from that commit (None outside a repository)."""
+    """Whether tracked files differ from that commit when it is first asked (None
+    outside a repository)."""
     out = _git("status", "--porcelain", "--untracked-files=no")
     return None if out is None else bool(out.strip())
 
