@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-#: Plugins that only slow every pytest session a test starts down.
-FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist")
+#: Plugins that only slow every pytest session a test starts down (anyio's comes with
+#: httpx, which genai-prices of the dev extra brings, and imports asyncio).
+FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:anyio")
 
 
 def run_pytest(
