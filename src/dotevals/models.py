@@ -395,7 +395,7 @@ class _Epoch:
         if index >= len(status):  # room for twice as many rows: rows come one by one
             grow = max(index + 1, 2 * len(status)) - len(status)
             status.extend(bytes(grow))
-            self.durations.extend(_NO_DURATIONS[:grow] if grow <= 1024 else [math.nan] * grow)
+            self.durations.extend(_NO_DURATION * grow)
             for column in values.values():
                 column.extend([_MISSING] * grow)
         elif status[index] != _ABSENT:  # a newer record of the row: forget the older one
@@ -422,7 +422,7 @@ class _Epoch:
         }
 
 
-_NO_DURATIONS = array("d", [math.nan] * 1024)
+_NO_DURATION = array("d", [math.nan])
 
 
 class ScoreTally:
@@ -450,13 +450,14 @@ class ScoreTally:
         while epoch >= len(self._epochs):
             self._epochs.append(_Epoch())
         self._epochs[epoch].add(record, self.metrics)
-        key = (record.item_id, epoch)
         usage, cost = record.result.usage, record.cost
-        if key in self._spent:
-            self._count(*self._spent.pop(key), -1)
-        if usage or cost:
-            self._spent[key] = (usage, cost)
-            self._count(usage, cost, 1)
+        if self._spent or usage or cost:  # rows without usage, the usual case, skip this
+            key = (record.item_id, epoch)
+            if key in self._spent:
+                self._count(*self._spent.pop(key), -1)
+            if usage or cost:
+                self._spent[key] = (usage, cost)
+                self._count(usage, cost, 1)
         if record.settings:
             self.settings.update(record.settings)
 

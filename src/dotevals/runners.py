@@ -107,8 +107,6 @@ class EvaluationOutcome:
     #: Why the run's budget (``--max-cost``, ``--max-tokens``) stopped it with rows left
     #: (None: it did not). Such an evaluation is not failed: its item is skipped.
     budget: str | None = None
-    #: How many times each row is scored.
-    epochs: int = 1
 
     @property
     def label(self) -> str:
@@ -547,7 +545,6 @@ class Runner:
         bar = None
         try:
             epochs, reducers = evaluation.repeats(self.options.epochs)
-            outcome.epochs = epochs
             writer = self.store.start_evaluation(
                 job.storage_name,
                 {**job.metadata(), "seed": self.options.seed},

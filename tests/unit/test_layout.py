@@ -74,6 +74,7 @@ PUBLIC = {
     "dotevals.compare": ["compare_evaluation"],
     "dotevals.export": ["load", "to_frame"],
     "dotevals.intervals": ["Estimate", "bootstrap"],
+    "dotevals.llm": ["Usage", "track", "add_usage", "current_row", "set_price", "cost_of"],
     "dotevals.plugin": ["pytest_addoption"],
     "dotevals.cli": ["main"],
 }
