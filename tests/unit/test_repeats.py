@@ -126,7 +126,7 @@ def test_a_reducer_that_needs_more_epochs_than_there_are_is_refused():
 
 def test_two_metrics_of_one_factory_with_different_arguments_are_two(tmp_path):
     @metric
-    def at_least(threshold=0.5):
+    def share_above(threshold=0.5):
         def compute(values):
             return sum(v >= threshold for v in values) / len(values)
 
@@ -134,12 +134,12 @@ def test_two_metrics_of_one_factory_with_different_arguments_are_two(tmp_path):
 
     @foreach("x", [0.2, 0.6, 0.9])
     def eval_levels(x):
-        return Score("level", x, [at_least(), at_least(0.8), mean()])
+        return Score("level", x, [share_above(), share_above(0.8), mean()])
 
     summary = dotevals.run(eval_levels, storage=storage_url("sqlite", tmp_path), progress=False)
     assert summary.metrics["level"] == {
-        "at_least": pytest.approx(2 / 3),
-        "at_least(0.8)": pytest.approx(1 / 3),
+        "share_above": pytest.approx(2 / 3),
+        "share_above(0.8)": pytest.approx(1 / 3),
         "mean": pytest.approx(1.7 / 3),
     }
 
