@@ -438,9 +438,13 @@ class ScoreTally:
         self.metrics: dict[str, list[Metric]] = {}
         #: Usage and cost of the samples that have some, by (item_id, epoch).
         self._spent: dict[tuple[int, int], tuple[dict[str, Usage], dict[str, float]]] = {}
-        #: Running totals of the tokens and USD of every sample stored.
+        #: Running totals of the tokens and USD of every sample stored, and by model.
         self.tokens = 0
         self.total_cost = 0.0
+        self._tokens_by_model: dict[str, list[int]] = {}
+        self._cost_by_model: dict[str, float] = {}
+        #: How many samples used each model without a price.
+        self._unpriced: dict[str, int] = {}
         self.settings: dict[str, dict[str, Any]] = {}
         for record in records:
             self.add(record)
@@ -462,8 +466,22 @@ class ScoreTally:
             self.settings.update(record.settings)
 
     def _count(self, usage: dict[str, Usage], cost: dict[str, float], sign: int) -> None:
-        self.tokens += sign * sum(u.total_tokens for u in usage.values())
-        self.total_cost += sign * sum(c for c in cost.values() if math.isfinite(c))
+        """Add (``sign`` 1) or take back (-1) one sample's usage and cost."""
+        for model, used in usage.items():
+            counts = self._tokens_by_model.get(model)
+            if counts is None:
+                counts = self._tokens_by_model[model] = [0, 0, 0, 0]
+            counts[0] += sign * used.input_tokens
+            counts[1] += sign * used.output_tokens
+            counts[2] += sign * used.cached_input_tokens
+            counts[3] += sign * used.reasoning_tokens
+            self.tokens += sign * (used.input_tokens + used.output_tokens)
+            if model not in cost:
+                self._unpriced[model] = self._unpriced.get(model, 0) + sign
+        for model, usd in cost.items():
+            self._cost_by_model[model] = self._cost_by_model.get(model, 0.0) + sign * usd
+            if math.isfinite(usd):
+                self.total_cost += sign * usd
 
     @property
     def values(self) -> dict[str, list[Any]]:
@@ -556,21 +574,17 @@ class ScoreTally:
         return result, failures
 
     def usage_by_model(self) -> dict[str, Usage]:
-        totals: dict[str, Usage] = {}
-        for usage, _ in self._spent.values():
-            for model, used in usage.items():
-                totals[model] = totals[model] + used if model in totals else used
-        return totals
+        return {
+            model: Usage(*counts)
+            for model, counts in self._tokens_by_model.items()
+            if any(counts) or model in self._cost_by_model
+        }
 
     def cost_by_model(self) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for _, cost in self._spent.values():
-            for model, usd in cost.items():
-                totals[model] = totals.get(model, 0.0) + usd
-        return totals
+        return dict(self._cost_by_model)
 
     def unpriced(self) -> list[str]:
-        return sorted({m for usage, cost in self._spent.values() for m in usage if m not in cost})
+        return sorted(model for model, samples in self._unpriced.items() if samples > 0)
 
     def latency(self) -> tuple[float, float] | None:
         seconds = sorted(d for e in self._epochs for d in e.durations if not math.isnan(d))

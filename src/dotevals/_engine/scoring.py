@@ -66,10 +66,12 @@ def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
     """``record`` with what its model calls reported: usage added to the result's, the
     cost of it all, the settings recorded."""
     if row.usage:
-        usage = dict(record.result.usage)
-        for model, used in row.usage.items():
-            usage[model] = usage[model] + used if model in usage else used
-        record.result.usage = usage
+        usage = record.result.usage
+        if usage:
+            usage = dict(usage)
+            for model, used in row.usage.items():
+                usage[model] = usage[model] + used if model in usage else used
+        record.result.usage = usage or row.usage
     if row.settings:
         record.settings = row.settings
     if record.result.usage and prices is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from dotevals.llm.row import current_row
@@ -48,13 +48,24 @@ class Usage:
             return NotImplemented
         return Usage(*(getattr(self, n) + getattr(other, n) for n in _FIELDS))
 
+    def counts(self) -> dict[str, int]:
+        """Every count by name, zeros included."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
     @property
     def total_tokens(self) -> int:
         """Input and output tokens (cached and reasoning ones are among them)."""
         return self.input_tokens + self.output_tokens
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """Input and output tokens, and the cached and reasoning ones when there are some
+        (a count left out is 0)."""
+        data = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_input_tokens:
+            data["cached_input_tokens"] = self.cached_input_tokens
+        if self.reasoning_tokens:
+            data["reasoning_tokens"] = self.reasoning_tokens
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:

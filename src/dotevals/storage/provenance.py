@@ -85,17 +85,33 @@ def git_dirty() -> bool | None:
 
 
 class Fingerprint:
-    """A digest of the dataset rows a run reads, in the order it reads them."""
+    """A digest of the dataset rows a run reads, in the order it reads them (each row's
+    ``repr``: equal values give equal digests), hashed a batch of rows at a time."""
+
+    BATCH = 1000
 
     def __init__(self) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
+        self._waiting: list[str] = []
         self.rows = 0
 
     def add(self, row: Any) -> None:
-        """One row's arguments (its ``repr``: equal values give equal digests)."""
-        self._hash.update(repr(row).encode("utf-8", "backslashreplace"))
-        self._hash.update(b"\0")
-        self.rows += 1
+        """One row's arguments."""
+        self._waiting.append(repr(row))
+        if len(self._waiting) == self.BATCH:
+            self._digest()
+
+    def _digest(self) -> None:
+        self.rows += len(self._waiting)
+        for text in self._waiting:
+            self._hash.update(text.encode("utf-8", "backslashreplace") + b"\0")
+        self._waiting.clear()
 
     def hexdigest(self) -> str:
+        self._digest()
         return self._hash.hexdigest()
+
+    @property
+    def read(self) -> int:
+        """How many rows were read."""
+        return self.rows + len(self._waiting)

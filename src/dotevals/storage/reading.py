@@ -158,7 +158,7 @@ def accounts(summary: EvaluationSummary) -> dict[str, Any]:
     latency = summary.latency
     return {
         "usage": {
-            model: {**used.to_dict(), "cost": cost.get(model)}
+            model: {**used.counts(), "cost": cost.get(model)}
             for model, used in sorted(summary.usage.items())
         },
         "tokens": sum(u.total_tokens for u in summary.usage.values()),

@@ -497,7 +497,7 @@ class RecordWriter:
             self.info.ended_at = previous.ended_at  # a run that ran no row changed nothing
         else:
             self.info.ended_at = time.time()
-        if self.fingerprint.rows:
+        if self.fingerprint.read:
             self.info.metadata["dataset_fingerprint"] = self.fingerprint.hexdigest()
             self.info.metadata["dataset_rows_read"] = self.fingerprint.rows
         try:
