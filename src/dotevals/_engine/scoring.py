@@ -232,7 +232,9 @@ def score_row(
     finally:
         leave(token)
     record.duration = time.perf_counter() - start
-    return _settled(record, current, metering.prices)
+    if current.reported or record.result.usage:
+        return _settled(record, current, metering.prices)
+    return record
 
 
 async def ascore_row(
@@ -269,7 +271,9 @@ async def ascore_row(
     finally:
         leave(token)
     record.duration = time.perf_counter() - start
-    return _settled(record, current, metering.prices)
+    if current.reported or record.result.usage:
+        return _settled(record, current, metering.prices)
+    return record
 
 
 class _Closable:

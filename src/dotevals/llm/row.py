@@ -33,14 +33,30 @@ class Row:
     settings model code recorded (temperature, max tokens...), by model.
     """
 
-    __slots__ = ("item_id", "epoch", "run_seed", "usage", "settings")
+    __slots__ = ("item_id", "epoch", "run_seed", "_usage", "_settings")
 
     def __init__(self, item_id: int, epoch: int, run_seed: int):
         self.item_id = item_id
         self.epoch = epoch
         self.run_seed = run_seed
-        self.usage: dict[str, Usage] = {}
-        self.settings: dict[str, dict[str, Any]] = {}
+        # made at the first report: most rows report nothing
+        self._usage: dict[str, Usage] | None = None
+        self._settings: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def usage(self) -> dict[str, Usage]:
+        """The tokens reported so far, by model."""
+        return self._usage or {}
+
+    @property
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """The settings recorded so far, by model."""
+        return self._settings or {}
+
+    @property
+    def reported(self) -> bool:
+        """Model code reported usage or settings in this row."""
+        return self._usage is not None or self._settings is not None
 
     @property
     def seed(self) -> int:
@@ -50,8 +66,15 @@ class Row:
         return row_seed(self.run_seed, self.item_id, self.epoch)
 
     def add_usage(self, model: str, usage: Usage) -> None:
-        known = self.usage.get(model)
-        self.usage[model] = usage if known is None else known + usage
+        if self._usage is None:
+            self._usage = {}
+        known = self._usage.get(model)
+        self._usage[model] = usage if known is None else known + usage
+
+    def add_settings(self, model: str, settings: dict[str, Any]) -> None:
+        if self._settings is None:
+            self._settings = {}
+        self._settings.setdefault(model, {}).update(settings)
 
     def __repr__(self) -> str:
         return f"Row(item_id={self.item_id}, epoch={self.epoch}, seed={self.seed})"
@@ -80,5 +103,5 @@ def record_settings(model: str, **settings: Any) -> bool:
     row = _CURRENT.get()
     if row is None:
         return False
-    row.settings.setdefault(str(model), {}).update(settings)
+    row.add_settings(str(model), settings)
     return True
