@@ -175,3 +175,26 @@ def test_max_tokens_counts_every_evaluation_of_the_experiment(tmp_path):
     dotevals.run(eval_one, storage=url, experiment="e", progress=False)  # 30 tokens
     second = dotevals.run(eval_two, storage=url, experiment="e", max_tokens=36, progress=False)
     assert second.samples == 2
+
+
+def test_concurrent_async_rows_each_report_into_their_own_row(tmp_path):
+    import asyncio
+
+    from dotevals import ForEach
+    from dotevals.concurrency import SlidingWindow
+
+    @ForEach(concurrency=SlidingWindow(8))("i", range(24))
+    async def eval_async(i):
+        for _ in range(3):  # the rows' calls interleave on the loop
+            await asyncio.sleep(0)
+            add_usage("m", Usage(input_tokens=i, output_tokens=1))
+        record_settings("m", row=current_row().item_id)
+        return Score("ok", True)
+
+    url = storage_url("json", tmp_path)
+    summary = dotevals.run(eval_async, storage=url, experiment="e", progress=False)
+    with opened(url) as storage:
+        records = storage.load_records("e", "eval_async")
+    assert [r.result.usage["m"] for r in records] == [Usage(3 * i, 3) for i in range(24)]
+    assert [r.settings for r in records] == [{"m": {"row": i}} for i in range(24)]
+    assert summary.usage["m"] == Usage(3 * sum(range(24)), 72)

@@ -62,6 +62,14 @@ class Metering:
     prices: Prices | None = None
 
 
+def _ended(record: Record, row: Row, start: float, prices: Prices | None) -> Record:
+    """``record`` with the seconds since ``start`` and what its row reported."""
+    record.duration = time.perf_counter() - start
+    if row.reported or record.result.usage:
+        return _settled(record, row, prices)
+    return record
+
+
 def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
     """``record`` with what its model calls reported: usage added to the result's, the
     cost of it all, the settings recorded."""
@@ -231,10 +239,7 @@ def score_row(
         record = failed_record(item_id, row, exc, epoch)
     finally:
         leave(token)
-    record.duration = time.perf_counter() - start
-    if current.reported or record.result.usage:
-        return _settled(record, current, metering.prices)
-    return record
+    return _ended(record, current, start, metering.prices)
 
 
 async def ascore_row(
@@ -270,10 +275,7 @@ async def ascore_row(
         record = failed_record(item_id, row, exc, epoch)
     finally:
         leave(token)
-    record.duration = time.perf_counter() - start
-    if current.reported or record.result.usage:
-        return _settled(record, current, metering.prices)
-    return record
+    return _ended(record, current, start, metering.prices)
 
 
 class _Closable:
