@@ -221,7 +221,7 @@ def accuracy() -> Compute:
     """
 
     def compute(values: list[Any]) -> Estimate:
-        if any(type(v) is Share for v in values):
+        if Share in set(map(type, values)):
             return Estimate.of_mean(
                 [float(v) if type(v) is Share else float(bool(v)) for v in values]
             )

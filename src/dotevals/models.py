@@ -236,6 +236,7 @@ class EvaluationSummary:
         self._load: Callable[[], list[Record]] | None = None
         self._tally: ScoreTally | None = None
         self._evaluated: tuple[dict[str, dict[str, dict[str, Estimate]]], list[str]] | None = None
+        self._latency: tuple[float, float] | None | _Unknown = _UNKNOWN
         self.reducers = list(reducers)
 
     @classmethod
@@ -364,7 +365,9 @@ class EvaluationSummary:
     def latency(self) -> tuple[float, float] | None:
         """The median and 95th percentile of the seconds a sample took (p50, p95); None
         when no record kept its duration."""
-        return self._stats.latency()
+        if isinstance(self._latency, _Unknown):
+            self._latency = self._stats.latency()
+        return self._latency
 
     @property
     def settings(self) -> dict[str, dict[str, Any]]:
@@ -375,6 +378,11 @@ class EvaluationSummary:
         return f"EvaluationSummary(rows={self.rows}, metrics={self.metrics!r})"
 
 
+class _Unknown:
+    """Not computed yet (where None is a value)."""
+
+
+_UNKNOWN = _Unknown()
 _MISSING: Any = object()
 _ABSENT, _OK, _FAILED = 0, 1, 2
 
@@ -587,7 +595,7 @@ class ScoreTally:
         return sorted(model for model, samples in self._unpriced.items() if samples > 0)
 
     def latency(self) -> tuple[float, float] | None:
-        seconds = sorted(d for e in self._epochs for d in e.durations if not math.isnan(d))
+        seconds = sorted([d for e in self._epochs for d in e.durations if d == d])  # not NaN
         if not seconds:
             return None
         return percentile(seconds, 0.5), percentile(seconds, 0.95)
