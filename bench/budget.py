@@ -115,6 +115,19 @@ class Rounds:
         pairs = zip(self.series(workload, a, key), self.series(workload, b, key), strict=True)
         return [x - y for x, y in pairs]
 
+    def ratio_check(
+        self, target: str, figure: str, workload: str, a: str, b: str, limit: float
+    ) -> Check:
+        """The wall ratio a / b checked against ``limit``, with its CPU ratio as the note."""
+        return Check(
+            target,
+            figure,
+            self.ratio(workload, a, b),
+            limit,
+            "x",
+            note=self.cpu_note(workload, a, b),
+        )
+
     def cpu_note(self, workload: str, a: str, b: str) -> str:
         """The same ratio on CPU time, which a loaded machine disturbs much less."""
         ratios = self.ratio(workload, a, b, "cpu")
@@ -161,6 +174,22 @@ def checks(results: Results) -> list[Check]:
             rounds.ratio("cpu-tiny", "dotevals, 20000 rows", "dotevals, 5000 rows"),
             4.5,
             "x",
+        ),
+        lambda: rounds.ratio_check(
+            "usage and latency",
+            "usage: 20000 tiny rows each reporting tokens / the same without (wall)",
+            "usage",
+            "with usage, 20000 rows",
+            "without usage, 20000 rows",
+            1.05,
+        ),
+        lambda: rounds.ratio_check(
+            "epochs",
+            "--epochs 10 over 2000 tiny rows / 20000 tiny rows, --workers 2 (wall)",
+            "epochs",
+            "2000 rows x --epochs 10, --workers 2",
+            "20000 rows, --workers 2",
+            1.10,
         ),
         lambda: Check(
             "cpu-heavy",

@@ -26,11 +26,20 @@ from dotevals.metrics import accuracy
     + """
 ROWS, ITER = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_ITER"])
 DATA = range(ROWS) if os.environ.get("BENCH_GENERATOR") != "1" else ((i,) for i in range(ROWS))
+#: Each row reports the tokens of a (priced) model call, as a provider would.
+USAGE = os.environ.get("BENCH_USAGE") == "1"
+if USAGE:
+    from dotevals.llm import Usage, add_usage, set_price
+
+    set_price("bench-model", input=0.15, output=0.6)
+    TOKENS = Usage(input_tokens=120, output_tokens=30)
 
 
 @foreach("n", DATA)
 def eval_cpu(n):
     burn(ITER)
+    if USAGE:
+        add_usage("bench-model", TOKENS)
     return Score("ok", n >= 0, [accuracy()])
 """
 )

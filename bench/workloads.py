@@ -60,10 +60,13 @@ class Variant:
     workers: int = 1
     options: list[str] = field(default_factory=list)
     plugins: tuple[str, ...] = ("dotevals",)
+    #: Samples per row (``--epochs``): the rows column counts every (row, epoch).
+    epochs: int = 1
 
     @property
     def rows(self) -> int:
-        return int(self.env.get("BENCH_ROWS", 0)) * int(self.env.get("BENCH_EVALUATIONS", 1))
+        rows = int(self.env.get("BENCH_ROWS", 0)) * int(self.env.get("BENCH_EVALUATIONS", 1))
+        return rows * self.epochs
 
 
 @dataclass
@@ -176,6 +179,7 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
 
     heavy = {"BENCH_ROWS": "2000", "BENCH_ITER": iterations(0.005)}
     tiny = {"BENCH_ITER": iterations(25e-6)}
+    tiny_20000 = {**tiny, "BENCH_ROWS": "20000"}
     stream = {"BENCH_ITER": "1", "BENCH_GENERATOR": "1"}
     many = {"BENCH_ROWS": "20", "BENCH_ITER": iterations(0.001), "BENCH_EVALUATIONS": "50"}
     io = {"BENCH_WINDOW": "0"}
@@ -208,6 +212,32 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
                     "plain Python, 20000 rows", "script:sequential", {**tiny, "BENCH_ROWS": "20000"}
                 ),
                 _dotevals("dotevals --workers 2, 20000 rows", {**tiny, "BENCH_ROWS": "20000"}, 2),
+            ],
+        ),
+        Workload(
+            "usage",
+            "20000 rows of ~25 us, each reporting a priced model call's tokens, against the "
+            "same run without",
+            EVAL_CPU,
+            [
+                _dotevals("without usage, 20000 rows", tiny_20000),
+                _dotevals("with usage, 20000 rows", {**tiny_20000, "BENCH_USAGE": "1"}),
+            ],
+        ),
+        Workload(
+            "epochs",
+            "--epochs 10 over 2000 rows of ~25 us against 20000 rows, --workers 2",
+            EVAL_CPU,
+            [
+                _dotevals("20000 rows, --workers 2", tiny_20000, 2),
+                Variant(
+                    "2000 rows x --epochs 10, --workers 2",
+                    "dotevals",
+                    {**tiny, "BENCH_ROWS": "2000"},
+                    2,
+                    ["--workers", "2", "--epochs", "10"],
+                    epochs=10,
+                ),
             ],
         ),
         Workload(

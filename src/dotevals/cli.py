@@ -15,6 +15,7 @@
     dotevals cache stats [--format table|json] [--cache-path PATH | --storage URL]
     dotevals cache prune --older-than DURATION [--cache-path PATH | --storage URL]
     dotevals cache clear [--model NAME] [--cache-path PATH | --storage URL]
+    dotevals schema
 
 Without ``--storage``, the command reads the storage pytest stores in: the
 project is found from the current directory as pytest finds its rootdir and
@@ -55,18 +56,25 @@ from dotevals._report.text import (
     comparison_table,
     format_table,
     interval_cell,
+    usage_table,
 )
 from dotevals.compare import compare_evaluation
 from dotevals.datasets import get_dataset, list_datasets
 from dotevals.errors import ConfigurationError, DotevalsError
 from dotevals.export import FORMATS, write_rows
 from dotevals.intervals import Estimate
-from dotevals.models import EvaluationSummary
 from dotevals.storage import DEFAULT_STORAGE, ExperimentInfo, Storage
 from dotevals.storage.base import check_experiment_name
 from dotevals.storage.location import display_url, find_project
 from dotevals.storage.naming import storage_option
-from dotevals.storage.reading import evaluation_names, metric_intervals
+from dotevals.storage.reading import (
+    accounts,
+    evaluation_names,
+    first_reducer,
+    metric_intervals,
+    reduced_intervals,
+    stored_summary,
+)
 from dotevals.storage.reading import find_experiment as _experiment
 from dotevals.storage.reading import open_storage as _open
 
@@ -108,22 +116,27 @@ def _evaluation_report(
     storage: Storage, experiment: str, evaluation: str, full: bool, errors: bool
 ) -> dict[str, Any]:
     """What ``show`` says about one evaluation, as JSON-ready data."""
-    info = storage.evaluation_info(experiment, evaluation)
-    records = storage.load_records(experiment, evaluation)
-    computed = EvaluationSummary(records)
+    info, computed = stored_summary(storage, experiment, evaluation)
+    records = computed.records
     report: dict[str, Any] = {
         "name": evaluation,
         "status": info.status if info else "unknown",
         "started_at": info.started_at if info else None,
         "ended_at": info.ended_at if info else None,
-        "rows": len(records),
+        "rows": computed.rows,
         "errors": computed.errors,
         "metrics": info.metrics
         if info is not None and info.metrics is not None
         else computed.metrics,
         "intervals": metric_intervals(info, computed),
         "metadata": info.metadata if info else {},
+        "samples": computed.samples,
+        "epochs": computed.epochs,
+        **accounts(computed),
     }
+    reduced = reduced_intervals(info, computed)
+    if reduced:
+        report["reduced"] = reduced
     if computed.metric_errors:  # metrics its values could not give
         report["metric_errors"] = computed.metric_errors
     if full:
@@ -145,33 +158,42 @@ def _print_show(report: dict[str, Any]) -> None:
         print("\nNo evaluations yet.")
         return
     width = terminal_width()
+    repeats = any("reduced" in e for e in evaluations)
+    counts = ["rows", "epochs", "samples", "errors"] if repeats else ["rows", "errors"]
     print()
     print(
         format_table(
-            ["evaluation", "status", "started", "ended", "rows", "errors"],
+            ["evaluation", "status", "started", "ended", *counts],
             [
                 [e["name"], e["status"], local_time(e["started_at"]), local_time(e["ended_at"])]
-                + [e["rows"], e["errors"]]
+                + [e[count] for count in counts]
                 for e in evaluations
             ],
-            right=[4, 5],
+            right=range(4, 4 + len(counts)),
             width=width,
             fit=[Fit(0, label=True)],
         )
     )
     metrics = [
-        [e["name"], score, metric, value, interval_cell(_estimate(e, score, metric))]
+        [e["name"], score, *([reducer] if repeats else []), metric, estimate["value"]]
+        + [interval_cell(Estimate.from_dict(estimate))]
         for e in evaluations
-        for score, values in e["metrics"].items()
-        for metric, value in values.items()
+        for reducer, by_score in (e.get("reduced") or {"": e["intervals"]}).items()
+        for score, values in by_score.items()
+        for metric, estimate in values.items()
     ]
     print()
     if metrics:
-        headers = ["evaluation", "score", "metric", "value", "95% interval"]
-        fit = [Fit(0, label=True), Fit(1), Fit(2)]
-        print(format_table(headers, metrics, right=[3], width=width, fit=fit))
+        headers = ["evaluation", "score", *(["reducer"] if repeats else []), "metric", "value"]
+        fit = [Fit(0, label=True), Fit(1), Fit(len(headers) - 2)]
+        right = [len(headers)]
+        print(format_table([*headers, "95% interval"], metrics, right=right, width=width, fit=fit))
     else:
         print("No metrics yet.")
+    usage = usage_table([(e["name"], e) for e in evaluations], width)
+    if usage:
+        print()
+        print("\n".join(usage))
     for e in evaluations:
         for failure in e.get("metric_errors", ()):
             print(f"{e['name']}: {failure}")
@@ -179,27 +201,23 @@ def _print_show(report: dict[str, Any]) -> None:
         if "records" not in e:
             continue
         print(f"\nRecords of {e['name']!r} ({len(e['records'])})\n")
+        epochs = e["epochs"] > 1  # a column of its own only with repeats
         rows = [
-            [
-                r["item_id"],
+            [r["item_id"], *([r.get("epoch", 0)] if epochs else [])]
+            + [
                 json.dumps(r["dataset_row"], ensure_ascii=False, default=str),
                 ", ".join(f"{s['name']}={s['value']}" for s in r["result"]["scores"]),
                 r["error"] or r["result"]["error"],
             ]
             for r in e["records"]
         ]
-        headers = ["item_id", "dataset_row", "scores", "error"]
-        fit = [Fit(3, minimum=20), Fit(1, minimum=20), Fit(2, minimum=20)]
-        print(format_table(headers, rows, right=[0], width=width, fit=fit))
+        shift = int(epochs)
+        headers = ["item_id", *(["epoch"] if epochs else []), "dataset_row", "scores", "error"]
+        fit = [Fit(3 + shift, minimum=20), Fit(1 + shift, minimum=20), Fit(2 + shift, minimum=20)]
+        print(format_table(headers, rows, right=list(range(1 + shift)), width=width, fit=fit))
     for e in evaluations:
         if "errored_rows" in e:
             _print_errors(e)
-
-
-def _estimate(evaluation: dict[str, Any], score: str, metric: str) -> Estimate | None:
-    """The stored or computed interval of one metric, if there is one."""
-    data = evaluation["intervals"].get(score, {}).get(metric)
-    return None if data is None else Estimate.from_dict(data)
 
 
 def _print_errors(evaluation: dict[str, Any]) -> None:
@@ -253,7 +271,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names_b = evaluation_names(storage, args.storage, b, args.evaluation)
         common = [n for n in names_a if n in names_b]
         comparisons = [
-            compare_evaluation(n, storage.load_records(a, n), storage.load_records(b, n))
+            compare_evaluation(
+                n,
+                storage.load_records(a, n),
+                storage.load_records(b, n),
+                first_reducer(storage.evaluation_info(a, n)),
+            )
             for n in common
         ]
     only_a = [n for n in names_a if n not in names_b]
@@ -479,6 +502,14 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of a stored record."""
+    from dotevals.storage.schema import record_schema
+
+    print(json.dumps(record_schema(), indent=2))
+    return 0
+
+
 # Entry point -------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     storage = argparse.ArgumentParser(add_help=False)
@@ -590,6 +621,8 @@ def _parser() -> argparse.ArgumentParser:
     a = actions.add_parser("clear", parents=[cache], help="delete every entry")
     a.add_argument("--model", metavar="NAME", help="only the entries of this model (its name)")
     a.set_defaults(run=cmd_cache_clear)
+    p = commands.add_parser("schema", help="print the JSON Schema of a stored record")
+    p.set_defaults(run=cmd_schema)
     return parser
 
 

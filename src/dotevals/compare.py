@@ -13,7 +13,9 @@ value and B's (each over all of its own stored rows) and the difference
 - any other metric gets a paired bootstrap: the same resampled rows on both
   sides, the metric recomputed on each (``"bootstrap"``).
 
-Errored rows count as False, as in every summary. Rows only one side ran are
+With repeats, each row's values over its epochs are first reduced by the
+evaluation's first reducer (``mean`` by default), and the rows' reduced values
+are paired. Errored rows count as False, as in every summary. Rows only one side ran are
 counted, never silently dropped; so are the metrics only one side has and the
 metrics that cannot be computed from a score's values (text under ``mean``).
 """
@@ -26,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dotevals.intervals import Estimate, bootstrap
-from dotevals.metrics import Metric, numeric
+from dotevals.metrics import Metric, Reducer, Share, numeric
 from dotevals.models import Record, ScoreTally
 
 __all__ = [
@@ -39,7 +41,7 @@ __all__ = [
 
 #: Metrics that are the mean of one number per row, and that number.
 _PER_ROW: dict[str, Callable[[Any], float | None]] = {
-    "accuracy": lambda value: 1.0 if value else 0.0,
+    "accuracy": lambda value: float(value) if type(value) is Share else float(bool(value)),
     "mean": numeric,
 }
 
@@ -116,10 +118,14 @@ class EvaluationComparison:
 
 
 def compare_evaluation(
-    name: str, records_a: Sequence[Record], records_b: Sequence[Record]
+    name: str,
+    records_a: Sequence[Record],
+    records_b: Sequence[Record],
+    reducer: Reducer | None = None,
 ) -> EvaluationComparison:
-    """Compare the stored records of evaluation ``name`` in experiment A and in B."""
-    sides = _Side(records_a), _Side(records_b)
+    """Compare the stored records of evaluation ``name`` in experiment A and in B; with
+    a ``reducer``, the values each row got over its epochs reduced by it."""
+    sides = _Side(records_a, reducer), _Side(records_b, reducer)
     a, b = sides
     paired = sorted(a.inputs.keys() & b.inputs.keys())
     names = list(dict.fromkeys([*a.tally.values, *b.tally.values]))
@@ -138,8 +144,9 @@ def compare_evaluation(
 class _Side:
     """One experiment's records of the evaluation, tallied."""
 
-    def __init__(self, records: Sequence[Record]):
+    def __init__(self, records: Sequence[Record], reducer: Reducer | None = None):
         self.tally = ScoreTally(records)
+        self.reducer = reducer
         self.inputs = {r.item_id: r.dataset_row for r in records}
 
     def has(self, score: str) -> bool:
@@ -148,7 +155,7 @@ class _Side:
 
     def counted(self, score: str) -> dict[int, Any]:
         if score in self.tally.values:
-            return self.tally.counted(score)
+            return self.tally.counted(score, self.reducer)
         return dict.fromkeys(self.inputs, False)
 
     def metrics(self, score: str) -> list[Metric]:
@@ -159,8 +166,8 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
     values_a, values_b = a.counted(score), b.counted(score)
     pairs = [(values_a[i], values_b[i]) for i in paired]
     # the metrics both sides name; a side whose every row errored names none
-    metrics_a = {m.name: m for m in a.metrics(score)}
-    metrics_b = {m.name: m for m in b.metrics(score)}
+    metrics_a = {m.label: m for m in a.metrics(score)}
+    metrics_b = {m.label: m for m in b.metrics(score)}
     both = bool(metrics_a and metrics_b)
     if both:
         chosen = [m for name, m in metrics_a.items() if name in metrics_b]
@@ -171,14 +178,14 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
         try:
             metrics.append(
                 MetricComparison(
-                    metric.name,
+                    metric.label,
                     metric.estimate(list(values_a.values())),
                     metric.estimate(list(values_b.values())),
                     paired_difference(metric, pairs),
                 )
             )
         except Exception as exc:  # a value the metric cannot take, or its own bug
-            failures.append(f"metric {metric.name}: {str(exc) or type(exc).__name__}")
+            failures.append(f"metric {metric.label}: {str(exc) or type(exc).__name__}")
     regressed: list[RowChange] = []
     improved: list[RowChange] = []
     for item_id, (x, y) in zip(paired, pairs, strict=True):
@@ -200,7 +207,7 @@ def _compare_score(score: str, a: _Side, b: _Side, paired: list[int]) -> ScoreCo
 
 def paired_difference(metric: Metric, pairs: Sequence[tuple[Any, Any]]) -> Estimate:
     """``metric(B) - metric(A)`` over paired values ``(a, b)``, with its 95 % interval."""
-    per_row = _PER_ROW.get(metric.name)
+    per_row = _PER_ROW.get(metric.label)
     if per_row is None:
         return bootstrap(
             lambda sample: metric([b for _, b in sample]) - metric([a for a, _ in sample]),

@@ -1,10 +1,14 @@
 """Stored records as flat rows: ``dotevals export`` (CSV, JSON Lines) and ``dotevals.load``.
 
-A flat row has the columns ``evaluation`` and ``item_id``; then the dataset
-row's columns and one column per score (named after it); then ``prompt``,
-``model_response``, ``error`` and ``timestamp`` (Unix seconds, as stored). A
-dataset column named like one of those fixed columns is exported as
-``row.NAME``, and a score named like a fixed or dataset column as ``score.NAME``.
+A flat row is one sample, a row in one epoch. It has the columns
+``evaluation``, ``item_id`` and ``epoch``; then the dataset row's columns and
+one column per score (named after it); then ``prompt``, ``model_response``,
+``error``, ``duration`` (seconds), the tokens the sample used over all its
+models (``input_tokens``, ``output_tokens``, ``cached_input_tokens``,
+``reasoning_tokens``), its ``cost`` (USD, of the models with a price), the
+``models`` it used and ``timestamp`` (Unix seconds, as stored). A dataset
+column named like one of those fixed columns is exported as ``row.NAME``, and a
+score named like a fixed or dataset column as ``score.NAME``.
 
 JSON Lines are strict JSON: NaN and the infinities are written as storage keeps
 them, ``{"$float": "NaN"}`` (``"Infinity"``, ``"-Infinity"``), and control
@@ -36,14 +40,28 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "flatten", "load", "to_frame", "write_rows"]
 
 FORMATS = ("csv", "jsonl")
-_LEADING = ("evaluation", "item_id")
-_TRAILING = ("prompt", "model_response", "error", "timestamp")
+_LEADING = ("evaluation", "item_id", "epoch")
+_TOKENS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+_TRAILING = (
+    "prompt",
+    "model_response",
+    "error",
+    "duration",
+    *_TOKENS,
+    "cost",
+    "models",
+    "timestamp",
+)
 _FIXED = frozenset(_LEADING + _TRAILING)
 
 
 def flatten(evaluation: str, record: Record) -> dict[str, Any]:
     """One record as a flat row (see the module docstring for its columns)."""
-    row: dict[str, Any] = {"evaluation": evaluation, "item_id": record.item_id}
+    row: dict[str, Any] = {
+        "evaluation": evaluation,
+        "item_id": record.item_id,
+        "epoch": record.epoch,
+    }
     for name, value in record.dataset_row.items():
         row[f"row.{name}" if name in _FIXED else name] = value
     for score in record.result.scores:
@@ -52,6 +70,12 @@ def flatten(evaluation: str, record: Record) -> dict[str, Any]:
     row["prompt"] = record.result.prompt
     row["model_response"] = record.result.model_response
     row["error"] = error_message(record) if record.failed else None
+    row["duration"] = record.duration
+    usage = record.result.usage
+    for name in _TOKENS:
+        row[name] = sum(getattr(u, name) for u in usage.values()) if usage else None
+    row["cost"] = sum(record.cost.values()) if record.cost else None
+    row["models"] = sorted(usage) if usage else None
     row["timestamp"] = record.timestamp
     return row
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dotevals._declare.error_bound import parse_fail_on_error
@@ -28,6 +28,8 @@ from dotevals._declare.evaluation import (
     attach,
     get_evaluation,
     parse_columns,
+    parse_epochs,
+    parse_reducers,
     parse_timeout,
 )
 from dotevals._declare.gates import gates_from_mapping
@@ -37,6 +39,8 @@ from dotevals.models import EvaluationSummary
 
 if TYPE_CHECKING:
     import tenacity
+
+    from dotevals.metrics import Reducer
 
 __all__ = ["EvaluationFunction", "ForEach", "foreach", "get_evaluation"]
 
@@ -91,6 +95,8 @@ class ForEach:
         fail_under: Mapping[str, float] | None = None,
         key: str | None = None,
         fail_on_error: bool | int | float | None = None,
+        epochs: int | None = None,
+        reducers: Sequence[str | Reducer] | None = None,
     ) -> Decorator:
         """Decorate a function scored over ``dataset``'s rows.
 
@@ -103,14 +109,22 @@ class ForEach:
         ``5`` fails it when more than 5 errored, ``0.1`` when more than 10 %,
         ``True`` when any did, ``False`` never; by default (None, unless the run
         sets ``--fail-on-error``) it fails when every stored row errored.
+        ``epochs`` scores each row that many times (default: the run's ``--epochs``,
+        else 1), each (row, epoch) stored as its own record; ``reducers`` turn a row's
+        values over its epochs into one before the metrics run: names such as
+        ``"mean"`` (the default), ``"median"``, ``"majority"``, ``"max"``, ``"min"``,
+        ``"pass_at_5"`` (:func:`~dotevals.metrics.pass_at`), ``"pass_hat_3"``, or
+        :class:`~dotevals.metrics.Reducer` objects.
         """
         __tracebackhide__ = True
         columns = parse_columns(column_spec)
         bound = parse_fail_on_error(fail_on_error)
+        repeats = parse_epochs(epochs)
 
         def decorate(func: Callable[..., Any]) -> EvaluationFunction:
             __tracebackhide__ = True  # a mistake here is the user's line, not ours
-            gates = gates_from_mapping(fail_under, getattr(func, "__name__", repr(func)))
+            name = getattr(func, "__name__", repr(func))
+            gates = gates_from_mapping(fail_under, name)
             evaluation = EvaluationSpec(
                 func,
                 columns,
@@ -121,6 +135,8 @@ class ForEach:
                 gates,
                 key=key,
                 fail_on_error=bound,
+                epochs=repeats,
+                reducers=parse_reducers(reducers, name),
             )
             return _evaluation_function(evaluation)
 
@@ -143,12 +159,21 @@ class ForEach:
             *,
             fail_under: Mapping[str, float] | None = None,
             fail_on_error: bool | int | float | None = None,
+            epochs: int | None = None,
+            reducers: Sequence[str | Reducer] | None = None,
             **kwargs: Any,
         ) -> Decorator:
             args = () if split is None else (split,)
             dataset = dataset_class(*args, **kwargs)
             columns = ",".join(dataset_class.columns)
-            return self(columns, dataset, fail_under=fail_under, fail_on_error=fail_on_error)
+            return self(
+                columns,
+                dataset,
+                fail_under=fail_under,
+                fail_on_error=fail_on_error,
+                epochs=epochs,
+                reducers=reducers,
+            )
 
         registered.__name__ = name
         return registered

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Estimate", "Z95", "bootstrap", "wilson_bounds"]
+__all__ = ["Estimate", "Z95", "bootstrap", "percentile", "wilson_bounds"]
 
 #: The standard normal quantile of a two-sided 95 % interval (1.959963...).
 Z95 = statistics.NormalDist().inv_cdf(0.975)
@@ -134,10 +134,11 @@ def bootstrap(
 
 def percentile_bounds(ordered: Sequence[float]) -> tuple[float, float]:
     """The 2.5th and 97.5th percentiles of sorted numbers (linear interpolation)."""
-    return _percentile(ordered, 0.025), _percentile(ordered, 0.975)
+    return percentile(ordered, 0.025), percentile(ordered, 0.975)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of sorted numbers, interpolated linearly."""
     position = q * (len(ordered) - 1)
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from dotevals.intervals import Estimate
-from dotevals.metrics import Metric, get_metric
+from dotevals.intervals import Estimate, percentile
+from dotevals.llm.usage import Usage, usage_by_model
+from dotevals.metrics import Metric, Reducer, TooFewSamples, get_metric
 
 __all__ = ["Score", "Result", "Record", "EvaluationSummary", "Evaluation", "EvaluationStatus"]
 
@@ -83,7 +86,12 @@ def _metric_list(metrics: object) -> list[Metric]:
 
 
 class Result:
-    """What an evaluation function returns for one row: its scores and context."""
+    """What an evaluation function returns for one row: its scores and context.
+
+    ``usage`` is the row's token usage by model, ``{"gpt-4o": Usage(...)}``
+    (:class:`dotevals.llm.Usage`); what the row reported with ``dotevals.llm.track``
+    is added to it.
+    """
 
     def __init__(
         self,
@@ -91,6 +99,7 @@ class Result:
         prompt: str | None = None,
         error: str | None = None,
         model_response: str | None = None,
+        usage: Mapping[str, Usage] | None = None,
     ):
         for score in scores:
             if not isinstance(score, Score):
@@ -99,23 +108,29 @@ class Result:
         self.prompt = prompt
         self.error = error
         self.model_response = model_response
+        self.usage: dict[str, Usage] = usage_by_model(usage) if usage else {}
 
     def __repr__(self) -> str:
+        usage = f", usage={self.usage!r}" if self.usage else ""
         return (
             f"Result(scores={self.scores!r}, prompt={self.prompt!r}, "
-            f"error={self.error!r}, model_response={self.model_response!r})"
+            f"error={self.error!r}, model_response={self.model_response!r}{usage})"
         )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Result) and self.to_dict() == other.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The result as JSON-ready data; ``usage`` only when there is some."""
+        data: dict[str, Any] = {
             "scores": [s.to_dict() for s in self.scores],
             "prompt": self.prompt,
             "error": self.error,
             "model_response": self.model_response,
         }
+        if self.usage:
+            data["usage"] = {model: u.to_dict() for model, u in self.usage.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -124,19 +139,25 @@ class Result:
             prompt=data.get("prompt"),
             error=data.get("error"),
             model_response=data.get("model_response"),
+            usage=data.get("usage"),
         )
 
 
 @dataclass
 class Record:
-    """One row of one evaluation as stored: its result, position and input.
+    """One sample of one evaluation as stored: a row's result in one epoch, its
+    position and input.
 
     A row that raised keeps its ``error`` (``"TypeName: message"``) and, when
-    the row's own code was on the stack, its ``traceback`` as text.
-    ``model_calls`` is what the row's model calls reported (cache hits and misses,
-    usage blocks, 429s: see :mod:`dotevals.llm.context`), None when it made none
-    through dotevals' provider; it is stored only when there is one, so records
-    without it read as before.
+    the row's own code was on the stack, its ``traceback`` as text. ``epoch``
+    numbers the row's repeats from 0 (a row of an evaluation without repeats has
+    one record, epoch 0). ``duration`` is the seconds the row took, retries
+    included (None in records stored before it was kept), ``cost`` the USD its
+    usage cost by model (models without a price are left out) and ``settings``
+    what its model calls recorded (``dotevals.llm.record_settings``).
+    ``model_calls`` is what the row's calls to dotevals' model provider reported
+    (cache hits and misses, usage blocks, 429s: see :mod:`dotevals.llm.context`),
+    None when it made none.
     ``stored_text`` is the record's JSON text when it was encoded where the row
     ran (see :func:`dotevals.storage.encoding.encoded`); it is no constructor
     argument, and a copy made with :func:`dataclasses.replace` is encoded afresh.
@@ -148,6 +169,10 @@ class Record:
     error: str | None = None
     timestamp: float = field(default_factory=time.time)
     traceback: str | None = None
+    epoch: int = 0
+    duration: float | None = None
+    cost: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_calls: dict[str, Any] | None = None
     stored_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -157,8 +182,9 @@ class Record:
         return self.error is not None or self.result.error is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data; ``traceback`` and ``model_calls`` only when
-        there is one."""
+        """The record as JSON-ready data; ``traceback``, ``epoch`` (when not 0),
+        ``duration``, ``cost``, ``settings`` and ``model_calls`` only when there are
+        some."""
         data: dict[str, Any] = {
             "item_id": self.item_id,
             "dataset_row": self.dataset_row,
@@ -168,6 +194,14 @@ class Record:
         }
         if self.traceback is not None:
             data["traceback"] = self.traceback
+        if self.epoch:
+            data["epoch"] = self.epoch
+        if self.duration is not None:
+            data["duration"] = self.duration
+        if self.cost:
+            data["cost"] = self.cost
+        if self.settings:
+            data["settings"] = self.settings
         if self.model_calls is not None:
             data["model_calls"] = self.model_calls
         return data
@@ -181,6 +215,10 @@ class Record:
             error=data.get("error"),
             timestamp=data.get("timestamp", 0.0),
             traceback=data.get("traceback"),
+            epoch=data.get("epoch", 0),
+            duration=data.get("duration"),
+            cost=data.get("cost") or {},
+            settings=data.get("settings") or {},
             model_calls=data.get("model_calls"),
         )
 
@@ -194,20 +232,30 @@ class EvaluationSummary:
     successful rows have. A metric that cannot be computed from its values is
     left out, and :attr:`metric_errors` says why. The metrics are computed once,
     when first read.
+
+    With ``reducers`` (an evaluation with repeats, ``@foreach(..., epochs=k)``),
+    each row's values over its epochs are reduced to one value per reducer before
+    the metrics run: :attr:`estimates` are those of the first reducer and
+    :attr:`reduced` holds every reducer's, by its label.
     """
 
-    def __init__(self, records: Iterable[Record]):
+    def __init__(self, records: Iterable[Record], reducers: Sequence[Reducer] = ()):
         self._records: list[Record] | None = list(records)
         self._load: Callable[[], list[Record]] | None = None
         self._tally: ScoreTally | None = None
-        self._evaluated: tuple[dict[str, dict[str, Estimate]], list[str]] | None = None
+        self._evaluated: tuple[dict[str, dict[str, dict[str, Estimate]]], list[str]] | None = None
+        self._latency: tuple[float, float] | None | _Unknown = _UNKNOWN
+        self.reducers = list(reducers)
 
     @classmethod
     def from_tally(
-        cls, tally: ScoreTally, load_records: Callable[[], list[Record]]
+        cls,
+        tally: ScoreTally,
+        load_records: Callable[[], list[Record]],
+        reducers: Sequence[Reducer] = (),
     ) -> EvaluationSummary:
         """A summary of counted scores; ``records`` are loaded when first read."""
-        summary = cls(())
+        summary = cls((), reducers)
         summary._records = None
         summary._load = load_records
         summary._tally = tally
@@ -215,7 +263,7 @@ class EvaluationSummary:
 
     @property
     def records(self) -> list[Record]:
-        """Every row's newest record, in dataset order."""
+        """Every sample's newest record, in dataset order (a row's epochs in order)."""
         if self._records is None:
             assert self._load is not None
             self._records = self._load()
@@ -233,14 +281,31 @@ class EvaluationSummary:
         return self._stats.rows
 
     @property
+    def samples(self) -> int:
+        """How many (row, epoch) samples are stored: ``rows`` without repeats."""
+        return self._stats.samples
+
+    @property
+    def epochs(self) -> int:
+        """The most epochs a stored row has (1 without repeats, 0 with no row)."""
+        return self._stats.epochs
+
+    @property
     def errors(self) -> int:
-        """How many rows errored."""
+        """How many samples errored (rows, without repeats)."""
         return self._stats.errors
 
     @property
-    def _evaluation(self) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
+    def _evaluation(self) -> tuple[dict[str, dict[str, dict[str, Estimate]]], list[str]]:
         if self._evaluated is None:
-            self._evaluated = self._stats.evaluate()
+            by_reducer: dict[str, dict[str, dict[str, Estimate]]] = {}
+            failures: list[str] = []
+            chosen: list[Reducer | None] = [*self.reducers] or [None]
+            for reducer in chosen:
+                estimates, failed = self._stats.evaluate(reducer)
+                by_reducer[reducer.label if reducer else ""] = estimates
+                failures += failed
+            self._evaluated = by_reducer, failures
         return self._evaluated
 
     @property
@@ -267,7 +332,16 @@ class EvaluationSummary:
 
     @property
     def estimates(self) -> dict[str, dict[str, Estimate]]:
-        return {score: dict(metrics) for score, metrics in self._evaluation[0].items()}
+        first = next(iter(self._evaluation[0].values()))
+        return {score: dict(metrics) for score, metrics in first.items()}
+
+    @property
+    def reduced(self) -> dict[str, dict[str, dict[str, Estimate]]]:
+        """``{reducer: {score: {metric: Estimate}}}`` for every reducer, in the order
+        given (empty without reducers)."""
+        if not self.reducers:
+            return {}
+        return {r: {s: dict(ms) for s, ms in by.items()} for r, by in self._evaluation[0].items()}
 
     @property
     def metric_errors(self) -> list[str]:
@@ -275,89 +349,264 @@ class EvaluationSummary:
         could not be computed from its score's values (text under ``mean()``...)."""
         return list(self._evaluation[1])
 
+    @property
+    def usage(self) -> dict[str, Usage]:
+        """The tokens the samples used, summed by model."""
+        return self._stats.usage_by_model()
+
+    @property
+    def cost(self) -> dict[str, float]:
+        """What the samples cost in USD, by model (models with a price)."""
+        return self._stats.cost_by_model()
+
+    @property
+    def total_cost(self) -> float:
+        """What the samples cost in USD (models without a price count nothing)."""
+        return self._stats.total_cost
+
+    @property
+    def unpriced(self) -> list[str]:
+        """Models some sample used that had no price when it was scored."""
+        return self._stats.unpriced()
+
+    @property
+    def latency(self) -> tuple[float, float] | None:
+        """The median and 95th percentile of the seconds a sample took (p50, p95); None
+        when no record kept its duration."""
+        if isinstance(self._latency, _Unknown):
+            self._latency = self._stats.latency()
+        return self._latency
+
+    @property
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """The settings the model calls recorded, by model (the newest ones)."""
+        return dict(self._stats.settings)
+
     def __repr__(self) -> str:
         return f"EvaluationSummary(rows={self.rows}, metrics={self.metrics!r})"
 
 
+class _Unknown:
+    """Not computed yet (where None is a value)."""
+
+
+_UNKNOWN = _Unknown()
 _MISSING: Any = object()
 _ABSENT, _OK, _FAILED = 0, 1, 2
 
 
-class ScoreTally:
-    """Score values by row, in flat memory: one list slot per row and score.
+class _Epoch:
+    """One epoch's samples by row, in flat memory: one list slot per row and score."""
 
-    Records may come in any order; a row's newer record replaces its older
-    one, as storage returns them and as a resumed run adds them.
-    """
+    __slots__ = ("status", "values", "durations")
 
-    def __init__(self, records: Iterable[Record] = ()):
+    def __init__(self) -> None:
         self.status = bytearray()
         self.values: dict[str, list[Any]] = {}
-        self.metrics: dict[str, list[Metric]] = {}
-        for record in records:
-            self.add(record)
+        self.durations = array("d")
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, metrics: dict[str, list[Metric]]) -> None:
         index = record.item_id
         status, values = self.status, self.values
         if index >= len(status):  # room for twice as many rows: rows come one by one
             grow = max(index + 1, 2 * len(status)) - len(status)
             status.extend(bytes(grow))
+            self.durations.extend(_NO_DURATION * grow)
             for column in values.values():
                 column.extend([_MISSING] * grow)
         elif status[index] != _ABSENT:  # a newer record of the row: forget the older one
             for column in values.values():
                 column[index] = _MISSING
         status[index] = _FAILED if record.failed else _OK
+        duration = record.duration
+        self.durations[index] = math.nan if duration is None else duration
         for score in record.result.scores:
             scored = values.get(score.name)
             if scored is None:  # a score no earlier row had
                 scored = values[score.name] = [_MISSING] * len(status)
-                self.metrics[score.name] = score.metrics
+                metrics.setdefault(score.name, score.metrics)
             scored[index] = score.value
 
-    @property
-    def rows(self) -> int:
-        return len(self.status) - self.status.count(_ABSENT)
-
-    def completed(self) -> set[int]:
-        """Rows stored without an error."""
-        return {index for index, status in enumerate(self.status) if status == _OK}
-
-    def failed(self) -> set[int]:
-        """Rows stored with an error."""
-        return {index for index, status in enumerate(self.status) if status == _FAILED}
-
-    @property
-    def errors(self) -> int:
-        return self.status.count(_FAILED)
-
     def counted(self, name: str) -> dict[int, Any]:
-        """The value each stored row counts with for score ``name``, by item id:
-        an errored row, or one without that score, counts as False."""
+        column = self.values.get(name)
+        if column is None:  # every row of this epoch errored, or none has the score
+            return {i: False for i, status in enumerate(self.status) if status != _ABSENT}
         return {
             index: False if status == _FAILED or value is _MISSING else value
-            for index, (status, value) in enumerate(
-                zip(self.status, self.values[name], strict=True)
-            )
+            for index, (status, value) in enumerate(zip(self.status, column, strict=True))
             if status != _ABSENT
         }
 
-    def evaluate(self) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
-        """Each score's metrics with their standard errors and intervals, and one line
-        for each metric its values could not give (such a metric is left out)."""
+
+_NO_DURATION = array("d", [math.nan])
+
+
+class ScoreTally:
+    """Score values by sample, in flat memory: one list slot per row, score and epoch;
+    with what the samples used and cost.
+
+    Records may come in any order; a sample's newer record replaces its older
+    one, as storage returns them and as a resumed run adds them.
+    """
+
+    def __init__(self, records: Iterable[Record] = ()):
+        self._epochs: list[_Epoch] = []
+        self.metrics: dict[str, list[Metric]] = {}
+        #: Usage and cost of the samples that have some, by (item_id, epoch).
+        self._spent: dict[tuple[int, int], tuple[dict[str, Usage], dict[str, float]]] = {}
+        #: Running totals of the tokens and USD of every sample stored, and by model.
+        self.tokens = 0
+        self.total_cost = 0.0
+        self._tokens_by_model: dict[str, list[int]] = {}
+        self._cost_by_model: dict[str, float] = {}
+        #: How many samples used each model without a price.
+        self._unpriced: dict[str, int] = {}
+        self.settings: dict[str, dict[str, Any]] = {}
+        for record in records:
+            self.add(record)
+
+    def add(self, record: Record) -> None:
+        epoch = record.epoch
+        while epoch >= len(self._epochs):
+            self._epochs.append(_Epoch())
+        self._epochs[epoch].add(record, self.metrics)
+        usage, cost = record.result.usage, record.cost
+        if self._spent or usage or cost:  # rows without usage, the usual case, skip this
+            key = (record.item_id, epoch)
+            if key in self._spent:
+                self._count(*self._spent.pop(key), -1)
+            if usage or cost:
+                self._spent[key] = (usage, cost)
+                self._count(usage, cost, 1)
+        if record.settings:
+            self.settings.update(record.settings)
+
+    def _count(self, usage: dict[str, Usage], cost: dict[str, float], sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) one sample's usage and cost."""
+        for model, used in usage.items():
+            counts = self._tokens_by_model.get(model)
+            if counts is None:
+                counts = self._tokens_by_model[model] = [0, 0, 0, 0]
+            counts[0] += sign * used.input_tokens
+            counts[1] += sign * used.output_tokens
+            counts[2] += sign * used.cached_input_tokens
+            counts[3] += sign * used.reasoning_tokens
+            self.tokens += sign * (used.input_tokens + used.output_tokens)
+            if model not in cost:
+                self._unpriced[model] = self._unpriced.get(model, 0) + sign
+        for model, usd in cost.items():
+            self._cost_by_model[model] = self._cost_by_model.get(model, 0.0) + sign * usd
+            if math.isfinite(usd):
+                self.total_cost += sign * usd
+
+    @property
+    def values(self) -> dict[str, list[Any]]:
+        """Epoch 0's values by score (every score any epoch has)."""
+        first = self._epochs[0].values if self._epochs else {}
+        return {name: first.get(name, []) for name in self.metrics}
+
+    @property
+    def epochs(self) -> int:
+        return len(self._epochs)
+
+    def _present(self) -> bytearray:
+        """One byte per item_id: nonzero where some epoch of the row is stored."""
+        if len(self._epochs) == 1:
+            return self._epochs[0].status
+        width = max((len(e.status) for e in self._epochs), default=0)
+        present = bytearray(width)
+        for epoch in self._epochs:
+            for index, status in enumerate(epoch.status):
+                if status != _ABSENT:
+                    present[index] = 1
+        return present
+
+    @property
+    def rows(self) -> int:
+        present = self._present()
+        return len(present) - present.count(_ABSENT)
+
+    @property
+    def samples(self) -> int:
+        return sum(len(e.status) - e.status.count(_ABSENT) for e in self._epochs)
+
+    def completed(self, epoch: int = 0) -> set[int]:
+        """Rows whose sample of ``epoch`` is stored without an error."""
+        if epoch >= len(self._epochs):
+            return set()
+        return {i for i, status in enumerate(self._epochs[epoch].status) if status == _OK}
+
+    def failed(self, epoch: int = 0) -> set[int]:
+        """Rows whose sample of ``epoch`` is stored with an error."""
+        if epoch >= len(self._epochs):
+            return set()
+        return {i for i, status in enumerate(self._epochs[epoch].status) if status == _FAILED}
+
+    @property
+    def errors(self) -> int:
+        return sum(e.status.count(_FAILED) for e in self._epochs)
+
+    def counted(self, name: str, reducer: Reducer | None = None) -> dict[int, Any]:
+        """The value each stored row counts with for score ``name``, by item id: an
+        errored sample, or one without that score, counts as False. With a ``reducer``,
+        a row's samples over its epochs are reduced to one value (a row with too few
+        samples for it is left out)."""
+        if reducer is None:
+            return self._epochs[0].counted(name) if self._epochs else {}
+        by_row: dict[int, list[Any]] = {}
+        for epoch in self._epochs:
+            for index, value in epoch.counted(name).items():
+                by_row.setdefault(index, []).append(value)
+        reduced = {}
+        for index in sorted(by_row):
+            try:
+                reduced[index] = reducer(by_row[index])
+            except TooFewSamples:
+                continue
+        return reduced
+
+    def evaluate(
+        self, reducer: Reducer | None = None
+    ) -> tuple[dict[str, dict[str, Estimate]], list[str]]:
+        """Each score's metrics with their standard errors and intervals (over the rows'
+        values reduced by ``reducer``, if given), and one line for each metric its values
+        could not give (such a metric is left out)."""
         result: dict[str, dict[str, Estimate]] = {}
         failures = []
-        for name in self.values:
-            values = list(self.counted(name).values())
+        how = f", reducer {reducer.label}" if reducer is not None else ""
+        for name in self.metrics:
             result[name] = {}
+            try:
+                values = list(self.counted(name, reducer).values())
+            except Exception as exc:  # a value the reducer cannot take, or its own bug
+                failures.append(f"score {name!r}{how}: {str(exc) or type(exc).__name__}")
+                continue
             for metric in self.metrics[name]:
                 try:
-                    result[name][metric.name] = metric.estimate(values)
+                    result[name][metric.label] = metric.estimate(values)
                 except Exception as exc:  # a value the metric cannot take, or its own bug
                     reason = str(exc) or type(exc).__name__
-                    failures.append(f"score {name!r}, metric {metric.name}: {reason}")
+                    failures.append(f"score {name!r}{how}, metric {metric.label}: {reason}")
         return result, failures
+
+    def usage_by_model(self) -> dict[str, Usage]:
+        return {
+            model: Usage(*counts)
+            for model, counts in self._tokens_by_model.items()
+            if any(counts) or model in self._cost_by_model
+        }
+
+    def cost_by_model(self) -> dict[str, float]:
+        return dict(self._cost_by_model)
+
+    def unpriced(self) -> list[str]:
+        return sorted(model for model, samples in self._unpriced.items() if samples > 0)
+
+    def latency(self) -> tuple[float, float] | None:
+        seconds = sorted([d for e in self._epochs for d in e.durations if d == d])  # not NaN
+        if not seconds:
+            return None
+        return percentile(seconds, 0.5), percentile(seconds, 0.95)
 
 
 def as_result(value: Any) -> Result:
@@ -373,10 +622,11 @@ def as_result(value: Any) -> Result:
 
 
 def sort_records(records: Iterable[Record]) -> list[Record]:
-    """Records in dataset order, keeping the newest record of each row."""
-    newest: dict[int, Record] = {}
+    """Records in dataset order (a row's epochs in order), keeping the newest record of
+    each (row, epoch)."""
+    newest: dict[tuple[int, int], Record] = {}
     for record in records:
-        newest[record.item_id] = record
+        newest[record.item_id, record.epoch] = record
     return [newest[k] for k in sorted(newest)]
 
 

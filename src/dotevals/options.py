@@ -39,6 +39,7 @@ __all__ = [
     "RunOptionsKeywords",
     "RunnerOptions",
     "parse_samples",
+    "parse_seed",
 ]
 
 #: How an option takes its value on the command line: ``value`` (``--x VALUE``),
@@ -98,6 +99,15 @@ def parse_samples(value: int | None) -> int | None:
     """None (every row) or a whole number >= 0."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ConfigurationError(f"samples must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def parse_seed(value: int | str) -> int:
+    """The run's seed: a whole number >= 0 (default 0)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"seed must be a whole number >= 0, got {value!r:.40}")
     return value
 
 
@@ -236,6 +246,39 @@ class RunOptions:
         help="fail an evaluation when more than N of its stored rows errored, or more than "
         "FRACTION of them (0.1 or 10%%); true: any, false: never (default: fail when every "
         "stored row errored); for evaluations whose @foreach sets no fail_on_error",
+    )
+    epochs: int | None = option(
+        None,
+        parse=lazy("dotevals._declare.evaluation", "parse_epochs"),
+        flags=("--epochs",),
+        metavar="K",
+        help="score each row K times, each (row, epoch) stored as its own record, for "
+        "evaluations whose @foreach sets no epochs (default 1)",
+    )
+    seed: int = option(
+        0,
+        parse=parse_seed,
+        flags=("--seed",),
+        metavar="N",
+        help="the run's seed, stored with its results; each (row, epoch) gets its own seed "
+        "from it (dotevals.llm.current_row().seed) (default 0)",
+    )
+    max_cost: float | None = option(
+        None,
+        parse=lazy("dotevals._run.budget", "parse_max_cost"),
+        flags=("--max-cost",),
+        metavar="USD",
+        help="stop starting rows once the experiment's stored rows cost USD dollars; a later "
+        "run with a larger budget resumes",
+    )
+    max_tokens: int | None = option(
+        None,
+        parse=lazy("dotevals._run.budget", "parse_max_tokens"),
+        text=_whole_number_text,
+        flags=("--max-tokens",),
+        metavar="N",
+        help="stop starting rows once the experiment's stored rows used N tokens (input and "
+        "output); a later run with a larger budget resumes",
     )
     fail_under: tuple[Gate, ...] = option(
         (),
@@ -390,6 +433,10 @@ class RunnerOptions(TypedDict, total=False):
     executor: str | None
     progress: bool
     fail_on_error: bool | int | float | str | None
+    epochs: int | str | None
+    seed: int | str
+    max_cost: float | str | None
+    max_tokens: int | str | None
 
 
 class RunOptionsKeywords(RunnerOptions, total=False):

@@ -29,8 +29,10 @@ from dotevals._declare.row_errors import ErrorTally
 from dotevals._engine.executors.base import Executor
 from dotevals._engine.executors.choose import make_executor
 from dotevals._engine.inline import Rows, Sink, run_async, run_sync, strategy_for
+from dotevals._engine.scoring import Metering
 from dotevals._pytest_bridge.items import PytestItems
 from dotevals._run import loop_free
+from dotevals._run.budget import Budget
 from dotevals._run.interrupts import sigterm_as_ctrl_c
 from dotevals._run.jobs import Job, Runnable, group_jobs, models_metadata
 from dotevals._run.progress import ProgressBar, ProgressFile, progress_wanted
@@ -42,6 +44,7 @@ from dotevals.errors import (
     RowsFailedError,
 )
 from dotevals.llm.context import CallTally
+from dotevals.llm.cost import Prices, user_prices
 from dotevals.models import EvaluationSummary, Record
 from dotevals.options import RunnerOptions, RunOptions, RunOptionsKeywords, split_keywords
 from dotevals.storage.base import Status
@@ -104,6 +107,9 @@ class EvaluationOutcome:
     fail_on_error: ErrorBound | None = None
     #: The model calls of the rows run this time: cache hits and misses, 429s.
     model_calls: CallTally = field(default_factory=CallTally)
+    #: Why the run's budget (``--max-cost``, ``--max-tokens``) stopped it with rows left
+    #: (None: it did not). Such an evaluation is not failed: its item is skipped.
+    budget: str | None = None
 
     @property
     def label(self) -> str:
@@ -122,9 +128,9 @@ class EvaluationOutcome:
 
     @property
     def every_row_failed(self) -> bool:
-        """Rows are stored and every one of them errored."""
+        """Samples are stored and every one of them errored."""
         summary = self.summary
-        return summary is not None and summary.rows > 0 and summary.errors == summary.rows
+        return summary is not None and summary.samples > 0 and summary.errors == summary.samples
 
     @property
     def rows_failed(self) -> bool:
@@ -135,7 +141,7 @@ class EvaluationOutcome:
         summary = self.summary
         if summary is None or self.error is not None or self.setup_error is not None:
             return False
-        return exceeded(self.fail_on_error, summary.errors, summary.rows)
+        return exceeded(self.fail_on_error, summary.errors, summary.samples)
 
     @property
     def interrupted(self) -> bool:
@@ -230,6 +236,8 @@ class Runner:
         self._pool: Executor | None | _NotStarted = _NOT_STARTED
         self._items: PytestItems | None = None
         self._started = False
+        #: What the run may spend (``max_cost``, ``max_tokens``), from its start.
+        self.budget = Budget(self.options.max_cost, self.options.max_tokens)
 
     @property
     def experiment_name(self) -> str | None:
@@ -297,6 +305,9 @@ class Runner:
         if self._pool is _NOT_STARTED:
             self.store.lock()
             self._started = True
+            if self.budget.limited:
+                self.budget = Budget(self.options.max_cost, self.options.max_tokens)
+                self.store.spent(self.budget)
             self._pool = self._new_pool(jobs)
         return self._pool
 
@@ -314,6 +325,7 @@ class Runner:
                     self.samples,
                     short=job.name if job.item else None,
                     key=job.evaluation.key,
+                    epochs=job.evaluation.epochs or options.epochs or 1,
                 )
                 for job in sync_jobs
             ]
@@ -493,11 +505,14 @@ class Runner:
             values = await self._pytest.fixture_values(job.item, evaluation.fixture_names)
         job.models = models_metadata(values)
         timeout = self._timeout(evaluation)
+        metering = Metering(self.options.seed, Prices(user_prices()))
         if evaluation.is_async:
-            return functools.partial(run_async, evaluation, values, timeout=timeout)
+            return functools.partial(
+                run_async, evaluation, values, timeout=timeout, metering=metering
+            )
 
         async def run_here(rows: Rows, sink: Sink) -> None:
-            run_sync(evaluation, values, rows, sink, timeout)
+            run_sync(evaluation, values, rows, sink, timeout, metering)
 
         return run_here
 
@@ -520,6 +535,8 @@ class Runner:
             values=values,
             fixture_closure=tuple(specs),
             timeout=self._timeout(evaluation),
+            seed=self.options.seed,
+            prices=user_prices(),
         )
         chunk_size = strategy_for(evaluation).batch_size  # type: ignore[union-attr]
 
@@ -532,12 +549,16 @@ class Runner:
         writer = None
         bar = None
         try:
+            epochs, reducers = evaluation.repeats(self.options.epochs)
             writer = self.store.start_evaluation(
                 job.storage_name,
-                job.metadata(),
+                {**job.metadata(), "seed": self.options.seed},
                 self.reporter.message,
                 short=job.name if job.item else None,
                 key=evaluation.key,
+                epochs=epochs,
+                reducers=reducers,
+                budget=self.budget,
             )
             outcome.stored_name = writer.name
             own = evaluation.fail_on_error
@@ -556,12 +577,17 @@ class Runner:
                 writer.add(record)
                 bar.update(record)
                 outcome.row_errors.add(record)
-                if record.failed and record.item_id in errored_before:
+                if record.failed and (record.item_id, record.epoch) in errored_before:
                     outcome.rerun_errors += 1
                 outcome.model_calls.add(record.model_calls)
 
             await run_rows(rows, sink)
             status = "completed"
+            if writer.budget_stop is not None:
+                outcome.budget = writer.budget_stop
+                status = "interrupted"
+                experiment = self.store.experiment_name
+                self.budget.stop_line(writer.budget_stop, experiment, self.reporter.message)
         except stops() as exc:
             outcome.error = exc
             status = "interrupted"
@@ -598,11 +624,12 @@ class Runner:
         return evaluation.timeout if evaluation.timeout is not None else self.options.timeout
 
     def _total(self, evaluation: EvaluationSpec, writer: RecordWriter) -> int | None:
-        total = evaluation.total
+        """The samples the run will score, for the progress bar (None: unknown)."""
+        total, epochs = evaluation.total, writer.epochs
         if total is None:
-            return self.samples
-        remaining = max(0, total - len(writer.completed))
-        return remaining if self.samples is None else min(remaining, self.samples)
+            return None if self.samples is None else self.samples * epochs
+        remaining = max(0, total * epochs - sum(map(len, writer.completed_epochs)))
+        return remaining if self.samples is None else min(remaining, self.samples * epochs)
 
     def _finish(self, outcome: EvaluationOutcome) -> None:
         """The evaluation is over and torn down: collect it and report its teardown."""

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dotevals.models import Evaluation, EvaluationStatus, Record
 from dotevals.storage import DEFAULT_STORAGE, Storage, get_storage
 from dotevals.storage.base import check_experiment_name
-from dotevals.storage.writer import ephemeral_name, git_commit
+from dotevals.storage.provenance import git_commit
+from dotevals.storage.writer import ephemeral_name
 
 __all__ = ["SessionManager"]
 

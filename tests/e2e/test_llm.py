@@ -16,8 +16,8 @@ import pytest
 from chat_server import ChatServer, Reply
 from pytest_runs import run_pytest
 
-from dotevals.llm.context import CURRENT_ROW, RowCalls
 from dotevals.llm.openai import OpenAIModel, OpenAIProvider
+from dotevals.llm.row import Row, enter, leave
 from dotevals.storage import get_storage
 
 
@@ -28,18 +28,22 @@ def model(chat_server: ChatServer, tmp_path: Path) -> OpenAIModel:
     llm.close()
 
 
-def in_row(epoch: int = 0, is_async: bool = False) -> RowCalls:
+#: The rows ``in_row`` entered, left again after the test.
+_ENTERED: list = []
+
+
+def in_row(epoch: int = 0, is_async: bool = False) -> Row:
     """Make the calls that follow as if a row of ``epoch`` were being scored."""
-    row = RowCalls(0, epoch, is_async)
-    CURRENT_ROW.set(row)
+    row = Row(0, epoch, 0, is_async)
+    _ENTERED.append(enter(row))
     return row
 
 
 @pytest.fixture(autouse=True)
 def _no_row() -> None:
-    token = CURRENT_ROW.set(None)
     yield
-    CURRENT_ROW.reset(token)
+    while _ENTERED:
+        leave(_ENTERED.pop())
 
 
 def test_a_sync_call_gives_the_text_and_messages_are_taken(model: OpenAIModel, chat_server):
@@ -105,8 +109,9 @@ def test_a_cached_answer_sends_no_request_and_the_row_records_it(model, chat_ser
     row = in_row()
     first = model("same")
     assert model("same") == first and chat_server.count == 1
-    assert (row.cache_hits, row.cache_misses) == (1, 1)
-    assert row.calls[1]["cached"] and row.calls[1]["usage"]["total_tokens"] > 0
+    assert row.calls is not None
+    assert (row.calls.cache_hits, row.calls.cache_misses) == (1, 1)
+    assert row.calls.calls[1]["cached"] and row.calls.calls[1]["usage"]["total_tokens"] > 0
 
 
 def test_a_new_epoch_sends_a_new_request(model: OpenAIModel, chat_server: ChatServer):
@@ -142,7 +147,8 @@ def test_a_429_with_retry_after_is_retried_after_it_and_succeeds(model, chat_ser
     first, second = chat_server.requests
     assert (first.status, second.status) == (429, 200)
     assert second.time - first.time >= 1.0
-    assert row.rate_limited == 1 and row.calls[0]["rate_limited"] == 1
+    assert row.calls is not None
+    assert row.calls.rate_limited == 1 and row.calls.calls[0]["rate_limited"] == 1
 
 
 def test_a_400_is_not_retried_and_errors_are_never_cached(model, chat_server):
@@ -256,7 +262,7 @@ def test_a_second_run_of_an_experiment_sends_no_request(
     second = run_evals(pytester, chat_server, "--experiment", "two", *more)
     second.assert_outcomes(passed=2)
     assert chat_server.count == 5
-    second.stdout.fnmatch_lines(["model cache: 5 hits, 0 misses (100 %)"])
+    second.stdout.fnmatch_lines(["model cache: 5 hits, 0 misses (100 %), saving * tokens"])
     stored = records(pytester, "two")
     calls = [r.model_calls for rs in stored.values() for r in rs]
     assert len(calls) == 5 and all(c["cache_hits"] == 1 for c in calls)
@@ -468,3 +474,41 @@ def ResponseCacheStats(path: Path) -> int:  # noqa: N802 - reads as the count it
     from dotevals.llm.cache import ResponseCache
 
     return ResponseCache(path).stats()["entries"]
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_the_providers_calls_are_counted_and_priced_per_epoch_and_hits_save_them(
+    pytester: pytest.Pytester, chat_server: ChatServer, workers: str | None
+):
+    """Each (row, epoch) asks the model once and stores the tokens it used and their cost;
+    a second experiment answers every one from the cache, and says what that saved."""
+    pytester.makepyfile(eval_models=EVALS)
+    pytester.makeconftest(
+        "from dotevals.llm import set_price\nset_price('tiny', input=1000.0, output=2000.0)\n"
+    )
+    more = ("--epochs", "2", *(("--workers", workers) if workers else ()))
+    first = run_evals(pytester, chat_server, "--experiment", "one", *more)
+    first.assert_outcomes(passed=2)
+    assert chat_server.count == 10  # 5 rows, 2 epochs each
+    stored = [r for rs in records(pytester, "one").values() for r in rs]
+    assert sorted((r.item_id, r.epoch) for r in stored if r.item_id == 0) == [
+        (0, 0),
+        (0, 0),
+        (0, 1),
+        (0, 1),
+    ]
+    for record in stored:
+        (used,) = record.result.usage.values()
+        assert used.input_tokens > 0 and used.output_tokens > 0
+        expected = (used.input_tokens * 1000.0 + used.output_tokens * 2000.0) / 1e6
+        assert record.cost == {"tiny": pytest.approx(expected)}
+    second = run_evals(pytester, chat_server, "--experiment", "two", *more)
+    second.assert_outcomes(passed=2)
+    assert chat_server.count == 10
+    tokens = sum(u.input_tokens + u.output_tokens for r in stored for u in r.result.usage.values())
+    cost = sum(r.cost["tiny"] for r in stored)
+    second.stdout.fnmatch_lines(
+        [f"model cache: 10 hits, 0 misses (100 %), saving {tokens:,} tokens, ${cost:.4f}"]
+    )
+    again = [r for rs in records(pytester, "two").values() for r in rs]
+    assert all(not r.result.usage and not r.cost for r in again)  # a hit spends nothing

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PRINT_COMMIT = "from dotevals.storage.writer import git_commit; print(git_commit())"
+PRINT_COMMIT = "from dotevals.storage.provenance import git_commit; print(git_commit())"
 
 
 def output(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

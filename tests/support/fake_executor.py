@@ -37,7 +37,7 @@ class Call:
 
     @property
     def item_ids(self) -> list[int]:
-        return [item_id for item_id, _ in cloudpickle.loads(self.args[2])]
+        return [item_id for item_id, _, _ in cloudpickle.loads(self.args[2])]
 
     def start(self) -> None:
         """The worker starts scoring the rows (its fixtures are ready)."""

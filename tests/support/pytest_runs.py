@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 #: Plugins that only slow every pytest session a test starts down (anyio's comes with
-#: the openai SDK of the dev tools, and imports asyncio into every session).
+#: the openai SDK and with httpx, which genai-prices brings, and imports asyncio into every
+#: session).
 FAST = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:anyio")
 
 

@@ -12,6 +12,23 @@ from dotevals.metrics import accuracy, mean
 from dotevals.models import Record
 from dotevals.storage import EvaluationInfo, get_storage
 
+#: The columns of the tokens a sample used, in export, as ``Usage`` names them.
+USAGE_COLUMNS = ["input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"]
+
+
+def nothing_spent(samples: int) -> dict:
+    """What ``show --format json`` says of samples stored without durations or usage:
+    one epoch, no tokens, no cost, no latency."""
+    return {
+        "samples": samples,
+        "epochs": 1,
+        "usage": {},
+        "tokens": 0,
+        "cost": 0.0,
+        "latency": None,
+    }
+
+
 QUESTIONS = [
     ("What is 1 + 1?", "2"),
     ("What is 2 + 2?", "4"),

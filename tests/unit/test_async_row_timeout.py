@@ -50,7 +50,7 @@ def test_a_row_that_swallows_its_cancellation_lets_the_loop_end():
     records = []
 
     async def main() -> None:
-        records.append(await ascore_row(stubborn(marks), 0, {"i": 0}, {}, timeout=0.05))
+        records.append(await ascore_row(stubborn(marks), 0, 0, {"i": 0}, {}, timeout=0.05))
 
     run_to_its_end(main)
     (record,) = records
@@ -64,14 +64,14 @@ def test_the_run_goes_on_and_the_row_is_closed_after_the_grace(monkeypatch):
     seen: list[list[str]] = []
 
     async def main() -> None:
-        record = await ascore_row(stubborn(marks), 0, {"i": 0}, {}, timeout=0.05)
+        record = await ascore_row(stubborn(marks), 0, 0, {"i": 0}, {}, timeout=0.05)
         assert record.failed
         for _ in range(6000):  # while the run goes on, the row is closed
             if "closed" in marks:
                 break
             await asyncio.sleep(0.01)
         seen.append(list(marks))
-        later = await ascore_row(_answer, 1, {"i": 1}, {}, timeout=5)
+        later = await ascore_row(_answer, 1, 0, {"i": 1}, {}, timeout=5)
         assert not later.failed
 
     run_to_its_end(main)
@@ -95,7 +95,7 @@ def test_a_row_that_ends_when_cancelled_is_not_reported_again(ending, capfd):
             raise
 
     async def main() -> None:
-        record = await ascore_row(polite, 0, {"i": 0}, {}, timeout=0.05)
+        record = await ascore_row(polite, 0, 0, {"i": 0}, {}, timeout=0.05)
         assert record.error.startswith("RowTimeoutError")
         await asyncio.sleep(0.05)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from cli_runs import run_cli
-from results_support import STARTED, answer_record
+from results_support import STARTED, answer_record, nothing_spent
 from stores import storage_url
 
 import dotevals
@@ -175,6 +175,7 @@ def test_show_json(capsys, listing_url):
         "metrics": {"exact_match": {"accuracy": 0.75}},
         "intervals": {"exact_match": {"accuracy": math["intervals"]["exact_match"]["accuracy"]}},
         "metadata": {"model": "tiny"},
+        **nothing_spent(4),  # records stored without durations or usage
     }
     # statsmodels proportion_confint(3, 4, method="wilson"); stderr sqrt(p(1-p)/n)
     assert math["intervals"]["exact_match"]["accuracy"] == {

@@ -35,6 +35,11 @@ def test_bad_worker_memory_is_refused(tmp_path):
 # The main process's heap while rows run ----------------------------------------
 
 
+def samples(evaluation):
+    """The evaluation's rows as the samples the engine scores: (item_id, epoch 0, row)."""
+    return ((item_id, 0, row) for item_id, row in evaluation.rows())
+
+
 def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evaluation_ends():
     import asyncio
     import gc
@@ -58,9 +63,9 @@ def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evalua
 
     records: list = []
     evaluation = get_evaluation(eval_sync)
-    run_sync(evaluation, {}, evaluation.rows(), records.append)
+    run_sync(evaluation, {}, samples(evaluation), records.append)
     evaluation = get_evaluation(eval_async)
-    asyncio.run(run_async(evaluation, {}, evaluation.rows(), records.append))
+    asyncio.run(run_async(evaluation, {}, samples(evaluation), records.append))
     assert len(records) == 6 and all(count > 0 for count in frozen)
     assert gc.get_freeze_count() == 0
     with frozen_heap():

@@ -9,7 +9,7 @@ import math
 import sys
 
 import pytest
-from results_support import write_experiments
+from results_support import USAGE_COLUMNS, write_experiments
 from stores import KINDS, storage_url, stored_records
 
 import dotevals
@@ -22,7 +22,9 @@ from dotevals.storage.encoding import decode_json
 
 SUMS_COLUMNS = ["question", "answer", "exact_match"]
 LENGTHS_COLUMNS = ["text", "row.error", "length", "score.text"]
-FIXED_END = ["prompt", "model_response", "error", "timestamp"]
+FIXED_START = ["evaluation", "item_id", "epoch"]
+FIXED_END = ["prompt", "model_response", "error", "duration", *USAGE_COLUMNS]
+FIXED_END += ["cost", "models", "timestamp"]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -39,9 +41,7 @@ def test_csv_file_has_a_header_and_one_line_per_row(results_url, tmp_path, capsy
     with out.open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         rows = list(reader)
-    assert reader.fieldnames == ["evaluation", "item_id", *SUMS_COLUMNS, *LENGTHS_COLUMNS] + (
-        FIXED_END
-    )
+    assert reader.fieldnames == [*FIXED_START, *SUMS_COLUMNS, *LENGTHS_COLUMNS] + (FIXED_END)
     sums = [r for r in rows if r["evaluation"] == "eval_sums"]
     # row 0 raised on the first run and was run again: its newest record alone
     assert [(r["item_id"], r["exact_match"], r["error"]) for r in sums] == [
@@ -65,7 +65,7 @@ def test_columns_named_like_others_are_prefixed(results_url, capsys):
         ("de", "y", "2", "DE"),
         ("", "z", "0", ""),
     ]
-    assert list(rows[0]) == ["evaluation", "item_id", *LENGTHS_COLUMNS, *FIXED_END]
+    assert list(rows[0]) == [*FIXED_START, *LENGTHS_COLUMNS, *FIXED_END]
     assert {r["error"] for r in rows} == {""}
 
 
@@ -143,8 +143,7 @@ def test_load_as_frame_one_row_per_record_a_column_per_score(results_url):
     pytest.importorskip("pandas")
     frame = dotevals.load("a", storage=results_url, as_frame=True)
     assert list(frame.columns) == [
-        "evaluation",
-        "item_id",
+        *FIXED_START,
         *SUMS_COLUMNS,
         *LENGTHS_COLUMNS,
         *FIXED_END,
@@ -193,7 +192,7 @@ def test_csv_cells_a_spreadsheet_would_run_get_a_quote_and_numbers_stay(tmp_path
     assert main(["export", "u", "--storage", url]) == 0
     reader = csv.DictReader(io.StringIO(capsys.readouterr().out, newline=""))
     rows = list(reader)
-    assert reader.fieldnames == ["evaluation", "item_id", "q", "n", "t", "tab", "cr"] + [
+    assert reader.fieldnames == [*FIXED_START, "q", "n", "t", "tab", "cr"] + [
         "'=1+1",
         "'-v",
         "inf",

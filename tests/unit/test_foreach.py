@@ -954,7 +954,7 @@ def test_metric_with_arguments_survives_resume(url):
         return Result(Score("five", x, [at_least(5)]), Score("ten", x, [at_least(10)]))
 
     first = run(ev, url, experiment="exp", samples=2)
-    assert first.metrics == {"five": {"at_least": 0.5}, "ten": {"at_least": 0.0}}
+    assert first.metrics == {"five": {"at_least(5)": 0.5}, "ten": {"at_least(10)": 0.0}}
     second = run(ev, url, experiment="exp")
-    assert second.metrics == {"five": {"at_least": 0.75}, "ten": {"at_least": 0.5}}
+    assert second.metrics == {"five": {"at_least(5)": 0.75}, "ten": {"at_least(10)": 0.5}}
     assert get_storage(url).evaluation_info("exp", "ev").metrics == second.metrics

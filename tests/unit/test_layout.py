@@ -33,6 +33,7 @@ PYTEST_PRIVATE_ATTRIBUTES = {
     "_finalizers",
     "_fixture_defs",
     "_pyfuncitem",
+    "_use_item_location",
 }
 
 #: What users import, by module: the public paths of this project and of dotevals 0.23.
@@ -76,6 +77,11 @@ PUBLIC = {
     "dotevals.plugin": ["pytest_addoption"],
     "dotevals.cli": ["main"],
     "dotevals.llm": [
+        "Usage",
+        "track",
+        "add_usage",
+        "set_price",
+        "cost_of",
         "OpenAIModel",
         "OpenAIProvider",
         "GenerateSettings",
@@ -91,7 +97,8 @@ PUBLIC = {
         "CallTally",
     ],
     "dotevals.llm.retries": ["is_retryable", "retry_after", "wait_seconds", "mark_retried"],
-    "dotevals.llm.context": ["CURRENT_ROW", "RowCalls", "CallTally", "current_epoch"],
+    "dotevals.llm.context": ["CallTally"],
+    "dotevals.llm.row": ["Row", "RowCalls", "current_row", "current_epoch", "record_settings"],
 }
 
 

@@ -7,12 +7,16 @@ import io
 
 from dotevals._report.text import model_calls_line
 from dotevals._run.progress import ProgressBar
+from dotevals.llm import cost
+from dotevals.llm.cost import set_price
+from dotevals.llm.usage import Usage
 from dotevals.models import Record, Result
 from dotevals.runners import EvaluationOutcome
 
 
 def calls(hits: int, misses: int, limited: int = 0, limit: int = 32) -> dict:
-    call = {"model": "m", "cached": hits > 0, "limit": limit, "usage": {"total_tokens": 10}}
+    usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    call = {"model": "m", "cached": hits > 0, "limit": limit, "usage": usage}
     return {
         "cache_hits": hits,
         "cache_misses": misses,
@@ -39,6 +43,18 @@ def test_the_summary_line_counts_hits_misses_and_429s():
     first.model_calls.add(calls(3, 1))
     second.model_calls.add(calls(1, 0, limited=2))
     assert model_calls_line([first, second]) == (
-        "model cache: 4 hits, 1 misses (80 %); 2 answers were 429 (rate limited)"
+        "model cache: 4 hits, 1 misses (80 %), saving 20 tokens; 2 answers were 429 (rate limited)"
     )
-    assert first.model_calls.saved_usage == {"total_tokens": 10}
+    assert first.model_calls.saved == {"m": Usage(input_tokens=7, output_tokens=3)}
+
+
+def test_the_summary_line_prices_what_the_hits_saved(monkeypatch):
+    monkeypatch.setattr(cost, "_SET", {})  # the prices set in this process, for this test
+    outcome = EvaluationOutcome("a", None)
+    outcome.model_calls.add(calls(1, 0))
+    set_price("m", input=1000.0, output=2000.0)
+    outcome.model_calls.add(calls(1, 0))  # two hits of 7 input and 3 output tokens each
+    saved = 2 * (7 * 1000.0 + 3 * 2000.0) / 1e6
+    assert model_calls_line([outcome]) == (
+        f"model cache: 2 hits, 0 misses (100 %), saving 20 tokens, ${saved:.4f}"
+    )

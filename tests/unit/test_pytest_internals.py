@@ -126,3 +126,21 @@ def test_a_fixture_function_has_a_marker_and_a_plain_one_none(pytester: pytest.P
     assert internals.fixture_marker(module.obj.helper) is None
     marker = internals.fixture_marker(module.obj.base)
     assert marker is not None
+
+
+def test_skip_at_item_reports_the_skip_at_the_items_location(pytester: pytest.Pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+        from dotevals._pytest_bridge import internals
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_call(item):
+            outcome = yield
+            outcome.force_exception(internals.skip_at_item("the budget is spent"))
+        """
+    )
+    pytester.makepyfile(test_here="def test_one():\n    pass\n")
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [1] test_here.py:1: the budget is spent"])

@@ -103,12 +103,12 @@ def test_rows_stored_without_the_key_column_cannot_be_keyed():
 def test_the_writer_skips_keyed_rows_stored_before_wherever_they_are(tmp_path):
     url = storage_url("json", tmp_path)
     writer = ExperimentStore(url, "e").start_evaluation("ev", key="q")
-    for item_id, row in writer.pending(enumerate(QUESTIONS[:3]), None):
+    for item_id, _, row in writer.pending(enumerate(QUESTIONS[:3]), None):
         writer.add(Record(Result(Score("ok", True)), item_id, row))
     writer.finish("completed")
     writer = ExperimentStore(url, "e").start_evaluation("ev", key="q")
     pending = list(writer.pending(enumerate(QUESTIONS[::-1]), None))
-    assert pending == [(3, QUESTIONS[5]), (4, QUESTIONS[4]), (5, QUESTIONS[3])]
+    assert pending == [(3, 0, QUESTIONS[5]), (4, 0, QUESTIONS[4]), (5, 0, QUESTIONS[3])]
     writer.finish("completed")
 
 

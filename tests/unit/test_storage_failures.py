@@ -145,6 +145,12 @@ DAMAGE = {
     "scores are not a list": ("result", {"scores": 3}),
     "row is a list": ("dataset_row", [1]),
     "record is a list": (None, [1, 2]),
+    "epoch is negative": ("epoch", -1),
+    "epoch is text": ("epoch", "1"),
+    "duration is text": ("duration", "fast"),
+    "cost is a number": ("cost", 0.5),
+    "usage is not counts": ("result", {"scores": [], "usage": {"m": {"input_tokens": -3}}}),
+    "settings are a list": ("settings", {"m": [1]}),
 }
 
 

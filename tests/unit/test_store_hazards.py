@@ -149,6 +149,8 @@ EXPERIMENT_DAMAGE = {
     "created_at is NaN": ({"created_at": float("nan")}, "created_at nan is not a time"),
     "a list": ([1, 2], "not a JSON object"),
     "ephemeral is text": ({"ephemeral": "no"}, "ephemeral 'no' is not true or false"),
+    "format is text": ({"format": "two"}, "format 'two' is not a format"),
+    "format is 0": ({"format": 0}, "format 0 is not a format"),
 }
 
 
@@ -178,6 +180,10 @@ INFO_DAMAGE = {
     "position is text": ({"position": "first"}, "position 'first' is not a whole number"),
     "name is missing": ({"name": None}, "name None is not text"),
     "a list": ([1], "not a JSON object"),
+    "reduced is flat": (
+        {"reduced": {"mean": 0.5}},
+        "reduced is not {reducer: {score: {metric: {value, stderr, low, high, method}}}}",
+    ),
 }
 
 

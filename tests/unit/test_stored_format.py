@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pytest
 from cli_runs import run_cli
+from results_support import USAGE_COLUMNS, nothing_spent
 
 DATA = Path(__file__).parents[1] / "data" / "store-0.1.0"
+#: The keys ``show --format json`` gives each evaluation since stores keep repeats,
+#: usage and latency.
+NEW_SHOW_KEYS = ("samples", "epochs", "usage", "tokens", "cost", "latency")
+#: The columns ``export`` has had since then.
+NEW_EXPORT_KEYS = ("epoch", "duration", *USAGE_COLUMNS, "cost", "models")
 
 
 @pytest.fixture(params=["json", "sqlite"])
@@ -35,6 +41,11 @@ def test_show_reads_the_old_store_as_it_did(capsys: pytest.CaptureFixture[str], 
     assert code == 0
     shown, then = json.loads(out), json.loads((DATA / f"show-{kind}.json").read_text())
     shown.pop("storage"), then.pop("storage")  # where the copy lies
+    # what show says since repeats, usage and latency are kept: for this store, one epoch
+    # per row, nothing spent and no duration known
+    (evaluation,) = shown["evaluations"]
+    added = {key: evaluation.pop(key) for key in NEW_SHOW_KEYS}
+    assert added == nothing_spent(4)
     assert shown == then
 
 
@@ -42,4 +53,14 @@ def test_export_reads_the_old_store_as_it_did(capsys: pytest.CaptureFixture[str]
     kind, url = old_store
     code, out, _ = run_cli(capsys, "export", "before", "--storage", url, "--format", "jsonl")
     assert code == 0
-    assert out == (DATA / f"export-{kind}.jsonl").read_text()
+    lines = [json.loads(line) for line in out.splitlines()]
+    then = [json.loads(line) for line in (DATA / f"export-{kind}.jsonl").read_text().splitlines()]
+    # the columns export has had since repeats, usage and latency are kept: epoch 0, and
+    # nothing known of the rest in this store
+    for line in lines:
+        assert {key: line.pop(key) for key in NEW_EXPORT_KEYS} == {
+            "epoch": 0,
+            **dict.fromkeys(NEW_EXPORT_KEYS[1:]),
+        }
+    assert lines == then
+    assert [list(line) for line in lines] == [list(line) for line in then]  # the order too

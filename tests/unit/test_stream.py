@@ -37,20 +37,20 @@ def payload(func: Any = score_n, timeout: float | None = None) -> Payload:
 
 
 class CountedRows:
-    """Rows ``(i, {"n": i})``, counting how many were read."""
+    """Samples ``(i, 0, {"n": i})``, counting how many were read."""
 
     def __init__(self, count: int | None = None):
         self.count = count
         self.read = 0
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def __iter__(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
         return self
 
-    def __next__(self) -> tuple[int, dict[str, Any]]:
+    def __next__(self) -> tuple[int, int, dict[str, Any]]:
         if self.count is not None and self.read >= self.count:
             raise StopIteration
         self.read += 1
-        return self.read - 1, {"n": self.read - 1}
+        return self.read - 1, 0, {"n": self.read - 1}
 
 
 @pytest.fixture(autouse=True)
@@ -419,9 +419,9 @@ def test_a_result_that_cannot_be_sent_back_is_that_rows_error():
     assert executor.replaced == []
 
 
-def raising_at(count: int) -> Iterator[tuple[int, dict[str, Any]]]:
+def raising_at(count: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
     for n in range(count):
-        yield n, {"n": n}
+        yield n, 0, {"n": n}
     raise OSError("the dataset's file went away")
 
 

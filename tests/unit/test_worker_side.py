@@ -57,7 +57,7 @@ def test_run_chunk_sends_back_every_record_and_blames_the_one_that_cannot_travel
     payload = pack_payload("eval_lock", Payload(lock_at_one, make_policy(None), (), {}, {}, ()))
     try:
         packed, seconds = worker.run_chunk(
-            "e", payload, pack_rows([(i, {"n": i}) for i in range(3)])
+            "e", payload, pack_rows([(i, 0, {"n": i}) for i in range(3)])
         )
     finally:
         worker.close_fixtures()
@@ -79,7 +79,7 @@ def two_metrics(n: int) -> Result:
 def test_run_chunk_sends_records_encoded_for_storage_with_one_metric_object_per_chunk():
     payload = pack_payload("eval_two", Payload(two_metrics, make_policy(None), (), {}, {}, ()))
     try:
-        packed, _ = worker.run_chunk("e", payload, pack_rows([(i, {"n": i}) for i in range(3)]))
+        packed, _ = worker.run_chunk("e", payload, pack_rows([(i, 0, {"n": i}) for i in range(3)]))
     finally:
         worker.close_fixtures()
     records = cloudpickle.loads(packed)
@@ -135,7 +135,7 @@ def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
     CountsUnpickling.loads = 0
     try:
         for evaluation, start in [("first", 0), ("first", 2), ("first", 4), ("second", 0)]:
-            rows = pack_rows([(i, {"n": i}) for i in range(start, start + 2)])
+            rows = pack_rows([(i, 0, {"n": i}) for i in range(start, start + 2)])
             packed, _ = worker.run_chunk(evaluation, payload(), rows)
             assert [r.item_id for r in cloudpickle.loads(packed)] == [start, start + 1]
     finally:

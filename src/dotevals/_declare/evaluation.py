@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dotevals._declare.gates import Gate
     from dotevals._declare.retry_policy import Retries
     from dotevals.concurrency import AsyncStrategy, SyncStrategy
+    from dotevals.metrics import Reducer
 
 #: Iterator datasets whose rows have been read, by id, for as long as they live.
 _READ: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
@@ -46,6 +47,36 @@ def parse_columns(column_spec: str) -> tuple[str, ...]:
     if len(set(columns)) != len(columns):
         raise ConfigurationError(f"@foreach column spec {column_spec!r} repeats a column")
     return columns
+
+
+def parse_epochs(value: int | str | None) -> int | None:
+    """How many times each row is scored: a whole number >= 1, or None (the run's, else 1)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"epochs must be a whole number >= 1, got {value!r:.40}")
+    return value
+
+
+def parse_reducers(values: Iterable[str | Reducer] | str | None, where: str) -> tuple[Reducer, ...]:
+    """The reducers ``@foreach(..., reducers=[...])`` names (see
+    :func:`~dotevals.metrics.get_reducer`); ConfigurationError naming a wrong one."""
+    __tracebackhide__ = True
+    if values is None:
+        return ()
+    from dotevals.metrics import get_reducer
+
+    if isinstance(values, str):
+        values = [values]
+    try:
+        found = tuple(get_reducer(value) for value in values)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if not found:
+        raise ConfigurationError(f"{where}: reducers=[] names no reducer; leave it out for mean")
+    return tuple(dict.fromkeys(found))
 
 
 def parse_timeout(value: float | str | None) -> float | None:
@@ -84,6 +115,12 @@ class EvaluationSpec:
     #: How many stored rows may error (``@foreach(..., fail_on_error=...)``; None: the
     #: run's bound, by default none but every row).
     fail_on_error: ErrorBound | None = None
+    #: How many times each row is scored (``@foreach(..., epochs=k)``; None: the run's
+    #: ``--epochs``, else 1).
+    epochs: int | None = None
+    #: What turns a row's values over its epochs into one (``@foreach(..., reducers=...)``;
+    #: none given: ``mean``).
+    reducers: tuple[Reducer, ...] = ()
     fixture_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +135,8 @@ class EvaluationSpec:
                 f"the function; add it to the signature or remove it from the column spec"
             )
         self._check_strategy()
+        if self.epochs is not None:
+            self.repeats(self.epochs)
         if self.key is not None and self.key not in self.columns:
             raise ConfigurationError(
                 f"{name}: key {self.key!r} is not one of the columns ({', '.join(self.columns)}); "
@@ -136,6 +175,25 @@ class EvaluationSpec:
     @property
     def name(self) -> str:
         return getattr(self.func, "__name__", repr(self.func))
+
+    def repeats(self, default: int | None) -> tuple[int, tuple[Reducer, ...]]:
+        """The epochs of each row (its own, else ``default``, else 1) and the reducers of
+        its values: those given, else ``mean`` when there are several epochs.
+        ConfigurationError when a reducer needs more epochs than there are."""
+        __tracebackhide__ = True
+        epochs = self.epochs or default or 1
+        reducers = self.reducers
+        if not reducers and epochs > 1:
+            from dotevals.metrics import get_reducer
+
+            reducers = (get_reducer("mean"),)
+        short = [r for r in reducers if r.needs > epochs]
+        if short:
+            raise ConfigurationError(
+                f"{self.name}: {short[0].label} needs {short[0].needs} epochs of each row, and "
+                f"the evaluation has {epochs}; set epochs={short[0].needs} or more"
+            )
+        return epochs, reducers
 
     @property
     def is_async(self) -> bool:

@@ -18,6 +18,8 @@ from typing import Any
 from dotevals._declare.evaluation import EvaluationSpec
 from dotevals._engine.frozen_heap import frozen_heap
 from dotevals._engine.scoring import (
+    NO_METERING,
+    Metering,
     ascore_row,
     async_caller,
     score_row,
@@ -29,7 +31,8 @@ from dotevals.concurrency import Adaptive, AsyncStrategy, Sequential, SyncStrate
 from dotevals.errors import DatasetError
 from dotevals.models import Record
 
-Rows = Iterator[tuple[int, "dict[str, Any] | DatasetError"]]
+#: The samples to score: (item_id, epoch, the row's arguments or why it has none).
+Rows = Iterator[tuple[int, int, "dict[str, Any] | DatasetError"]]
 Sink = Callable[[Record], None]
 
 
@@ -46,11 +49,15 @@ def run_sync(
     rows: Rows,
     sink: Sink,
     timeout: float | None = None,
+    metering: Metering = NO_METERING,
 ) -> None:
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
-    tasks = (partial(score_row, call, i, row, fixtures, timeout) for i, row in rows)
+    tasks = (
+        partial(score_row, call, i, epoch, row, fixtures, timeout, metering)
+        for i, epoch, row in rows
+    )
     # the rows block the event loop: its own Ctrl-C handler would wait for them,
     # and a row may run an event loop of its own
     with ctrl_c_raises(), frozen_heap(), outside_the_loop():
@@ -64,11 +71,15 @@ async def run_async(
     rows: Rows,
     sink: Sink,
     timeout: float | None = None,
+    metering: Metering = NO_METERING,
 ) -> None:
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, AsyncStrategy)
     call = async_caller(evaluation.func, evaluation.retrying)
-    tasks = (partial(ascore_row, call, i, row, fixtures, timeout) for i, row in rows)
+    tasks = (
+        partial(ascore_row, call, i, epoch, row, fixtures, timeout, metering)
+        for i, epoch, row in rows
+    )
     with frozen_heap():
         async for record in strategy.run(tasks):
             sink(record)

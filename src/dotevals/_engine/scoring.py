@@ -18,9 +18,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from dotevals._declare.retry_policy import (
     Retries,
@@ -30,8 +32,11 @@ from dotevals._declare.retry_policy import (
 )
 from dotevals._declare.row_errors import row_traceback
 from dotevals.errors import DatasetError, RowTimeoutError
-from dotevals.llm.context import CURRENT_ROW, RowCalls
+from dotevals.llm.row import Row, enter, leave
 from dotevals.models import Record, Result, as_result
+
+if TYPE_CHECKING:
+    from dotevals.llm.cost import Prices
 
 
 def error_text(exc: BaseException) -> str:
@@ -41,9 +46,48 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def failed_record(item_id: int, row: dict[str, Any], exc: BaseException) -> Record:
+def failed_record(item_id: int, row: dict[str, Any], exc: BaseException, epoch: int = 0) -> Record:
     """The record of a row that raised ``exc``: its error and trimmed traceback."""
-    return Record(Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc))
+    return Record(
+        Result(), item_id, row, error=error_text(exc), traceback=row_traceback(exc), epoch=epoch
+    )
+
+
+@dataclass(frozen=True)
+class Metering:
+    """How a run accounts for its rows: the seed each (row, epoch) gets its own from
+    (see :class:`dotevals.llm.Row`), and the prices that turn usage into cost."""
+
+    seed: int = 0
+    prices: Prices | None = None
+
+
+def _ended(record: Record, row: Row, start: float, prices: Prices | None) -> Record:
+    """``record`` with the seconds since ``start`` and what its row reported."""
+    record.duration = time.perf_counter() - start
+    if row.reported or record.result.usage:
+        return _settled(record, row, prices)
+    return record
+
+
+def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
+    """``record`` with what its model calls reported: usage added to the result's, the
+    cost of it all, the settings recorded, the provider's calls (cache hits, 429s)."""
+    if row.usage:
+        usage = record.result.usage
+        if usage:
+            usage = dict(usage)
+            for model, used in row.usage.items():
+                usage[model] = usage[model] + used if model in usage else used
+        record.result.usage = usage or row.usage
+    if row.settings:
+        record.settings = row.settings
+    if row.calls is not None:
+        record.model_calls = row.calls.to_dict()
+    if record.result.usage and prices is not None:
+        cost = {model: prices.cost(model, used) for model, used in record.result.usage.items()}
+        record.cost = {model: usd for model, usd in cost.items() if usd is not None}
+    return record
 
 
 def sync_caller(func: Callable[..., Any], retries: Retries) -> Callable[..., Any]:
@@ -165,56 +209,56 @@ def row_deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _with_calls(record: Record, calls: RowCalls) -> Record:
-    """``record`` with what the row's model calls reported (see :mod:`dotevals.llm.context`)."""
-    record.model_calls = calls.to_dict()
-    return record
+#: Rows scored with seed 0 and no prices (no cost).
+NO_METERING = Metering()
 
 
 def score_row(
     call: Callable[..., Any],
     item_id: int,
+    epoch: int,
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
-    epoch: int = 0,
+    metering: Metering = NO_METERING,
 ) -> Record:
-    """The Record of one row: its result, or its error (a row that did not fit the
-    columns arrives as its DatasetError).
-
-    The row runs with :data:`~dotevals.llm.context.CURRENT_ROW` set to its id and
-    ``epoch``; what its model calls report is stored with its record.
-    """
+    """The Record of one (row, epoch): its result, or its error (a row that did not fit
+    the columns arrives as its DatasetError), with the seconds it took and what its
+    model calls reported (:func:`dotevals.llm.current_row` is the row meanwhile)."""
     if isinstance(row, DatasetError):
-        return failed_record(item_id, {}, row)
-    calls = RowCalls(item_id, epoch, is_async=False)
-    token = CURRENT_ROW.set(calls)
+        return failed_record(item_id, {}, row, epoch)
+    current = Row(item_id, epoch, metering.seed)
+    token = enter(current)
+    start = time.perf_counter()
     try:
         if timeout is None:
             value = call(**row, **fixtures)
         else:
             with row_deadline(timeout):
                 value = call(**row, **fixtures)
-        return _with_calls(Record(as_result(value), item_id, row), calls)
+        record = Record(as_result(value), item_id, row, epoch=epoch)
     except Exception as exc:
-        return _with_calls(failed_record(item_id, row, exc), calls)
+        record = failed_record(item_id, row, exc, epoch)
     finally:
-        CURRENT_ROW.reset(token)
+        leave(token)
+    return _ended(record, current, start, metering.prices)
 
 
 async def ascore_row(
     call: Callable[..., Awaitable[Any]],
     item_id: int,
+    epoch: int,
     row: dict[str, Any] | DatasetError,
     fixtures: dict[str, Any],
     timeout: float | None = None,
-    epoch: int = 0,
+    metering: Metering = NO_METERING,
 ) -> Record:
     """:func:`score_row` for coroutine functions (the row's tasks inherit its context)."""
     if isinstance(row, DatasetError):
-        return failed_record(item_id, {}, row)
-    calls = RowCalls(item_id, epoch, is_async=True)
-    token = CURRENT_ROW.set(calls)
+        return failed_record(item_id, {}, row, epoch)
+    current = Row(item_id, epoch, metering.seed, is_async=True)
+    token = enter(current)
+    start = time.perf_counter()
     try:
         if timeout is None:
             value = await call(**row, **fixtures)
@@ -222,17 +266,18 @@ async def ascore_row(
             import asyncio  # imported by the running loop already
 
             coroutine = _Closable(call(**row, **fixtures))
-            task = asyncio.ensure_future(coroutine.run())
+            task = asyncio.ensure_future(coroutine.run())  # with this row as its context
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
                 _give_up(task, coroutine)
                 raise timeout_error(timeout)
             value = task.result()
-        return _with_calls(Record(as_result(value), item_id, row), calls)
+        record = Record(as_result(value), item_id, row, epoch=epoch)
     except Exception as exc:
-        return _with_calls(failed_record(item_id, row, exc), calls)
+        record = failed_record(item_id, row, exc, epoch)
     finally:
-        CURRENT_ROW.reset(token)
+        leave(token)
+    return _ended(record, current, start, metering.prices)
 
 
 class _Closable:

@@ -29,9 +29,9 @@ from dotevals._engine.executors.base import Executor
 from dotevals._engine.frozen_heap import frozen_heap
 from dotevals._engine.scoring import failed_record
 from dotevals._engine.start_marks import StartMarks
-from dotevals._engine.wire import Payload, pack_payload, pack_rows
+from dotevals._engine.wire import Payload, Sample, pack_payload, pack_rows
 from dotevals._engine.worker import process as worker
-from dotevals.errors import ClusterLostError, DatasetError, RowTimeoutError
+from dotevals.errors import ClusterLostError, RowTimeoutError
 from dotevals.models import Record
 
 __all__ = ["ChunkSizer", "Clock", "stream"]
@@ -86,7 +86,7 @@ async def stream(
     executor: Executor,
     name: str,
     payload: Payload,
-    rows: Iterator[tuple[int, dict[str, Any] | DatasetError]],
+    rows: Iterator[Sample],
     sink: Callable[[Record], None],
     chunk_size: int | None = None,
     clock: Clock | None = None,
@@ -139,11 +139,9 @@ async def stream(
             sender.close()
 
 
-def _take(
-    rows: Iterator[tuple[int, Any]], count: int
-) -> tuple[list[tuple[int, Any]], Exception | None]:
+def _take(rows: Iterator[Sample], count: int) -> tuple[list[Sample], Exception | None]:
     """Up to ``count`` rows, and the error that stopped the dataset (rows before it are kept)."""
-    chunk: list[tuple[int, Any]] = []
+    chunk: list[Sample] = []
     try:
         for row in islice(rows, count):
             chunk.append(row)
@@ -161,7 +159,7 @@ def _drop(chunks: deque[_Chunk]) -> None:
 
 @dataclass
 class _Chunk:
-    rows: list[tuple[int, Any]]
+    rows: list[Sample]
     future: asyncio.Future[Any]
     #: What the worker marks when it starts scoring the rows (None: not watched).
     mark: str | None = None
@@ -197,7 +195,7 @@ class _Sender:
         #: Chunks sent with the payload since the workers started.
         self.with_payload = 0
 
-    def submit(self, rows: list[tuple[int, Any]], payload: bool = False) -> _Chunk:
+    def submit(self, rows: list[Sample], payload: bool = False) -> _Chunk:
         """Send a chunk. The first ``2 x slots`` chunks carry the payload, which each
         worker keeps for the evaluation; later ones go without (see :meth:`result`)."""
         if payload or self.with_payload < 2 * self.executor.slots:
@@ -268,7 +266,7 @@ class _Sender:
                 return future.result()
         raise asyncio.TimeoutError
 
-    async def isolate(self, rows: list[tuple[int, Any]], window: int) -> None:
+    async def isolate(self, rows: list[Sample], window: int) -> None:
         """Run rows one per chunk, ``window`` at a time, blaming a failure on a row run alone."""
         pending = deque(rows)
         in_flight: deque[_Chunk] = deque()
@@ -291,7 +289,7 @@ class _Sender:
                 self.sink(record)
 
 
-def _blamed(row: tuple[int, Any], error: Exception) -> Record:
+def _blamed(row: Sample, error: Exception) -> Record:
     """The record of a row that a worker's death or hang is blamed on."""
-    item_id, values = row
-    return failed_record(item_id, values if isinstance(values, dict) else {}, error)
+    item_id, epoch, values = row
+    return failed_record(item_id, values if isinstance(values, dict) else {}, error, epoch)

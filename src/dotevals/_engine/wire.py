@@ -33,6 +33,7 @@ __all__ = [
     "NO_PARAM",
     "FixtureSpec",
     "Payload",
+    "Sample",
     "pack_each",
     "pack_payload",
     "pack_rows",
@@ -101,6 +102,10 @@ class Payload:
     #: autouse included): workers create them all before the first row.
     fixture_closure: tuple[str, ...]
     timeout: float | None = None
+    #: The run's seed (see :class:`~dotevals._engine.scoring.Metering`).
+    seed: int = 0
+    #: The prices set in the main process, by model (:func:`dotevals.llm.set_price`).
+    prices: dict[str, Any] = field(default_factory=dict)
     #: The file ``func`` comes from (see :func:`source_file`).
     filename: str | None = field(init=False, default=None)
 
@@ -141,15 +146,23 @@ def pack_payload(name: str, payload: Payload, remote: bool = False) -> bytes:
         ) from None
 
 
-def pack_rows(chunk: list[tuple[int, Any]]) -> bytes:
+#: One sample to score: (item_id, epoch, the row's arguments or why it has none).
+Sample = tuple[int, int, Any]
+
+
+def pack_rows(chunk: list[Sample]) -> bytes:
     """Pickle a chunk; a row that cannot be pickled goes as that row's error."""
     return pack_each(chunk, _unsendable)
 
 
-def _unsendable(row: tuple[int, Any], exc: Exception) -> tuple[int, Any]:
-    item_id = row[0]
-    return item_id, DatasetError(
-        f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
+def _unsendable(sample: Sample, exc: Exception) -> Sample:
+    item_id, epoch, _ = sample
+    return (
+        item_id,
+        epoch,
+        DatasetError(
+            f"row {item_id} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
+        ),
     )
 
 

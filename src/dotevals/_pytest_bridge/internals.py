@@ -47,6 +47,7 @@ __all__ = [
     "put_state",
     "resolve_fixture_function",
     "setup_state",
+    "skip_at_item",
     "stop_rewriting",
     "take_state",
     "item_of_request",
@@ -180,3 +181,12 @@ def higher_scoped_params(item: pytest.Item) -> tuple[tuple[str, str], ...]:
 def fixture_marker(obj: object) -> Any:
     """The ``@pytest.fixture`` marker of ``obj`` (its ``name``), None if it is no fixture."""
     return getfixturemarker(obj)
+
+
+# Reports --------------------------------------------------------------------
+def skip_at_item(reason: str) -> BaseException:
+    """The exception that reports an item skipped for ``reason`` at the item's own
+    location, as a skip mark does (not at the line that raised it)."""
+    skipped = pytest.skip.Exception(reason)
+    skipped._use_item_location = True
+    return skipped

@@ -18,6 +18,7 @@ import pytest
 
 from dotevals._declare.evaluation import get_evaluation
 from dotevals._declare.gates import GateCheck, check_gates, unmatched
+from dotevals._pytest_bridge.internals import skip_at_item
 from dotevals._pytest_bridge.project import project_root
 from dotevals._report.format import printable
 from dotevals._report.text import (
@@ -28,11 +29,13 @@ from dotevals._report.text import (
     summary_labels,
     summary_notes,
     summary_table,
+    usage_table,
 )
 from dotevals.errors import DotevalsError, GateFailedError, RowsFailedError
 from dotevals.options import OPTIONS, RunOptions
 from dotevals.runners import EvaluationOutcome, Runner, RunReporter
 from dotevals.storage.location import display_url
+from dotevals.storage.reading import accounts
 
 __all__ = ["EvaluationSession", "run_options"]
 
@@ -114,6 +117,16 @@ class EvaluationSession:
         if calls is not None:
             write(calls)
         labels = summary_labels(outcomes, self.checks, width)
+        spent = [
+            (labels.get(o.label, o.label), accounts(o.summary))
+            for o in outcomes
+            if o.summary is not None
+        ]
+        usage = usage_table(spent, width)
+        if usage:
+            write("")
+            for line in usage:
+                write(line)
         notes = summary_notes(outcomes, labels)
         if notes:
             write("")
@@ -226,6 +239,8 @@ class _PytestReporter(RunReporter):
         }[when]
         if when == "call" and error is None and outcome.rows_failed:
             error = RowsFailedError(rows_failed_report(outcome, self.evaluations.show_errors()))
+        elif when == "call" and error is None and outcome.budget is not None:
+            error = skip_at_item(f"stopped at the budget: {outcome.budget}")
         elif when == "call" and error is None:
             error = self.evaluations.check_gates(outcome, item)
         call = pytest.CallInfo.from_call(functools.partial(_raise, error), when)  # type: ignore[arg-type]

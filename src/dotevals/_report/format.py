@@ -60,6 +60,24 @@ def number(value: float) -> str:
     return _decimals(value, "")
 
 
+def seconds(value: float | None) -> str | None:
+    """A duration: ``45 us``, ``523 ms``, ``12.4 s``; None for None."""
+    if value is None:
+        return None
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} us"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
+
+
+def usd(value: float | None) -> str | None:
+    """An amount of US dollars: ``$0.0123``; None (no price) for None."""
+    if value is None:
+        return None
+    return f"${value:.4f}" if value < 1000 else f"${value:,.2f}"
+
+
 def signed(value: float) -> str:
     """``+0.2000`` / ``-0.0500``: a difference always shows its sign (``nan`` has none)."""
     return _decimals(value, "+")

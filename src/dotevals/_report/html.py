@@ -19,12 +19,20 @@ from datetime import datetime
 from typing import Any
 
 from dotevals._declare.row_errors import error_message, group_by_type
-from dotevals._report.format import ELLIPSIS, local_time, number, shorten, signed
+from dotevals._report.format import ELLIPSIS, local_time, number, seconds, shorten, signed, usd
 from dotevals.compare import compare_evaluation
 from dotevals.models import EvaluationSummary, Record
 from dotevals.storage import Storage
+from dotevals.storage.base import EvaluationInfo
 from dotevals.storage.naming import short_name
-from dotevals.storage.reading import find_experiment, metric_intervals
+from dotevals.storage.reading import (
+    accounts,
+    find_experiment,
+    first_reducer,
+    metric_intervals,
+    reduced_intervals,
+    stored_reducers,
+)
 
 __all__ = ["MAX_ROWS", "render", "report_data"]
 
@@ -91,7 +99,10 @@ def report_data(
             for i, e in enumerate(infos)
         ],
         "evaluations": evaluations,
-        "comparisons": [_comparison(loaded, 0, b) for b in range(1, len(infos))],
+        "comparisons": [
+            _comparison(loaded, 0, b, _reducers(storage, infos[0].name, names))
+            for b in range(1, len(infos))
+        ],
     }
 
 
@@ -106,18 +117,15 @@ def _summaries(
             runs.append(None)
             continue
         info = storage.evaluation_info(experiment, name)
-        computed = EvaluationSummary(rows)
-        runs.append(
-            {
-                "status": info.status if info else "unknown",
-                "rows": computed.rows,
-                "errors": computed.errors,
-            }
-        )
-        for score, by_metric in metric_intervals(info, computed).items():
-            for metric, estimate in by_metric.items():
-                entries = values.setdefault((score, metric), [None] * len(experiments))
-                entries[index] = estimate
+        computed = EvaluationSummary(rows, stored_reducers(info))
+        runs.append(_run(info, computed))
+        reduced = reduced_intervals(info, computed) or {"": metric_intervals(info, computed)}
+        for reducer, by_score in reduced.items():
+            for score, by_metric in by_score.items():
+                for metric, estimate in by_metric.items():
+                    label = f"{metric} [{reducer}]" if reducer else metric
+                    entries = values.setdefault((score, label), [None] * len(experiments))
+                    entries[index] = estimate
     metrics = [
         {"score": score, "metric": metric, "entries": entries}
         for (score, metric), entries in values.items()
@@ -125,16 +133,47 @@ def _summaries(
     return {"runs": runs, "metrics": metrics, "scale": _scale(metrics)}
 
 
-def _comparison(loaded: dict[str, list[list[Record] | None]], a: int, b: int) -> dict[str, Any]:
+def _run(info: EvaluationInfo | None, computed: EvaluationSummary) -> dict[str, Any]:
+    """One experiment's evaluation: status, counts, latency, tokens and cost (the
+    tokens' title gives them by model)."""
+    spent = accounts(computed)
+    latency = spent["latency"] or {}
+    by_model = "; ".join(
+        f"{model}: {u['input_tokens']} in, {u['output_tokens']} out"
+        + (f", {usd(u['cost'])}" if u["cost"] is not None else "")
+        for model, u in spent["usage"].items()
+    )
+    return {
+        "status": info.status if info else "unknown",
+        "rows": computed.rows,
+        "epochs": computed.epochs,
+        "errors": computed.errors,
+        "p50": seconds(latency.get("p50")),
+        "p95": seconds(latency.get("p95")),
+        "tokens": spent["tokens"],
+        "by_model": _short(by_model),
+        "cost": usd(spent["cost"]) if spent["usage"] else None,
+    }
+
+
+def _reducers(storage: Storage, experiment: str, names: list[str]) -> dict[str, Any]:
+    """The reducer each evaluation of ``experiment`` reports its metrics by (None without
+    repeats), by name: what a comparison pairs."""
+    return {name: first_reducer(storage.evaluation_info(experiment, name)) for name in names}
+
+
+def _comparison(
+    loaded: dict[str, list[list[Record] | None]], a: int, b: int, reducers: dict[str, Any]
+) -> dict[str, Any]:
     """Experiment ``b`` against ``a`` (indexes), evaluation by evaluation: each
-    evaluation both ran as ``EvaluationComparison.to_dict()`` and the names of
-    those only one ran."""
+    evaluation both ran as ``EvaluationComparison.to_dict()`` (rows' values reduced by
+    the reducer of A's evaluation) and the names of those only one ran."""
     sides = [(name, records[a], records[b]) for name, records in loaded.items()]
     return {
         "a": a,
         "b": b,
         "evaluations": [
-            compare_evaluation(name, x, y).to_dict()
+            compare_evaluation(name, x, y, reducers.get(name)).to_dict()
             for name, x, y in sides
             if x is not None and y is not None
         ],

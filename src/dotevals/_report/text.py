@@ -12,10 +12,12 @@ from dotevals._report.format import (
     ELLIPSIS,
     number,
     printable,
+    seconds,
     short_labels,
     shorten,
     shorten_left,
     signed,
+    usd,
 )
 from dotevals.storage.naming import storage_option
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from dotevals._declare.gates import GateCheck
     from dotevals.compare import EvaluationComparison, ScoreComparison
     from dotevals.intervals import Estimate
+    from dotevals.llm.context import CallTally
     from dotevals.runners import EvaluationOutcome
 
 
@@ -168,15 +171,17 @@ def model_calls_line(outcomes: Sequence[EvaluationOutcome]) -> str | None:
     return "; ".join(parts) or None
 
 
-def saved_by_cache(tally: Any) -> str:
-    """What the cache hits saved, as the summary says it: empty for now.
+def saved_by_cache(tally: CallTally) -> str:
+    """What the cache hits saved: ``1,234 tokens, $0.0200`` (the cost of the models that
+    have a price, see :mod:`dotevals.llm.cost`); empty when the hits report no usage."""
+    from dotevals.llm.cost import cost_of
 
-    The hook for token usage and cost: ``tally.saved_usage`` adds up every numeric field
-    of the usage blocks of the hits (``prompt_tokens``, ``completion_tokens``... as the
-    server named them); once dotevals reads usage blocks by shape and prices them
-    (``dotevals.llm.usage``, ``dotevals.llm.cost``), this returns ``"1,234 tokens, $0.02"``.
-    """
-    return ""
+    tokens = sum(u.input_tokens + u.output_tokens for u in tally.saved.values())
+    if not tokens:
+        return ""
+    costs = [cost_of(model, usage) for model, usage in tally.saved.items()]
+    known = [usd for usd in costs if usd is not None]
+    return f"{tokens:,} tokens" + (f", {usd(sum(known))}" if known else "")
 
 
 def summary_table(
@@ -209,6 +214,19 @@ class _SummaryTable:
     RIGHT = (1, 2, 3, 6)
     #: The evaluation's label gives way first, keeping its name; then the score's.
     FIT = (Fit(0, label=True), Fit(4), Fit(5))
+    #: With repeats: the epochs of each row and the reducer of each metric's line.
+    REPEATS = [
+        "evaluation",
+        "rows",
+        "epochs",
+        "new",
+        "errors",
+        "score",
+        "reducer",
+        "metric",
+        "value",
+        "95% interval",
+    ]
 
     def __init__(
         self,
@@ -219,15 +237,20 @@ class _SummaryTable:
         self.outcomes = outcomes
         self.gates = gates
         self.width = width
-        self.headers = self.HEADERS + (["gate"] if gates else [])
+        self.repeats = any(o.summary is not None and o.summary.reduced for o in outcomes)
+        self.headers = (self.REPEATS if self.repeats else self.HEADERS) + (
+            ["gate"] if gates else []
+        )
         self.labels = {o.label: o.label for o in outcomes}
         if width and natural_width(self.headers, self._rows()) > width:
             self.labels = short_labels(o.label for o in outcomes)
 
     def lines(self) -> list[str]:
-        table = format_table(
-            self.headers, self._rows(), right=self.RIGHT, width=self.width, fit=self.FIT
-        )
+        right: tuple[int, ...] = self.RIGHT
+        fit: tuple[Fit, ...] = self.FIT
+        if self.repeats:
+            right, fit = (1, 2, 3, 4, 8), (Fit(0, label=True), Fit(5), Fit(7))
+        table = format_table(self.headers, self._rows(), right=right, width=self.width, fit=fit)
         return table.splitlines()
 
     def _rows(self) -> list[list[Any]]:
@@ -244,17 +267,60 @@ class _SummaryTable:
                 found = self.gates.get(outcome.item.nodeid, ())
                 checks = {(c.gate.score, c.metric): c for c in found}
             counts: list[Any] = [label, summary.rows, outcome.new_rows, summary.errors]
-            metrics: list[tuple[str | None, str | None, Estimate | None]] = [
-                (s, m, e) for s, values in summary.estimates.items() for m, e in values.items()
+            by_reducer = summary.reduced or {"": summary.estimates}
+            metrics: list[tuple[str | None, str | None, str | None, Estimate | None]] = [
+                (s, r, m, e)
+                for r, by_score in by_reducer.items()
+                for s, values in by_score.items()
+                for m, e in values.items()
             ]
-            for score, metric, estimate in metrics or [(None, None, None)]:
-                row = [*counts, score, metric, estimate and estimate.value]
+            if self.repeats:
+                counts.insert(2, summary.epochs)
+            for score, reducer, metric, estimate in metrics or [(None, None, None, None)]:
+                named = [score, reducer, metric] if self.repeats else [score, metric]
+                row = [*counts, *named, estimate and estimate.value]
                 row.append(interval_cell(estimate))
                 if self.gates:
-                    row.append(gate_cell(checks.get((score, metric))))
+                    first = reducer in ("", next(iter(by_reducer)))
+                    row.append(gate_cell(checks.get((score, metric)) if first else None))
                 rows.append(row)
-                counts = ["", "", "", ""]
+                counts = [""] * len(counts)
         return rows
+
+
+def usage_table(
+    accounts: Sequence[tuple[str, Mapping[str, Any]]], width: int | None = None
+) -> list[str]:
+    """One line per evaluation and model: the samples' p50 and p95 seconds, their tokens
+    and cost (``-`` without a price); then the total cost, when some model has one.
+    ``accounts`` are (label, :func:`~dotevals.storage.reading.accounts`) pairs; nothing
+    when no evaluation has a duration or a token."""
+    rows: list[list[Any]] = []
+    for label, account in accounts:
+        latency = account["latency"] or {}
+        timing = [label, seconds(latency.get("p50")), seconds(latency.get("p95"))]
+        for model, used in account["usage"].items() or [("-", None)]:
+            counts = (
+                [used[k] for k in ("input_tokens", "output_tokens")]
+                + [used[k] for k in ("cached_input_tokens", "reasoning_tokens")]
+                if used
+                else [None] * 4
+            )
+            rows.append([*timing, model or "-", *counts, usd(used["cost"]) if used else None])
+            timing = ["", "", ""]
+    if not any(a["latency"] or a["usage"] for _, a in accounts):
+        return []
+    headers = ["evaluation", "p50", "p95", "model", "input", "output", "cached", "reasoning"]
+    fit = (Fit(0, label=True), Fit(3))
+    table = format_table(
+        [*headers, "cost"], rows, right=(1, 2, 4, 5, 6, 7, 8), width=width, fit=fit
+    ).splitlines()
+    priced = [
+        a["cost"] for _, a in accounts if any(u["cost"] is not None for u in a["usage"].values())
+    ]
+    if priced:
+        table.append(f"total cost: {usd(sum(priced))}")
+    return table
 
 
 def summary_notes(outcomes: Sequence[EvaluationOutcome], labels: Mapping[str, str]) -> list[str]:
@@ -274,6 +340,11 @@ def summary_notes(outcomes: Sequence[EvaluationOutcome], labels: Mapping[str, st
             )
         elif outcome.error is not None:
             lines.append(f"{label}: stopped by {type(outcome.error).__name__}: see its error above")
+        elif outcome.budget is not None:
+            lines.append(
+                f"{label}: stopped at the budget, {outcome.budget}; its stored rows are kept, "
+                "run again with a larger budget to resume"
+            )
         if outcome.rerun_rows:
             rerun, again = outcome.rerun_rows, outcome.rerun_errors
             rows = "1 errored row" if rerun == 1 else f"{rerun} errored rows"

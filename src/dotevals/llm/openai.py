@@ -39,9 +39,9 @@ from typing import Any
 from dotevals.errors import ConfigurationError
 from dotevals.llm._loop import call_async, call_sync
 from dotevals.llm.cache import ResponseCache, cache_key
-from dotevals.llm.context import RowCalls, current_row
 from dotevals.llm.limits import DEFAULT_CONCURRENCY, Limits, ModelLimiter, limiter_for
 from dotevals.llm.retries import is_retryable, mark_retried, retry_after, status_code, wait_seconds
+from dotevals.llm.row import Row, current_row
 from dotevals.llm.settings import (
     OPENAI_BASE_URL,
     PROVIDERS,
@@ -49,6 +49,7 @@ from dotevals.llm.settings import (
     parse_model,
     resolve_base_url,
 )
+from dotevals.llm.usage import read_usage
 from dotevals.providers import ModelHandle, ModelProvider
 
 __all__ = [
@@ -292,7 +293,7 @@ class OpenAIModel:
         }
 
     # on the model-call loop ----------------------------------------------------
-    async def _complete(self, body: dict[str, Any], row: RowCalls | None) -> Completion:
+    async def _complete(self, body: dict[str, Any], row: Row | None) -> Completion:
         epoch = 0 if row is None else row.epoch
         key = cache_key(self.settings.base_url, body, epoch)
         cache = self.cache
@@ -300,14 +301,16 @@ class OpenAIModel:
         if cache.reads:
             hit = cache.get(key)
             if hit is not None:
-                if row is not None:
-                    row.add(self.settings.model, cached=True, usage=hit.usage, limit=limiter.limit)
+                if row is not None:  # its tokens were spent once, when it was cached
+                    row.add_call(
+                        self.settings.model, cached=True, usage=hit.usage, limit=limiter.limit
+                    )
                 return Completion(_text(hit.response), hit.response, hit.usage, cached=True)
         try:
             data, rate_limited = await self._send(body, limiter)
         except _Failed as failed:
             if row is not None:
-                row.rate_limited += failed.rate_limited
+                row.add_rate_limited(failed.rate_limited)
             raise failed.error from None
         if not isinstance(data, dict) or "error" in data or not data.get("choices"):
             # an error in a 200 answer (some servers do that): the row's error, never cached
@@ -327,13 +330,15 @@ class OpenAIModel:
         )
         if row is not None:
             cached = None if cache.mode == "off" else False
-            row.add(
+            row.add_call(
                 self.settings.model,
                 cached=cached,
                 usage=usage,
                 rate_limited=rate_limited,
                 limit=limiter.limit,
             )
+            if usage is not None:  # the tokens this call spent, which its cost is made of
+                row.add_usage(self.settings.model, read_usage(data))
         return Completion(_text(data), data, usage, cached=False)
 
     async def _send(self, body: dict[str, Any], limiter: ModelLimiter) -> tuple[Any, int]:

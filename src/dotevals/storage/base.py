@@ -32,6 +32,12 @@ from dotevals.models import Evaluation, EvaluationStatus, Record, sort_records
 
 Status = Literal["running", "completed", "failed", "interrupted"]
 
+#: The store format this dotevals writes. 1: a record per row (every store before
+#: repeats, dotevals 0.23's too: a store that names no format is of format 1); 2: a
+#: record per (row, epoch), with its duration, usage and cost. A run upgrades a store
+#: of an older format as it opens it; reading leaves it as it is.
+FORMAT = 2
+
 
 def check_experiment_name(name: str) -> str:
     """``name`` if it can name an experiment; ConfigurationError saying why not."""
@@ -52,11 +58,13 @@ def check_experiment_name(name: str) -> str:
 
 @dataclass
 class ExperimentInfo:
-    """An experiment as listed by storage."""
+    """An experiment as listed by storage; ``format`` is the store format of its
+    bookkeeping (see :data:`FORMAT`)."""
 
     name: str
     created_at: float
     ephemeral: bool = False
+    format: int = 1
 
 
 @dataclass
@@ -78,12 +86,18 @@ class EvaluationInfo:
     metrics: dict[str, dict[str, float]] | None = None
     #: ``{score: {metric: Estimate.to_dict()}}``: each metric's stderr and 95 % interval.
     estimates: dict[str, dict[str, dict[str, Any]]] | None = None
+    #: ``{reducer: {score: {metric: Estimate.to_dict()}}}`` of an evaluation with repeats
+    #: (None without): the metrics of each reducer (``estimates`` are the first one's).
+    reduced: dict[str, dict[str, dict[str, dict[str, Any]]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form: ``metrics`` under ``summary``, ``estimates`` under ``intervals``."""
+        """The stored form: ``metrics`` under ``summary``, ``estimates`` under ``intervals``;
+        ``reduced`` only when there is one."""
         data = asdict(self)
         data["summary"] = data.pop("metrics")
         data["intervals"] = data.pop("estimates")
+        if data["reduced"] is None:
+            del data["reduced"]
         return data
 
     @classmethod

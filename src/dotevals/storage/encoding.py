@@ -156,25 +156,24 @@ def stored_text(record: Record, with_traceback: bool = True) -> str:
 
 
 def _unstorable(record: Record, exc: BaseException) -> Record:
+    """The record of a row whose result cannot be stored: its error, with what the row
+    used and cost (spent all the same)."""
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     error = f"StorageError: this row's result cannot be stored ({reason})"
+    row = record.dataset_row
     try:
-        encode_json(record.dataset_row)
+        encode_json(row)
     except Exception:  # the row itself is what cannot be stored
-        return Record(
-            Result(),
-            record.item_id,
-            {},
-            error=error,
-            timestamp=record.timestamp,
-            model_calls=record.model_calls,
-        )
+        row = {}
     return Record(
-        Result(),
+        Result(usage=record.result.usage),
         record.item_id,
-        record.dataset_row,
+        row,
         error,
         record.timestamp,
+        epoch=record.epoch,
+        duration=record.duration,
+        cost=record.cost,
         model_calls=record.model_calls,
     )
 
@@ -207,10 +206,43 @@ def decode_record(text: str | bytes, before: int) -> Record:
     _check(traceback is None or isinstance(traceback, str), "traceback is not text")
     model_calls = data.get("model_calls")
     _check(model_calls is None or isinstance(model_calls, dict), "model_calls is not an object")
+    epoch = data.get("epoch", 0)
+    _check(type(epoch) is int and 0 <= epoch <= MAX_EPOCH, f"epoch {epoch!r} is not an epoch")
+    duration = data.get("duration")
+    _check(duration is None or _is_number(duration), "duration is not a number")
+    _check(_by_name(data.get("cost", {}), _is_number), "cost is not {model: number}")
+    _check(_by_name(data.get("settings", {}), _is_object), "settings are not {model: object}")
+    _check(_by_name(result.get("usage", {}), _is_usage), "usage is not {model: token counts}")
     try:
         return Record.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+#: The most epochs a row may have: a larger epoch number is a damaged record.
+MAX_EPOCH = 1_000_000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_usage(value: Any) -> bool:
+    """A stored Usage: an object of token counts (whole numbers >= 0)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items()
+    )
+
+
+def _by_name(value: Any, check: Any) -> bool:
+    """``value`` is an object whose every value passes ``check``, keyed by text."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and check(v) for k, v in value.items()
+    )
 
 
 def _check(condition: bool, reason: str) -> None:

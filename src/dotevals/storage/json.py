@@ -43,7 +43,7 @@ from dotevals.errors import (
     StorageIOError,
 )
 from dotevals.models import Evaluation, Record
-from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.base import FORMAT, EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.links import open_no_link, refuse_links
 from dotevals.storage.lockfile import FileLocks
@@ -255,14 +255,28 @@ class JSONStorage(Storage):
 
     # Experiments -------------------------------------------------------
     def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
+        """Create the experiment, or bring the one stored to this store format (its
+        ``experiment.json`` says the format; records need no change)."""
         directory = self._dir(name)
-        if not (directory / "experiment.json").is_file():
-            created = time.time()
-            if self._name_of(directory) == name:  # a folder dotevals 0.23 wrote
-                info = self._experiment_info(directory)
-                created, ephemeral = info.created_at, info.ephemeral
-            data = {"name": name, "created_at": created, "ephemeral": ephemeral}
-            self._write_json(directory / "experiment.json", data)
+        created = time.time()
+        if self._name_of(directory) == name:  # stored, maybe by dotevals 0.23
+            info = self._experiment_info(directory)
+            if info.format == FORMAT:
+                return
+            if info.format > FORMAT:
+                raise StorageError(
+                    f"{directory / 'experiment.json'} is a store of format {info.format}, "
+                    f"written by a newer dotevals (this one writes format {FORMAT}): upgrade "
+                    "dotevals to run into it"
+                )
+            created, ephemeral = info.created_at, info.ephemeral
+        self._write_experiment(directory, name, created, ephemeral)
+
+    def _write_experiment(
+        self, directory: Path, name: str, created: float, ephemeral: bool
+    ) -> None:
+        data = {"name": name, "created_at": created, "ephemeral": ephemeral, "format": FORMAT}
+        self._write_json(directory / "experiment.json", data)
 
     def experiment_exists(self, name: str) -> bool:
         return self._name_of(self._dir(name)) == name
@@ -301,8 +315,7 @@ class JSONStorage(Storage):
         with _os_errors("rename to", target):
             source.rename(target)
         self._locks.moved(old, new, target / "run.lock")
-        data = {"name": new, "created_at": info.created_at, "ephemeral": info.ephemeral}
-        self._write_json(target / "experiment.json", data)
+        self._write_experiment(target, new, info.created_at, info.ephemeral)
 
     # Locks -------------------------------------------------------------
     def lock_experiment(self, experiment: str, owner: LockOwner) -> LockOwner | None:

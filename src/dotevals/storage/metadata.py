@@ -30,7 +30,9 @@ def experiment_info(data: Any) -> ExperimentInfo:
     _check(_is_time(created), f"created_at {_short(created)} is not a time")
     ephemeral = data.get("ephemeral", False)
     _check(isinstance(ephemeral, bool), f"ephemeral {_short(ephemeral)} is not true or false")
-    return ExperimentInfo(name, float(created), ephemeral)
+    version = data.get("format", 1)
+    _check(type(version) is int and version >= 1, f"format {_short(version)} is not a format")
+    return ExperimentInfo(name, float(created), ephemeral, version)
 
 
 def evaluation_info(data: Any, name: str | None = None) -> EvaluationInfo:
@@ -49,6 +51,10 @@ def evaluation_info(data: Any, name: str | None = None) -> EvaluationInfo:
     _check(
         _nested(data.get("intervals"), 3),
         "intervals is not {score: {metric: {value, stderr, low, high, method}}}",
+    )
+    _check(
+        _nested(data.get("reduced"), 4),
+        "reduced is not {reducer: {score: {metric: {value, stderr, low, high, method}}}}",
     )
     return EvaluationInfo.from_dict(data)
 

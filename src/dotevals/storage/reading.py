@@ -11,6 +11,7 @@ from typing import Any
 
 from dotevals.errors import ConfigurationError, ExperimentNotFoundError, StorageError
 from dotevals.intervals import Estimate
+from dotevals.metrics import Reducer, get_reducer
 from dotevals.models import EvaluationSummary
 from dotevals.storage import EvaluationInfo, ExperimentInfo, Storage, get_storage
 from dotevals.storage.base import check_experiment_name
@@ -19,11 +20,16 @@ from dotevals.storage.naming import short_name, storage_option
 from dotevals.storage.registry import storage_url
 
 __all__ = [
+    "accounts",
+    "first_reducer",
     "evaluation_name",
     "evaluation_names",
     "find_experiment",
     "metric_intervals",
     "open_storage",
+    "reduced_intervals",
+    "stored_reducers",
+    "stored_summary",
 ]
 
 
@@ -102,6 +108,63 @@ def evaluation_name(names: list[str], wanted: str, experiment: str, url: str) ->
         f"evaluation {wanted!r} not found in experiment {experiment!r} in {url} "
         f"(its evaluations: {known})"
     )
+
+
+def stored_reducers(info: EvaluationInfo | None) -> list[Reducer]:
+    """The reducers an evaluation's bookkeeping names (those this process knows)."""
+    labels = info.metadata.get("reducers") if info is not None else None
+    found = []
+    for label in labels if isinstance(labels, list) else []:
+        try:
+            found.append(get_reducer(label))
+        except ConfigurationError:  # a reducer of a plugin not installed here
+            continue
+    return found
+
+
+def first_reducer(info: EvaluationInfo | None) -> Reducer | None:
+    """The reducer an evaluation's metrics are reported by (None without repeats)."""
+    return next(iter(stored_reducers(info)), None)
+
+
+def stored_summary(
+    storage: Storage, experiment: str, evaluation: str
+) -> tuple[EvaluationInfo | None, EvaluationSummary]:
+    """An evaluation's bookkeeping and the summary of its stored records, reduced by the
+    reducers it was run with."""
+    info = storage.evaluation_info(experiment, evaluation)
+    records = storage.load_records(experiment, evaluation)
+    return info, EvaluationSummary(records, stored_reducers(info))
+
+
+def reduced_intervals(
+    info: EvaluationInfo | None, computed: EvaluationSummary
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Each reducer's metrics as :func:`metric_intervals` gives the first one's: as stored
+    when the evaluation last ended, else computed (empty without repeats)."""
+    if info is not None and info.reduced is not None and info.metrics is not None:
+        return info.reduced
+    return {
+        reducer: {s: {m: e.to_dict() for m, e in ms.items()} for s, ms in by_score.items()}
+        for reducer, by_score in computed.reduced.items()
+    }
+
+
+def accounts(summary: EvaluationSummary) -> dict[str, Any]:
+    """What the stored samples used and cost, and how long they took: ``usage`` by model
+    (the token counts and the ``cost`` in USD, None without a price), the total
+    ``cost`` and ``tokens``, and ``latency`` (``p50``, ``p95`` seconds, or None)."""
+    cost = summary.cost
+    latency = summary.latency
+    return {
+        "usage": {
+            model: {**used.counts(), "cost": cost.get(model)}
+            for model, used in sorted(summary.usage.items())
+        },
+        "tokens": sum(u.total_tokens for u in summary.usage.values()),
+        "cost": summary.total_cost,
+        "latency": None if latency is None else {"p50": latency[0], "p95": latency[1]},
+    }
 
 
 def metric_intervals(

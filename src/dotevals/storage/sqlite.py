@@ -18,13 +18,24 @@ from dotevals.errors import (
     StorageIOError,
 )
 from dotevals.models import Record
-from dotevals.storage.base import EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.base import FORMAT, EvaluationInfo, ExperimentInfo, LockOwner, Storage
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.metadata import evaluation_info, experiment_info
 
 __all__ = ["SQLiteStorage"]
 
-# records also have a ``traceback TEXT`` column, added by _add_traceback_column
+_RECORDS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    experiment TEXT NOT NULL
+        REFERENCES experiments(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    evaluation TEXT NOT NULL,
+    item_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    traceback TEXT,
+    PRIMARY KEY (experiment, evaluation, item_id, epoch)
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY,
@@ -46,30 +57,49 @@ CREATE TABLE IF NOT EXISTS locks (
     host TEXT NOT NULL,
     since REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS records (
-    experiment TEXT NOT NULL
-        REFERENCES experiments(name) ON UPDATE CASCADE ON DELETE CASCADE,
-    evaluation TEXT NOT NULL,
-    item_id INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (experiment, evaluation, item_id)
-);
-"""
+""" + _RECORDS.format(name="records")
 
 
-def _has_traceback_column(conn: sqlite3.Connection) -> bool:
-    return "traceback" in {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(records)")}
 
 
-def _add_traceback_column(conn: sqlite3.Connection) -> None:
-    """Give a database made before tracebacks were stored their column (NULL in old rows)."""
-    if _has_traceback_column(conn):
+def _format(conn: sqlite3.Connection) -> int:
+    """The store format of the database (``PRAGMA user_version``; 0 before it was kept)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a database of an older store format to :data:`FORMAT`, in one transaction:
+    its records table is rebuilt keyed by (row, epoch), its old rows epoch 0 (with the
+    traceback column a database made before tracebacks were stored lacks). StorageError
+    for a database of a newer format."""
+    if _format(conn) == FORMAT:
         return
+    conn.execute("BEGIN IMMEDIATE")  # another process may be upgrading it too
     try:
-        conn.execute("ALTER TABLE records ADD COLUMN traceback TEXT")
-    except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc):  # another process added it just now
-            raise
+        found = _format(conn)
+        if found > FORMAT:
+            raise StorageError(
+                f"{path} is a store of format {found}, written by a newer dotevals (this one "
+                f"writes format {FORMAT}): upgrade dotevals to run into it"
+            )
+        columns = _columns(conn)
+        if "epoch" not in columns:
+            traceback = "traceback" if "traceback" in columns else "NULL"
+            conn.execute(_RECORDS.format(name="records_upgraded"))
+            conn.execute(
+                "INSERT INTO records_upgraded (experiment, evaluation, item_id, epoch, record, "
+                f"traceback) SELECT experiment, evaluation, item_id, 0, record, {traceback} "
+                "FROM records"
+            )
+            conn.execute("DROP TABLE records")
+            conn.execute("ALTER TABLE records_upgraded RENAME TO records")
+        conn.execute(f"PRAGMA user_version = {FORMAT}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 #: An ``ephemeral`` column's values.
@@ -98,8 +128,8 @@ class SQLiteStorage(Storage):
             self.path = self.path.absolute()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
-        #: The records table has its traceback column (older databases read alone lack it).
-        self._tracebacks = True
+        #: The columns of the records table (older databases, read alone, lack some).
+        self._columns = {"traceback", "epoch"}
 
     def exists(self) -> bool:
         return self.location == ":memory:" or self.path.is_file()
@@ -147,9 +177,12 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            fresh = not conn.execute("SELECT 1 FROM sqlite_master").fetchone()
             conn.executescript(_SCHEMA)
-            _add_traceback_column(conn)
-        except sqlite3.Error:
+            if fresh:
+                conn.execute(f"PRAGMA user_version = {FORMAT}")
+            _upgrade(conn, self.path)
+        except (sqlite3.Error, StorageError):
             conn.close()
             raise
         return conn
@@ -167,7 +200,7 @@ class SQLiteStorage(Storage):
     def _open_to_read(self, uri: str) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
-            self._tracebacks = _has_traceback_column(conn)  # the first read opens the file
+            self._columns = _columns(conn)  # the first read opens the file
         except sqlite3.Error:
             conn.close()
             raise
@@ -284,24 +317,28 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             self._require(db, experiment)
             db.executemany(
-                "INSERT OR REPLACE INTO records "
-                "(experiment, evaluation, item_id, record, traceback) VALUES (?, ?, ?, ?, ?)",
-                [(experiment, evaluation, r.item_id, *_encode_record(r)) for r in records],
+                "INSERT OR REPLACE INTO records (experiment, evaluation, item_id, epoch, record, "
+                "traceback) VALUES (?, ?, ?, ?, ?, ?)",
+                [(experiment, evaluation, r.item_id, r.epoch, *_encode_record(r)) for r in records],
             )
+
+    def _selected(self, column: str, otherwise: str) -> str:
+        """``column``, or ``otherwise`` in a database read alone that lacks it."""
+        return column if column in self._columns else otherwise
 
     def iter_records(self, experiment: str, evaluation: str) -> Iterator[Record]:
         with self._db() as db:
-            traceback = "traceback" if self._tracebacks else "NULL"
+            epoch, traceback = self._selected("epoch", "0"), self._selected("traceback", "NULL")
             cursor = db.execute(
-                f"SELECT item_id, record, {traceback} FROM records "
+                f"SELECT item_id, {epoch} AS epoch, record, {traceback} FROM records "
                 "WHERE experiment = ? AND evaluation = ? "
-                "ORDER BY item_id",
+                "ORDER BY item_id, epoch",
                 (experiment, evaluation),
             )
             before = 0
             while batch := cursor.fetchmany(1000):
-                for item_id, text, traceback in batch:
-                    record = self._decode(experiment, evaluation, item_id, text, before)
+                for item_id, epoch, text, traceback in batch:
+                    record = self._decode(experiment, evaluation, (item_id, epoch), text, before)
                     record.traceback = traceback
                     yield record
                     before += 1
@@ -313,19 +350,29 @@ class SQLiteStorage(Storage):
         with self._db() as db:
             for item_id in set(item_ids):
                 key = (experiment, evaluation, item_id)
-                row = db.execute(f"SELECT record FROM records {where}", key).fetchone()
-                if row and self._decode(experiment, evaluation, item_id, row[0], item_id).failed:
-                    db.execute(f"DELETE FROM records {where}", key)
+                rows = db.execute(f"SELECT epoch, record FROM records {where}", key).fetchall()
+                for epoch, text in rows:
+                    stored = (item_id, epoch)
+                    if self._decode(experiment, evaluation, stored, text, item_id).failed:
+                        db.execute(f"DELETE FROM records {where} AND epoch = ?", (*key, epoch))
 
     def _decode(
-        self, experiment: str, evaluation: str, item_id: object, text: object, before: int
+        self,
+        experiment: str,
+        evaluation: str,
+        sample: tuple[object, object],
+        text: object,
+        before: int,
     ) -> Record:
+        item_id, epoch = sample
         try:
             if not isinstance(text, (str, bytes)):
                 raise ValueError("the record is not text")
             record = decode_record(text, before)
             if record.item_id != item_id or type(item_id) is not int:
                 raise ValueError(f"item_id {item_id!r} does not match the record's")
+            if record.epoch != epoch:
+                raise ValueError(f"epoch {epoch!r} does not match the record's")
         except ValueError as exc:
             raise StorageError(
                 f"{self.path}: the record of row {item_id!r} of {evaluation!r} in experiment "

@@ -9,15 +9,11 @@ dataset's rows are checked against the stored ones (:mod:`~dotevals.storage.resu
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import platform
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dotevals.errors import ExperimentInUseError, StorageError
@@ -26,37 +22,20 @@ from dotevals.storage import EvaluationInfo, Storage, get_storage
 from dotevals.storage.base import LockOwner, Status, check_experiment_name
 from dotevals.storage.encoding import storable
 from dotevals.storage.naming import short_name
+from dotevals.storage.provenance import Fingerprint, git_commit, git_dirty, versions
 from dotevals.storage.resume import StoredRows
 
 if TYPE_CHECKING:
     import tenacity
+
+    from dotevals._run.budget import Budget
+    from dotevals.metrics import Reducer
 
 __all__ = ["ExperimentStore", "RecordWriter"]
 
 
 def ephemeral_name() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
-@functools.cache
-def git_commit() -> str | None:
-    """The commit checked out in the working directory, if it is a git repository.
-
-    git is only asked inside a repository (a ``.git`` in the working directory or
-    above it, or ``GIT_DIR`` set): elsewhere starting it would only take time.
-    """
-    cwd = Path.cwd()
-    if "GIT_DIR" not in os.environ and not any(
-        (folder / ".git").exists() for folder in (cwd, *cwd.parents)
-    ):
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 class ExperimentStore:
@@ -130,14 +109,18 @@ class ExperimentStore:
         *,
         short: str | None = None,
         key: str | None = None,
+        epochs: int = 1,
+        reducers: Sequence[Reducer] = (),
+        budget: Budget | None = None,
     ) -> RecordWriter:
-        """Mark an evaluation as running and learn which rows are already done.
+        """Mark an evaluation as running and learn which samples are already done.
 
         ``notify`` is told when storage keeps failing (see :class:`RecordWriter`).
         ``short`` is the evaluation's short name (see :func:`~dotevals.storage.naming.short_name`):
         an evaluation dotevals 0.23 stored under it is resumed under its 0.23 name.
         ``key`` is the column rows are matched by on resume (see
-        :class:`~dotevals.storage.resume.StoredRows`).
+        :class:`~dotevals.storage.resume.StoredRows`). Each row is scored ``epochs``
+        times, its values reduced by ``reducers``; the ``budget`` stops new rows.
         """
         self._create()
         if short is not None:
@@ -153,14 +136,37 @@ class ExperimentStore:
                 **(previous.metadata if previous else {}),
                 **(metadata or {}),
                 "git_commit": git_commit(),
+                "git_dirty": git_dirty(),
                 "python": platform.python_version(),
+                "versions": versions(),
+                "epochs": epochs,
+                "reducers": [r.label for r in reducers],
                 "last_run_at": time.time(),
             },
         )
         self.storage.save_evaluation(self.experiment_name, info)
+        if budget is not None:
+            budget.follow(name, tally)
         return RecordWriter(
-            self.storage, self.experiment_name, info, tally, notify, stored, previous=previous
+            self.storage,
+            self.experiment_name,
+            info,
+            tally,
+            notify,
+            stored,
+            previous=previous,
+            epochs=epochs,
+            reducers=reducers,
+            budget=budget,
         )
+
+    def spent(self, budget: Budget) -> None:
+        """Give ``budget`` what each evaluation of the experiment stored so far."""
+        infos = [
+            self.storage.evaluation_info(self.experiment_name, name)
+            for name in self.storage.list_evaluations(self.experiment_name)
+        ]
+        budget.remember([info for info in infos if info is not None])
 
     def _read(self, name: str, key: str | None) -> tuple[ScoreTally, StoredRows]:
         """The tally of what evaluation ``name`` stored, and its rows for resume."""
@@ -178,23 +184,28 @@ class ExperimentStore:
         *,
         short: str | None = None,
         key: str | None = None,
+        epochs: int = 1,
     ) -> int | None:
-        """How many of an evaluation's ``total`` rows a run would still run: those not
-        stored without an error, at most ``samples``; None when ``total`` is unknown.
-        What it reads is kept for :meth:`start_evaluation`, which then reads nothing."""
+        """How many of an evaluation's ``total`` rows times ``epochs`` samples a run would
+        still run: those not stored without an error, of at most ``samples`` rows; None
+        when ``total`` is unknown. What it reads is kept for :meth:`start_evaluation`,
+        which then reads nothing."""
         if total is None:
-            return samples
+            return None if samples is None else samples * epochs
         done = 0
         try:
             if self.storage.experiment_exists(self.experiment_name):
                 if short is not None:
                     name = self._stored_name(name, short)
                 tally, _ = self._stored[name] = self._read(name, key)
-                done = sum(1 for item_id in tally.completed() if item_id < total)
+                done = sum(
+                    sum(1 for item_id in tally.completed(epoch) if item_id < total)
+                    for epoch in range(epochs)
+                )
         except Exception:  # the evaluation reports it when it starts
             self._stored.pop(name, None)
-        remaining = total - done
-        return remaining if samples is None else min(remaining, samples)
+        remaining = total * epochs - done
+        return remaining if samples is None else min(remaining, samples * epochs)
 
     def _stored_name(self, name: str, short: str) -> str:
         """``name``, or the one evaluation dotevals 0.23 stored as ``short`` (0.23 names
@@ -239,15 +250,29 @@ class RecordWriter:
         stored: StoredRows | None = None,
         *,
         previous: EvaluationInfo | None = None,
+        epochs: int = 1,
+        reducers: Sequence[Reducer] = (),
+        budget: Budget | None = None,
     ):
         self.storage = storage
         self.experiment = experiment
         self.info = info
         self.tally = tally
         self.stored_rows = stored or StoredRows(info.name)
-        self.completed = tally.completed()
-        #: The rows stored with an error before this run: they run again.
-        self.errored_before = tally.failed()
+        self.epochs = epochs
+        self.reducers = list(reducers)
+        self.budget = budget
+        #: Why the budget stopped new rows while some were left (None: it did not).
+        self.budget_stop: str | None = None
+        #: The rows stored without an error, for each epoch.
+        self.completed_epochs = [tally.completed(epoch) for epoch in range(epochs)]
+        #: The samples (item_id, epoch) stored with an error before this run: they run again.
+        self.errored_before = {
+            (item_id, epoch)
+            for epoch in range(max(epochs, tally.epochs))
+            for item_id in tally.failed(epoch)
+        }
+        self.fingerprint = Fingerprint()
         #: The evaluation as stored before this run (its status and end time).
         self.previous = previous
         self.done = 0
@@ -272,23 +297,45 @@ class RecordWriter:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def completed(self) -> set[int]:
+        """The rows stored without an error in every epoch."""
+        return set.intersection(*self.completed_epochs)
+
     def pending(
         self, rows: Iterator[tuple[int, Any]], samples: int | None
-    ) -> Iterator[tuple[int, Any]]:
-        """The rows still to run: not completed before, at most ``samples`` of them,
-        each under its item_id (see :meth:`StoredRows.place`, which raises DatasetError
-        when the dataset no longer gives the rows stored before)."""
+    ) -> Iterator[tuple[int, int, Any]]:
+        """The samples still to run, as (item_id, epoch, row): each epoch of a row not
+        completed before, of at most ``samples`` rows, each row under its item_id (see
+        :meth:`StoredRows.place`, which raises DatasetError when the dataset no longer
+        gives the rows stored before). Once the budget is reached, none.
+        The rows read go into :attr:`fingerprint`."""
         if samples == 0:
             return
         taken = 0
+        budget = self.budget if self.budget is not None and self.budget.limited else None
+        epochs = range(self.epochs)
+        completed = self.completed_epochs
         for position, row in rows:
             item_id = self.stored_rows.place(position, row)
-            if item_id in self.completed:
-                continue
-            yield item_id, row
-            taken += 1
-            if taken == samples:  # stop before reading a row that will not run
-                return
+            self.fingerprint.add(row)
+            started = False
+            for epoch in epochs:
+                if item_id in completed[epoch]:
+                    continue
+                if budget is not None and self._over(budget):
+                    return
+                started = True
+                yield item_id, epoch, row
+            if started:
+                taken += 1
+                if taken == samples:  # stop before reading a row that will not run
+                    return
+
+    def _over(self, budget: Budget) -> bool:
+        """The budget is reached: no new sample starts."""
+        self.budget_stop = budget.reached()
+        return self.budget_stop is not None
 
     def add(self, record: Record) -> None:
         """Take one record; the background thread writes it."""
@@ -318,7 +365,7 @@ class RecordWriter:
             with self._lock:
                 self._buffer[:0] = batch
             raise
-        again = sum(1 for record in batch if record.item_id in self.errored_before)
+        again = sum(1 for r in batch if (r.item_id, r.epoch) in self.errored_before)
         with self._lock:
             self.stored += len(batch)
             self.stored_again += again
@@ -416,7 +463,9 @@ class RecordWriter:
                 self._save_info("interrupted", None)
             raise
         summary = EvaluationSummary.from_tally(
-            self.tally, lambda: self.storage.load_records(self.experiment, self.name)
+            self.tally,
+            lambda: self.storage.load_records(self.experiment, self.name),
+            self.reducers,
         )
         if status == "completed" and summary.metric_errors:
             status = "failed"
@@ -432,7 +481,8 @@ class RecordWriter:
     def stored_summary(self) -> EvaluationSummary | None:
         """The summary of the rows in storage, None if it cannot be read."""
         try:
-            return EvaluationSummary(self.storage.load_records(self.experiment, self.name))
+            records = self.storage.load_records(self.experiment, self.name)
+            return EvaluationSummary(records, self.reducers)
         except Exception:  # the write error is the one to report
             return None
 
@@ -447,18 +497,44 @@ class RecordWriter:
             self.info.ended_at = previous.ended_at  # a run that ran no row changed nothing
         else:
             self.info.ended_at = time.time()
+        if self.fingerprint.read:
+            self.info.metadata["dataset_fingerprint"] = self.fingerprint.hexdigest()
+            self.info.metadata["dataset_rows_read"] = self.fingerprint.rows
         try:
             if summary is not None:
-                self.info.metadata.update(rows=summary.rows, errors=summary.errors)
+                self.info.metadata.update(_accounts(summary))
                 estimates = summary.estimates
                 self.info.metrics = {
                     s: {m: e.value for m, e in ms.items()} for s, ms in estimates.items()
                 }
-                self.info.estimates = {
-                    s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()
-                }
+                self.info.estimates = _intervals(estimates)
+                reduced = summary.reduced
+                self.info.reduced = (
+                    {r: _intervals(by_score) for r, by_score in reduced.items()}
+                    if reduced
+                    else None
+                )
         except BaseException as exc:
             self.info.status = "failed" if isinstance(exc, Exception) else "interrupted"
             raise
         finally:
             self.storage.save_evaluation(self.experiment, self.info)
+
+
+def _intervals(estimates: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    return {s: {m: e.to_dict() for m, e in ms.items()} for s, ms in estimates.items()}
+
+
+def _accounts(summary: EvaluationSummary) -> dict[str, Any]:
+    """What an evaluation's bookkeeping says of its stored samples: counts, usage and
+    cost by model, latency, and the settings its model calls recorded."""
+    latency = summary.latency
+    return {
+        "rows": summary.rows,
+        "errors": summary.errors,
+        "samples": summary.samples,
+        "usage": {model: u.to_dict() for model, u in summary.usage.items()},
+        "cost": summary.cost,
+        "latency": None if latency is None else {"p50": latency[0], "p95": latency[1]},
+        "model_settings": summary.settings,
+    }

@@ -21,7 +21,7 @@ from typing import Any
 
 import cloudpickle
 
-from dotevals._engine.scoring import failed_record, score_row, sync_caller
+from dotevals._engine.scoring import Metering, failed_record, score_row, sync_caller
 from dotevals._engine.start_marks import mark_started
 from dotevals._engine.wire import Payload, pack_each
 from dotevals._engine.worker.fixtures import WorkerFixtures, failure
@@ -53,6 +53,7 @@ def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
 class _Loaded:
     payload: Payload
     call: Any
+    metering: Metering
 
 
 _fixtures = WorkerFixtures()
@@ -136,7 +137,7 @@ def run_chunk(
             for fixture in unpacked.specs.values():
                 _restore_filename(fixture.func, fixture.filename)
             loaded = _loaded[evaluation_id] = _Loaded(
-                unpacked, sync_caller(unpacked.func, unpacked.retrying)
+                unpacked, sync_caller(unpacked.func, unpacked.retrying), _metering(unpacked)
             )
         spec = loaded.payload
         fixtures = _fixtures.resolve(
@@ -144,13 +145,22 @@ def run_chunk(
         )
     mark_started(started)
     start = time.perf_counter()
+    call, timeout, metering = loaded.call, spec.timeout, loaded.metering
     records = [
-        encoded(score_row(loaded.call, item_id, row, fixtures, spec.timeout))
-        for item_id, row in cloudpickle.loads(rows)
+        encoded(score_row(call, item_id, epoch, row, fixtures, timeout, metering))
+        for item_id, epoch, row in cloudpickle.loads(rows)
     ]
     seconds = time.perf_counter() - start
     _share_metrics(records)
     return pack_each(records, _unsendable), seconds
+
+
+def _metering(payload: Payload) -> Metering:
+    """The seed and prices of the main process's run (the price table only once a row
+    has usage: it is imported then)."""
+    from dotevals.llm.cost import Prices
+
+    return Metering(payload.seed, Prices(payload.prices))
 
 
 def _share_metrics(records: list[Record]) -> None:
@@ -168,7 +178,7 @@ def _shared(metric: Metric, shared: dict[str, Metric]) -> Metric:
 
 
 def _unsendable(record: Record, exc: Exception) -> Record:
-    return failed_record(
+    failed = failed_record(
         record.item_id,
         record.dataset_row,
         TransferError(
@@ -176,4 +186,7 @@ def _unsendable(record: Record, exc: Exception) -> Record:
             f"({type(exc).__name__}: {exc}); return plain values (numbers, strings, lists, "
             "dicts) in Score and Result"
         ),
+        record.epoch,
     )
+    failed.duration = record.duration
+    return failed
