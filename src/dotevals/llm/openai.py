@@ -302,7 +302,7 @@ class OpenAIModel:
             hit = cache.get(key)
             if hit is not None:
                 if row is not None:  # its tokens were spent once, when it was cached
-                    row.add_call(
+                    row.report_calls().add(
                         self.settings.model, cached=True, usage=hit.usage, limit=limiter.limit
                     )
                 return Completion(_text(hit.response), hit.response, hit.usage, cached=True)
@@ -310,7 +310,7 @@ class OpenAIModel:
             data, rate_limited = await self._send(body, limiter)
         except _Failed as failed:
             if row is not None:
-                row.add_rate_limited(failed.rate_limited)
+                row.report_calls().add_rate_limited(failed.rate_limited)
             raise failed.error from None
         if not isinstance(data, dict) or "error" in data or not data.get("choices"):
             # an error in a 200 answer (some servers do that): the row's error, never cached
@@ -330,7 +330,7 @@ class OpenAIModel:
         )
         if row is not None:
             cached = None if cache.mode == "off" else False
-            row.add_call(
+            row.report_calls().add(
                 self.settings.model,
                 cached=cached,
                 usage=usage,

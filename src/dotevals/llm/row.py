@@ -148,25 +148,8 @@ class Row:
             self._settings = {}
         self._settings.setdefault(model, {}).update(settings)
 
-    def add_call(
-        self,
-        model: str,
-        *,
-        cached: bool | None,
-        usage: dict[str, Any] | None = None,
-        rate_limited: int = 0,
-        limit: int | None = None,
-    ) -> None:
-        """Report one call of the provider (see :meth:`RowCalls.add`)."""
-        self._new_calls().add(
-            model, cached=cached, usage=usage, rate_limited=rate_limited, limit=limit
-        )
-
-    def add_rate_limited(self, count: int) -> None:
-        """Report 429s met by a call that then failed."""
-        self._new_calls().add_rate_limited(count)
-
-    def _new_calls(self) -> RowCalls:
+    def report_calls(self) -> RowCalls:
+        """Where the provider reports its calls in this row (made at the first report)."""
         if self._calls is None:
             self._calls = RowCalls()
         return self._calls
