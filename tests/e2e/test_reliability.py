@@ -460,7 +460,10 @@ def test_rows_that_kill_every_worker_are_blamed_once_and_the_run_ends(pytester, 
 # ===========================================================================
 
 TIMEOUT = "RowTimeoutError: the row ran longer than its"
-UNINTERRUPTIBLE = "could not be interrupted; its worker process was replaced"
+UNINTERRUPTIBLE = (
+    "could not be interrupted (it was in code that does not return to Python, such as a C "
+    "call that does not end, or it blocked the timeout's signal); its worker process was replaced"
+)
 
 HANGING_EVAL = """
 import asyncio
@@ -501,11 +504,11 @@ def test_hung_sync_and_async_rows_are_stopped_at_their_timeout(pytester, workers
         n for n in range(12) if n != 5
     ]
     assert [r.result.scores[0].value for r in waiting if not r.failed] == [0, 1, 3, 4, 5]
-    if workers:  # the alarm went off in a worker process
+    if workers:  # the timeout went off in a worker process
         assert os.getpid() not in {
             r.result.scores[0].metadata["pid"] for r in sleepy if not r.failed
         }
-    print("\ntimeouts tried: 2 (a sync row by SIGALRM, an async row by cancellation)")
+    print("\ntimeouts tried: 2 (a sync row by its signal, an async row by cancellation)")
 
 
 BLOCKED_EVAL = """
@@ -513,18 +516,19 @@ import signal
 import time
 
 from dotevals import ForEach, Score
+from dotevals._engine.deadline import SIGNAL
 
 
 @ForEach(timeout=0.25)("n", range(8))
 def eval_blocked(n):
     if n == 5:
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        signal.pthread_sigmask(signal.SIG_BLOCK, [SIGNAL])
         time.sleep(60)
     return Score("n", n)
 """
 
 
-def test_row_that_blocks_the_alarm_is_caught_by_the_pool_watchdog(pytester):
+def test_row_that_blocks_the_timeout_signal_is_caught_by_the_pool_watchdog(pytester):
     pytester.makepyfile(eval_blocked=BLOCKED_EVAL)
     url = storage_url("json", pytester.path)
     result = run_pytest(
@@ -535,7 +539,123 @@ def test_row_that_blocks_the_alarm_is_caught_by_the_pool_watchdog(pytester):
     assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {UNINTERRUPTIBLE}"}
     assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 2, 3, 4, 6, 7]
     assert raw_item_ids(url, "b", "eval_blocked.py::eval_blocked") == list(range(8))
-    print("\ntimeouts tried: 1 (SIGALRM blocked in a worker: the watchdog)")
+    print("\ntimeouts tried: 1 (the timeout's signal blocked in a worker: the watchdog)")
+
+
+#: Rows whose code fights the timeout: a library's own alarm (as Math-Verify's
+#: timeout decorator arms and clears one), ``except Exception`` and ``except
+#: BaseException`` around a loop that would never end. Each loop is bounded by a
+#: minute of wall time, so that a timeout that does not hold fails the test
+#: instead of hanging it.
+FIGHTING_EVAL = """
+import signal
+import time
+
+from dotevals import ForEach, Score
+
+
+class LibraryTimeout(Exception):
+    pass
+
+
+def library_timed(seconds, work):
+    \"\"\"A library's own timeout: SIGALRM with alarm(), cleared and restored after.\"\"\"
+    def handler(signum, frame):
+        raise LibraryTimeout()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(seconds)
+    try:
+        return work()
+    except LibraryTimeout:
+        return "library timed out"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "spun"
+
+
+@ForEach(timeout=0.5)("n", range(6))
+def eval_fighting(n):
+    if n == 1:  # the library arms and clears its alarm, then the row runs on
+        library_timed(5, lambda: spin(0.01))
+        spin(60)
+    if n == 3:
+        try:
+            spin(60)
+        except Exception:
+            pass
+    if n == 4:
+        try:
+            spin(60)
+        except BaseException:
+            return Score("n", "caught it")
+    return Score("n", n)
+
+
+@ForEach(timeout=5)("n", range(2))
+def eval_library_alarm(n):  # the library's own alarm goes off within the row's timeout
+    return Score("n", library_timed(1, lambda: spin(60)) if n == 1 else n)
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["main-process", "workers=2"])
+def test_a_rows_alarm_and_except_clauses_neither_cancel_its_timeout_nor_are_broken(
+    pytester, workers
+):
+    pytester.makepyfile(eval_fighting=FIGHTING_EVAL)
+    url = storage_url("json", pytester.path)
+    options = ["--workers", workers] if workers else []
+    result = run_pytest(pytester, *options, "--storage", url, "--experiment", "f", timeout=90)
+    assert result.ret == 0, result.stdout.str()
+    records = stored_records(url, "f", "eval_fighting.py::eval_fighting")
+    timed_out = f"{TIMEOUT} 0.5 s timeout"
+    assert errors_of(records) == {1: timed_out, 3: timed_out, 4: timed_out}
+    assert [r.result.scores[0].value for r in records if not r.failed] == [0, 2, 5]
+    library = stored_records(url, "f", "eval_fighting.py::eval_library_alarm")
+    assert [r.result.scores[0].value for r in library] == [0, "library timed out"]
+    print("\ntimeouts tried: 3 (a library's alarm, except Exception, except BaseException)")
+
+
+GOING_ON_EVAL = """
+import time
+
+from dotevals import ForEach, Score
+
+
+@ForEach(timeout=0.25)("n", range(4))
+def eval_going_on(n):
+    if n == 2:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                pass
+    return Score("n", n)
+"""
+
+
+def test_a_row_that_catches_its_timeout_and_goes_on_is_said_to_have_done_so(pytester):
+    pytester.makepyfile(eval_going_on=GOING_ON_EVAL)
+    url = storage_url("json", pytester.path)
+    result = run_pytest(
+        pytester, "--workers", "2", "--storage", url, "--experiment", "g", timeout=90
+    )
+    assert result.ret == 0, result.stdout.str()
+    records = stored_records(url, "g", "eval_going_on.py::eval_going_on")
+    assert errors_of(records) == {
+        2: f"{TIMEOUT} 0.25 s timeout and went on after RowTimeoutError was raised in it (its "
+        "code caught the timeout, with except BaseException or a bare except); its worker "
+        "process was replaced"
+    }
+    assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 3]
 
 
 OPTION_TIMEOUT_EVAL = """

@@ -115,9 +115,9 @@ class FakeExecutor(Executor):
 
 class FakeClock(Clock):
     """The watchdog's time, moved on by the test alone (:meth:`advance`): a deadline
-    fires, or does not, without any real time passing. With ``jumps``, a wait on a
-    call that is not settled once everything ready has run lasts no time at all:
-    the time jumps to its end."""
+    fires, or does not, without any real time passing. With ``jumps``, a wait on
+    calls none of which is settled once everything ready has run lasts no time at
+    all: the time jumps to its end."""
 
     def __init__(self, jumps: bool = False) -> None:
         self.time = 0.0
@@ -127,18 +127,17 @@ class FakeClock(Clock):
     def now(self) -> float:
         return self.time
 
-    async def settled_within(self, future: asyncio.Future[Any], seconds: float) -> bool:
+    async def wait(self, futures: set[asyncio.Future[Any]], seconds: float) -> None:
         if self.jumps:
             await asyncio.sleep(0)  # what is ready runs first
-            if not future.done():
+            if not any(future.done() for future in futures):
                 self.time += seconds
-            return future.done()
+            return
         wake = self.time + seconds
-        while not future.done() and self.time < wake:
+        while not any(future.done() for future in futures) and self.time < wake:
             tick = asyncio.get_running_loop().create_future()
             self._ticks.append(tick)
-            await asyncio.wait({future, tick}, return_when=asyncio.FIRST_COMPLETED)
-        return future.done()
+            await asyncio.wait({*futures, tick}, return_when=asyncio.FIRST_COMPLETED)
 
     @property
     def waiting(self) -> bool:

@@ -19,7 +19,9 @@ from fake_executor import FakeClock, FakeExecutor, until
 from dotevals import Score
 from dotevals._declare.retry_policy import make_policy
 from dotevals._engine import stream as main_stream
+from dotevals._engine.deadline import RAISED, SIGNALLED
 from dotevals._engine.executors.local import LocalPool
+from dotevals._engine.start_marks import note
 from dotevals._engine.stream import MAX_CHUNK, ChunkSizer, stream
 from dotevals._engine.wire import Payload
 from dotevals._engine.worker import process as worker_process
@@ -133,6 +135,111 @@ def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes()
 
     run_stream(executor, CountedRows(8), 2, steps, records)
     assert [r.item_id for r in records] == list(range(8))
+
+
+# no head-of-line blocking: the reorder buffer ---------------------------------------
+
+
+def test_a_chunk_finishing_before_an_older_one_frees_its_worker_at_once():
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        oldest = executor.pending[0]
+        for call in executor.pending[1:]:
+            call.run()
+        # three chunks finished behind the oldest: three more go out at once
+        await until(lambda: len(executor.calls) == 7, task)
+        assert executor.pending == [oldest, *executor.calls[4:]]
+        assert records == []  # held back: the oldest is still out
+        for call in executor.calls[4:]:
+            call.run()
+        await until(lambda: len(executor.calls) == 10, task)
+        assert records == []
+        executor.autorun = True
+        for call in executor.pending:
+            call.run()
+        oldest.run()
+
+    run_stream(executor, CountedRows(40), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(40))
+    assert values(records) == {n: n for n in range(40)}
+
+
+def test_a_slow_chunk_does_not_hold_the_others_back(monkeypatch):
+    """Row 0 runs for as long as all the other rows take: every other chunk runs
+    and finishes meanwhile, and its records wait for row 0's to reach the sink."""
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow = executor.pending[0]
+        while len(executor.calls) < 30:
+            await until(lambda: len(executor.pending) > 1, task)
+            for call in executor.pending[1:]:
+                call.run()
+            await asyncio.sleep(0)
+        await until(lambda: executor.pending == [slow], task)
+        assert records == [] and len(executor.calls) == 30
+        slow.run()
+
+    run_stream(executor, CountedRows(60), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(60))
+    assert executor.calls[0].item_ids == [0, 1]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+def test_the_reorder_buffer_holds_at_most_its_bound_in_rows(monkeypatch, chunk_size):
+    """Behind a chunk that does not finish, the stream reads rows until it holds
+    HELD_ROWS_PER_SLOT x slots of them (running or finished), then waits; the
+    bound counts rows, so small chunks reach as far as large ones."""
+    monkeypatch.setattr(main_stream, "HELD_ROWS_PER_SLOT", 6)
+    executor = FakeExecutor(slots=2, autorun=False)
+    rows = CountedRows()  # endless
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow = executor.pending[0]
+        while rows.read < 12:
+            await until(lambda: len(executor.pending) > 1, task)
+            for call in executor.pending[1:]:
+                call.run()
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert rows.read == 12 and executor.pending == [slow]  # held: 12 rows, none sunk
+        slow.run()
+        await until(lambda: len(records) == 12 and len(executor.pending) == 4, task)
+        task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, chunk_size, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+
+
+def test_chunks_finished_behind_a_dead_worker_are_kept_and_not_run_again():
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        first, second, third, _ = executor.pending
+        second.run()
+        third.run()
+        await until(lambda: len(executor.calls) == 6, task)
+        first.die()  # rows 0-1 and the chunks still running are suspects; 2-5 are done
+        executor.autorun, executor.fatal = True, {1}
+        for call in executor.pending:
+            call.die()
+
+    run_stream(executor, CountedRows(12), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+    assert {r.item_id for r in records if r.failed} == {1}
+    ran = [n for call in executor.calls for n in call.item_ids]
+    assert all(ran.count(n) == 1 for n in range(2, 6))  # finished once, never again
 
 
 # the in-flight bound -----------------------------------------------------------
@@ -394,6 +501,62 @@ def test_the_deadline_counts_from_when_the_rows_start(short_grace):
     run_stream(executor, CountedRows(1), 1, steps, records, clock, timeout=0.05)
     assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.05 s timeout"]
     assert executor.replaced == [True, True]
+
+
+def test_a_chunk_hanging_behind_an_older_running_one_is_caught_at_its_own_deadline(
+    short_grace,
+):
+    executor = FakeExecutor(slots=2, autorun=False)
+    clock = FakeClock()
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4 and clock.waiting, task)
+        setting_up, hung, third, fourth = executor.pending
+        hung.start()  # row 1 starts and hangs; row 0's worker is still setting up
+        clock.advance(main_stream.START_POLL)
+        await until(lambda: clock.waiting, task)
+        clock.advance(0.1)
+        await until(lambda: executor.replaced == [True], task)
+        assert setting_up.future.cancelled()  # caught without waiting for row 0
+        executor.autorun, executor.hanging = True, {1}
+        clock.jumps = True
+        for call in executor.pending:  # rows 0 and 1 again, alone
+            executor.settle(call)
+        clock.advance(0)
+
+    run_stream(executor, CountedRows(4), 1, steps, records, clock, timeout=0.05)
+    assert [r.item_id for r in records] == [0, 1, 2, 3]
+    assert {r.item_id for r in records if r.failed} == {1}
+    assert values(records) == {0: 0, 2: 2, 3: 3}
+
+
+class InterruptedButGoingOn(FakeExecutor):
+    """Its workers leave the notes of a row that was interrupted at its deadline,
+    caught the RowTimeoutError and went on."""
+
+    def settle(self, call: Any) -> None:
+        super().settle(call)
+        if set(call.item_ids) & self.hanging:
+            note(call.args[3], SIGNALLED)
+            note(call.args[3], RAISED)
+
+
+@pytest.mark.parametrize(
+    ("executor", "why"),
+    [
+        (FakeExecutor, "could not be interrupted (it was in code that does not return to"),
+        (InterruptedButGoingOn, "went on after RowTimeoutError was raised in it (its code caught"),
+    ],
+)
+def test_the_error_of_a_row_that_did_not_stop_says_what_became_of_it(short_grace, executor, why):
+    records = run_stream(
+        executor(slots=2, hanging={2}), CountedRows(4), 1, clock=FakeClock(jumps=True), timeout=1
+    )
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert list(failed) == [2]
+    assert failed[2] == (f"{TIMEOUT_ERROR} 1 s timeout and {why}" + failed[2].split(why)[1])
+    assert failed[2].endswith("; its worker process was replaced")
 
 
 # errors that must cost only their own row -----------------------------------------

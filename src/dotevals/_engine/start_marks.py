@@ -4,7 +4,9 @@ A chunk's deadline counts from the moment its worker starts scoring it, not
 from when it was sent, so a worker still starting up or setting its fixtures
 up is never taken for hung. Local workers share the file system with the main
 process: a worker creates an empty file named for the chunk in a directory of
-the run, which the main process removes at the end.
+the run, which the main process removes at the end. A worker whose row runs
+past its timeout writes a line of note in it (see :mod:`dotevals._engine.deadline`),
+which the watchdog reads to say what became of a row that did not stop.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["StartMarks", "mark_started"]
+__all__ = ["StartMarks", "mark_started", "note"]
 
 
 class StartMarks:
@@ -34,6 +36,15 @@ class StartMarks:
         return os.path.exists(mark)
 
     @staticmethod
+    def notes(mark: str) -> list[str]:
+        """The notes a worker wrote in the mark (none if it wrote none, or is gone)."""
+        try:
+            with open(mark, encoding="utf-8") as file:
+                return file.read().split()
+        except OSError:
+            return []
+
+    @staticmethod
     def forget(mark: str) -> None:
         """The chunk is over: its mark is not needed any more."""
         with contextlib.suppress(OSError):
@@ -48,3 +59,14 @@ def mark_started(mark: str | None) -> None:
     if mark is not None:
         with contextlib.suppress(OSError):
             os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def note(mark: str | None, word: str) -> None:
+    """Worker side: add a one-word note to the mark of the chunk being scored."""
+    if mark is not None:
+        with contextlib.suppress(OSError):
+            fd = os.open(mark, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, f"{word}\n".encode())
+            finally:
+                os.close(fd)
