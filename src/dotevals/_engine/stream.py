@@ -10,10 +10,16 @@ from the dataset and not yet given to ``sink`` (running or finished). A
 generator of any length therefore runs in flat memory. An evaluation's pickled
 payload goes with its first chunks only: workers keep it.
 
-When a worker dies or a chunk hangs, the rows of the chunks that were running
-are run again one by one, so that only the row that brought its worker down is
-stored with that error. Executors (:mod:`dotevals._engine.executors.base`) only
-start workers, submit calls and say how a worker died.
+When a worker dies or a chunk hangs, the pool is replaced and the rows of the
+chunk that brought it down are run again one per chunk, so that only the row
+that did is stored with that error. Local workers say in each chunk's start
+mark which worker started it, and the pool says which workers were alive when
+it broke: the chunks that were running on those go again whole, and the stream
+goes on meanwhile. Where that is not known (a Dask cluster, a worker that died
+before starting its chunk), every chunk that was running is a suspect, and its
+rows run again one by one before any new row. Executors
+(:mod:`dotevals._engine.executors.base`) only start workers, submit calls and
+say how a worker died.
 
 Chunk sizes follow the mean time of a row, slow rows included: a chunk of
 ``CHUNK_SECONDS`` of average work keeps a slow row from holding many others
@@ -121,8 +127,11 @@ async def stream(
         dataset_error: Exception | None = None
         try:
             while True:
+                sender.send_queued()
                 while (
-                    not exhausted
+                    not sender.queued
+                    and not sender.solo()
+                    and not exhausted
                     and len(sender.running) < 2 * executor.slots
                     and held.has_room(sizer.size)
                 ):
@@ -130,7 +139,7 @@ async def stream(
                     if chunk:
                         held.add(sender.send(_Chunk(chunk)))
                     exhausted = len(chunk) < sizer.size
-                if not sender.running:  # every chunk finished has been given to sink
+                if not sender.running and not sender.queued:  # every record went to sink
                     if dataset_error is not None:
                         raise dataset_error  # every row read before it is stored
                     return
@@ -146,11 +155,40 @@ async def stream(
 
 
 async def _recover(sender: _Sender, held: _Held, failure: _PoolFailure) -> None:
-    """A worker died or a chunk hung: new workers, and the rows that were running
-    run again alone (a chunk that hung with one row is blamed at once if the
-    workers cannot be replaced)."""
+    """A worker died or a chunk hung: new workers, and the rows of the chunk that
+    brought the pool down run again, one per chunk (see the module's docstring)."""
     hung = isinstance(failure.error, RowTimeoutError)
-    suspects = sender.drop_running()
+    culprits = sender.culprits(failure, hung)
+    dropped = sender.drop_running()
+    if culprits is None:
+        await _isolate_all(sender, held, failure, dropped, hung)
+        return
+    for chunk in dropped:
+        if chunk not in culprits:
+            if not sender.harvest(chunk):  # it finished before the pool broke: kept
+                sender.queued.append(chunk)
+        elif chunk.alone or (chunk.suspect and len(dropped) == 1):  # alone in the pool
+            chunk.records = [_blamed(chunk.rows[0], failure.error)]
+        elif chunk.suspect:  # once more, with nothing else running
+            chunk.alone = True
+            sender.queued.append(chunk)
+        else:
+            singles = held.split([chunk])
+            for single in singles:
+                single.suspect = True
+            sender.queued.extend(singles)
+    held.give()  # stored before the workers are replaced, which may fail
+    place = {id(chunk): n for n, chunk in enumerate(held.chunks)}
+    sender.queued = deque(sorted(sender.queued, key=lambda chunk: place[id(chunk)]))
+    sender.replace_workers(hung)
+
+
+async def _isolate_all(
+    sender: _Sender, held: _Held, failure: _PoolFailure, suspects: list[_Chunk], hung: bool
+) -> None:
+    """Which chunk brought the pool down is not known: new workers, and the rows of every
+    chunk that was running run again one by one before any other (a chunk that hung
+    with one row is blamed at once if the workers cannot be replaced)."""
     try:
         sender.replace_workers(hung)
     except ClusterLostError:  # the run stops; a row that hung alone is known
@@ -184,6 +222,11 @@ class _Chunk:
     watched_from: float | None = None
     #: The chunk's records, once it has finished.
     records: list[Record] | None = None
+    #: A row of a chunk that brought the pool down, in a chunk of its own.
+    suspect: bool = False
+    #: A suspect that brought the pool down again: run with nothing else running, and
+    #: blamed if it does once more (a row is blamed only for what it does alone).
+    alone: bool = False
 
 
 class _Held:
@@ -246,12 +289,15 @@ class _Sender:
         self.timeout = timeout
         self.clock = clock
         self.evaluation_id = uuid.uuid4().hex
-        # The watchdog times rows from when they start, where a worker can say so.
-        self.marks = StartMarks() if timeout is not None and not executor.remote else None
+        # Local workers say when a chunk's rows start (the watchdog times them from
+        # then) and which worker started it (a worker's death is blamed on its chunk).
+        self.marks = None if executor.remote else StartMarks()
         #: Chunks sent with the payload since the workers started.
         self.with_payload = 0
         #: Chunks sent and not finished, in the order they were sent.
         self.running: list[_Chunk] = []
+        #: Chunks to send again before any new one (in dataset order).
+        self.queued: deque[_Chunk] = deque()
 
     def send(self, chunk: _Chunk, payload: bool = False) -> _Chunk:
         """Send a chunk. The first ``2 x slots`` chunks carry the payload, which each
@@ -277,6 +323,45 @@ class _Sender:
         for chunk in dropped:
             self._forget(chunk)
         return dropped
+
+    def send_queued(self) -> None:
+        """Send the chunks queued to go again, as far as there is room: a chunk that
+        must run alone waits for the pool to empty, and holds everything else back."""
+        while self.queued and len(self.running) < 2 * self.executor.slots and not self.solo():
+            if self.queued[0].alone and self.running:
+                return
+            self.send(self.queued.popleft())
+
+    def solo(self) -> bool:
+        """A chunk runs alone: nothing else may be sent until it ends."""
+        return any(chunk.alone for chunk in self.running)
+
+    def culprits(self, failure: _PoolFailure, hung: bool) -> set[_Chunk] | None:
+        """The running chunks that brought the pool down: the one that hung, or those
+        whose worker died (None: not known)."""
+        if self.marks is None:
+            return None
+        if hung:
+            return {failure.chunk}
+        survivors = self.executor.survivors()
+        if survivors is None:
+            return None
+        found = set()
+        for chunk in self.running:
+            worker_pid = StartMarks.worker(chunk.mark) if chunk.mark is not None else None
+            if worker_pid is not None and worker_pid not in survivors:
+                found.add(chunk)
+        return found or None
+
+    def harvest(self, chunk: _Chunk) -> bool:
+        """Whether the chunk finished before its pool broke; its records are kept then."""
+        future = chunk.future
+        if future is None or not future.done() or future.cancelled():
+            return False
+        if future.exception() is not None or future.result() is None:
+            return False
+        chunk.records = cloudpickle.loads(future.result()[0])
+        return True
 
     def replace_workers(self, hung: bool) -> None:
         """New workers: the next chunks carry the payload again."""
@@ -317,14 +402,15 @@ class _Sender:
                 await self._wait()
 
     def _outcome(self, chunk: _Chunk) -> Any:
+        """The chunk's result; _PoolFailure if its worker died (its mark is kept then)."""
         assert chunk.future is not None
         try:
-            return chunk.future.result()
+            outcome = chunk.future.result()
         except self.executor.died as exc:
             raise _PoolFailure(self.executor.blame(exc), chunk) from exc
-        finally:
-            if chunk.mark is not None:
-                StartMarks.forget(chunk.mark)
+        if chunk.mark is not None:
+            StartMarks.forget(chunk.mark)
+        return outcome
 
     async def _wait(self) -> None:
         """Until a running chunk finishes; _PoolFailure once one runs past its deadline.
