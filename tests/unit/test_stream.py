@@ -321,6 +321,54 @@ def test_chunk_sizer_bounds_and_empty_chunks():
     assert slow.size == 1
 
 
+def test_while_a_chunk_runs_far_longer_than_its_rows_mean_chunks_are_sized_by_it():
+    sizer = ChunkSizer()
+    for _ in range(20):
+        sizer.observe(sizer.size, sizer.size * 0.001)  # 1 ms rows: 50 a chunk
+    assert sizer.size == 50
+    assert sizer.next_size([(50, 0.05), (40, 0.1)]) == 50  # as long as expected, or queued
+    assert sizer.next_size([(50, 0.05), (1, 0.5)]) == 1  # a row half a second so far
+    assert sizer.next_size([(10, 0.1)]) == 5  # 10 ms a row so far: 5 rows hold 50 ms
+    assert sizer.next_size([]) == 50
+    assert ChunkSizer(fixed=7).next_size([(1, 60.0)]) == 7
+
+
+class OneMillisecondRows(FakeExecutor):
+    """Every chunk it runs reports 1 ms a row."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        def timed(*call_args: Any) -> Any:
+            packed, _ = fn(*call_args)
+            return packed, 0.001 * len(cloudpickle.loads(call_args[2]))
+
+        return super().submit(timed, *args)
+
+
+def test_chunks_stay_small_while_a_slow_row_runs():
+    """Fast chunks keep reporting while the first chunk runs on: without its time so
+    far, chunks would grow and take in many rows after it, slow ones too, for one
+    worker to run one after another."""
+    executor = OneMillisecondRows(slots=2, autorun=False)
+    clock = FakeClock()
+    rows = CountedRows()  # endless
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        clock.advance(1.0)  # the first chunk's rows have run for a second
+        while len(executor.calls) < 40:
+            for call in executor.pending[1:]:
+                call.run()
+            await until(lambda: len(executor.pending) == 4, task)
+            clock.advance(0.01)
+        assert [len(call.item_ids) for call in executor.calls[4:]] == [1] * 36
+        task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, None, steps, records, clock)
+    assert records == []  # all held back behind the first chunk
+
+
 def test_workers_that_share_cpus_get_chunks_of_as_many_rows_as_workers_that_do_not():
     alone, shared = ChunkSizer(), ChunkSizer(contention=4.0)
     for _ in range(5):
@@ -596,9 +644,9 @@ def test_a_chunk_hanging_behind_an_older_running_one_is_caught_at_its_own_deadli
         assert setting_up.future.cancelled()  # caught without waiting for row 0
         executor.autorun, executor.hanging = True, {1}
         clock.jumps = True
-        for call in executor.pending:  # rows 0 and 1 again, alone
-            executor.settle(call)
-        clock.advance(0)
+        assert [call.item_ids for call in executor.pending] == [[1]]  # again, alone
+        executor.settle(executor.pending[0])
+        clock.advance(main_stream.START_POLL)
 
     run_stream(executor, CountedRows(4), 1, steps, records, clock, timeout=0.05)
     assert [r.item_id for r in records] == [0, 1, 2, 3]

@@ -57,6 +57,8 @@ MAX_CHUNK = 2000
 #: Rows read from the dataset and not yet given to ``sink``, per slot: the bound of
 #: the reorder buffer (chunks running, and chunks finished that wait for an older one).
 HELD_ROWS_PER_SLOT = 4 * MAX_CHUNK
+#: How many times its rows' mean a running chunk takes before it counts as slow.
+SLOW_CHUNK = 4.0
 #: Seconds past a chunk's row timeouts (counted from when its rows start)
 #: before its worker is taken for hung.
 HANG_GRACE = 2.0
@@ -80,10 +82,16 @@ class Clock:
 class ChunkSizer:
     """Rows per chunk: enough to amortise inter-process overhead, few enough to balance.
 
-    A chunk holds about ``CHUNK_SECONDS`` of one core's work. Where workers share
-    cores (``contention``, workers per core, above 1), each one runs at that
-    fraction of a core and a row's measured time grows by the same factor: the
-    target grows with it, so that chunks keep their number of rows.
+    A chunk holds about ``CHUNK_SECONDS`` of one core's work, from the mean time of a
+    row so far. Where workers share cores (``contention``, workers per core, above 1),
+    each one runs at that fraction of a core and a row's measured time grows by the
+    same factor: the target grows with it, so that chunks keep their number of rows.
+
+    A slow row's time is known only when its chunk ends, while the fast rows around
+    it keep reporting theirs: the mean would fall, and the next chunk would take in
+    many rows, slow ones among them, which one worker then runs one after another.
+    So while a chunk has been running ``SLOW_CHUNK`` times longer than its rows'
+    mean (:meth:`next_size`), chunks are sized by its time per row so far.
     """
 
     def __init__(self, fixed: int | None = None, initial: int = 4, contention: float = 1.0):
@@ -100,6 +108,15 @@ class ChunkSizer:
             per_row if self._row_seconds is None else 0.7 * self._row_seconds + 0.3 * per_row
         )
         self.size = max(1, min(MAX_CHUNK, round(self._target / self._row_seconds)))
+
+    def next_size(self, running: Iterable[tuple[int, float]]) -> int:
+        """The size of the next chunk, given the chunks running: (rows, seconds so far)."""
+        if self.fixed or self._row_seconds is None:
+            return self.size
+        slowest = max((seconds / rows for rows, seconds in running), default=0.0)
+        if slowest <= SLOW_CHUNK * self._row_seconds:
+            return self.size
+        return max(1, min(self.size, round(self._target / slowest)))
 
 
 async def stream(
@@ -133,12 +150,12 @@ async def stream(
                     and not sender.solo()
                     and not exhausted
                     and len(sender.running) < 2 * executor.slots
-                    and held.has_room(sizer.size)
+                    and held.has_room(size := sizer.next_size(sender.running_times()))
                 ):
-                    chunk, dataset_error = _take(rows, sizer.size)
+                    chunk, dataset_error = _take(rows, size)
                     if chunk:
                         held.add(sender.send(_Chunk(chunk)))
-                    exhausted = len(chunk) < sizer.size
+                    exhausted = len(chunk) < size
                 if not sender.running and not sender.queued:  # every record went to sink
                     if dataset_error is not None:
                         raise dataset_error  # every row read before it is stored
@@ -169,7 +186,7 @@ async def _recover(sender: _Sender, held: _Held, failure: _PoolFailure) -> None:
                 sender.queued.append(chunk)
         elif chunk.alone or (chunk.suspect and len(dropped) == 1):  # alone in the pool
             chunk.records = [_blamed(chunk.rows[0], failure.error)]
-        elif chunk.suspect:  # once more, with nothing else running
+        elif chunk.suspect or len(chunk.rows) == 1:  # once more, with nothing else running
             chunk.alone = True
             sender.queued.append(chunk)
         else:
@@ -178,8 +195,11 @@ async def _recover(sender: _Sender, held: _Held, failure: _PoolFailure) -> None:
                 single.suspect = True
             sender.queued.extend(singles)
     held.give()  # stored before the workers are replaced, which may fail
+    # a row to run alone goes first, while the new pool is empty; then dataset order
     place = {id(chunk): n for n, chunk in enumerate(held.chunks)}
-    sender.queued = deque(sorted(sender.queued, key=lambda chunk: place[id(chunk)]))
+    sender.queued = deque(
+        sorted(sender.queued, key=lambda chunk: (not chunk.alone, place[id(chunk)]))
+    )
     sender.replace_workers(hung)
 
 
@@ -220,6 +240,8 @@ class _Chunk:
     mark: str | None = None
     #: When the watchdog started counting the chunk's deadline (None: not yet).
     watched_from: float | None = None
+    #: When the chunk was last sent.
+    sent_at: float = 0.0
     #: The chunk's records, once it has finished.
     records: list[Record] | None = None
     #: A row of a chunk that brought the pool down, in a chunk of its own.
@@ -307,6 +329,7 @@ class _Sender:
             payload = True
         chunk.mark = self.marks.new() if self.marks is not None else None
         chunk.watched_from = None
+        chunk.sent_at = self.clock.now()
         chunk.future = self.executor.submit(
             worker.run_chunk,
             self.evaluation_id,
@@ -331,6 +354,11 @@ class _Sender:
             if self.queued[0].alone and self.running:
                 return
             self.send(self.queued.popleft())
+
+    def running_times(self) -> list[tuple[int, float]]:
+        """(rows, seconds since sent) of each chunk running."""
+        now = self.clock.now()
+        return [(len(chunk.rows), now - chunk.sent_at) for chunk in self.running]
 
     def solo(self) -> bool:
         """A chunk runs alone: nothing else may be sent until it ends."""
