@@ -221,21 +221,35 @@ if __name__ == "__main__":
 """
 )
 
-#: The ideal for ``WORKERS`` workers: every row's work measured in one process,
-#: hanging rows counted at their timeout, divided among the workers.
-SLOW_IDEAL = (
-    SLOW_ROWS
-    + """
-if __name__ == "__main__":
+#: The ideal for ``WORKERS`` workers, printed as ``ELAPSED``: each row's work timed
+#: alone in this process (or counted at the seconds it is known to take), shared out.
+IDEAL = """
+import time
+
+
+def print_ideal(rows):
+    \"\"\"``rows``: (seconds, None) for a row known to take that long, else (None, work).\"\"\"
     total = 0.0
-    for seconds, hangs in row_times():
-        if hangs:
-            total += TIMEOUT
+    for seconds, work in rows:
+        if work is None:
+            total += seconds
             continue
         start = time.perf_counter()
-        work(seconds, hangs)
+        work()
         total += time.perf_counter() - start
     print("ELAPSED", total / WORKERS)
+"""
+
+#: The ideal of slow rows: a hanging row counted at its timeout.
+SLOW_IDEAL = (
+    SLOW_ROWS
+    + IDEAL
+    + """
+if __name__ == "__main__":
+    print_ideal(
+        (TIMEOUT, None) if hangs else (None, lambda seconds=seconds: work(seconds, False))
+        for seconds, hangs in row_times()
+    )
 """
 )
 
@@ -334,21 +348,19 @@ if __name__ == "__main__":
 """
 )
 
-#: The ideal for ``WORKERS`` workers: every sample that returns checked in one
-#: process, infinite loops counted at the timeout and ``os._exit`` at nothing.
+#: The ideal of HumanEval: every sample that returns checked here, infinite loops
+#: counted at the timeout and ``os._exit`` at nothing.
 HUMANEVAL_IDEAL = (
     HUMANEVAL
+    + IDEAL
     + """
 if __name__ == "__main__":
-    total = 0.0
-    for task, completion in samples():
-        if completion in (HANG, EXIT):
-            total += TIMEOUT if completion == HANG else 0.0
-            continue
-        start = time.perf_counter()
-        passes(program(task, completion))
-        total += time.perf_counter() - start
-    print("ELAPSED", total / WORKERS)
+    print_ideal(
+        (TIMEOUT if completion == HANG else 0.0, None)
+        if completion in (HANG, EXIT)
+        else (None, lambda code=program(task, completion): passes(code))
+        for task, completion in samples()
+    )
 """
 )
 

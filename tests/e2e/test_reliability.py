@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import library_alarm
 import psutil
 import pytest
 from pool_support import rows_held, spawned, wait_until
@@ -44,6 +46,8 @@ from dotevals.models import Record
 from dotevals.storage import get_storage
 from dotevals.storage.json import safe_name
 
+#: The source of a library that times itself with SIGALRM, for eval files to import.
+LIBRARY_ALARM = inspect.getsource(library_alarm)
 #: How long a pytest session here may take before it counts as hung.
 RUN_TIMEOUT = 90
 HAS_PYTEST_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
@@ -511,7 +515,9 @@ def test_hung_sync_and_async_rows_are_stopped_at_their_timeout(pytester, workers
     print("\ntimeouts tried: 2 (a sync row by its signal, an async row by cancellation)")
 
 
-BLOCKED_EVAL = """
+#: Rows the pool's watchdog must stop: row 5 blocks the timeout's signal and sleeps
+#: (never interrupted), or catches its RowTimeoutError and goes on (interrupted).
+WATCHDOG_EVAL = """
 import signal
 import time
 
@@ -520,26 +526,40 @@ from dotevals._engine.deadline import SIGNAL
 
 
 @ForEach(timeout=0.25)("n", range(8))
-def eval_blocked(n):
-    if n == 5:
+def eval_stuck(n):
+    if n == 5 and HOW == "blocked":
         signal.pthread_sigmask(signal.SIG_BLOCK, [SIGNAL])
         time.sleep(60)
+    if n == 5 and HOW == "going on":
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                pass
     return Score("n", n)
 """
+GOING_ON = (
+    "went on after RowTimeoutError was raised in it (its code caught the timeout, with "
+    "except BaseException or a bare except); its worker process was replaced"
+)
 
 
-def test_row_that_blocks_the_timeout_signal_is_caught_by_the_pool_watchdog(pytester):
-    pytester.makepyfile(eval_blocked=BLOCKED_EVAL)
+@pytest.mark.parametrize(("how", "said"), [("blocked", UNINTERRUPTIBLE), ("going on", GOING_ON)])
+def test_a_row_that_does_not_stop_at_its_timeout_is_caught_by_the_pool_watchdog(
+    pytester, how, said
+):
+    pytester.makepyfile(eval_stuck=f"HOW = {how!r}\n" + WATCHDOG_EVAL)
     url = storage_url("json", pytester.path)
     result = run_pytest(
         pytester, "--workers", "2", "--storage", url, "--experiment", "b", timeout=60
     )
     assert result.ret == 0, result.stdout.str()
-    records = stored_records(url, "b", "eval_blocked.py::eval_blocked")
-    assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {UNINTERRUPTIBLE}"}
+    records = stored_records(url, "b", "eval_stuck.py::eval_stuck")
+    assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {said}"}
     assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 2, 3, 4, 6, 7]
-    assert raw_item_ids(url, "b", "eval_blocked.py::eval_blocked") == list(range(8))
-    print("\ntimeouts tried: 1 (the timeout's signal blocked in a worker: the watchdog)")
+    assert raw_item_ids(url, "b", "eval_stuck.py::eval_stuck") == list(range(8))
+    print(f"\ntimeouts tried: 1 (row 5 {how} in a worker: the watchdog)")
 
 
 #: Rows whose code fights the timeout: a library's own alarm (as Math-Verify's
@@ -548,37 +568,9 @@ def test_row_that_blocks_the_timeout_signal_is_caught_by_the_pool_watchdog(pytes
 #: minute of wall time, so that a timeout that does not hold fails the test
 #: instead of hanging it.
 FIGHTING_EVAL = """
-import signal
-import time
+from library_alarm import library_timed, spin
 
 from dotevals import ForEach, Score
-
-
-class LibraryTimeout(Exception):
-    pass
-
-
-def library_timed(seconds, work):
-    \"\"\"A library's own timeout: SIGALRM with alarm(), cleared and restored after.\"\"\"
-    def handler(signum, frame):
-        raise LibraryTimeout()
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.alarm(seconds)
-    try:
-        return work()
-    except LibraryTimeout:
-        return "library timed out"
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def spin(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-    return "spun"
 
 
 @ForEach(timeout=0.5)("n", range(6))
@@ -609,7 +601,7 @@ def eval_library_alarm(n):  # the library's own alarm goes off within the row's 
 def test_a_rows_alarm_and_except_clauses_neither_cancel_its_timeout_nor_are_broken(
     pytester, workers
 ):
-    pytester.makepyfile(eval_fighting=FIGHTING_EVAL)
+    pytester.makepyfile(eval_fighting=FIGHTING_EVAL, library_alarm=LIBRARY_ALARM)
     url = storage_url("json", pytester.path)
     options = ["--workers", workers] if workers else []
     result = run_pytest(pytester, *options, "--storage", url, "--experiment", "f", timeout=90)
@@ -621,41 +613,6 @@ def test_a_rows_alarm_and_except_clauses_neither_cancel_its_timeout_nor_are_brok
     library = stored_records(url, "f", "eval_fighting.py::eval_library_alarm")
     assert [r.result.scores[0].value for r in library] == [0, "library timed out"]
     print("\ntimeouts tried: 3 (a library's alarm, except Exception, except BaseException)")
-
-
-GOING_ON_EVAL = """
-import time
-
-from dotevals import ForEach, Score
-
-
-@ForEach(timeout=0.25)("n", range(4))
-def eval_going_on(n):
-    if n == 2:
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            try:
-                time.sleep(0.01)
-            except BaseException:
-                pass
-    return Score("n", n)
-"""
-
-
-def test_a_row_that_catches_its_timeout_and_goes_on_is_said_to_have_done_so(pytester):
-    pytester.makepyfile(eval_going_on=GOING_ON_EVAL)
-    url = storage_url("json", pytester.path)
-    result = run_pytest(
-        pytester, "--workers", "2", "--storage", url, "--experiment", "g", timeout=90
-    )
-    assert result.ret == 0, result.stdout.str()
-    records = stored_records(url, "g", "eval_going_on.py::eval_going_on")
-    assert errors_of(records) == {
-        2: f"{TIMEOUT} 0.25 s timeout and went on after RowTimeoutError was raised in it (its "
-        "code caught the timeout, with except BaseException or a bare except); its worker "
-        "process was replaced"
-    }
-    assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 3]
 
 
 OPTION_TIMEOUT_EVAL = """

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import tenacity
+from library_alarm import library_timed, spin
 
 from dotevals import Score
 from dotevals._declare.retry_policy import make_policy
@@ -23,33 +24,6 @@ from dotevals._engine.start_marks import StartMarks
 from dotevals.errors import DotevalsError, RowTimeoutError
 
 TIMED_OUT = "RowTimeoutError: the row ran longer than its 0.1 s timeout"
-
-
-def spin(seconds: float = 60) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
-class LibraryTimeout(Exception):
-    pass
-
-
-def library_timed(seconds: int, work: Any) -> Any:
-    """A library's own timeout, as Math-Verify's: SIGALRM with alarm(), cleared after."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise LibraryTimeout
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.alarm(seconds)
-    try:
-        return work()
-    except LibraryTimeout:
-        return "library timed out"
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def scored(func: Any, timeout: float = 0.1, retries: Any = None) -> Any:
