@@ -15,16 +15,21 @@ chunk that brought it down are run again one per chunk, so that only the row
 that did is stored with that error. Local workers say in each chunk's start
 mark which worker started it, and the pool says which workers were alive when
 it broke: the chunks that were running on those go again whole, and the stream
-goes on meanwhile. Where that is not known (a Dask cluster, a worker that died
-before starting its chunk), every chunk that was running is a suspect, and its
-rows run again one by one before any new row. Executors
+goes on meanwhile. A row whose worker dies again runs once more with nothing
+else running, and is blamed if it kills that worker too; a row that hangs
+again is blamed at once (its own deadline says it was that row). Where that
+is not known (a Dask cluster, a worker that died before starting its chunk),
+every chunk that was running is a suspect, and its rows run again one by one
+before any new row. Executors
 (:mod:`dotevals._engine.executors.base`) only start workers, submit calls and
 say how a worker died.
 
 Chunk sizes follow the mean time of a row, slow rows included: a chunk of
 ``CHUNK_SECONDS`` of average work keeps a slow row from holding many others
-behind it in one worker, and the reorder buffer is counted in rows, so that
-small chunks do not shorten how far past a slow row the other workers go.
+behind it in one worker, and chunks stay small while a slow row is still
+running (:meth:`ChunkSizer.next_size`). The reorder buffer is counted in rows,
+so that small chunks do not shorten how far past a slow row the other workers
+go.
 """
 
 from __future__ import annotations
@@ -130,10 +135,11 @@ async def stream(
 ) -> None:
     """Score ``rows`` in the workers; give every Record to ``sink`` in dataset order.
 
-    When a worker dies or a chunk hangs, the pool is replaced and the rows
-    that were running are run again one by one, so that only the row that
-    brought its worker down is stored with that error. An error raised by the
-    dataset itself is raised once every row read before it is scored.
+    When a worker dies or a chunk hangs, the pool is replaced and the rows of
+    the chunk that brought it down run again one by one, so that only the row
+    that did is stored with that error (see the module's docstring). An error
+    raised by the dataset itself is raised once every row read before it is
+    scored.
     """
     with frozen_heap():  # records are made here per row: see frozen_heap.py
         packed = pack_payload(name, payload, executor.remote)
@@ -184,10 +190,10 @@ async def _recover(sender: _Sender, held: _Held, failure: _PoolFailure) -> None:
         if chunk not in culprits:
             if not sender.harvest(chunk):  # it finished before the pool broke: kept
                 sender.queued.append(chunk)
-        elif chunk.alone or (chunk.suspect and len(dropped) == 1):  # alone in the pool
+        elif chunk.alone or (chunk.suspect and (hung or len(dropped) == 1)):
             chunk.records = [_blamed(chunk.rows[0], failure.error)]
-        elif chunk.suspect or len(chunk.rows) == 1:  # once more, with nothing else running
-            chunk.alone = True
+        elif not hung and (chunk.suspect or len(chunk.rows) == 1):
+            chunk.alone = True  # once more, with nothing else running
             sender.queued.append(chunk)
         else:
             singles = held.split([chunk])
