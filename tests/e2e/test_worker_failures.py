@@ -6,13 +6,20 @@ itself is tested in-process in test_stream.py and test_worker_side.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import time
+from pathlib import Path
 
 import psutil
 import pytest
+from loky import BrokenProcessPool
+from pool_support import wait_until
 from pytest_runs import run_pytest
 from stores import storage_url
 
+from dotevals._engine.executors.local import LocalPool
 from dotevals.storage import get_storage
 
 
@@ -163,3 +170,35 @@ def eval_one(n):
     result.assert_outcomes(passed=1)
     lines = [line for line in result.outlines if line.startswith("dotevals: ")]
     assert lines == ["dotevals: sync evaluations run in the main process (1 worker requested)"]
+
+
+def _say_pid_then(path: str, dies: bool) -> None:
+    """In a worker: write its pid, then die, or wait to be killed with the pool."""
+    Path(path).write_text(str(os.getpid()))
+    if dies:
+        os._exit(1)
+    time.sleep(120)
+
+
+def test_a_broken_local_pool_says_which_workers_were_still_alive(tmp_path):
+    """What the stream blames a worker's death on: loky kills every worker of a
+    broken pool, but the pool notes the survivors before it does."""
+    waiting, dying = tmp_path / "waiting", tmp_path / "dying"
+
+    async def main() -> set[int] | None:
+        pool = LocalPool(2)
+        try:
+            alive = pool.submit(_say_pid_then, str(waiting), False)
+            await asyncio.to_thread(wait_until, waiting.exists, 60, "the first worker")
+            with pytest.raises(BrokenProcessPool):
+                await pool.submit(_say_pid_then, str(dying), True)
+            with pytest.raises(BrokenProcessPool):
+                await alive
+            return pool.survivors()
+        finally:
+            pool.shutdown(kill=True)
+
+    survivors = asyncio.run(main())
+    assert survivors is not None
+    assert int(waiting.read_text()) in survivors
+    assert int(dying.read_text()) not in survivors

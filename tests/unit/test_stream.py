@@ -19,7 +19,9 @@ from fake_executor import FakeClock, FakeExecutor, until
 from dotevals import Score
 from dotevals._declare.retry_policy import make_policy
 from dotevals._engine import stream as main_stream
+from dotevals._engine.deadline import RAISED, SIGNALLED
 from dotevals._engine.executors.local import LocalPool
+from dotevals._engine.start_marks import note
 from dotevals._engine.stream import MAX_CHUNK, ChunkSizer, stream
 from dotevals._engine.wire import Payload
 from dotevals._engine.worker import process as worker_process
@@ -135,6 +137,111 @@ def test_chunks_finishing_newest_first_are_held_back_until_the_oldest_finishes()
     assert [r.item_id for r in records] == list(range(8))
 
 
+# no head-of-line blocking: the reorder buffer ---------------------------------------
+
+
+def test_a_chunk_finishing_before_an_older_one_frees_its_worker_at_once():
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        oldest = executor.pending[0]
+        for call in executor.pending[1:]:
+            call.run()
+        # three chunks finished behind the oldest: three more go out at once
+        await until(lambda: len(executor.calls) == 7, task)
+        assert executor.pending == [oldest, *executor.calls[4:]]
+        assert records == []  # held back: the oldest is still out
+        for call in executor.calls[4:]:
+            call.run()
+        await until(lambda: len(executor.calls) == 10, task)
+        assert records == []
+        executor.autorun = True
+        for call in executor.pending:
+            call.run()
+        oldest.run()
+
+    run_stream(executor, CountedRows(40), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(40))
+    assert values(records) == {n: n for n in range(40)}
+
+
+def test_a_slow_chunk_does_not_hold_the_others_back(monkeypatch):
+    """Row 0 runs for as long as all the other rows take: every other chunk runs
+    and finishes meanwhile, and its records wait for row 0's to reach the sink."""
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow = executor.pending[0]
+        while len(executor.calls) < 30:
+            await until(lambda: len(executor.pending) > 1, task)
+            for call in executor.pending[1:]:
+                call.run()
+            await asyncio.sleep(0)
+        await until(lambda: executor.pending == [slow], task)
+        assert records == [] and len(executor.calls) == 30
+        slow.run()
+
+    run_stream(executor, CountedRows(60), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(60))
+    assert executor.calls[0].item_ids == [0, 1]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+def test_the_reorder_buffer_holds_at_most_its_bound_in_rows(monkeypatch, chunk_size):
+    """Behind a chunk that does not finish, the stream reads rows until it holds
+    HELD_ROWS_PER_SLOT x slots of them (running or finished), then waits; the
+    bound counts rows, so small chunks reach as far as large ones."""
+    monkeypatch.setattr(main_stream, "HELD_ROWS_PER_SLOT", 6)
+    executor = FakeExecutor(slots=2, autorun=False)
+    rows = CountedRows()  # endless
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow = executor.pending[0]
+        while rows.read < 12:
+            await until(lambda: len(executor.pending) > 1, task)
+            for call in executor.pending[1:]:
+                call.run()
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert rows.read == 12 and executor.pending == [slow]  # held: 12 rows, none sunk
+        slow.run()
+        await until(lambda: len(records) == 12 and len(executor.pending) == 4, task)
+        task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, chunk_size, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+
+
+def test_chunks_finished_behind_a_dead_worker_are_kept_and_not_run_again():
+    executor = FakeExecutor(slots=2, autorun=False)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        first, second, third, _ = executor.pending
+        second.run()
+        third.run()
+        await until(lambda: len(executor.calls) == 6, task)
+        first.die()  # rows 0-1 and the chunks still running are suspects; 2-5 are done
+        executor.autorun, executor.fatal = True, {1}
+        for call in executor.pending:
+            call.die()
+
+    run_stream(executor, CountedRows(12), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+    assert {r.item_id for r in records if r.failed} == {1}
+    ran = [n for call in executor.calls for n in call.item_ids]
+    assert all(ran.count(n) == 1 for n in range(2, 6))  # finished once, never again
+
+
 # the in-flight bound -----------------------------------------------------------
 
 
@@ -212,6 +319,54 @@ def test_chunk_sizer_bounds_and_empty_chunks():
     slow = ChunkSizer()
     slow.observe(1, 60.0)  # a minute a row: one row a chunk, never zero
     assert slow.size == 1
+
+
+def test_while_a_chunk_runs_far_longer_than_its_rows_mean_chunks_are_sized_by_it():
+    sizer = ChunkSizer()
+    for _ in range(20):
+        sizer.observe(sizer.size, sizer.size * 0.001)  # 1 ms rows: 50 a chunk
+    assert sizer.size == 50
+    assert sizer.next_size([(50, 0.05), (40, 0.1)]) == 50  # as long as expected, or queued
+    assert sizer.next_size([(50, 0.05), (1, 0.5)]) == 1  # a row half a second so far
+    assert sizer.next_size([(10, 0.1)]) == 5  # 10 ms a row so far: 5 rows hold 50 ms
+    assert sizer.next_size([]) == 50
+    assert ChunkSizer(fixed=7).next_size([(1, 60.0)]) == 7
+
+
+class OneMillisecondRows(FakeExecutor):
+    """Every chunk it runs reports 1 ms a row."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        def timed(*call_args: Any) -> Any:
+            packed, _ = fn(*call_args)
+            return packed, 0.001 * len(cloudpickle.loads(call_args[2]))
+
+        return super().submit(timed, *args)
+
+
+def test_chunks_stay_small_while_a_slow_row_runs():
+    """Fast chunks keep reporting while the first chunk runs on: without its time so
+    far, chunks would grow and take in many rows after it, slow ones too, for one
+    worker to run one after another."""
+    executor = OneMillisecondRows(slots=2, autorun=False)
+    clock = FakeClock()
+    rows = CountedRows()  # endless
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        clock.advance(1.0)  # the first chunk's rows have run for a second
+        while len(executor.calls) < 40:
+            for call in executor.pending[1:]:
+                call.run()
+            await until(lambda: len(executor.pending) == 4, task)
+            clock.advance(0.01)
+        assert [len(call.item_ids) for call in executor.calls[4:]] == [1] * 36
+        task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        run_stream(executor, rows, None, steps, records, clock)
+    assert records == []  # all held back behind the first chunk
 
 
 def test_workers_that_share_cpus_get_chunks_of_as_many_rows_as_workers_that_do_not():
@@ -317,6 +472,81 @@ def test_a_death_while_isolating_is_isolated_again():
     assert len(executor.replaced) == 3
 
 
+def test_where_the_dead_worker_is_known_only_its_chunk_runs_again_row_by_row():
+    """A local pool says which workers survived: the chunk of the one that died runs
+    again one row per chunk; the row that kills its worker again runs once more with
+    nothing else running, and is blamed when it does then too. Chunks that finished
+    are kept, and none of the others is split."""
+    executor = FakeExecutor(slots=2, fatal={6}, attributed=True)
+    records = run_stream(executor, CountedRows(16), chunk_size=4)
+    assert [r.item_id for r in records] == list(range(16))
+    assert {r.item_id: r.error for r in records if r.failed} == {
+        6: "WorkerDiedError: the worker process scoring this row died (WorkerDeath)"
+    }
+    chunks = [call.item_ids for call in executor.calls]
+    assert chunks == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+        [12, 13, 14, 15],
+        *([n] for n in range(4, 8)),
+        [6],
+    ]
+    assert executor.replaced == [False, False, False]
+
+
+def test_a_row_that_kills_its_worker_only_once_is_scored_when_run_alone():
+    executor = FakeExecutor(slots=2, autorun=False, attributed=True)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        executor.pending[0].start()
+        executor.pending[0].die()  # rows 0-1 go again one per chunk
+        await until(lambda: executor.replaced == [False] and len(executor.pending) == 4, task)
+        first = executor.pending[0]
+        assert first.item_ids == [0]
+        first.start()
+        first.die()  # row 0 kills its worker again, while other chunks run
+        await until(lambda: len(executor.replaced) == 2 and executor.pending, task)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert [call.item_ids for call in executor.pending] == [[0]]  # nothing else with it
+        executor.autorun = True
+        executor.pending[0].run()  # this time it does not kill its worker
+
+    run_stream(executor, CountedRows(12), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(12))
+    assert values(records) == {n: n for n in range(12)}
+
+
+def test_rows_go_on_while_the_rows_of_a_dead_workers_chunk_run_again():
+    executor = FakeExecutor(slots=2, autorun=False, attributed=True)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4, task)
+        slow, dying, *_ = executor.pending
+        slow.start()
+        dying.start()
+        dying.die()  # rows 2-3 run again alone; the slow chunk on a survivor, whole
+        await until(lambda: executor.replaced == [False] and len(executor.pending) == 4, task)
+        resent = executor.pending
+        assert [call.item_ids for call in resent] == [[0, 1], [2], [3], [4, 5]]
+        for call in resent[1:]:
+            call.run()
+        # the stream reads on past them while the slow chunk is still out
+        await until(lambda: max(executor.calls[-1].item_ids) >= 11, task)
+        assert not resent[0].future.done() and records == []
+        executor.autorun = True
+        for call in executor.pending:
+            call.run()
+
+    run_stream(executor, CountedRows(30), 2, steps, records)
+    assert [r.item_id for r in records] == list(range(30))
+    assert values(records) == {n: n for n in range(30)}
+
+
 # deadlines and hang detection ----------------------------------------------------
 
 
@@ -394,6 +624,64 @@ def test_the_deadline_counts_from_when_the_rows_start(short_grace):
     run_stream(executor, CountedRows(1), 1, steps, records, clock, timeout=0.05)
     assert [r.error.split(" and ")[0] for r in records] == [f"{TIMEOUT_ERROR} 0.05 s timeout"]
     assert executor.replaced == [True, True]
+
+
+def test_a_chunk_hanging_behind_an_older_running_one_is_caught_at_its_own_deadline(
+    short_grace,
+):
+    executor = FakeExecutor(slots=2, autorun=False)
+    clock = FakeClock()
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 4 and clock.waiting, task)
+        setting_up, hung, third, fourth = executor.pending
+        hung.start()  # row 1 starts and hangs; row 0's worker is still setting up
+        clock.advance(main_stream.START_POLL)
+        await until(lambda: clock.waiting, task)
+        clock.advance(0.1)
+        await until(lambda: executor.replaced == [True], task)
+        assert setting_up.future.cancelled()  # caught without waiting for row 0
+        executor.autorun, executor.hanging = True, {1}
+        clock.jumps = True
+        # row 1 again in a chunk of its own; the others whole (each of one row here)
+        assert [call.item_ids for call in executor.pending] == [[0], [1], [2], [3]]
+        for call in executor.pending:
+            executor.settle(call)
+        clock.advance(main_stream.START_POLL)
+
+    run_stream(executor, CountedRows(4), 1, steps, records, clock, timeout=0.05)
+    assert [r.item_id for r in records] == [0, 1, 2, 3]
+    assert {r.item_id for r in records if r.failed} == {1}
+    assert values(records) == {0: 0, 2: 2, 3: 3}
+
+
+class InterruptedButGoingOn(FakeExecutor):
+    """Its workers leave the notes of a row that was interrupted at its deadline,
+    caught the RowTimeoutError and went on."""
+
+    def settle(self, call: Any) -> None:
+        super().settle(call)
+        if set(call.item_ids) & self.hanging:
+            note(call.args[3], SIGNALLED)
+            note(call.args[3], RAISED)
+
+
+@pytest.mark.parametrize(
+    ("executor", "why"),
+    [
+        (FakeExecutor, "could not be interrupted (it was in code that does not return to"),
+        (InterruptedButGoingOn, "went on after RowTimeoutError was raised in it (its code caught"),
+    ],
+)
+def test_the_error_of_a_row_that_did_not_stop_says_what_became_of_it(short_grace, executor, why):
+    records = run_stream(
+        executor(slots=2, hanging={2}), CountedRows(4), 1, clock=FakeClock(jumps=True), timeout=1
+    )
+    failed = {r.item_id: r.error for r in records if r.failed}
+    assert list(failed) == [2]
+    assert failed[2] == (f"{TIMEOUT_ERROR} 1 s timeout and {why}" + failed[2].split(why)[1])
+    assert failed[2].endswith("; its worker process was replaced")
 
 
 # errors that must cost only their own row -----------------------------------------

@@ -169,3 +169,39 @@ def test_storage_that_can_neither_write_nor_read_rows_still_gets_the_status(
     with pytest.raises(StorageError, match="1 finished rows of ev could not be stored"):
         run.finish("completed")
     assert status_of(storage) == "failed"
+
+
+class CountedEvent(threading.Event):
+    """A real event that counts how often it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
+class HeldWrites(JSONStorage):
+    """The real json backend, whose writes of records wait until ``gate`` opens."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.gate = threading.Event()
+
+    def add_records(self, experiment: str, evaluation: str, records: Sequence[Record]) -> None:
+        self.gate.wait(30)
+        super().add_records(experiment, evaluation, records)
+
+
+def test_a_full_batch_wakes_the_writing_thread_once_not_on_every_row_after(tmp_path: Path):
+    storage = HeldWrites(str(tmp_path / "store"))
+    run = ExperimentStore(storage, "exp").start_evaluation("ev", notify=lambda _: None)
+    run._wake = wake = CountedEvent()
+    for n in range(3 * RecordWriter.FLUSH_ROWS):
+        run.add(record(n))
+    assert 1 <= wake.sets <= 3  # once per full batch at most, whatever the thread did
+    storage.gate.set()
+    assert run.finish("completed").rows == 3 * RecordWriter.FLUSH_ROWS
+    assert stored_ids(f"json://{tmp_path / 'store'}") == list(range(3 * RecordWriter.FLUSH_ROWS))

@@ -15,12 +15,10 @@ that, and keeps the loop from ending.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ from dotevals._declare.retry_policy import (
     last_attempt_error,
 )
 from dotevals._declare.row_errors import row_traceback
+from dotevals._engine.deadline import row_deadline, timeout_error
 from dotevals.errors import DatasetError, RowTimeoutError
 from dotevals.llm.row import Row, enter, leave
 from dotevals.models import Record, Result, as_result
@@ -138,6 +137,8 @@ def _retry_after_first_failure(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 result = func(**kwargs)
+            except RowTimeoutError:  # the row's time is up: no attempt after it
+                raise
             except BaseException as exc:
                 state.set_exception((type(exc), exc, exc.__traceback__))
             else:
@@ -182,33 +183,6 @@ CANCEL_GRACE = 2.0
 _closers: set[Any] = set()
 
 
-def timeout_error(seconds: float) -> RowTimeoutError:
-    return RowTimeoutError(f"the row ran longer than its {seconds:g} s timeout")
-
-
-@contextmanager
-def row_deadline(seconds: float | None) -> Iterator[None]:
-    """Interrupt the row with RowTimeoutError after ``seconds`` (SIGALRM, main thread only).
-
-    Python code is interrupted where it stands; code stuck in C without
-    releasing control is left to the process pool's watchdog.
-    """
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise timeout_error(seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 #: Rows scored with seed 0 and no prices (no cost).
 NO_METERING = Metering()
 
@@ -232,16 +206,38 @@ def score_row(
     start = time.perf_counter()
     try:
         if timeout is None:
-            value = call(**row, **fixtures)
+            try:
+                record = Record(as_result(call(**row, **fixtures)), item_id, row, epoch=epoch)
+            except Exception as exc:
+                record = failed_record(item_id, row, exc, epoch)
         else:
-            with row_deadline(timeout):
-                value = call(**row, **fixtures)
-        record = Record(as_result(value), item_id, row, epoch=epoch)
-    except Exception as exc:
-        record = failed_record(item_id, row, exc, epoch)
+            record = _score_within(timeout, call, item_id, epoch, row, fixtures)
     finally:
         leave(token)
     return _ended(record, current, start, metering.prices)
+
+
+def _score_within(
+    timeout: float,
+    call: Callable[..., Any],
+    item_id: int,
+    epoch: int,
+    row: dict[str, Any],
+    fixtures: dict[str, Any],
+) -> Record:
+    """:func:`score_row` with a deadline: a row that ran past it is stored as timed out,
+    whatever its code caught (see :mod:`dotevals._engine.deadline`)."""
+    deadline = None
+    try:
+        with row_deadline(timeout) as deadline:
+            value = call(**row, **fixtures)
+        if deadline is not None and deadline.expired:
+            raise deadline.timeout()  # the row caught its RowTimeoutError and returned
+        return Record(as_result(value), item_id, row, epoch=epoch)
+    except (Exception, RowTimeoutError) as exc:
+        if deadline is not None and deadline.expired and not isinstance(exc, RowTimeoutError):
+            exc = deadline.timeout()  # the row turned its RowTimeoutError into another error
+        return failed_record(item_id, row, exc, epoch)
 
 
 async def ascore_row(
@@ -273,7 +269,7 @@ async def ascore_row(
                 raise timeout_error(timeout)
             value = task.result()
         record = Record(as_result(value), item_id, row, epoch=epoch)
-    except Exception as exc:
+    except (Exception, RowTimeoutError) as exc:
         record = failed_record(item_id, row, exc, epoch)
     finally:
         leave(token)

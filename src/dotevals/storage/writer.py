@@ -342,7 +342,9 @@ class RecordWriter:
         record = storable(record)  # the tally sees what storage will give back
         with self._lock:
             self._buffer.append(record)
-            if len(self._buffer) >= self.FLUSH_ROWS:
+            # woken once: setting the event again, row after row until the background
+            # thread gets to run, would cost each of those rows a lock
+            if len(self._buffer) >= self.FLUSH_ROWS and not self._wake.is_set():
                 self._wake.set()
         if self._notices:  # rare: taken under the lock, told outside it
             with self._lock:

