@@ -441,6 +441,83 @@ class _Epoch:
 _NO_DURATION = array("d", [math.nan])
 
 
+class _Spent:
+    """One model's usage and cost in one epoch, in flat memory: four token counts, a
+    cost and a flag per row (samples that report usage can be millions: objects kept
+    for each would weigh on memory and on the garbage collector)."""
+
+    __slots__ = ("counts", "costs", "flags")
+    USAGE, COST = 1, 2
+
+    def __init__(self) -> None:
+        self.counts = array("q")
+        self.costs = array("d")
+        self.flags = bytearray()
+
+    def keep(self, index: int, used: Usage | None, usd: float | None) -> None:
+        flags = self.flags
+        if index >= len(flags):  # room for twice as many rows, as _Epoch does
+            grow = max(index + 1, 2 * len(flags)) - len(flags)
+            flags.extend(bytes(grow))
+            self.counts.extend(_NO_COUNTS * grow)
+            self.costs.extend(_NO_COST * grow)
+        if used is not None:
+            at = 4 * index
+            counts = self.counts
+            counts[at] = used.input_tokens
+            counts[at + 1] = used.output_tokens
+            counts[at + 2] = used.cached_input_tokens
+            counts[at + 3] = used.reasoning_tokens
+            flags[index] |= self.USAGE
+        if usd is not None:
+            self.costs[index] = usd
+            flags[index] |= self.COST
+
+    def take(self, index: int) -> tuple[Usage | None, float | None]:
+        """The row's usage and cost, forgotten here."""
+        flag = self.flags[index] if index < len(self.flags) else 0
+        if not flag:
+            return None, None
+        self.flags[index] = 0
+        used = Usage(*self.counts[4 * index : 4 * index + 4]) if flag & self.USAGE else None
+        return used, self.costs[index] if flag & self.COST else None
+
+
+_NO_COUNTS = array("q", [0, 0, 0, 0])
+_NO_COST = array("d", [0.0])
+
+
+def _keep(
+    spent: dict[str, _Spent], index: int, usage: dict[str, Usage], cost: dict[str, float]
+) -> None:
+    """Keep a sample's usage and cost in its epoch's ``spent``."""
+    for model, used in usage.items():
+        found = spent.get(model) or spent.setdefault(model, _Spent())
+        found.keep(index, used, cost.get(model))
+    for model, usd in cost.items():
+        if model not in usage:
+            found = spent.get(model) or spent.setdefault(model, _Spent())
+            found.keep(index, None, usd)
+
+
+def _take(spent: dict[str, _Spent], index: int) -> tuple[dict[str, Usage], dict[str, float]] | None:
+    """The usage and cost kept for a sample of ``spent``'s epoch, forgotten there; None
+    when none was kept (the sample's first record)."""
+    for found in spent.values():
+        if index < len(found.flags) and found.flags[index]:
+            break
+    else:
+        return None
+    usage, cost = {}, {}
+    for model, found in spent.items():
+        used, usd = found.take(index)
+        if used is not None:
+            usage[model] = used
+        if usd is not None:
+            cost[model] = usd
+    return usage, cost
+
+
 class ScoreTally:
     """Score values by sample, in flat memory: one list slot per row, score and epoch;
     with what the samples used and cost.
@@ -452,8 +529,9 @@ class ScoreTally:
     def __init__(self, records: Iterable[Record] = ()):
         self._epochs: list[_Epoch] = []
         self.metrics: dict[str, list[Metric]] = {}
-        #: Usage and cost of the samples that have some, by (item_id, epoch).
-        self._spent: dict[tuple[int, int], tuple[dict[str, Usage], dict[str, float]]] = {}
+        #: Usage and cost of every sample, by epoch and model, kept to take a replaced
+        #: sample's back.
+        self._spent: dict[int, dict[str, _Spent]] = {}
         #: Running totals of the tokens and USD of every sample stored, and by model.
         self.tokens = 0
         self.total_cost = 0.0
@@ -472,11 +550,12 @@ class ScoreTally:
         self._epochs[epoch].add(record, self.metrics)
         usage, cost = record.result.usage, record.cost
         if self._spent or usage or cost:  # rows without usage, the usual case, skip this
-            key = (record.item_id, epoch)
-            if key in self._spent:
-                self._count(*self._spent.pop(key), -1)
+            spent = self._spent.setdefault(epoch, {})
+            taken = _take(spent, record.item_id) if spent else None
+            if taken is not None:  # a newer record of the sample
+                self._count(*taken, -1)
             if usage or cost:
-                self._spent[key] = (usage, cost)
+                _keep(spent, record.item_id, usage, cost)
                 self._count(usage, cost, 1)
         if record.settings:
             self.settings.update(record.settings)

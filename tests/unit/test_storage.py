@@ -16,6 +16,7 @@ import pytest
 from stores import storage_url
 
 from dotevals.errors import ExperimentNotFoundError, StorageError, UnknownStorageError
+from dotevals.llm import Usage
 from dotevals.metrics import accuracy
 from dotevals.models import Record, Result, Score, ScoreTally
 from dotevals.storage import (
@@ -499,6 +500,25 @@ def test_entry_point_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, b
     assert type(get_storage(f"json://{tmp_path / 'y'}")) is JSONStorage
     with pytest.raises(UnknownStorageError, match="viaep://"):
         get_storage("broken://x")
+
+
+def test_the_tally_counts_the_usage_and_cost_of_the_newest_record_of_each_sample():
+    def record(item_id, epoch, usage, cost):
+        made = Record(Result(Score("a", 1), usage=usage), item_id, {}, epoch=epoch)
+        made.cost = cost
+        return made
+
+    tally = ScoreTally()
+    tally.add(record(3, 0, {"m": Usage(10, 1), "n": Usage(5, 5)}, {"m": 1.0}))
+    tally.add(record(3, 1, {"m": Usage(20, 2)}, {"m": 2.0}))
+    tally.add(record(0, 0, {"m": Usage(1, 1)}, {"m": 0.5}))
+    tally.add(record(3, 0, {"m": Usage(100, 0, 50, 0)}, {"m": 4.0}))  # newer: replaces
+    assert tally.usage_by_model() == {"m": Usage(121, 3, 50, 0)}
+    assert tally.cost_by_model() == {"m": 6.5}
+    assert (tally.tokens, tally.total_cost, tally.unpriced()) == (124, 6.5, [])
+    tally.add(record(0, 0, {}, {}))  # the newer record of row 0 used nothing
+    assert tally.usage_by_model() == {"m": Usage(120, 2, 50, 0)}
+    assert (tally.tokens, tally.total_cost) == (122, 6.0)
 
 
 def test_the_tally_keeps_the_newest_record_of_each_row_in_any_order():

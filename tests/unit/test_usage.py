@@ -89,6 +89,23 @@ def test_cost_of_a_model_in_the_table_is_its_tokens_times_the_published_prices()
     assert cost_of("a-model-nobody-sells", usage) is None
 
 
+def test_a_price_tiered_by_the_input_s_length_is_the_table_s_own_calculation():
+    """A flat price is computed from the table's price once looked up; a tiered one
+    (gemini-2.5-pro: dearer past 200k input tokens) by the table for each usage."""
+    run = prices.Prices()
+    for tokens in (1_000, 300_000):
+        expected = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=tokens, output_tokens=10), "gemini-2.5-pro"
+        ).total_price
+        assert run.cost("gemini-2.5-pro", Usage(tokens, 10)) == pytest.approx(float(expected))
+    assert run.price("gemini-2.5-pro") is None  # no one price per million tokens
+    flat = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1200, cache_read_tokens=1000, output_tokens=300), "gpt-4o"
+    ).total_price
+    for _ in range(2):  # looked up, then from what the run found
+        assert run.cost("gpt-4o", read_usage(OPENAI_CHAT)) == pytest.approx(float(flat))
+
+
 def test_a_price_set_wins_over_the_table():
     prices.set_price("gpt-4o", input=1.0, output=2.0)
     assert cost_of("gpt-4o", Usage(1_000_000, 500_000, 0, 0)) == pytest.approx(2.0)

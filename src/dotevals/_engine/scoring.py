@@ -72,20 +72,29 @@ def _ended(record: Record, row: Row, start: float, prices: Prices | None) -> Rec
 def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
     """``record`` with what its model calls reported: usage added to the result's, the
     cost of it all, the settings recorded, the provider's calls (cache hits, 429s)."""
-    if row.usage:
-        usage = record.result.usage
-        if usage:
-            usage = dict(usage)
-            for model, used in row.usage.items():
-                usage[model] = usage[model] + used if model in usage else used
-        record.result.usage = usage or row.usage
+    result = record.result
+    reported = row.usage
+    if reported:
+        own = result.usage
+        if own:
+            own = dict(own)
+            for model, used in reported.items():
+                known = own.get(model)
+                own[model] = used if known is None else known + used
+            result.usage = own
+        else:
+            result.usage = reported
     if row.settings:
         record.settings = row.settings
     if row.calls is not None:
         record.model_calls = row.calls.to_dict()
-    if record.result.usage and prices is not None:
-        cost = {model: prices.cost(model, used) for model, used in record.result.usage.items()}
-        record.cost = {model: usd for model, usd in cost.items() if usd is not None}
+    if result.usage and prices is not None:
+        cost = {}
+        for model, used in result.usage.items():
+            usd = prices.cost(model, used)
+            if usd is not None:
+                cost[model] = usd
+        record.cost = cost
     return record
 
 

@@ -80,22 +80,42 @@ def user_prices() -> dict[str, Price]:
 
 class Prices:
     """The prices of one run: those set (``given``) and, for other models, the
-    ``genai-prices`` table's, looked up once per model."""
+    ``genai-prices`` table's, looked up once per model. A flat price from the table
+    is computed here, as a set one is; a price tiered by the input's length is left
+    to the table's own calculation for each usage."""
 
     def __init__(self, given: Mapping[str, Price] | None = None):
         self.given = dict(given or {})
-        self._found: dict[str, Any] = {}
+        #: The table's answer for each model asked so far: its flat Price, TIERED or
+        #: None (the table has no price for it, or is not installed).
+        self._found: dict[str, Price | str | None] = {}
 
     def cost(self, model: str, usage: Usage) -> float | None:
         """The cost of ``usage`` of ``model`` in USD; None when the model has no price."""
         price = self.given.get(model)
-        if price is not None:
-            return price.cost(usage)
-        return _table_cost(model, usage)
+        if price is None:
+            found = self._table(model)
+            if found == TIERED:
+                return _table_cost(model, usage)
+            price = found  # type: ignore[assignment]
+        return None if price is None else price.cost(usage)
 
     def price(self, model: str) -> Price | None:
         """``model``'s price: the one set, else the table's flat one, else None."""
-        return self.given.get(model) or _table_price(model)
+        price = self.given.get(model)
+        if price is not None:
+            return price
+        found = self._table(model)
+        return None if found == TIERED else found  # type: ignore[return-value]
+
+    def _table(self, model: str) -> Price | str | None:
+        if model not in self._found:
+            self._found[model] = _table_price(model)
+        return self._found[model]
+
+
+#: The table's price of a model is tiered by the length of the input.
+TIERED = "tiered"
 
 
 def _snapshot() -> Any:
@@ -122,7 +142,8 @@ def _table_cost(model: str, usage: Usage) -> float | None:
         return None
 
 
-def _table_price(model: str) -> Price | None:
+def _table_price(model: str) -> Price | str | None:
+    """``model``'s price in the table: a flat Price, TIERED, or None (none there)."""
     table = _snapshot()
     if table is None or not model:
         return None
@@ -135,7 +156,7 @@ def _table_price(model: str) -> Price | None:
     if not all(p is None or isinstance(p, (int, float, Decimal)) for p in flat[2:]) or not all(
         isinstance(p, (int, float, Decimal)) for p in flat[:2]
     ):
-        return None  # tiered by the length of the input: only a count has one price
+        return TIERED  # by the length of the input: only a count has one price
     given, made, cached = flat
     return Price(float(given), float(made), None if cached is None else float(cached))  # type: ignore[arg-type]
 
