@@ -161,15 +161,13 @@ def checks(results: Results) -> list[Check]:
             None,
             "x",
         ),
-        lambda: Check(
+        lambda: rounds.ratio_check(
             "fixed cost",
             "2 rows inline / one ordinary test with dotevals (wall)",
-            rounds.ratio("fixed-cost", "2 rows, inline", "one ordinary test, with dotevals"),
+            "fixed-cost",
+            "2 rows, inline",
+            "one ordinary test, with dotevals",
             1.25,
-            "x",
-            note=rounds.cpu_note(
-                "fixed-cost", "2 rows, inline", "one ordinary test, with dotevals"
-            ),
         ),
         lambda: _workers_fixed_cost(rounds),
         lambda: _per_row(rounds),
@@ -443,15 +441,13 @@ def _real_workloads(rounds: Rounds) -> list[Callable[[], Check]]:
             1.0,
             "x",
         ),
-        lambda: Check(
+        lambda: rounds.ratio_check(
             "Math-Verify",
             "2000 pairs: --workers 2 / joblib Parallel(n_jobs=2) (wall)",
-            rounds.ratio("math-verify", "dotevals --workers 2", "joblib Parallel(n_jobs=2)"),
+            "math-verify",
+            "dotevals --workers 2",
+            "joblib Parallel(n_jobs=2)",
             1.03,
-            "x",
-            note=rounds.cpu_note(
-                "math-verify", "dotevals --workers 2", "joblib Parallel(n_jobs=2)"
-            ),
         ),
         lambda: Check(
             "Math-Verify",
