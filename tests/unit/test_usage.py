@@ -145,6 +145,18 @@ def test_usage_sums_equal_the_sum_of_the_rows_per_model(tmp_path, capsys, kind):
     assert code == 0 and "local" in out and "total cost: $" in out and "p95" in out
 
 
+def test_an_evaluation_that_calls_no_model_shows_its_latency_alone(tmp_path, capsys):
+    @foreach("i", range(3))
+    def eval_plain(i):
+        return Score("ok", True)
+
+    url = f"json://{tmp_path}"
+    dotevals.run(eval_plain, storage=url, experiment="e", progress=False)
+    code, out, _ = run_cli(capsys, "show", "e", "--storage", url)
+    header = next(line for line in out.splitlines() if "p95" in line)
+    assert code == 0 and header.split() == ["evaluation", "p50", "p95"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_max_cost_stops_new_rows_at_the_budget_and_a_larger_one_resumes(tmp_path, kind):
     prices.set_price("paid", input=1_000_000.0, output=0.0)  # one dollar per input token

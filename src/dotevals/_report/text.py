@@ -293,8 +293,11 @@ def usage_table(
 ) -> list[str]:
     """One line per evaluation and model: the samples' p50 and p95 seconds, their tokens
     and cost (``-`` without a price); then the total cost, when some model has one.
-    ``accounts`` are (label, :func:`~dotevals.storage.reading.accounts`) pairs; nothing
-    when no evaluation has a duration or a token."""
+    Without a token anywhere, the seconds alone. ``accounts`` are (label,
+    :func:`~dotevals.storage.reading.accounts`) pairs; nothing when no evaluation has
+    a duration or a token."""
+    if not any(a["usage"] for _, a in accounts):
+        return _latency_table(accounts, width)
     rows: list[list[Any]] = []
     for label, account in accounts:
         latency = account["latency"] or {}
@@ -321,6 +324,22 @@ def usage_table(
     if priced:
         table.append(f"total cost: {usd(sum(priced))}")
     return table
+
+
+def _latency_table(
+    accounts: Sequence[tuple[str, Mapping[str, Any]]], width: int | None
+) -> list[str]:
+    """:func:`usage_table` of evaluations that used no model: p50 and p95 seconds."""
+    rows = [
+        [label, seconds(latency.get("p50")), seconds(latency.get("p95"))]
+        for label, account in accounts
+        if (latency := account["latency"])
+    ]
+    if not rows:
+        return []
+    return format_table(
+        ["evaluation", "p50", "p95"], rows, right=(1, 2), width=width, fit=(Fit(0, label=True),)
+    ).splitlines()
 
 
 def summary_notes(outcomes: Sequence[EvaluationOutcome], labels: Mapping[str, str]) -> list[str]:
