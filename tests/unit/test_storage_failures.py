@@ -150,6 +150,7 @@ DAMAGE = {
     "duration is text": ("duration", "fast"),
     "cost is a number": ("cost", 0.5),
     "usage is not counts": ("result", {"scores": [], "usage": {"m": {"input_tokens": -3}}}),
+    "usage is too large": ("result", {"scores": [], "usage": {"m": {"input_tokens": 2**63}}}),
     "settings are a list": ("settings", {"m": [1]}),
 }
 

@@ -66,6 +66,8 @@ def test_usage_counts_are_whole_numbers_and_add_up():
     assert Usage(1, 2, 0, 1) + Usage(3, 4, 1, 0) == Usage(4, 6, 1, 1)
     with pytest.raises(TypeError, match="input_tokens must be a whole number"):
         Usage(input_tokens=-1)
+    with pytest.raises(TypeError, match=r"output_tokens must be a whole number from 0 to 2\*\*63"):
+        Usage(output_tokens=2**63)
     with pytest.raises(TypeError, match="usage is kept per model"):
         Result(usage=Usage(1, 1))
 

@@ -27,6 +27,10 @@ __all__ = ["Usage", "add_usage", "read_usage", "track", "usage_by_model"]
 R = TypeVar("R")
 
 
+#: Token counts stay below this (a signed 64-bit integer, as the tally keeps them).
+MAX_TOKENS = 2**63
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """The tokens of one or more model calls: whole numbers >= 0 (see the module
@@ -40,8 +44,10 @@ class Usage:
     def __post_init__(self) -> None:
         for name in _FIELDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise TypeError(f"Usage's {name} must be a whole number >= 0, got {value!r:.40}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TOKENS:
+                raise TypeError(
+                    f"Usage's {name} must be a whole number from 0 to 2**63 - 1, got {value!r:.40}"
+                )
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):

@@ -16,6 +16,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from dotevals.llm.usage import MAX_TOKENS
 from dotevals.models import Record, Result
 
 __all__ = [
@@ -234,7 +235,7 @@ def _is_object(value: Any) -> bool:
 def _is_usage(value: Any) -> bool:
     """A stored Usage: an object of token counts (whole numbers >= 0)."""
     return isinstance(value, dict) and all(
-        isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items()
+        isinstance(k, str) and type(v) is int and 0 <= v < MAX_TOKENS for k, v in value.items()
     )
 
 
