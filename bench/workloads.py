@@ -89,7 +89,7 @@ class Workload:
 
     def missing(self) -> list[str]:
         """The modules of ``requires`` that are not installed."""
-        return [name for name in self.requires if importlib.util.find_spec(name) is None]
+        return [name for name in self.requires if not _importable(name)]
 
     def rounds(self, repeat: int) -> int:
         return max(1, round(repeat * self.rounds_per_repeat))
@@ -179,8 +179,6 @@ def _llm() -> list[Variant]:
 
 
 def _importable(name: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 

@@ -491,13 +491,9 @@ def _keep(
     spent: dict[str, _Spent], index: int, usage: dict[str, Usage], cost: dict[str, float]
 ) -> None:
     """Keep a sample's usage and cost in its epoch's ``spent``."""
-    for model, used in usage.items():
+    for model in (*usage, *(model for model in cost if model not in usage)):
         found = spent.get(model) or spent.setdefault(model, _Spent())
-        found.keep(index, used, cost.get(model))
-    for model, usd in cost.items():
-        if model not in usage:
-            found = spent.get(model) or spent.setdefault(model, _Spent())
-            found.keep(index, None, usd)
+        found.keep(index, usage.get(model), cost.get(model))
 
 
 def _take(spent: dict[str, _Spent], index: int) -> tuple[dict[str, Usage], dict[str, float]] | None:
@@ -550,7 +546,9 @@ class ScoreTally:
         self._epochs[epoch].add(record, self.metrics)
         usage, cost = record.result.usage, record.cost
         if self._spent or usage or cost:  # rows without usage, the usual case, skip this
-            spent = self._spent.setdefault(epoch, {})
+            spent = self._spent.get(epoch)
+            if spent is None:
+                spent = self._spent[epoch] = {}
             taken = _take(spent, record.item_id) if spent else None
             if taken is not None:  # a newer record of the sample
                 self._count(*taken, -1)

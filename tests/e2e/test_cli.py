@@ -8,15 +8,20 @@ import subprocess
 import sys
 
 
+def dotevals_command(cwd, *argv: str) -> subprocess.CompletedProcess:
+    """`python -m dotevals.cli ARGV` run in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "dotevals.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
 def test_subprocess(listing_url, tmp_path):
     def dotevals(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "dotevals.cli", *argv],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-        )
+        return dotevals_command(tmp_path, *argv)
 
     listed = dotevals("list", "--storage", listing_url)
     assert listed.returncode == 0, listed.stderr
@@ -59,16 +64,6 @@ with evaluation_items(["evals/", "-qq", "-p", "no:cacheprovider"]) as items:
 (outcome,) = runner.outcomes
 print(runner.store.storage.url, outcome.stored_name, outcome.new_rows, outcome.summary.rows)
 """
-
-
-def dotevals_command(cwd, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dotevals.cli", *argv],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
 
 
 def test_pytest_then_the_command_and_a_script_find_the_same_results(pytester):

@@ -296,12 +296,16 @@ def usage_table(
     Without a token anywhere, the seconds alone. ``accounts`` are (label,
     :func:`~dotevals.storage.reading.accounts`) pairs; nothing when no evaluation has
     a duration or a token."""
-    if not any(a["usage"] for _, a in accounts):
-        return _latency_table(accounts, width)
+    if not any(a["latency"] or a["usage"] for _, a in accounts):
+        return []
+    with_usage = any(a["usage"] for _, a in accounts)
     rows: list[list[Any]] = []
     for label, account in accounts:
         latency = account["latency"] or {}
         timing = [label, seconds(latency.get("p50")), seconds(latency.get("p95"))]
+        if not with_usage:
+            rows.append(timing)
+            continue
         for model, used in account["usage"].items() or [("-", None)]:
             counts = (
                 [used[k] for k in ("input_tokens", "output_tokens")]
@@ -311,35 +315,19 @@ def usage_table(
             )
             rows.append([*timing, model or "-", *counts, usd(used["cost"]) if used else None])
             timing = ["", "", ""]
-    if not any(a["latency"] or a["usage"] for _, a in accounts):
-        return []
-    headers = ["evaluation", "p50", "p95", "model", "input", "output", "cached", "reasoning"]
-    fit = (Fit(0, label=True), Fit(3))
-    table = format_table(
-        [*headers, "cost"], rows, right=(1, 2, 4, 5, 6, 7, 8), width=width, fit=fit
-    ).splitlines()
+    headers = ["evaluation", "p50", "p95"]
+    right: tuple[int, ...] = (1, 2)
+    fit: tuple[Fit, ...] = (Fit(0, label=True),)
+    if with_usage:
+        headers += ["model", "input", "output", "cached", "reasoning", "cost"]
+        right, fit = (*right, 4, 5, 6, 7, 8), (*fit, Fit(3))
+    table = format_table(headers, rows, right=right, width=width, fit=fit).splitlines()
     priced = [
         a["cost"] for _, a in accounts if any(u["cost"] is not None for u in a["usage"].values())
     ]
     if priced:
         table.append(f"total cost: {usd(sum(priced))}")
     return table
-
-
-def _latency_table(
-    accounts: Sequence[tuple[str, Mapping[str, Any]]], width: int | None
-) -> list[str]:
-    """:func:`usage_table` of evaluations that used no model: p50 and p95 seconds."""
-    rows = [
-        [label, seconds(latency.get("p50")), seconds(latency.get("p95"))]
-        for label, account in accounts
-        if (latency := account["latency"])
-    ]
-    if not rows:
-        return []
-    return format_table(
-        ["evaluation", "p50", "p95"], rows, right=(1, 2), width=width, fit=(Fit(0, label=True),)
-    ).splitlines()
 
 
 def summary_notes(outcomes: Sequence[EvaluationOutcome], labels: Mapping[str, str]) -> list[str]:
