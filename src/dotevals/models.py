@@ -6,7 +6,7 @@ import math
 import time
 import warnings
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -72,8 +72,12 @@ def _metric_list(metrics: object) -> list[Metric]:
     """``metrics`` when it is a list (or tuple) of Metric objects; else a TypeError
     saying what to write instead."""
     listed = metrics if isinstance(metrics, (list, tuple)) else None
-    if listed is not None and all(isinstance(m, Metric) for m in listed):
-        return list(listed)
+    if listed is not None:
+        for m in listed:
+            if not isinstance(m, Metric):
+                break
+        else:
+            return list(listed)
     wrong = metrics if listed is None else next(m for m in listed if not isinstance(m, Metric))
     name = getattr(wrong, "__name__", None)
     problem = "Score's metrics must be a list of Metric objects"
@@ -405,9 +409,11 @@ class _Epoch:
         self.values: dict[str, list[Any]] = {}
         self.durations = array("d")
 
-    def add(self, record: Record, metrics: dict[str, list[Metric]]) -> None:
+    def add(self, record: Record, metrics: dict[str, list[Metric]]) -> bool:
+        """Keep the record's sample; True when it replaced an older record of it."""
         index = record.item_id
         status, values = self.status, self.values
+        replaced = False
         if index >= len(status):  # room for twice as many rows: rows come one by one
             grow = max(index + 1, 2 * len(status)) - len(status)
             status.extend(bytes(grow))
@@ -415,6 +421,7 @@ class _Epoch:
             for column in values.values():
                 column.extend([_MISSING] * grow)
         elif status[index] != _ABSENT:  # a newer record of the row: forget the older one
+            replaced = True
             for column in values.values():
                 column[index] = _MISSING
         status[index] = _FAILED if record.failed else _OK
@@ -426,6 +433,7 @@ class _Epoch:
                 scored = values[score.name] = [_MISSING] * len(status)
                 metrics.setdefault(score.name, score.metrics)
             scored[index] = score.value
+        return replaced
 
     def counted(self, name: str) -> dict[int, Any]:
         column = self.values.get(name)
@@ -444,74 +452,76 @@ _NO_DURATION = array("d", [math.nan])
 class _Spent:
     """One model's usage and cost in one epoch, in flat memory: four token counts, a
     cost and a flag per row (samples that report usage can be millions: objects kept
-    for each would weigh on memory and on the garbage collector)."""
+    for each would weigh on memory and on the garbage collector), and their sums."""
 
-    __slots__ = ("counts", "costs", "flags")
+    __slots__ = ("counts", "costs", "flags", "tokens", "cost", "finite_cost", "priced", "unpriced")
     USAGE, COST = 1, 2
 
     def __init__(self) -> None:
         self.counts = array("q")
         self.costs = array("d")
         self.flags = bytearray()
+        #: The sums of the samples kept: four token counts, their USD (and that of the
+        #: finite costs alone), how many samples had a cost, and usage without one.
+        self.tokens = [0, 0, 0, 0]
+        self.cost = 0.0
+        self.finite_cost = 0.0
+        self.priced = 0
+        self.unpriced = 0
 
     def keep(self, index: int, used: Usage | None, usd: float | None) -> None:
+        """Keep a sample's usage and cost (one not kept here, or forgotten)."""
         flags = self.flags
         if index >= len(flags):  # room for twice as many rows, as _Epoch does
             grow = max(index + 1, 2 * len(flags)) - len(flags)
             flags.extend(bytes(grow))
             self.counts.extend(_NO_COUNTS * grow)
             self.costs.extend(_NO_COST * grow)
+        flag = 0
         if used is not None:
-            at = 4 * index
-            counts = self.counts
-            counts[at] = used.input_tokens
-            counts[at + 1] = used.output_tokens
-            counts[at + 2] = used.cached_input_tokens
-            counts[at + 3] = used.reasoning_tokens
-            flags[index] |= self.USAGE
+            counts, tokens, at = self.counts, self.tokens, 4 * index
+            counts[at] = n = used.input_tokens
+            tokens[0] += n
+            counts[at + 1] = n = used.output_tokens
+            tokens[1] += n
+            counts[at + 2] = n = used.cached_input_tokens
+            tokens[2] += n
+            counts[at + 3] = n = used.reasoning_tokens
+            tokens[3] += n
+            flag = self.USAGE
         if usd is not None:
             self.costs[index] = usd
-            flags[index] |= self.COST
+            self.cost += usd
+            if usd - usd == 0:  # finite
+                self.finite_cost += usd
+            self.priced += 1
+            flag |= self.COST
+        elif used is not None:
+            self.unpriced += 1
+        flags[index] = flag
 
-    def take(self, index: int) -> tuple[Usage | None, float | None]:
-        """The row's usage and cost, forgotten here."""
+    def forget(self, index: int) -> None:
+        """Take a sample's usage and cost back (a newer record replaces it)."""
         flag = self.flags[index] if index < len(self.flags) else 0
         if not flag:
-            return None, None
+            return
         self.flags[index] = 0
-        used = Usage(*self.counts[4 * index : 4 * index + 4]) if flag & self.USAGE else None
-        return used, self.costs[index] if flag & self.COST else None
+        if flag & self.USAGE:
+            at = 4 * index
+            for i, n in enumerate(self.counts[at : at + 4]):
+                self.tokens[i] -= n
+        if flag & self.COST:
+            usd = self.costs[index]
+            self.cost -= usd
+            if usd - usd == 0:
+                self.finite_cost -= usd
+            self.priced -= 1
+        elif flag & self.USAGE:
+            self.unpriced -= 1
 
 
 _NO_COUNTS = array("q", [0, 0, 0, 0])
 _NO_COST = array("d", [0.0])
-
-
-def _keep(
-    spent: dict[str, _Spent], index: int, usage: dict[str, Usage], cost: dict[str, float]
-) -> None:
-    """Keep a sample's usage and cost in its epoch's ``spent``."""
-    for model in (*usage, *(model for model in cost if model not in usage)):
-        found = spent.get(model) or spent.setdefault(model, _Spent())
-        found.keep(index, usage.get(model), cost.get(model))
-
-
-def _take(spent: dict[str, _Spent], index: int) -> tuple[dict[str, Usage], dict[str, float]] | None:
-    """The usage and cost kept for a sample of ``spent``'s epoch, forgotten there; None
-    when none was kept (the sample's first record)."""
-    for found in spent.values():
-        if index < len(found.flags) and found.flags[index]:
-            break
-    else:
-        return None
-    usage, cost = {}, {}
-    for model, found in spent.items():
-        used, usd = found.take(index)
-        if used is not None:
-            usage[model] = used
-        if usd is not None:
-            cost[model] = usd
-    return usage, cost
 
 
 class ScoreTally:
@@ -525,16 +535,8 @@ class ScoreTally:
     def __init__(self, records: Iterable[Record] = ()):
         self._epochs: list[_Epoch] = []
         self.metrics: dict[str, list[Metric]] = {}
-        #: Usage and cost of every sample, by epoch and model, kept to take a replaced
-        #: sample's back.
+        #: Usage and cost of every sample, by epoch and model.
         self._spent: dict[int, dict[str, _Spent]] = {}
-        #: Running totals of the tokens and USD of every sample stored, and by model.
-        self.tokens = 0
-        self.total_cost = 0.0
-        self._tokens_by_model: dict[str, list[int]] = {}
-        self._cost_by_model: dict[str, float] = {}
-        #: How many samples used each model without a price.
-        self._unpriced: dict[str, int] = {}
         self.settings: dict[str, dict[str, Any]] = {}
         for record in records:
             self.add(record)
@@ -543,38 +545,37 @@ class ScoreTally:
         epoch = record.epoch
         while epoch >= len(self._epochs):
             self._epochs.append(_Epoch())
-        self._epochs[epoch].add(record, self.metrics)
+        replaced = self._epochs[epoch].add(record, self.metrics)
+        index = record.item_id
+        if replaced and epoch in self._spent:
+            for found in self._spent[epoch].values():
+                found.forget(index)
         usage, cost = record.result.usage, record.cost
-        if self._spent or usage or cost:  # rows without usage, the usual case, skip this
-            spent = self._spent.get(epoch)
-            if spent is None:
-                spent = self._spent[epoch] = {}
-            taken = _take(spent, record.item_id) if spent else None
-            if taken is not None:  # a newer record of the sample
-                self._count(*taken, -1)
-            if usage or cost:
-                _keep(spent, record.item_id, usage, cost)
-                self._count(usage, cost, 1)
+        if usage or cost:  # rows without usage, the usual case, skip this
+            spent = self._spent.get(epoch) or self._spent.setdefault(epoch, {})
+            for model, used in usage.items():
+                found = spent.get(model) or spent.setdefault(model, _Spent())
+                found.keep(index, used, cost.get(model))
+            for model, usd in cost.items():
+                if model not in usage:  # a cost without usage
+                    found = spent.get(model) or spent.setdefault(model, _Spent())
+                    found.keep(index, None, usd)
         if record.settings:
             self.settings.update(record.settings)
 
-    def _count(self, usage: dict[str, Usage], cost: dict[str, float], sign: int) -> None:
-        """Add (``sign`` 1) or take back (-1) one sample's usage and cost."""
-        for model, used in usage.items():
-            counts = self._tokens_by_model.get(model)
-            if counts is None:
-                counts = self._tokens_by_model[model] = [0, 0, 0, 0]
-            counts[0] += sign * used.input_tokens
-            counts[1] += sign * used.output_tokens
-            counts[2] += sign * used.cached_input_tokens
-            counts[3] += sign * used.reasoning_tokens
-            self.tokens += sign * (used.input_tokens + used.output_tokens)
-            if model not in cost:
-                self._unpriced[model] = self._unpriced.get(model, 0) + sign
-        for model, usd in cost.items():
-            self._cost_by_model[model] = self._cost_by_model.get(model, 0.0) + sign * usd
-            if math.isfinite(usd):
-                self.total_cost += sign * usd
+    def _by_model(self) -> Iterator[tuple[str, _Spent]]:
+        for spent in self._spent.values():
+            yield from spent.items()
+
+    @property
+    def tokens(self) -> int:
+        """Input and output tokens of every sample stored."""
+        return sum(found.tokens[0] + found.tokens[1] for _, found in self._by_model())
+
+    @property
+    def total_cost(self) -> float:
+        """USD of every sample stored (of finite costs)."""
+        return sum(found.finite_cost for _, found in self._by_model())
 
     @property
     def values(self) -> dict[str, list[Any]]:
@@ -667,17 +668,31 @@ class ScoreTally:
         return result, failures
 
     def usage_by_model(self) -> dict[str, Usage]:
+        """Tokens by model, of the models some sample used or paid for."""
+        counts: dict[str, list[int]] = {}
+        for model, found in self._by_model():
+            total = counts.setdefault(model, [0, 0, 0, 0])
+            for i, n in enumerate(found.tokens):
+                total[i] += n
+        priced = self.cost_by_model()
         return {
-            model: Usage(*counts)
-            for model, counts in self._tokens_by_model.items()
-            if any(counts) or model in self._cost_by_model
+            model: Usage(*total) for model, total in counts.items() if any(total) or model in priced
         }
 
     def cost_by_model(self) -> dict[str, float]:
-        return dict(self._cost_by_model)
+        """USD by model, of the models some sample has a cost of."""
+        cost: dict[str, float] = {}
+        for model, found in self._by_model():
+            if found.priced:
+                cost[model] = cost.get(model, 0.0) + found.cost
+        return cost
 
     def unpriced(self) -> list[str]:
-        return sorted(model for model, samples in self._unpriced.items() if samples > 0)
+        """The models some sample used without a price."""
+        unpriced: dict[str, int] = {}
+        for model, found in self._by_model():
+            unpriced[model] = unpriced.get(model, 0) + found.unpriced
+        return sorted(model for model, samples in unpriced.items() if samples > 0)
 
     def latency(self) -> tuple[float, float] | None:
         seconds = sorted([d for e in self._epochs for d in e.durations if d == d])  # not NaN

@@ -576,10 +576,12 @@ class Runner:
             def sink(record: Record) -> None:
                 writer.add(record)
                 bar.update(record)
-                outcome.row_errors.add(record)
-                if record.failed and (record.item_id, record.epoch) in errored_before:
-                    outcome.rerun_errors += 1
-                outcome.model_calls.add(record.model_calls)
+                if record.failed:
+                    outcome.row_errors.add(record)
+                    if (record.item_id, record.epoch) in errored_before:
+                        outcome.rerun_errors += 1
+                if record.model_calls:
+                    outcome.model_calls.add(record.model_calls)
 
             await run_rows(rows, sink)
             status = "completed"

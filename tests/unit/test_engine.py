@@ -40,25 +40,29 @@ def samples(evaluation):
     return ((item_id, 0, row) for item_id, row in evaluation.rows())
 
 
-def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evaluation_ends():
+def test_rows_run_with_the_heap_frozen_and_rarer_young_collections_until_the_last_evaluation_ends():
     import asyncio
     import gc
 
     from dotevals import Score, foreach
-    from dotevals._engine.frozen_heap import frozen_heap
+    from dotevals._engine.frozen_heap import YOUNG_THRESHOLD, frozen_heap
     from dotevals._engine.inline import run_async, run_sync
     from dotevals.foreach import get_evaluation
 
     frozen: list[int] = []
+    thresholds: list[tuple[int, ...]] = []
+    before = gc.get_threshold()
 
     @foreach("n", range(3))
     def eval_sync(n):
         frozen.append(gc.get_freeze_count())
+        thresholds.append(gc.get_threshold())
         return Score("s", n)
 
     @foreach("n", range(3))
     async def eval_async(n):
         frozen.append(gc.get_freeze_count())
+        thresholds.append(gc.get_threshold())
         return Score("s", n)
 
     records: list = []
@@ -68,6 +72,8 @@ def test_rows_run_with_the_heap_frozen_and_it_is_given_back_when_the_last_evalua
     asyncio.run(run_async(evaluation, {}, samples(evaluation), records.append))
     assert len(records) == 6 and all(count > 0 for count in frozen)
     assert gc.get_freeze_count() == 0
+    young = max(YOUNG_THRESHOLD, before[0])
+    assert set(thresholds) == {(young, *before[1:])} and gc.get_threshold() == before
     with frozen_heap():
         with frozen_heap():  # another evaluation, ending first
             pass

@@ -54,13 +54,17 @@ def run_sync(
     strategy = strategy_for(evaluation)
     assert isinstance(strategy, SyncStrategy)
     call = sync_caller(evaluation.func, evaluation.retrying)
-    tasks = (
-        partial(score_row, call, i, epoch, row, fixtures, timeout, metering)
-        for i, epoch, row in rows
-    )
     # the rows block the event loop: its own Ctrl-C handler would wait for them,
     # and a row may run an event loop of its own
     with ctrl_c_raises(), frozen_heap(), outside_the_loop():
+        if type(strategy) is Sequential:  # the default: one row after another, no tasks
+            for i, epoch, row in rows:
+                sink(score_row(call, i, epoch, row, fixtures, timeout, metering))
+            return
+        tasks = (
+            partial(score_row, call, i, epoch, row, fixtures, timeout, metering)
+            for i, epoch, row in rows
+        )
         for record in strategy.run(tasks):
             sink(record)
 

@@ -99,19 +99,19 @@ def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
 
 
 def sync_caller(func: Callable[..., Any], retries: Retries) -> Callable[..., Any]:
-    """``func`` under its retry policy.
+    """``func`` under its retry policy, called with its keyword arguments as one dict.
 
     The first attempt is a plain call, so a row that succeeds pays nothing for
     retries; after a failure tenacity's own loop takes over from attempt two.
     """
 
-    def call(**kwargs: Any) -> Any:
+    def call(arguments: dict[str, Any]) -> Any:
         try:
-            return func(**kwargs)
+            return func(**arguments)
         except Exception:
             first_failure = sys.exc_info()
         # outside the except block: a later attempt's error is not chained to the first
-        return _retry_after_first_failure(retries, func, kwargs, first_failure)
+        return _retry_after_first_failure(retries, func, arguments, first_failure)
 
     return call
 
@@ -121,12 +121,12 @@ def async_caller(
 ) -> Callable[..., Awaitable[Any]]:
     """:func:`sync_caller` for coroutine functions."""
 
-    async def call(**kwargs: Any) -> Any:
+    async def call(arguments: dict[str, Any]) -> Any:
         try:
-            return await func(**kwargs)
+            return await func(**arguments)
         except Exception:
             first_failure = sys.exc_info()
-        return await _aretry_after_first_failure(retries, func, kwargs, first_failure)
+        return await _aretry_after_first_failure(retries, func, arguments, first_failure)
 
     return call
 
@@ -210,17 +210,18 @@ def score_row(
     model calls reported (:func:`dotevals.llm.current_row` is the row meanwhile)."""
     if isinstance(row, DatasetError):
         return failed_record(item_id, {}, row, epoch)
+    arguments = {**row, **fixtures} if fixtures else row
     current = Row(item_id, epoch, metering.seed)
     token = enter(current)
     start = time.perf_counter()
     try:
         if timeout is None:
             try:
-                record = Record(as_result(call(**row, **fixtures)), item_id, row, epoch=epoch)
+                record = Record(as_result(call(arguments)), item_id, row, epoch=epoch)
             except Exception as exc:
                 record = failed_record(item_id, row, exc, epoch)
         else:
-            record = _score_within(timeout, call, item_id, epoch, row, fixtures)
+            record = _score_within(timeout, call, item_id, epoch, row, arguments)
     finally:
         leave(token)
     return _ended(record, current, start, metering.prices)
@@ -232,14 +233,14 @@ def _score_within(
     item_id: int,
     epoch: int,
     row: dict[str, Any],
-    fixtures: dict[str, Any],
+    arguments: dict[str, Any],
 ) -> Record:
     """:func:`score_row` with a deadline: a row that ran past it is stored as timed out,
     whatever its code caught (see :mod:`dotevals._engine.deadline`)."""
     deadline = None
     try:
         with row_deadline(timeout) as deadline:
-            value = call(**row, **fixtures)
+            value = call(arguments)
         if deadline is not None and deadline.expired:
             raise deadline.timeout()  # the row caught its RowTimeoutError and returned
         return Record(as_result(value), item_id, row, epoch=epoch)
@@ -261,16 +262,17 @@ async def ascore_row(
     """:func:`score_row` for coroutine functions (the row's tasks inherit its context)."""
     if isinstance(row, DatasetError):
         return failed_record(item_id, {}, row, epoch)
+    arguments = {**row, **fixtures} if fixtures else row
     current = Row(item_id, epoch, metering.seed, is_async=True)
     token = enter(current)
     start = time.perf_counter()
     try:
         if timeout is None:
-            value = await call(**row, **fixtures)
+            value = await call(arguments)
         else:
             import asyncio  # imported by the running loop already
 
-            coroutine = _Closable(call(**row, **fixtures))
+            coroutine = _Closable(call(arguments))
             task = asyncio.ensure_future(coroutine.run())  # with this row as its context
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:

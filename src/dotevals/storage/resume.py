@@ -49,6 +49,12 @@ class StoredRows:
         #: With a key: the place in the dataset of each key met in this run.
         self._seen: dict[str, int] = {}
 
+    @property
+    def checks_nothing(self) -> bool:
+        """Every row's item_id is its place, with nothing to compare it with: no key, and
+        no row stored yet."""
+        return self.key is None and not self._digests
+
     def add(self, record: Record) -> None:
         """Learn a stored record (a row's newer record after its older ones)."""
         row, item_id = record.dataset_row, record.item_id

@@ -316,6 +316,18 @@ class RecordWriter:
         budget = self.budget if self.budget is not None and self.budget.limited else None
         epochs = range(self.epochs)
         completed = self.completed_epochs
+        if (
+            self.epochs == 1
+            and not completed[0]
+            and budget is None
+            and samples is None
+            and self.stored_rows.checks_nothing
+        ):  # a first run of every row once: each row as it comes
+            add = self.fingerprint.add
+            for position, row in rows:
+                add(row)
+                yield position, 0, row
+            return
         for position, row in rows:
             item_id = self.stored_rows.place(position, row)
             self.fingerprint.add(row)
@@ -367,7 +379,8 @@ class RecordWriter:
             with self._lock:
                 self._buffer[:0] = batch
             raise
-        again = sum(1 for r in batch if (r.item_id, r.epoch) in self.errored_before)
+        before = self.errored_before
+        again = sum(1 for r in batch if (r.item_id, r.epoch) in before) if before else 0
         with self._lock:
             self.stored += len(batch)
             self.stored_again += again
