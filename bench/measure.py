@@ -59,8 +59,9 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
     """Run ``argv`` to completion, sampling the RSS of it and its children every 10 ms.
 
     CPU time is that of the command and every process it waited for (its
-    workers), user and system: unlike wall time it barely moves when other
-    work shares the machine.
+    workers), user and system, and that of the processes nobody waits for, read
+    as they run: a fork server and the workers it forks (see ``_unwaited``).
+    Unlike wall time it barely moves when other work shares the machine.
     """
     full_env = {
         **os.environ,
@@ -74,6 +75,7 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
         argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     peaks = {"main": 0.0, "workers": 0.0}
+    unwaited: dict[int, float] = {}  # pid: CPU seconds, as last read
     done = threading.Event()
 
     def sample() -> None:
@@ -85,6 +87,9 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
                 for child in children:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
                         total += child.memory_info().rss
+                        if _unwaited(child):
+                            times = child.cpu_times()
+                            unwaited[child.pid] = times.user + times.system
                 peaks["workers"] = max(peaks["workers"], total)
             except psutil.Error:
                 return
@@ -99,8 +104,14 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
     if process.returncode != 0:
         sys.stderr.write(stdout[-3000:])
         raise RuntimeError(f"benchmark command failed ({process.returncode}): {' '.join(argv)}")
-    cpu = _children_cpu() - cpu_before
+    cpu = _children_cpu() - cpu_before + sum(unwaited.values())
     return Run(wall, peaks["main"] / 2**20, peaks["workers"] / 2**20, stdout, cpu=cpu)
+
+
+def _unwaited(process: psutil.Process) -> bool:
+    """A fork server, or a worker it forked: the main process waits for neither (the
+    server leaves after it), so their CPU time never reaches its own."""
+    return "multiprocessing.forkserver" in " ".join(process.cmdline())
 
 
 def _children_cpu() -> float:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -36,11 +37,13 @@ from pool_support import (
     SHIPPED_EVAL,
     as_in_a_terminal,
     comparable,
+    environment_and_parent,
     main_pid,
     mixed_eval,
     pids,
     rows_held,
     wait_until,
+    worker_processes,
 )
 from pytest_output import section_of
 from pytest_runs import FAST, run_pytest
@@ -789,7 +792,7 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resumes(pytester, target):
             proc,
         )
         children = psutil.Process(proc.pid).children(recursive=True)
-        workers = [c for c in children if "LokyProcess" in " ".join(c.cmdline())]
+        workers = worker_processes(psutil.Process(proc.pid))
         assert len(workers) == 2
         if target == "main process":
             proc.send_signal(signal.SIGINT)
@@ -839,3 +842,30 @@ def test_bad_worker_options_are_usage_errors(pytester, option, expected):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
     assert not (pytester.path / "store").exists()
+
+
+def test_under_pytest_workers_fork_from_a_fork_server_and_take_the_environment_of_their_pool(
+    monkeypatch,
+):
+    """A fork server outlives the pools it starts workers for; each pool's workers still
+    get the main process's environment as it is when the pool starts."""
+    from dotevals._engine.executors.local import LocalPool
+
+    # as under `python -m pytest` (an xdist worker's main module is execnet's)
+    monkeypatch.setattr(
+        sys.modules["__main__"], "__spec__", types.SimpleNamespace(name="pytest.__main__")
+    )
+    variable = "DOTEVALS_POOL_ENVIRONMENT"
+    seen = {}
+    for value in ("first pool", "second pool"):
+        monkeypatch.setenv(variable, value)
+        pool = LocalPool(2)
+        try:
+            futures = [pool.executor.submit(environment_and_parent, variable) for _ in range(4)]
+            seen[value] = {future.result(timeout=60) for future in futures}
+        finally:
+            pool.shutdown()
+    for value, answers in seen.items():
+        assert {environment for environment, _, _ in answers} == {value}
+        assert all(parent != os.getpid() for _, parent, _ in answers)
+        assert all("multiprocessing.forkserver" in command for _, _, command in answers)

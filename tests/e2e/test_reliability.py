@@ -36,7 +36,7 @@ from pathlib import Path
 import library_alarm
 import psutil
 import pytest
-from pool_support import rows_held, spawned, wait_until
+from pool_support import rows_held, spawned, wait_until, worker_processes
 from pytest_output import section_of
 from pytest_runs import FAST, run_pytest
 from stores import KINDS, raw_item_ids, storage_url, stored_records
@@ -319,7 +319,7 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     with spawned(kill_command(script, url, 2, gate=GATE_AFTER), tmp_path) as proc:
         main = psutil.Process(proc.pid)
         wait_until(lambda: rows_held(url), 60, "rows scored by workers", proc)
-        workers = [c for c in main.children() if "LokyProcess" in " ".join(c.cmdline())]
+        workers = worker_processes(main)
         assert len(workers) == 2
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -205,3 +205,43 @@ def test_worker_processes_import_neither_pytest_nor_asyncio_nor_tenacity(tmp_pat
             "asyncio imported": False,
             "tenacity imported": False,
         }
+
+
+UNGUARDED = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    import dotevals
+    from dotevals import Score, foreach
+
+    RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs.txt")
+    with open(RUNS, "a") as runs:  # each time this module runs
+        runs.write(f"{os.getpid()}\\n")
+
+
+    @foreach("n", range(4))
+    def eval_parent(n):
+        return Score("parent", os.getppid())
+
+
+    dotevals.run(eval_parent, workers=2, storage=sys.argv[1], experiment="u", progress=False)
+    """
+)
+
+
+def test_a_script_without_a_main_guard_runs_its_rows_in_workers_that_never_run_it_again(tmp_path):
+    """Outside pytest, workers start as loky starts them, without importing the main module:
+    a script need not put ``dotevals.run`` under ``if __name__ == "__main__":``."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    url = f"json://{tmp_path / 'store'}"
+    done = subprocess.run(
+        [sys.executable, str(script), url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    runs = (tmp_path / "runs.txt").read_text().split()
+    assert len(runs) == 1  # the script itself, and no worker
+    records = get_storage(url).load_records("u", "eval_parent")
+    assert [r.error for r in records] == [None] * 4
+    assert {r.result.scores[0].value for r in records} == {int(runs[0])}

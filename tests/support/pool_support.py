@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 PID_CONFTEST = """
@@ -120,6 +121,26 @@ def comparable(record) -> tuple:
     for score in result["scores"]:  # to_dict() shares the metadata dict: copy it
         score["metadata"] = {k: v for k, v in score["metadata"].items() if k != "pid"}
     return (record.item_id, record.dataset_row, result, record.error)
+
+
+def worker_processes(main: psutil.Process) -> list[psutil.Process]:
+    """The pool's workers under ``main``: loky's own processes, or those its fork server
+    forked (which share the server's command line, but not its parent)."""
+    workers = []
+    for child in main.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(child.cmdline())
+            if "LokyProcess" in command or (
+                "multiprocessing.forkserver" in command and child.ppid() != main.pid
+            ):
+                workers.append(child)
+    return workers
+
+
+def environment_and_parent(variable: str) -> tuple[str | None, int, str]:
+    """In a worker: the variable's value, the worker's parent and the parent's command line."""
+    parent = os.getppid()
+    return os.environ.get(variable), parent, " ".join(psutil.Process(parent).cmdline())
 
 
 def dead_pid() -> int:

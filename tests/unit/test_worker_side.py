@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -44,9 +45,9 @@ def test_a_worker_whose_main_process_died_before_it_started_exits_at_once(exits,
     assert path == sys.path  # it left before taking anything over
 
 
-def test_the_parent_watch_ends_the_worker_once_its_parent_is_gone(exits):
-    with pytest.raises(Exited):
-        worker._exit_with_parent(dead_pid())
+def test_the_watch_ends_the_worker_once_its_main_process_is_gone(exits):
+    with pytest.raises(Exited):  # this process's parent is neither it nor a server it started
+        worker._exit_with_main(dead_pid(), os.getppid())
 
 
 def lock_at_one(n: int) -> Score:

