@@ -86,9 +86,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_script(tmp_path: Path, url: str) -> dict:
-    script = tmp_path / "run_evals.py"
-    script.write_text(SCRIPT)
+def run_source(tmp_path: Path, name: str, source: str, url: str) -> subprocess.CompletedProcess:
+    """Write ``source`` as the script ``name`` and run it with the storage ``url``;
+    it must succeed."""
+    script = tmp_path / name
+    script.write_text(source)
     done = subprocess.run(
         [sys.executable, str(script), url],
         cwd=tmp_path,
@@ -98,6 +100,11 @@ def run_script(tmp_path: Path, url: str) -> dict:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def run_script(tmp_path: Path, url: str) -> dict:
+    done = run_source(tmp_path, "run_evals.py", SCRIPT, url)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -189,13 +196,8 @@ WORKER_IMPORTS = textwrap.dedent(
 def test_worker_processes_import_neither_pytest_nor_asyncio_nor_tenacity(tmp_path):
     """foreach.py imports the Runner (and so pytest) only when an evaluation is called;
     asyncio and tenacity wait for an async fixture or a failed row."""
-    script = tmp_path / "imports.py"
-    script.write_text(WORKER_IMPORTS)
     url = f"json://{tmp_path / 'store'}"
-    done = subprocess.run(
-        [sys.executable, str(script), url], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_source(tmp_path, "imports.py", WORKER_IMPORTS, url)
     assert "workers" in done.stderr  # the rows ran in a pool
     records = get_storage(url).load_records("w", "eval_imports")
     assert len(records) == 4
@@ -233,13 +235,8 @@ UNGUARDED = textwrap.dedent(
 def test_a_script_without_a_main_guard_runs_its_rows_in_workers_that_never_run_it_again(tmp_path):
     """Outside pytest, workers start as loky starts them, without importing the main module:
     a script need not put ``dotevals.run`` under ``if __name__ == "__main__":``."""
-    script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED)
     url = f"json://{tmp_path / 'store'}"
-    done = subprocess.run(
-        [sys.executable, str(script), url], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    run_source(tmp_path, "unguarded.py", UNGUARDED, url)
     runs = (tmp_path / "runs.txt").read_text().split()
     assert len(runs) == 1  # the script itself, and no worker
     records = get_storage(url).load_records("u", "eval_parent")
