@@ -423,7 +423,7 @@ class JSONStorage(Storage):
         if not records:
             return
         path = self._records_path(experiment, evaluation)
-        lines = "".join(stored_text(r) + "\n" for r in records)
+        lines = "\n".join([stored_text(r) for r in records]) + "\n"
         with _os_errors("write", path):
             refuse_links(path, self.root)
             if path not in self._repaired:
