@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import sqlite3
+import threading
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -298,6 +299,32 @@ def test_unserialisable_values_stored_as_repr(storage: Storage):
     assert loaded.dataset_row["loop"] == [1, "..."]
     assert loaded.result.scores[0].value == "<Odd>"
     assert storage.evaluation_info("exp", EVAL).metadata == {"client": "<Odd>"}
+
+
+def test_threads_adding_records_at_once_store_every_record_once(storage: Storage):
+    """dotevals 0.23's add_results may be called from several threads at once. A storage
+    object's first write to an evaluation checks the file's last line (a crash may have
+    cut it): that check must never take another thread's new batch for a cut line."""
+    threads, batch = 8, 10
+    storage.create_experiment("exp")
+    url, stored = storage.url, 0
+    for _ in range(20):  # each round a fresh storage object: its first writes check the file
+        fresh = get_storage(url)
+        barrier = threading.Barrier(threads)
+
+        def add(start: int, fresh: Storage = fresh, barrier: threading.Barrier = barrier) -> None:
+            records = [record(start + i) for i in range(batch)]
+            barrier.wait()
+            fresh.add_records("exp", "eval", records)
+
+        workers = [threading.Thread(target=add, args=(stored + n * batch,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        fresh.close()
+        stored += threads * batch
+        assert [r.item_id for r in storage.load_records("exp", "eval")] == list(range(stored))
 
 
 def test_reopened_storage_sees_data(storage: Storage):

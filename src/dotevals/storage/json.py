@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -114,6 +115,10 @@ class JSONStorage(Storage):
         super().__init__(location)
         self.root = Path(location).expanduser().absolute()
         self._repaired: set[Path] = set()
+        #: Held while a records file is repaired, appended to or rewritten: threads that
+        #: add records at once (dotevals 0.23's add_results allows it) append whole
+        #: batches, and a repair never takes another thread's batch for a cut line.
+        self._writing = threading.Lock()
         self._locks = FileLocks()  # run.lock of each experiment this object runs
 
     @property
@@ -424,7 +429,7 @@ class JSONStorage(Storage):
             return
         path = self._records_path(experiment, evaluation)
         lines = "\n".join([stored_text(r) for r in records]) + "\n"
-        with _os_errors("write", path):
+        with self._writing, _os_errors("write", path):
             refuse_links(path, self.root)
             if path not in self._repaired:
                 _repair_tail(path)
@@ -448,12 +453,13 @@ class JSONStorage(Storage):
     ) -> None:
         rows = set(item_ids)
         path = self._records_path(experiment, evaluation)
-        removed = {n for n, r in _numbered(path) if r.failed and r.item_id in rows}
-        if removed:
-            with _os_errors("read", path), open(path, "rb") as f:
-                kept = [line for number, line in enumerate(f, 1) if number not in removed]
-            self._write(path, b"".join(kept))
-            self._repaired.discard(path)
+        with self._writing:
+            removed = {n for n, r in _numbered(path) if r.failed and r.item_id in rows}
+            if removed:
+                with _os_errors("read", path), open(path, "rb") as f:
+                    kept = [line for number, line in enumerate(f, 1) if number not in removed]
+                self._write(path, b"".join(kept))
+                self._repaired.discard(path)
 
 
 def _numbered(path: Path) -> Iterator[tuple[int, Record]]:
