@@ -69,6 +69,13 @@ odd_values = st.sampled_from(
 values = st.one_of(json_values, odd_values)
 
 
+def cyclic() -> dict:
+    """An object that holds itself: the encoder stores the inner one as "..."."""
+    data: dict = {"a": 1}
+    data["self"] = data
+    return data
+
+
 def the_whole_encoding(record: Record) -> str:
     return encode_json(record.to_dict())
 
@@ -127,6 +134,12 @@ def test_records_with_every_field_and_odd_values(
     )
     record.model_calls = calls
     assert_same_text(record)
+
+
+def test_objects_that_hold_themselves_are_cut_where_they_do_as_before():
+    record = Record(Result(Score("s", [cyclic()], metadata={"m": cyclic()})), 0, cyclic())
+    assert_same_text(record)
+    assert '"self": "..."' in record_text(record)
 
 
 def test_a_lone_surrogate_makes_the_whole_record_escaped_as_before():

@@ -44,14 +44,19 @@ _ENCODE = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=
 _ENCODE_ASCII = json.JSONEncoder(default=_json_default, allow_nan=False).encode
 
 
-def encode_json(data: Any) -> str:
-    """Strict JSON text for ``data`` that UTF-8 can hold (see the module docstring)."""
+def encode_json(data: Any, *, escape_surrogates: bool = True) -> str:
+    """Strict JSON text for ``data`` that UTF-8 can hold (see the module docstring).
+
+    Without ``escape_surrogates``, a lone surrogate stays in the text as it is, for a
+    caller that encodes a whole of which ``data`` is a part (see
+    :mod:`~dotevals.storage.record_text`).
+    """
     try:
         text = _ENCODE(data)
     except (TypeError, ValueError):  # non-string dict keys, circular references, NaN
         data = _plain(data, set())
         text = _ENCODE(data)
-    if not text.isascii():
+    if escape_surrogates and not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: keep it as a \u escape

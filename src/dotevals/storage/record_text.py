@@ -5,7 +5,8 @@ costs. :func:`record_text` gives the text ``encode_json(record.to_dict())``
 gives, character for character, in about two thirds of the time: the record's
 keys are written as they are, plain values (text, whole numbers, finite
 floats, booleans, None, and flat objects of them) without a call into the
-JSON encoder, and anything else through :func:`encode_json` alone.
+JSON encoder, and anything else through it
+(:func:`~dotevals.storage.json_text.encode_json`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from dotevals.storage.json_text import encode_json
 __all__ = ["record_text"]
 
 
+def _encoded(value: Any) -> str:
+    """The encoder's text of a part; a lone surrogate is left in it for
+    :func:`record_text` to see, so that the whole record is escaped as the encoder
+    escapes a whole record."""
+    return encode_json(value, escape_surrogates=False)
+
+
 def _float(value: float) -> str:
     if math.isfinite(value):
         return float.__repr__(value)
-    return encode_json(value)  # tagged: strict JSON has no NaN
+    return _encoded(value)  # tagged: strict JSON has no NaN
 
 
 _PLAIN: dict[type, Callable[[Any], str]] = {
@@ -44,18 +52,20 @@ def _value(value: Any) -> str:
         return plain(value)
     if type(value) is dict:
         return _object(value)
-    return encode_json(value)
+    return _encoded(value)
 
 
 def _object(data: dict[Any, Any]) -> str:
+    """A flat object of plain values here; any other through the encoder, whole (which
+    also cuts cycles)."""
     if not data:
         return "{}"
     members = []
     for key, value in data.items():
-        if type(key) is not str:  # JSON's keys are text: the encoder says how
-            return encode_json(data)
         plain = _PLAIN.get(type(value))
-        members.append(f"{_string(key)}: {plain(value) if plain is not None else _value(value)}")
+        if plain is None or type(key) is not str:
+            return _encoded(data)
+        members.append(f"{_string(key)}: {plain(value)}")
     return "{" + ", ".join(members) + "}"
 
 
