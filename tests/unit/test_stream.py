@@ -520,6 +520,36 @@ def test_a_row_that_kills_its_worker_only_once_is_scored_when_run_alone():
     assert values(records) == {n: n for n in range(12)}
 
 
+def test_a_row_is_not_blamed_for_a_death_its_chunk_shared_with_another_row():
+    """Rows 0 and 1 travel in one chunk that brings the pool down; run again one per
+    chunk, row 0 kills its worker by chance while nothing else runs. That is its first
+    death of its own: it runs once more, alone, and is scored."""
+    executor = FakeExecutor(slots=2, autorun=False, attributed=True)
+    records: list[Record] = []
+
+    async def steps(task: asyncio.Task[None]) -> None:
+        await until(lambda: len(executor.pending) == 2, task)
+        shared, other = executor.pending
+        other.run()
+        shared.start()
+        shared.die()  # rows 0 and 1 go again one per chunk
+        await until(lambda: len(executor.pending) == 2, task)
+        assert [call.item_ids for call in executor.pending] == [[0], [1]]
+        executor.pending[1].run()
+        for _ in range(20):  # the stream takes row 1's records: row 0 runs alone
+            await asyncio.sleep(0)
+        executor.pending[0].start()
+        executor.pending[0].die()  # alone in the pool: row 0's first death
+        await until(lambda: len(executor.replaced) == 2 and executor.pending, task)
+        assert [call.item_ids for call in executor.pending] == [[0]]
+        executor.autorun = True
+        executor.pending[0].run()
+
+    run_stream(executor, CountedRows(4), 2, steps, records)
+    assert [r.item_id for r in records] == [0, 1, 2, 3]
+    assert values(records) == {n: n for n in range(4)}
+
+
 def test_rows_go_on_while_the_rows_of_a_dead_workers_chunk_run_again():
     executor = FakeExecutor(slots=2, autorun=False, attributed=True)
     records: list[Record] = []

@@ -15,9 +15,10 @@ chunk that brought it down are run again one per chunk, so that only the row
 that did is stored with that error. Local workers say in each chunk's start
 mark which worker started it, and the pool says which workers were alive when
 it broke: the chunks that were running on those go again whole, and the stream
-goes on meanwhile. A row whose worker dies again runs once more with nothing
-else running, and is blamed if it kills that worker too; a row that hangs
-again is blamed at once (its own deadline says it was that row). Where that
+goes on meanwhile. A row whose worker dies in a chunk of its own runs once
+more with nothing else running, and is blamed if it kills that worker too
+(the chunk it shared with others proves nothing of it); a row that hangs again
+is blamed at once (its own deadline says it was that row). Where that
 is not known (a Dask cluster, a worker that died before starting its chunk),
 every chunk that was running is a suspect, and its rows run again one by one
 before any new row. Executors
@@ -190,10 +191,10 @@ async def _recover(sender: _Sender, held: _Held, failure: _PoolFailure) -> None:
         if chunk not in culprits:
             if not sender.harvest(chunk):  # it finished before the pool broke: kept
                 sender.queued.append(chunk)
-        elif chunk.alone or (chunk.suspect and (hung or len(dropped) == 1)):
+        elif chunk.alone or (chunk.suspect and hung):
             chunk.records = [_blamed(chunk.rows[0], failure.error)]
         elif not hung and (chunk.suspect or len(chunk.rows) == 1):
-            chunk.alone = True  # once more, with nothing else running
+            chunk.alone = True  # its own first death: once more, with nothing else running
             sender.queued.append(chunk)
         else:
             singles = held.split([chunk])
@@ -250,8 +251,8 @@ class _Chunk:
     records: list[Record] | None = None
     #: A row of a chunk that brought the pool down, in a chunk of its own.
     suspect: bool = False
-    #: A suspect that brought the pool down again: run with nothing else running, and
-    #: blamed if it does once more (a row is blamed only for what it does alone).
+    #: A chunk of one row that brought the pool down: run with nothing else running,
+    #: and blamed if it does once more (a row is blamed only for what it does alone).
     alone: bool = False
 
 
