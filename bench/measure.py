@@ -76,6 +76,7 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
     )
     peaks = {"main": 0.0, "workers": 0.0}
     unwaited: dict[int, float] = {}  # pid: CPU seconds, as last read
+    seen: dict[int, bool] = {}  # pid: whether nobody waits for it (read once per process)
     done = threading.Event()
 
     def sample() -> None:
@@ -87,7 +88,9 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
                 for child in children:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
                         total += child.memory_info().rss
-                        if _unwaited(child):
+                        if child.pid not in seen:
+                            seen[child.pid] = _unwaited(child)
+                        if seen[child.pid]:
                             times = child.cpu_times()
                             unwaited[child.pid] = times.user + times.system
                 peaks["workers"] = max(peaks["workers"], total)

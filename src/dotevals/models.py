@@ -492,7 +492,7 @@ class _Spent:
         if usd is not None:
             self.costs[index] = usd
             self.cost += usd
-            if usd - usd == 0:  # finite
+            if math.isfinite(usd):
                 self.finite_cost += usd
             self.priced += 1
             flag |= self.COST
@@ -513,7 +513,7 @@ class _Spent:
         if flag & self.COST:
             usd = self.costs[index]
             self.cost -= usd
-            if usd - usd == 0:
+            if math.isfinite(usd):
                 self.finite_cost -= usd
             self.priced -= 1
         elif flag & self.USAGE:

@@ -10,7 +10,7 @@ from typing import Any
 
 from dotevals.llm.usage import MAX_TOKENS
 from dotevals.models import Record, Result
-from dotevals.storage.json_text import JSON_SCALARS, decode_json, encode_json, json_value
+from dotevals.storage.json_text import decode_json, encode_json, json_value
 from dotevals.storage.record_text import record_text
 
 __all__ = [
@@ -36,8 +36,7 @@ def storable(record: Record) -> Record:
     stored becomes that row's error."""
     try:
         for score in record.result.scores:
-            if type(score.value) not in JSON_SCALARS:  # the usual values are kept as they are
-                score.value = json_value(score.value)
+            score.value = json_value(score.value)
     except Exception as exc:  # e.g. RecursionError, a __repr__ that raises
         return _unstorable(record, exc)
     return record

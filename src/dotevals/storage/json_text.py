@@ -14,12 +14,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["JSON_SCALARS", "decode_json", "encode_json", "json_value"]
+__all__ = ["decode_json", "encode_json", "json_value"]
 
 _FLOAT_TAG = "$float"
 _FLOAT_TAG_BYTES = _FLOAT_TAG.encode()
 #: The types JSON has as they are (an object of them is stored unchanged).
-JSON_SCALARS = (str, int, bool, float, type(None))
+_JSON_SCALARS = (str, int, bool, float, type(None))
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
@@ -68,14 +68,15 @@ def _plain(value: Any, path: set[int]) -> Any:
     """``value`` with dict keys made strings, cycles cut and non-finite floats tagged."""
     if isinstance(value, float):
         return value if math.isfinite(value) else {_FLOAT_TAG: _NON_FINITE[repr(float(value))]}
-    if isinstance(value, JSON_SCALARS):
+    if isinstance(value, _JSON_SCALARS):
         return value
     if id(value) in path:
         return "..."
     path = path | {id(value)}
     if isinstance(value, dict):
         return {
-            k if isinstance(k, JSON_SCALARS) else repr(k): _plain(v, path) for k, v in value.items()
+            k if isinstance(k, _JSON_SCALARS) else repr(k): _plain(v, path)
+            for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
         return [_plain(v, path) for v in value]
@@ -98,6 +99,6 @@ def decode_json(text: str | bytes) -> Any:
 
 def json_value(value: Any) -> Any:
     """``value`` as storage gives it back."""
-    if type(value) in JSON_SCALARS:
+    if type(value) in _JSON_SCALARS:
         return value
     return decode_json(encode_json(value))

@@ -88,11 +88,6 @@ def _usage(used: Usage) -> str:
     return text + "}"
 
 
-def _seconds(value: Any) -> str:
-    """A timestamp or a duration: a finite float, as a rule."""
-    return float.__repr__(value) if type(value) is float and value - value == 0 else _value(value)
-
-
 #: The middle of the text of a record whose result has no error, prompt or response.
 _NOTHING_ELSE = '"prompt": null, "error": null, "model_response": null'
 
@@ -118,14 +113,14 @@ def record_text(record: Record) -> str | None:
         f'"dataset_row": {_object(row) if type(row) is dict else _value(row)}, '
         f'"result": {{"scores": [{scores}], {middle}}}, '
         f'"error": {"null" if error is None else _value(error)}, '
-        f'"timestamp": {_seconds(record.timestamp)}'
+        f'"timestamp": {_value(record.timestamp)}'
     )
     if record.traceback is not None:
         text += f', "traceback": {_value(record.traceback)}'
     if record.epoch:
         text += f', "epoch": {_value(record.epoch)}'
     if record.duration is not None:
-        text += f', "duration": {_seconds(record.duration)}'
+        text += f', "duration": {_value(record.duration)}'
     if record.cost:
         text += f', "cost": {_value(record.cost)}'
     if record.settings:
