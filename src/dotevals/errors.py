@@ -68,6 +68,15 @@ class RowTimeoutError(BaseException):
     """
 
 
+class RowExitError(BaseException):
+    """A row called ``os._exit`` in the process scoring it (stored as that row's error).
+
+    Raised in the row's code in place of the exit, so that the process, and the
+    rows it has still to score, go on. A ``BaseException`` like
+    :class:`RowTimeoutError`; a row that catches it is stored with it all the same.
+    """
+
+
 class WorkerDiedError(DotevalsError):
     """The worker process scoring a row died (stored as that row's error)."""
 

@@ -9,7 +9,8 @@ test may wait before it calls a run hung.
 Sections follow the document:
 
 1. the main process is killed (``kill -9`` at random points, then a rerun);
-2. a worker process dies (``os._exit``, a segfault, SIGKILL);
+2. a worker process dies (``posix._exit``, a segfault, SIGKILL; a row's ``os._exit`` is
+   stopped, see test_row_exits.py);
 3. a row hangs (row timeouts, the pool's watchdog);
 4. two runs of the same experiment at once (the experiment lock);
 5. bad input (one clear line, nothing partial stored).
@@ -344,6 +345,7 @@ def living(processes: list[psutil.Process]) -> list[psutil.Process]:
 DYING_EVAL = """
 import ctypes
 import os
+import posix  # posix._exit ends the worker: a row's os._exit is stopped
 import signal
 from pathlib import Path
 
@@ -367,11 +369,11 @@ def eval_dying(n):
         if not marker.exists():
             marker.write_text("died")
             log_death(n, how)
-            os._exit(5)
+            posix._exit(5)
     elif how is not None:
         log_death(n, how)
         if how == "exit":
-            os._exit(3)
+            posix._exit(3)
         if how == "segfault":
             ctypes.string_at(0)
         if how == "sigkill":
@@ -417,6 +419,7 @@ def test_worker_deaths_blame_only_their_row(pytester):
 ALWAYS_DYING_EVAL = """
 import ctypes
 import os
+import posix  # posix._exit ends the worker: a row's os._exit is stopped
 from pathlib import Path
 
 from dotevals import Score, foreach
@@ -431,7 +434,7 @@ def eval_killer(n):
             f.write(f"{n} {os.getpid()}\\n")
         if n == 4:
             ctypes.string_at(0)
-        os._exit(7)
+        posix._exit(7)
     return Score("n", n)
 """
 

@@ -29,13 +29,22 @@ from dotevals._declare.retry_policy import (
     last_attempt_error,
 )
 from dotevals._declare.row_errors import row_traceback
+from dotevals._engine import exits
 from dotevals._engine.deadline import row_deadline, timeout_error
-from dotevals.errors import DatasetError, RowTimeoutError
+from dotevals.errors import DatasetError, RowExitError, RowTimeoutError
 from dotevals.llm.row import Row, enter, leave
 from dotevals.models import Record, Result, as_result
 
 if TYPE_CHECKING:
     from dotevals.llm.cost import Prices
+
+exits.install()  # a row's os._exit is the row's error (see exits.py)
+
+#: What a row's code may raise that becomes its error: exceptions, and its attempts
+#: to end the process (``sys.exit``, ``os._exit``). ``KeyboardInterrupt`` ends the run.
+ROW_ERRORS = (Exception, SystemExit, RowExitError)
+#: The same, with a row's timeout (raised where a deadline is kept).
+TIMED_ROW_ERRORS = (*ROW_ERRORS, RowTimeoutError)
 
 
 def error_text(exc: BaseException) -> str:
@@ -62,11 +71,21 @@ class Metering:
 
 
 def _ended(record: Record, row: Row, start: float, prices: Prices | None) -> Record:
-    """``record`` with the seconds since ``start`` and what its row reported."""
+    """``record`` with the seconds since ``start`` and what its row reported; the
+    record of a row that called ``os._exit`` has that for its error, even if the
+    row caught it."""
     record.duration = time.perf_counter() - start
+    if row.exited is not None:
+        record = _exited(record, row.exited)
     if row.reported or record.result.usage:
         return _settled(record, row, prices)
     return record
+
+
+def _exited(record: Record, error: RowExitError) -> Record:
+    exited = failed_record(record.item_id, record.dataset_row, error, record.epoch)
+    exited.duration = record.duration
+    return exited
 
 
 def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
@@ -146,7 +165,7 @@ def _retry_after_first_failure(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 result = func(**kwargs)
-            except RowTimeoutError:  # the row's time is up: no attempt after it
+            except (RowTimeoutError, RowExitError):  # the row's time is up, or it exited
                 raise
             except BaseException as exc:
                 state.set_exception((type(exc), exc, exc.__traceback__))
@@ -174,6 +193,8 @@ async def _aretry_after_first_failure(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 result = await func(**kwargs)
+            except RowExitError:  # no attempt after the row exited
+                raise
             except BaseException as exc:
                 state.set_exception((type(exc), exc, exc.__traceback__))
             else:
@@ -218,7 +239,7 @@ def score_row(
         if timeout is None:
             try:
                 record = Record(as_result(call(arguments)), item_id, row, epoch=epoch)
-            except Exception as exc:
+            except ROW_ERRORS as exc:
                 record = failed_record(item_id, row, exc, epoch)
         else:
             record = _score_within(timeout, call, item_id, epoch, row, arguments)
@@ -244,7 +265,7 @@ def _score_within(
         if deadline is not None and deadline.expired:
             raise deadline.timeout()  # the row caught its RowTimeoutError and returned
         return Record(as_result(value), item_id, row, epoch=epoch)
-    except (Exception, RowTimeoutError) as exc:
+    except TIMED_ROW_ERRORS as exc:
         if deadline is not None and deadline.expired and not isinstance(exc, RowTimeoutError):
             exc = deadline.timeout()  # the row turned its RowTimeoutError into another error
         return failed_record(item_id, row, exc, epoch)
@@ -280,7 +301,7 @@ async def ascore_row(
                 raise timeout_error(timeout)
             value = task.result()
         record = Record(as_result(value), item_id, row, epoch=epoch)
-    except (Exception, RowTimeoutError) as exc:
+    except TIMED_ROW_ERRORS as exc:
         record = failed_record(item_id, row, exc, epoch)
     finally:
         leave(token)

@@ -11,12 +11,14 @@ their own, and an async row's tasks inherit it.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dotevals.errors import RowExitError
     from dotevals.llm.usage import Usage
 
 __all__ = [
@@ -99,13 +101,27 @@ class Row:
     with an awaitable).
     """
 
-    __slots__ = ("item_id", "epoch", "run_seed", "is_async", "_usage", "_settings", "_calls")
+    __slots__ = (
+        "item_id",
+        "epoch",
+        "run_seed",
+        "is_async",
+        "pid",
+        "exited",
+        "_usage",
+        "_settings",
+        "_calls",
+    )
 
     def __init__(self, item_id: int, epoch: int, run_seed: int, is_async: bool = False):
         self.item_id = item_id
         self.epoch = epoch
         self.run_seed = run_seed
         self.is_async = is_async
+        #: The process scoring the row (a process the row forks has another pid).
+        self.pid = _pid
+        #: What the row's ``os._exit`` raised, once it called it (see dotevals._engine.exits).
+        self.exited: RowExitError | None = None
         # made at the first report: most rows report nothing
         self._usage: dict[str, Usage] | None = None
         self._settings: dict[str, dict[str, Any]] | None = None
@@ -158,6 +174,17 @@ class Row:
     def __repr__(self) -> str:
         return f"Row(item_id={self.item_id}, epoch={self.epoch}, seed={self.seed})"
 
+
+#: This process's pid, kept up to date in forked children (os.getpid is a system call).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 _CURRENT: ContextVar[Row | None] = ContextVar("dotevals_row", default=None)
 
