@@ -67,6 +67,23 @@ def pytest_configure(config: pytest.Config) -> None:
     register_fixtures(config)
     if not config.pluginmanager.has_plugin(LLM_PLUGIN):
         config.pluginmanager.register(_llm_plugin(config), LLM_PLUGIN)
+    if _asks_for_local_workers(config):  # their fork server boots while pytest collects
+        from dotevals._engine.executors.fork_server import warm
+
+        warm()
+
+
+def _asks_for_local_workers(config: pytest.Config) -> bool:
+    """The session's options ask for more than one local worker, or for ``auto``
+    (values are checked once an evaluation is collected) for a session that runs."""
+    if config.option.collectonly or getattr(config.option, "help", False):
+        return False
+    executor = config.getoption("dotevals_executor") or config.getini("dotevals_executor")
+    if executor not in (None, "", "local"):
+        return False
+    workers = config.getoption("dotevals_workers") or config.getini("dotevals_workers")
+    workers = str(workers or "").strip()
+    return workers == "auto" or (workers.isdigit() and int(workers) > 1)
 
 
 def _llm_plugin(config: pytest.Config) -> types.ModuleType:

@@ -869,3 +869,46 @@ def test_under_pytest_workers_fork_from_a_fork_server_and_take_the_environment_o
         assert {environment for environment, _, _ in answers} == {value}
         assert all(parent != os.getpid() for _, parent, _ in answers)
         assert all("multiprocessing.forkserver" in command for _, _, command in answers)
+
+
+#: A conftest that writes, once collection has ended, whether this pytest process has a
+#: fork server among its children.
+FORK_SERVER_PROBE = """
+import psutil
+from pathlib import Path
+
+
+def pytest_collection_finish(session):
+    commands = [" ".join(child.cmdline()) for child in psutil.Process().children()]
+    started = any("multiprocessing.forkserver" in command for command in commands)
+    (Path(__file__).parent / "probe.txt").write_text(str(started))
+"""
+
+
+@pytest.mark.parametrize(
+    "options, started",
+    [
+        (("--workers", "2"), True),
+        (("--workers", "auto"), True),
+        (("--workers", "1"), False),
+        ((), False),
+        (("--workers", "2", "--collect-only"), False),
+    ],
+)
+def test_the_fork_server_starts_while_pytest_collects_when_workers_are_asked_for(
+    pytester, options, started
+):
+    pytester.makeconftest(FORK_SERVER_PROBE)
+    pytester.makepyfile(
+        eval_probe="""
+        from dotevals import Score, foreach
+
+        @foreach("n", range(2))
+        def eval_probe(n):
+            return Score("v", n)
+        """
+    )
+    url = storage_url("json", pytester.path)
+    result = run_pytest(pytester, *options, "--storage", url, "--experiment", "p")
+    assert result.ret == 0, result.stdout.str()
+    assert (pytester.path / "probe.txt").read_text() == str(started)

@@ -142,3 +142,10 @@ def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
     finally:
         worker.close_fixtures()
     assert CountsUnpickling.loads == 2  # once per evaluation, not once per chunk
+
+
+def test_the_fork_server_preloads_the_worker_side_by_its_name():
+    from dotevals._engine.executors.fork_server import PRELOAD
+    from dotevals._engine.worker import process
+
+    assert PRELOAD == [process.__name__, "pytest"]

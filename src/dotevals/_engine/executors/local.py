@@ -1,12 +1,13 @@
 """Local worker processes, a loky process pool for one run.
 
 loky runs the workers (forked from a fork server under pytest, see
-:func:`_start_method`), reports precisely when one dies and is replaced after
-that by a fresh pool. Workers start with this process's ``sys.path``, working
-directory and environment, so eval files and conftests import there as here,
-and with its pid, so they leave as soon as it is gone. A worker tears its fixtures
-down as it exits and leaves the error, if that raised, in a folder of the pool,
-which the pool's shutdown reads (a folder the first worker with an error makes).
+:mod:`~dotevals._engine.executors.fork_server`), reports precisely when one dies
+and is replaced after that by a fresh pool. Workers start with this process's
+``sys.path``, working directory and environment, so eval files and conftests
+import there as here, and with its pid, so they leave as soon as it is gone. A
+worker tears its fixtures down as it exits and leaves the error, if that raised,
+in a folder of the pool, which the pool's shutdown reads (a folder the first
+worker with an error makes).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from loky import BrokenProcessPool, ProcessPoolExecutor, cpu_count
 from loky.process_executor import TerminatedWorkerError
 
 from dotevals._engine.executors.base import Executor
+from dotevals._engine.executors.fork_server import start_method
 from dotevals._engine.executors.sizing import WorkerCount
 from dotevals._engine.worker import process as worker
 from dotevals.errors import TransferError
@@ -71,7 +73,7 @@ class LocalPool(Executor):
                 max_workers=self.slots,
                 initializer=worker.initialize,
                 initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns, environ),
-                context=_start_method(),
+                context=start_method(),
             )
         return self._executor
 
@@ -142,25 +144,6 @@ class LocalPool(Executor):
         if any(kind == "SIGKILL" for kind, _ in codes):
             parts.append("as the out-of-memory killer does")
         return ", ".join(parts)
-
-
-def _start_method() -> Any:
-    """How workers start: forked from a fork server that has imported dotevals' worker
-    side and pytest once, when the main module is pytest's (a few milliseconds per
-    worker); otherwise as loky starts them, a fresh interpreter each, which does
-    not import the main module (a script need not guard its ``dotevals.run``)."""
-    import multiprocessing
-
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    pytest_main = getattr(spec, "name", None) == "pytest.__main__" or os.path.basename(
-        getattr(main, "__file__", None) or ""
-    ) in ("pytest", "py.test")
-    if not pytest_main or "forkserver" not in multiprocessing.get_all_start_methods():
-        return None  # loky's own
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([worker.__name__, "pytest"])
-    return context
 
 
 def _living_children() -> set[int]:

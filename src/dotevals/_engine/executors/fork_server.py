@@ -1,0 +1,49 @@
+"""Where local workers are forked from under pytest: a fork server.
+
+A pytest session's workers fork from a fork server (Python's ``forkserver``
+start method, given to loky) that has imported dotevals' worker side and pytest
+once: a worker is ready in milliseconds instead of starting an interpreter and
+importing both. The server is started by :func:`warm` as soon as the session's
+options ask for local workers, so that it imports them while pytest collects.
+Outside pytest, workers start as loky starts them, a fresh interpreter each,
+which does not import the main module (a script need not guard its
+``dotevals.run``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+__all__ = ["start_method", "warm"]
+
+#: What the server imports before it forks any worker.
+PRELOAD = ["dotevals._engine.worker.process", "pytest"]
+
+
+def start_method() -> Any:
+    """The multiprocessing context workers start with: the fork server's when the
+    main module is pytest's, else None (loky's own)."""
+    import multiprocessing
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    pytest_main = getattr(spec, "name", None) == "pytest.__main__" or os.path.basename(
+        getattr(main, "__file__", None) or ""
+    ) in ("pytest", "py.test")
+    if not pytest_main or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def warm() -> None:
+    """Start the fork server now, if workers will fork from it, without waiting for it:
+    it imports what it preloads while this process goes on."""
+    if start_method() is None:
+        return
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
