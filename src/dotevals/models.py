@@ -485,9 +485,11 @@ class _Spent:
             counts[at + 1] = n = used.output_tokens
             tokens[1] += n
             counts[at + 2] = n = used.cached_input_tokens
-            tokens[2] += n
+            if n:  # cached and reasoning tokens are often none
+                tokens[2] += n
             counts[at + 3] = n = used.reasoning_tokens
-            tokens[3] += n
+            if n:
+                tokens[3] += n
             flag = self.USAGE
         if usd is not None:
             self.costs[index] = usd

@@ -92,24 +92,24 @@ def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
     """``record`` with what its model calls reported: usage added to the result's, the
     cost of it all, the settings recorded, the provider's calls (cache hits, 429s)."""
     result = record.result
-    reported = row.usage
+    usage = reported = row.usage
     if reported:
         own = result.usage
         if own:
-            own = dict(own)
+            usage = dict(own)
             for model, used in reported.items():
-                known = own.get(model)
-                own[model] = used if known is None else known + used
-            result.usage = own
-        else:
-            result.usage = reported
+                known = usage.get(model)
+                usage[model] = used if known is None else known + used
+        result.usage = usage
+    else:
+        usage = result.usage
     if row.settings:
         record.settings = row.settings
     if row.calls is not None:
         record.model_calls = row.calls.to_dict()
-    if result.usage and prices is not None:
+    if usage and prices is not None:
         cost = {}
-        for model, used in result.usage.items():
+        for model, used in usage.items():
             usd = prices.cost(model, used)
             if usd is not None:
                 cost[model] = usd

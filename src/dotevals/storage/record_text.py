@@ -88,6 +88,16 @@ def _usage(used: Usage) -> str:
     return text + "}"
 
 
+def _cost(cost: dict[Any, Any]) -> str:
+    """USD by model: text keys and floats here, anything else through the encoder."""
+    members = []
+    for model, usd in cost.items():
+        if type(model) is not str or type(usd) is not float:
+            return _value(cost)
+        members.append(f"{_string(model)}: {_float(usd)}")
+    return "{" + ", ".join(members) + "}"
+
+
 #: The middle of the text of a record whose result has no error, prompt or response.
 _NOTHING_ELSE = '"prompt": null, "error": null, "model_response": null'
 
@@ -122,7 +132,7 @@ def record_text(record: Record) -> str | None:
     if record.duration is not None:
         text += f', "duration": {_value(record.duration)}'
     if record.cost:
-        text += f', "cost": {_value(record.cost)}'
+        text += f', "cost": {_cost(record.cost)}'
     if record.settings:
         text += f', "settings": {_value(record.settings)}'
     if record.model_calls is not None:
