@@ -148,4 +148,4 @@ def test_the_fork_server_preloads_the_worker_side_by_its_name():
     from dotevals._engine.executors.fork_server import PRELOAD
     from dotevals._engine.worker import process
 
-    assert PRELOAD == [process.__name__, "pytest"]
+    assert [process.__name__, "pytest"] == PRELOAD
