@@ -452,22 +452,21 @@ _NO_DURATION = array("d", [math.nan])
 class _Spent:
     """One model's usage and cost in one epoch, in flat memory: four token counts, a
     cost and a flag per row (samples that report usage can be millions: objects kept
-    for each would weigh on memory and on the garbage collector), and their sums."""
+    for each would weigh on memory and on the garbage collector), the token sums and
+    the sum of the finite costs. A row's counts and cost are zero unless it is kept."""
 
-    __slots__ = ("counts", "costs", "flags", "tokens", "cost", "finite_cost", "priced", "unpriced")
+    __slots__ = ("counts", "costs", "flags", "tokens", "finite_cost", "odd_costs")
     USAGE, COST = 1, 2
 
     def __init__(self) -> None:
         self.counts = array("q")
         self.costs = array("d")
         self.flags = bytearray()
-        #: The sums of the samples kept: four token counts, their USD (and that of the
-        #: finite costs alone), how many samples had a cost, and usage without one.
+        #: The sums of the samples kept: four token counts and their finite USD.
         self.tokens = [0, 0, 0, 0]
-        self.cost = 0.0
         self.finite_cost = 0.0
-        self.priced = 0
-        self.unpriced = 0
+        #: Samples kept with a cost that is not finite (inf, NaN).
+        self.odd_costs = 0
 
     def keep(self, index: int, used: Usage | None, usd: float | None) -> None:
         """Keep a sample's usage and cost (one not kept here, or forgotten)."""
@@ -480,26 +479,30 @@ class _Spent:
         flag = 0
         if used is not None:
             counts, tokens, at = self.counts, self.tokens, 4 * index
-            counts[at] = n = used.input_tokens
-            tokens[0] += n
-            counts[at + 1] = n = used.output_tokens
-            tokens[1] += n
-            counts[at + 2] = n = used.cached_input_tokens
-            if n:  # cached and reasoning tokens are often none
-                tokens[2] += n
-            counts[at + 3] = n = used.reasoning_tokens
+            n = used.input_tokens
             if n:
+                counts[at] = n
+                tokens[0] += n
+            n = used.output_tokens
+            if n:
+                counts[at + 1] = n
+                tokens[1] += n
+            n = used.cached_input_tokens
+            if n:
+                counts[at + 2] = n
+                tokens[2] += n
+            n = used.reasoning_tokens
+            if n:
+                counts[at + 3] = n
                 tokens[3] += n
             flag = self.USAGE
         if usd is not None:
             self.costs[index] = usd
-            self.cost += usd
             if math.isfinite(usd):
                 self.finite_cost += usd
-            self.priced += 1
+            else:
+                self.odd_costs += 1
             flag |= self.COST
-        elif used is not None:
-            self.unpriced += 1
         flags[index] = flag
 
     def forget(self, index: int) -> None:
@@ -510,16 +513,32 @@ class _Spent:
         self.flags[index] = 0
         if flag & self.USAGE:
             at = 4 * index
-            for i, n in enumerate(self.counts[at : at + 4]):
-                self.tokens[i] -= n
+            for i in range(4):
+                self.tokens[i] -= self.counts[at + i]
+                self.counts[at + i] = 0
         if flag & self.COST:
-            usd = self.costs[index]
-            self.cost -= usd
+            usd, self.costs[index] = self.costs[index], 0.0
             if math.isfinite(usd):
                 self.finite_cost -= usd
-            self.priced -= 1
-        elif flag & self.USAGE:
-            self.unpriced -= 1
+            else:
+                self.odd_costs -= 1
+
+    @property
+    def cost(self) -> float:
+        """USD of the samples kept, costs that are not finite included."""
+        if not self.odd_costs:
+            return self.finite_cost
+        return self.finite_cost + sum(usd for usd in self.costs if not math.isfinite(usd))
+
+    @property
+    def priced(self) -> int:
+        """Samples kept with a cost."""
+        return self.flags.count(self.COST) + self.flags.count(self.USAGE | self.COST)
+
+    @property
+    def unpriced(self) -> int:
+        """Samples kept with usage and no cost."""
+        return self.flags.count(self.USAGE)
 
 
 _NO_COUNTS = array("q", [0, 0, 0, 0])

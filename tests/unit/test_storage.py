@@ -548,6 +548,28 @@ def test_the_tally_counts_the_usage_and_cost_of_the_newest_record_of_each_sample
     assert (tally.tokens, tally.total_cost) == (122, 6.0)
 
 
+def test_the_tally_takes_back_costs_that_are_not_finite_and_usage_without_a_price():
+    def record(item_id, usage, cost):
+        made = Record(Result(Score("a", 1), usage=usage), item_id, {})
+        made.cost = cost
+        return made
+
+    tally = ScoreTally()
+    tally.add(record(0, {"m": Usage(1, 1)}, {"m": math.inf}))
+    tally.add(record(1, {"m": Usage(2, 2)}, {"m": 0.25}))
+    tally.add(record(2, {"free": Usage(3, 0, 0, 3)}, {}))
+    assert tally.cost_by_model() == {"m": math.inf}
+    assert (tally.total_cost, tally.unpriced()) == (0.25, ["free"])
+    tally.add(record(0, {"m": Usage(1, 1)}, {"m": 0.5}))  # newer: replaces the inf
+    tally.add(record(2, {}, {}))  # newer: used nothing
+    assert tally.cost_by_model() == {"m": 0.75}
+    assert tally.usage_by_model() == {"m": Usage(3, 3)}
+    assert (tally.tokens, tally.unpriced()) == (6, [])
+    tally.add(record(1, {"m": Usage(2, 2)}, {"m": math.nan}))
+    assert math.isnan(tally.cost_by_model()["m"])
+    assert tally.total_cost == 0.5
+
+
 def test_the_tally_keeps_the_newest_record_of_each_row_in_any_order():
     tally = ScoreTally()
     tally.add(Record(Result(Score("a", 1), Score("b", 2)), 5, {}))
