@@ -31,14 +31,15 @@ def _encoded(value: Any) -> str:
 
 
 def _float(value: float) -> str:
+    """A float's text (``repr``, as the encoder's: the caller has checked its type)."""
     if math.isfinite(value):
-        return float.__repr__(value)
+        return repr(value)
     return _encoded(value)  # tagged: strict JSON has no NaN
 
 
 _PLAIN: dict[type, Callable[[Any], str]] = {
     str: _string,
-    int: int.__repr__,
+    int: repr,  # of an int itself (values are looked up by their exact type)
     float: _float,
     bool: lambda value: "true" if value else "false",
     type(None): lambda _: "null",
@@ -88,8 +89,20 @@ def _usage(used: Usage) -> str:
     return text + "}"
 
 
+def _by_model(usage: dict[str, Usage]) -> str:
+    """Usage by model (one model, the usual case, without a list)."""
+    if len(usage) == 1:
+        [(model, used)] = usage.items()
+        return f"{{{_string(model)}: {_usage(used)}}}"
+    return "{" + ", ".join([f"{_string(m)}: {_usage(u)}" for m, u in usage.items()]) + "}"
+
+
 def _cost(cost: dict[Any, Any]) -> str:
     """USD by model: text keys and floats here, anything else through the encoder."""
+    if len(cost) == 1:
+        [(model, usd)] = cost.items()
+        if type(model) is str and type(usd) is float:
+            return f"{{{_string(model)}: {_float(usd)}}}"
     members = []
     for model, usd in cost.items():
         if type(model) is not str or type(usd) is not float:
@@ -115,22 +128,22 @@ def record_text(record: Record) -> str | None:
             f'"model_response": {_value(result.model_response)}'
         )
     if result.usage:
-        usage = ", ".join([f"{_string(m)}: {_usage(u)}" for m, u in result.usage.items()])
-        middle += f', "usage": {{{usage}}}'
-    item_id, row, error = record.item_id, record.dataset_row, record.error
+        middle += f', "usage": {_by_model(result.usage)}'
+    item_id, row, error, stamp = record.item_id, record.dataset_row, record.error, record.timestamp
     text = (
-        f'{{"item_id": {int.__repr__(item_id) if type(item_id) is int else _value(item_id)}, '
+        f'{{"item_id": {repr(item_id) if type(item_id) is int else _value(item_id)}, '
         f'"dataset_row": {_object(row) if type(row) is dict else _value(row)}, '
         f'"result": {{"scores": [{scores}], {middle}}}, '
         f'"error": {"null" if error is None else _value(error)}, '
-        f'"timestamp": {_value(record.timestamp)}'
+        f'"timestamp": {_float(stamp) if type(stamp) is float else _value(stamp)}'
     )
     if record.traceback is not None:
         text += f', "traceback": {_value(record.traceback)}'
     if record.epoch:
         text += f', "epoch": {_value(record.epoch)}'
-    if record.duration is not None:
-        text += f', "duration": {_value(record.duration)}'
+    duration = record.duration
+    if duration is not None:
+        text += f', "duration": {_float(duration) if type(duration) is float else _value(duration)}'
     if record.cost:
         text += f', "cost": {_cost(record.cost)}'
     if record.settings:
