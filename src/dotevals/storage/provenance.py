@@ -102,10 +102,12 @@ class Fingerprint:
             self._digest()
 
     def _digest(self) -> None:
-        self.rows += len(self._waiting)
-        for text in self._waiting:
-            self._hash.update(text.encode("utf-8", "backslashreplace") + b"\0")
-        self._waiting.clear()
+        """Hash the waiting rows, each text followed by a NUL byte."""
+        if self._waiting:
+            self.rows += len(self._waiting)
+            self._waiting.append("")  # the last row's NUL
+            self._hash.update("\0".join(self._waiting).encode("utf-8", "backslashreplace"))
+            self._waiting.clear()
 
     def hexdigest(self) -> str:
         self._digest()
