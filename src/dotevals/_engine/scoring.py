@@ -78,7 +78,7 @@ def _ended(record: Record, row: Row, start: float, prices: Prices | None) -> Rec
     if row.exited is not None:
         record = _exited(record, row.exited)
     if row.reported or record.result.usage:
-        return _settled(record, row, prices)
+        return row.settle(record, prices)
     return record
 
 
@@ -86,35 +86,6 @@ def _exited(record: Record, error: RowExitError) -> Record:
     exited = failed_record(record.item_id, record.dataset_row, error, record.epoch)
     exited.duration = record.duration
     return exited
-
-
-def _settled(record: Record, row: Row, prices: Prices | None) -> Record:
-    """``record`` with what its model calls reported: usage added to the result's, the
-    cost of it all, the settings recorded, the provider's calls (cache hits, 429s)."""
-    result = record.result
-    usage = reported = row.usage
-    if reported:
-        own = result.usage
-        if own:
-            usage = dict(own)
-            for model, used in reported.items():
-                known = usage.get(model)
-                usage[model] = used if known is None else known + used
-        result.usage = usage
-    else:
-        usage = result.usage
-    if row.settings:
-        record.settings = row.settings
-    if row.calls is not None:
-        record.model_calls = row.calls.to_dict()
-    if usage and prices is not None:
-        cost = {}
-        for model, used in usage.items():
-            usd = prices.cost(model, used)
-            if usd is not None:
-                cost[model] = usd
-        record.cost = cost
-    return record
 
 
 def sync_caller(func: Callable[..., Any], retries: Retries) -> Callable[..., Any]:

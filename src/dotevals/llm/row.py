@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dotevals.errors import RowExitError
+    from dotevals.llm.cost import Prices
     from dotevals.llm.usage import Usage
+    from dotevals.models import Record
 
 __all__ = [
     "Row",
@@ -108,6 +110,7 @@ class Row:
         "is_async",
         "pid",
         "exited",
+        "reported",
         "_usage",
         "_settings",
         "_calls",
@@ -122,6 +125,8 @@ class Row:
         self.pid = _pid
         #: What the row's ``os._exit`` raised, once it called it (see dotevals._engine.exits).
         self.exited: RowExitError | None = None
+        #: Model code reported usage, settings or calls in this row.
+        self.reported = False
         # made at the first report: most rows report nothing
         self._usage: dict[str, Usage] | None = None
         self._settings: dict[str, dict[str, Any]] | None = None
@@ -143,11 +148,6 @@ class Row:
         return self._calls
 
     @property
-    def reported(self) -> bool:
-        """Model code reported usage, settings or calls in this row."""
-        return self._usage is not None or self._settings is not None or self._calls is not None
-
-    @property
     def seed(self) -> int:
         """This (row, epoch)'s own seed, made from the run's ``--seed``: give it to a
         model call or to ``random.Random`` so that a rerun draws the same, and each
@@ -155,21 +155,55 @@ class Row:
         return row_seed(self.run_seed, self.item_id, self.epoch)
 
     def add_usage(self, model: str, usage: Usage) -> None:
-        if self._usage is None:
-            self._usage = {}
-        known = self._usage.get(model)
-        self._usage[model] = usage if known is None else known + usage
+        self.reported = True
+        found = self._usage
+        if found is None:
+            self._usage = {model: usage}
+            return
+        known = found.get(model)
+        found[model] = usage if known is None else known + usage
 
     def add_settings(self, model: str, settings: dict[str, Any]) -> None:
+        self.reported = True
         if self._settings is None:
             self._settings = {}
         self._settings.setdefault(model, {}).update(settings)
 
     def report_calls(self) -> RowCalls:
         """Where the provider reports its calls in this row (made at the first report)."""
+        self.reported = True
         if self._calls is None:
             self._calls = RowCalls()
         return self._calls
+
+    def settle(self, record: Record, prices: Prices | None) -> Record:
+        """``record`` with what this row reported: its usage added to the result's, the
+        cost of it all at ``prices``, the settings recorded, the provider's calls (cache
+        hits, 429s)."""
+        result, reported = record.result, self._usage
+        if reported:
+            own = result.usage
+            if own:
+                merged = dict(own)
+                for model, used in reported.items():
+                    known = merged.get(model)
+                    merged[model] = used if known is None else known + used
+                result.usage = merged
+            else:
+                result.usage = reported
+        usage = result.usage
+        if self._settings:
+            record.settings = self._settings
+        if self._calls is not None:
+            record.model_calls = self._calls.to_dict()
+        if usage and prices is not None:
+            cost = {}
+            for model, used in usage.items():
+                usd = prices.cost(model, used)
+                if usd is not None:
+                    cost[model] = usd
+            record.cost = cost
+        return record
 
     def __repr__(self) -> str:
         return f"Row(item_id={self.item_id}, epoch={self.epoch}, seed={self.seed})"

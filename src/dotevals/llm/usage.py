@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from dotevals.llm.row import current_row
+from dotevals.llm.row import _CURRENT
 
 __all__ = ["Usage", "add_usage", "read_usage", "track", "usage_by_model"]
 
@@ -172,10 +172,10 @@ def add_usage(model: str, usage: Usage) -> bool:
     after each request). False, and nothing kept, outside a row."""
     if not isinstance(usage, Usage):
         raise TypeError(f"add_usage takes a Usage, got {type(usage).__name__}")
-    row = current_row()
+    row = _CURRENT.get()  # current_row(), without the call: providers add usage per call
     if row is None:
         return False
-    row.add_usage(str(model), usage)
+    row.add_usage(model if type(model) is str else str(model), usage)
     return True
 
 
