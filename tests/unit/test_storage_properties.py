@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from record_strategies import records
 from stores import storage_url
 
+from dotevals.errors import ConfigurationError
 from dotevals.models import Record, ScoreTally
 from dotevals.storage import Storage, get_storage
 from dotevals.storage.json import safe_name
@@ -37,6 +38,8 @@ BACKENDS = ["json", "sqlite"]
 
 batches = st.lists(st.lists(records(), max_size=8), min_size=1, max_size=5)
 names = st.text(min_size=1, max_size=30)
+#: Experiment names: any text a name can be (not blank, valid UTF-8).
+experiment_names = names.filter(lambda name: name.strip() != "")
 
 
 # ---------------------------------------------------------------------------
@@ -84,7 +87,7 @@ def reopened(url: str) -> Storage:
 
 @pytest.mark.parametrize("kind", BACKENDS)
 @given(
-    experiment=names,
+    experiment=experiment_names,
     evaluations=st.lists(names, min_size=2, max_size=2, unique=True),
     writes=st.lists(st.tuples(st.integers(0, 1), st.lists(records(), max_size=8)), max_size=6),
 )
@@ -183,3 +186,13 @@ def test_json_line_cut_anywhere_by_a_crash_is_dropped_and_the_next_write_repairs
         assert lines[-1] == b""  # the file ends with a newline
         for line in lines[:-1]:
             Record.from_dict(json.loads(line))
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("name", ["", " ", "\t\n"])
+def test_a_backend_refuses_a_blank_experiment_name(kind, name):
+    """No reader takes a blank name back, so no backend stores one."""
+    with fresh_storage(kind) as (storage, _):
+        with pytest.raises(ConfigurationError, match="is blank"):
+            storage.create_experiment(name)
+        assert storage.list_experiments() == []

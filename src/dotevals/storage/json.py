@@ -44,7 +44,14 @@ from dotevals.errors import (
     StorageIOError,
 )
 from dotevals.models import Evaluation, Record
-from dotevals.storage.base import FORMAT, EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.base import (
+    FORMAT,
+    EvaluationInfo,
+    ExperimentInfo,
+    LockOwner,
+    Storage,
+    check_experiment_name,
+)
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.links import open_no_link, refuse_links
 from dotevals.storage.lockfile import FileLocks
@@ -261,8 +268,9 @@ class JSONStorage(Storage):
     # Experiments -------------------------------------------------------
     def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
         """Create the experiment, or bring the one stored to this store format (its
-        ``experiment.json`` says the format; records need no change)."""
-        directory = self._dir(name)
+        ``experiment.json`` says the format; records need no change). A blank name
+        is refused (ConfigurationError), as no reader would take it back."""
+        directory = self._dir(check_experiment_name(name))
         created = time.time()
         if self._name_of(directory) == name:  # stored, maybe by dotevals 0.23
             info = self._experiment_info(directory)

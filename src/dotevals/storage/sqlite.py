@@ -18,7 +18,14 @@ from dotevals.errors import (
     StorageIOError,
 )
 from dotevals.models import Record
-from dotevals.storage.base import FORMAT, EvaluationInfo, ExperimentInfo, LockOwner, Storage
+from dotevals.storage.base import (
+    FORMAT,
+    EvaluationInfo,
+    ExperimentInfo,
+    LockOwner,
+    Storage,
+    check_experiment_name,
+)
 from dotevals.storage.encoding import decode_json, decode_record, encode_json, stored_text
 from dotevals.storage.metadata import evaluation_info, experiment_info
 
@@ -212,6 +219,7 @@ class SQLiteStorage(Storage):
 
     # Experiments -------------------------------------------------------
     def create_experiment(self, name: str, *, ephemeral: bool = False) -> None:
+        check_experiment_name(name)  # a blank name: no reader would take it back
         with self._db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO experiments (name, created_at, ephemeral) VALUES (?, ?, ?)",
