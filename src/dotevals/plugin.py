@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
+import shlex
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +60,11 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         else:
             group.addoption(*flags, dest=spec.ini, metavar=spec.metavar, help=text)
             parser.addini(spec.ini, f"default for {flags[-1]}", default=None)
+    config = pluginmanager.get_plugin("pytestconfig")
+    if config is not None:  # the command line asks for workers: their fork server boots now
+        given = _command_line(config)
+        if given is not None and _asks_for_local_workers(config, given.get):
+            _warm_workers()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,23 +74,52 @@ def pytest_configure(config: pytest.Config) -> None:
     register_fixtures(config)
     if not config.pluginmanager.has_plugin(LLM_PLUGIN):
         config.pluginmanager.register(_llm_plugin(config), LLM_PLUGIN)
-    if _asks_for_local_workers(config):  # their fork server boots while pytest collects
-        from dotevals._engine.executors.fork_server import warm
+    runs = not (config.option.collectonly or getattr(config.option, "help", False))
+    if runs and _asks_for_local_workers(config, config.getoption):
+        _warm_workers()  # if the command line did not start it already
 
-        warm()
+
+#: The flags :func:`_command_line` reads, by option.
+_EARLY_FLAGS = {"--workers": "dotevals_workers", "--executor": "dotevals_executor"}
 
 
-def _asks_for_local_workers(config: pytest.Config) -> bool:
-    """The session's options ask for more than one local worker, or for ``auto``
-    (values are checked once an evaluation is collected) for a session that runs."""
-    if config.option.collectonly or getattr(config.option, "help", False):
+def _command_line(config: pytest.Config) -> dict[str, str] | None:
+    """``--workers`` and ``--executor`` as the command line gives them (after
+    ``PYTEST_ADDOPTS`` and the ini file's ``addopts``), read before pytest has parsed
+    it; None when it asks for help or for collection only. :func:`pytest_configure`
+    asks the parsed options again."""
+    args = [
+        *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+        *config.getini("addopts"),
+        *config.invocation_params.args,
+    ]
+    given = {}
+    for at, arg in enumerate(args):
+        if arg in ("-h", "--help", "--co", "--collect-only"):
+            return None
+        flag, equals, value = arg.partition("=")
+        name = _EARLY_FLAGS.get(flag)
+        if name is not None and (equals or at + 1 < len(args)):
+            given[name] = value if equals else args[at + 1]
+    return given
+
+
+def _asks_for_local_workers(config: pytest.Config, option: Callable[[str], Any]) -> bool:
+    """``option`` (else the ini file) asks for more than one local worker, or for
+    ``auto`` (values are checked once an evaluation is collected)."""
+    workers = str(option("dotevals_workers") or config.getini("dotevals_workers") or "").strip()
+    if workers != "auto" and not (workers.isdigit() and int(workers) > 1):
         return False
-    executor = config.getoption("dotevals_executor") or config.getini("dotevals_executor")
-    if executor not in (None, "", "local"):
-        return False
-    workers = config.getoption("dotevals_workers") or config.getini("dotevals_workers")
-    workers = str(workers or "").strip()
-    return workers == "auto" or (workers.isdigit() and int(workers) > 1)
+    executor = option("dotevals_executor") or config.getini("dotevals_executor")
+    return executor in (None, "", "local")
+
+
+def _warm_workers() -> None:
+    """Start the fork server local workers fork from, so that it imports what they
+    need while pytest goes on (see :mod:`dotevals._engine.executors.fork_server`)."""
+    from dotevals._engine.executors.fork_server import warm
+
+    warm()
 
 
 def _llm_plugin(config: pytest.Config) -> types.ModuleType:

@@ -871,34 +871,48 @@ def test_under_pytest_workers_fork_from_a_fork_server_and_take_the_environment_o
         assert all("multiprocessing.forkserver" in command for _, _, command in answers)
 
 
-#: A conftest that writes, once collection has ended, whether this pytest process has a
-#: fork server among its children.
+#: A conftest that writes whether this pytest process has a fork server among its
+#: children when pytest configures (before dotevals' own pytest_configure: the command
+#: line started it) and once collection has ended.
 FORK_SERVER_PROBE = """
 import psutil
 from pathlib import Path
 
 
-def pytest_collection_finish(session):
+def started():
     commands = [" ".join(child.cmdline()) for child in psutil.Process().children()]
-    started = any("multiprocessing.forkserver" in command for command in commands)
-    (Path(__file__).parent / "probe.txt").write_text(str(started))
+    return str(any("multiprocessing.forkserver" in command for command in commands))
+
+
+def pytest_configure(config):
+    (Path(__file__).parent / "configured.txt").write_text(started())
+
+
+def pytest_collection_finish(session):
+    (Path(__file__).parent / "collected.txt").write_text(started())
 """
 
 
 @pytest.mark.parametrize(
-    "options, started",
+    "options, environment, ini, started",
     [
-        (("--workers", "2"), True),
-        (("--workers", "auto"), True),
-        (("--workers", "1"), False),
-        ((), False),
-        (("--workers", "2", "--collect-only"), False),
+        (("--workers", "2"), "", "", (True, True)),
+        (("--workers=auto",), "", "", (True, True)),
+        ((), "--workers 2", "", (True, True)),
+        ((), "", "addopts = --workers 2", (True, True)),
+        ((), "", "dotevals_workers = 2", (True, True)),
+        (("-o", "dotevals_workers=2"), "", "", (True, True)),
+        (("--workers", "1"), "", "", (False, False)),
+        ((), "", "", (False, False)),
+        (("--workers", "2", "--executor", "dask://127.0.0.1:9"), "", "", (False, False)),
+        (("--workers", "2", "--collect-only"), "", "", (False, False)),
     ],
 )
-def test_the_fork_server_starts_while_pytest_collects_when_workers_are_asked_for(
-    pytester, options, started
+def test_the_fork_server_starts_before_pytest_collects_when_workers_are_asked_for(
+    pytester, monkeypatch, options, environment, ini, started
 ):
     pytester.makeconftest(FORK_SERVER_PROBE)
+    pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile(
         eval_probe="""
         from dotevals import Score, foreach
@@ -908,7 +922,8 @@ def test_the_fork_server_starts_while_pytest_collects_when_workers_are_asked_for
             return Score("v", n)
         """
     )
+    monkeypatch.setenv("PYTEST_ADDOPTS", environment)
     url = storage_url("json", pytester.path)
     result = run_pytest(pytester, *options, "--storage", url, "--experiment", "p")
-    assert result.ret == 0, result.stdout.str()
-    assert (pytester.path / "probe.txt").read_text() == str(started)
+    probes = [(pytester.path / name).read_text() for name in ("configured.txt", "collected.txt")]
+    assert tuple(probe == "True" for probe in probes) == started, result.stdout.str()

@@ -3,8 +3,9 @@
 A pytest session's workers fork from a fork server (Python's ``forkserver``
 start method, given to loky) that has imported dotevals' worker side and pytest
 once: a worker is ready in milliseconds instead of starting an interpreter and
-importing both. The server is started by :func:`warm` as soon as the session's
-options ask for local workers, so that it imports them while pytest collects.
+importing both. The plugin starts the server (:func:`warm`) as soon as the
+session's command line asks for local workers, so that it imports them while
+pytest starts and collects.
 Outside pytest, workers start as loky starts them, a fresh interpreter each,
 which does not import the main module (a script need not guard its
 ``dotevals.run``).
