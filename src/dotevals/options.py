@@ -48,7 +48,7 @@ Kind = Literal["value", "switch", "repeat"]
 _SAME = object()
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # what a dataclass makes costs every pytest run that loads dotevals
 class Option:
     """One row of the option table (the metadata of a :class:`RunOptions` field)."""
 
@@ -158,7 +158,7 @@ def _gates(texts: Sequence[str | Gate]) -> tuple[Gate, ...]:
     return tuple({gate.key: gate for gate in gates}.values())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunOptions:
     """The options of one run, parsed. Build it with :meth:`parse`."""
 
