@@ -71,11 +71,15 @@ def _object(data: dict[Any, Any]) -> str:
 
 
 def _score(score: Score) -> str:
-    name, metadata = score.name, score.metadata
-    metrics = ", ".join([_value(metric.spec) for metric in score.metrics])
+    name, metadata, metrics = score.name, score.metadata, score.metrics
+    if len(metrics) == 1:  # the usual case: one metric, named by text
+        spec = metrics[0].spec
+        listed = _string(spec) if type(spec) is str else _value(spec)
+    else:
+        listed = ", ".join([_value(metric.spec) for metric in metrics])
     return (
         f'{{"name": {_string(name) if type(name) is str else _value(name)}, '
-        f'"value": {_value(score.value)}, "metrics": [{metrics}], '
+        f'"value": {_value(score.value)}, "metrics": [{listed}], '
         f'"metadata": {"{}" if type(metadata) is dict and not metadata else _value(metadata)}}}'
     )
 
@@ -119,7 +123,8 @@ def record_text(record: Record) -> str | None:
     """``encode_json(record.to_dict())``; None when that text has to escape what UTF-8
     cannot hold (a lone surrogate), which only the whole record's encoding does."""
     result = record.result
-    scores = ", ".join([_score(score) for score in result.scores])
+    listed = result.scores
+    scores = _score(listed[0]) if len(listed) == 1 else ", ".join([_score(s) for s in listed])
     if result.prompt is None and result.error is None and result.model_response is None:
         middle = _NOTHING_ELSE
     else:
