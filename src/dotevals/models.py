@@ -453,7 +453,8 @@ class _Spent:
     """One model's usage and cost in one epoch, in flat memory: four token counts, a
     cost and a flag per row (samples that report usage can be millions: objects kept
     for each would weigh on memory and on the garbage collector), the token sums and
-    the sum of the finite costs. A row's counts and cost are zero unless it is kept."""
+    the sum of the finite costs. A row's counts and cost are zero unless it is kept
+    (:meth:`forget` sets them back)."""
 
     __slots__ = ("counts", "costs", "flags", "tokens", "finite_cost", "odd_costs")
     USAGE, COST = 1, 2
@@ -479,22 +480,14 @@ class _Spent:
         flag = 0
         if used is not None:
             counts, tokens, at = self.counts, self.tokens, 4 * index
-            n = used.input_tokens
-            if n:
-                counts[at] = n
-                tokens[0] += n
-            n = used.output_tokens
-            if n:
-                counts[at + 1] = n
-                tokens[1] += n
-            n = used.cached_input_tokens
-            if n:
-                counts[at + 2] = n
-                tokens[2] += n
-            n = used.reasoning_tokens
-            if n:
-                counts[at + 3] = n
-                tokens[3] += n
+            counts[at] = n = used.input_tokens
+            tokens[0] += n
+            counts[at + 1] = n = used.output_tokens
+            tokens[1] += n
+            if used.cached_input_tokens or used.reasoning_tokens:  # often none
+                for i, n in enumerate((used.cached_input_tokens, used.reasoning_tokens), 2):
+                    counts[at + i] = n
+                    tokens[i] += n
             flag = self.USAGE
         if usd is not None:
             self.costs[index] = usd
