@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import platform
+import sys
+import types
 from pathlib import Path
+
+import pytest
 
 import dotevals
 from dotevals import Score, foreach
-from dotevals.storage import get_storage
+from dotevals.storage import get_storage, provenance
 from dotevals.storage.provenance import Fingerprint
 
 
@@ -44,3 +50,22 @@ def test_runs_over_equal_rows_store_equal_fingerprints_and_others_differ(tmp_pat
     assert stored_fingerprint(tmp_path, "b", list(range(1500))) == first
     reordered = stored_fingerprint(tmp_path, "c", [*range(1, 1500), 0])
     assert reordered[0] != first[0]
+
+
+def test_versions_are_pythons_and_those_of_the_packages_installed(monkeypatch):
+    engine = types.ModuleType("dotevals_test_engine")
+    engine.__version__ = "9.9"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, engine.__name__, engine)
+    packages = {
+        "pytest": "pytest",
+        "cloudpickle": "cloudpickle",
+        "test-engine": engine.__name__,
+        "not-installed": "dotevals_test_no_such_module",
+    }
+    monkeypatch.setattr(provenance, "PACKAGES", packages)
+    assert provenance.versions.__wrapped__() == {
+        "python": platform.python_version(),
+        "pytest": pytest.__version__,
+        "cloudpickle": importlib.metadata.version("cloudpickle"),
+        "test-engine": "9.9",  # as the imported module states it
+    }

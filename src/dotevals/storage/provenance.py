@@ -13,39 +13,50 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 __all__ = ["Fingerprint", "git_commit", "git_dirty", "versions"]
 
 #: The packages whose versions are kept when they are installed: the engine's own,
-#: and those that call or run models.
-PACKAGES = (
-    "dotevals",
-    "pytest",
-    "loky",
-    "cloudpickle",
-    "genai-prices",
-    "openai",
-    "anthropic",
-    "litellm",
-    "transformers",
-    "torch",
-    "vllm",
-    "numpy",
-)
+#: and those that call or run models; with the module each one imports as.
+PACKAGES = {
+    "dotevals": "dotevals",
+    "pytest": "pytest",
+    "loky": "loky",
+    "cloudpickle": "cloudpickle",
+    "genai-prices": "genai_prices",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "litellm": "litellm",
+    "transformers": "transformers",
+    "torch": "torch",
+    "vllm": "vllm",
+    "numpy": "numpy",
+}
 
 
 @functools.cache
 def versions() -> dict[str, str]:
-    """Python's version and each installed package of :data:`PACKAGES`'."""
-    from importlib.metadata import PackageNotFoundError, version
+    """Python's version and each installed package of :data:`PACKAGES`': the version a
+    module imported already states (``__version__``), else its distribution's. A
+    package that cannot be imported is not looked for among the distributions (a
+    look that takes about a millisecond each)."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
 
     found = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name, module in PACKAGES.items():
+        stated = getattr(sys.modules.get(module), "__version__", None)
+        if isinstance(stated, str):
+            found[name] = stated
+            continue
         try:
+            if find_spec(module) is None:
+                continue
             found[name] = version(name)
-        except PackageNotFoundError:
+        except (ImportError, ValueError):  # PackageNotFoundError is an ImportError
             continue
     return found
 
