@@ -94,6 +94,21 @@ def test_an_async_rows_exit_is_its_error():
         assert record.error == EXITED
 
 
+def test_an_async_rows_sys_exit_is_its_error_with_a_timeout_too():
+    """With a timeout the row's coroutine runs in a task of its own, and a task hands
+    SystemExit on to the event loop, which would end."""
+
+    async def row() -> None:
+        await asyncio.sleep(0)
+        sys.exit(3)
+
+    call = async_caller(row, make_policy(None))
+    for timeout in (None, 30):
+        record = asyncio.run(ascore_row(call, 0, 0, {}, {}, timeout))
+        assert record.error == "SystemExit: 3"
+        assert "in row" in record.traceback
+
+
 def test_a_process_the_row_forks_exits_as_it_asks():
     def row() -> Score:
         child = os.fork()

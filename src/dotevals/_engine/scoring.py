@@ -273,10 +273,19 @@ async def ascore_row(
             value = task.result()
         record = Record(as_result(value), item_id, row, epoch=epoch)
     except TIMED_ROW_ERRORS as exc:
-        record = failed_record(item_id, row, exc, epoch)
+        failure = exc.exited if isinstance(exc, _LeftTask) else exc
+        record = failed_record(item_id, row, failure, epoch)
     finally:
         leave(token)
     return _ended(record, current, start, metering.prices)
+
+
+class _LeftTask(Exception):
+    """A row's ``SystemExit``, carried out of the task its coroutine runs in."""
+
+    def __init__(self, exited: SystemExit):
+        super().__init__(str(exited))
+        self.exited = exited
 
 
 class _Closable:
@@ -290,6 +299,8 @@ class _Closable:
     async def run(self) -> Any:
         try:
             return await self.coroutine
+        except SystemExit as exc:  # a task hands SystemExit to the event loop, which ends
+            raise _LeftTask(exc) from None
         except RuntimeError:  # "cannot reuse already awaited coroutine": closed below
             if self.closed:
                 import asyncio
