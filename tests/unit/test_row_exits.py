@@ -11,6 +11,7 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 import tenacity
 
 from dotevals import Score
@@ -83,30 +84,24 @@ def test_a_row_may_catch_sys_exit_as_code_does():
     assert record.result.scores[0].value == 2
 
 
-def test_an_async_rows_exit_is_its_error():
-    async def row() -> None:
-        await asyncio.sleep(0)
-        os._exit(3)
-
-    call = async_caller(row, make_policy(None))
-    for timeout in (None, 30):
-        record = asyncio.run(ascore_row(call, 0, 0, {}, {}, timeout))
-        assert record.error == EXITED
+async def exits_async() -> None:
+    await asyncio.sleep(0)
+    os._exit(3)
 
 
-def test_an_async_rows_sys_exit_is_its_error_with_a_timeout_too():
+async def sys_exits_async() -> None:
+    await asyncio.sleep(0)
+    sys.exit(3)
+
+
+@pytest.mark.parametrize("timeout", [None, 30])
+@pytest.mark.parametrize("row, error", [(exits_async, EXITED), (sys_exits_async, "SystemExit: 3")])
+def test_an_async_rows_exit_is_its_error(row, error, timeout):
     """With a timeout the row's coroutine runs in a task of its own, and a task hands
     SystemExit on to the event loop, which would end."""
-
-    async def row() -> None:
-        await asyncio.sleep(0)
-        sys.exit(3)
-
-    call = async_caller(row, make_policy(None))
-    for timeout in (None, 30):
-        record = asyncio.run(ascore_row(call, 0, 0, {}, {}, timeout))
-        assert record.error == "SystemExit: 3"
-        assert "in row" in record.traceback
+    record = asyncio.run(ascore_row(async_caller(row, make_policy(None)), 0, 0, {}, {}, timeout))
+    assert record.error == error
+    assert "_async" in record.traceback
 
 
 def test_a_process_the_row_forks_exits_as_it_asks():
