@@ -61,6 +61,11 @@ def _object(data: dict[Any, Any]) -> str:
     also cuts cycles)."""
     if not data:
         return "{}"
+    if len(data) == 1:  # the usual dataset row, or a cost of one model
+        [(key, value)] = data.items()
+        plain = _PLAIN.get(type(value))
+        if plain is not None and type(key) is str:
+            return f"{{{_string(key)}: {plain(value)}}}"
     members = []
     for key, value in data.items():
         plain = _PLAIN.get(type(value))
@@ -72,9 +77,8 @@ def _object(data: dict[Any, Any]) -> str:
 
 def _score(score: Score) -> str:
     name, metadata, metrics = score.name, score.metadata, score.metrics
-    if len(metrics) == 1:  # the usual case: one metric, named by text
-        spec = metrics[0].spec
-        listed = _string(spec) if type(spec) is str else _value(spec)
+    if len(metrics) == 1:  # the usual case: one metric
+        listed = _value(metrics[0].spec)
     else:
         listed = ", ".join([_value(metric.spec) for metric in metrics])
     return (
@@ -101,20 +105,6 @@ def _by_model(usage: dict[str, Usage]) -> str:
     return "{" + ", ".join([f"{_string(m)}: {_usage(u)}" for m, u in usage.items()]) + "}"
 
 
-def _cost(cost: dict[Any, Any]) -> str:
-    """USD by model: text keys and floats here, anything else through the encoder."""
-    if len(cost) == 1:
-        [(model, usd)] = cost.items()
-        if type(model) is str and type(usd) is float:
-            return f"{{{_string(model)}: {_float(usd)}}}"
-    members = []
-    for model, usd in cost.items():
-        if type(model) is not str or type(usd) is not float:
-            return _value(cost)
-        members.append(f"{_string(model)}: {_float(usd)}")
-    return "{" + ", ".join(members) + "}"
-
-
 #: The middle of the text of a record whose result has no error, prompt or response.
 _NOTHING_ELSE = '"prompt": null, "error": null, "model_response": null'
 
@@ -134,23 +124,22 @@ def record_text(record: Record) -> str | None:
         )
     if result.usage:
         middle += f', "usage": {_by_model(result.usage)}'
-    item_id, row, error, stamp = record.item_id, record.dataset_row, record.error, record.timestamp
+    item_id, row, error = record.item_id, record.dataset_row, record.error
     text = (
         f'{{"item_id": {repr(item_id) if type(item_id) is int else _value(item_id)}, '
         f'"dataset_row": {_object(row) if type(row) is dict else _value(row)}, '
         f'"result": {{"scores": [{scores}], {middle}}}, '
         f'"error": {"null" if error is None else _value(error)}, '
-        f'"timestamp": {_float(stamp) if type(stamp) is float else _value(stamp)}'
+        f'"timestamp": {_value(record.timestamp)}'
     )
     if record.traceback is not None:
         text += f', "traceback": {_value(record.traceback)}'
     if record.epoch:
         text += f', "epoch": {_value(record.epoch)}'
-    duration = record.duration
-    if duration is not None:
-        text += f', "duration": {_float(duration) if type(duration) is float else _value(duration)}'
+    if record.duration is not None:
+        text += f', "duration": {_value(record.duration)}'
     if record.cost:
-        text += f', "cost": {_cost(record.cost)}'
+        text += f', "cost": {_object(record.cost)}'
     if record.settings:
         text += f', "settings": {_value(record.settings)}'
     if record.model_calls is not None:
