@@ -50,13 +50,13 @@ class Price:
 
     def cost(self, usage: Usage) -> float:
         """The cost of ``usage`` at this price, in USD."""
-        given, cached = usage.input_tokens, usage.cached_input_tokens
-        if not cached:  # the usual case: no cache read
-            return (given * self.input + usage.output_tokens * self.output) / PER
-        cached = min(cached, given)
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
         cached_price = self.input if self.cached_input is None else self.cached_input
-        paid = (given - cached) * self.input + cached * cached_price
-        return (paid + usage.output_tokens * self.output) / PER
+        return (
+            (usage.input_tokens - cached) * self.input
+            + cached * cached_price
+            + usage.output_tokens * self.output
+        ) / PER
 
 
 #: The prices set in this process, by model.
