@@ -12,6 +12,7 @@ where each row ran. Nothing here asserts timings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -927,3 +928,67 @@ def test_the_fork_server_starts_before_pytest_collects_when_workers_are_asked_fo
     result = run_pytest(pytester, *options, "--storage", url, "--experiment", "p")
     probes = [(pytester.path / name).read_text() for name in ("configured.txt", "collected.txt")]
     assert tuple(probe == "True" for probe in probes) == started, result.stdout.str()
+
+
+#: Preloaded by a fork server after dotevals' own module: writes whether the server's
+#: exit handlers ran, and whether its interpreter was torn down (a module global's
+#: ``__del__``).
+FORK_SERVER_EXIT_PROBE = """
+import atexit
+import os
+from pathlib import Path
+
+HERE = Path(os.environ["PROBE_DIR"])
+atexit.register((HERE / "handlers.txt").write_text, "ran")
+
+
+class TornDown:
+    def __del__(self, path=str(HERE / "torn_down.txt"), open=open):
+        with open(path, "w") as file:
+            file.write("yes")
+
+
+KEEP = TornDown()
+"""
+
+#: Starts a fork server preloading the modules named on its command line, forks one
+#: child from it (so that the server has preloaded them), prints its pid and ends.
+FORK_SERVER_SCRIPT = """
+import multiprocessing
+import sys
+
+import psutil
+
+context = multiprocessing.get_context("forkserver")
+context.set_forkserver_preload(sys.argv[1:])
+child = context.Process(target=print)
+child.start()
+child.join()
+servers = [c for c in psutil.Process().children() if "forkserver" in " ".join(c.cmdline())]
+print(servers[0].pid)
+"""
+
+
+@pytest.mark.parametrize("leaves_at_once", [True, False])
+def test_the_fork_server_runs_its_exit_handlers_and_skips_its_teardown(tmp_path, leaves_at_once):
+    """When the main process ends, the server leaves without tearing its interpreter
+    down (a caller reading the run's output to its end waits for no teardown); the
+    exit handlers of what it preloaded still run."""
+    from dotevals._engine.executors.fork_server import PRELOAD
+
+    (tmp_path / "exit_probe.py").write_text(FORK_SERVER_EXIT_PROBE)
+    preload = [*(PRELOAD[:1] if leaves_at_once else []), "exit_probe"]
+    assert PRELOAD[0] == "dotevals._engine.executors.fork_server_exit"
+    env = {**os.environ, "PROBE_DIR": str(tmp_path), "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_SERVER_SCRIPT, *preload],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(int(done.stdout.split()[-1])).wait(timeout=60)
+    assert (tmp_path / "handlers.txt").read_text() == "ran"
+    assert (tmp_path / "torn_down.txt").exists() is not leaves_at_once

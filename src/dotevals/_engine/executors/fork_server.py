@@ -5,7 +5,9 @@ start method, given to loky) that has imported dotevals' worker side and pytest
 once: a worker is ready in milliseconds instead of starting an interpreter and
 importing both. The plugin starts the server (:func:`warm`) as soon as the
 session's command line asks for local workers, so that it imports them while
-pytest starts and collects.
+pytest starts and collects. When the run's main process ends, the server leaves
+without tearing its interpreter down (:mod:`.fork_server_exit`): it shares the
+run's output, which a caller reading it to its end would otherwise wait for.
 Outside pytest, workers start as loky starts them, a fresh interpreter each,
 which does not import the main module (a script need not guard its
 ``dotevals.run``).
@@ -19,8 +21,13 @@ from typing import Any
 
 __all__ = ["start_method", "warm"]
 
-#: What the server imports before it forks any worker.
-PRELOAD = ["dotevals._engine.worker.process", "pytest"]
+#: What the server imports before it forks any worker; the first module makes it leave
+#: without tearing its interpreter down once the run's main process has ended.
+PRELOAD = [
+    "dotevals._engine.executors.fork_server_exit",
+    "dotevals._engine.worker.process",
+    "pytest",
+]
 
 
 def start_method() -> Any:
