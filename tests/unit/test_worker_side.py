@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 
@@ -145,7 +146,23 @@ def test_a_worker_unpickles_an_evaluations_payload_once_for_all_its_chunks():
 
 
 def test_the_fork_server_preloads_the_worker_side_by_its_name():
+    from dotevals._engine.executors import fork_server_exit
     from dotevals._engine.executors.fork_server import PRELOAD
     from dotevals._engine.worker import process
 
-    assert [process.__name__, "pytest"] == PRELOAD
+    assert [fork_server_exit.__name__, process.__name__, "pytest"] == PRELOAD
+
+
+def test_the_fork_servers_exit_module_imported_elsewhere_leaves_the_exit_as_it_is():
+    """Only the fork server's preload makes a process leave without its teardown: any
+    other process that imports the module keeps its exit status and its teardown."""
+    code = (
+        "import dotevals._engine.executors.fork_server_exit, sys\n"
+        "class TornDown:\n"
+        "    def __del__(self, write=sys.stdout.write):\n"
+        "        write('torn down')\n"
+        "KEEP = TornDown()\n"
+        "sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (3, "torn down")
