@@ -12,6 +12,7 @@ does nothing.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 from types import FrameType
@@ -36,7 +37,7 @@ def _preloaded_by_fork_server() -> bool:
 def _leave() -> None:
     if os.getpid() == _SERVER:
         for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # None or closed
                 stream.flush()
         os._exit(0)
 
