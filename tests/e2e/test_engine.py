@@ -991,3 +991,36 @@ def test_the_fork_server_runs_its_exit_handlers_and_skips_its_teardown(tmp_path,
         psutil.Process(int(done.stdout.split()[-1])).wait(timeout=60)
     assert (tmp_path / "handlers.txt").read_text() == "ran"
     assert (tmp_path / "torn_down.txt").exists() is not leaves_at_once
+
+
+LONG_TMPDIR_EVAL = """
+import os
+
+from dotevals import Score, foreach
+
+
+@foreach("n", range(40))
+def eval_long_tmpdir(n):
+    return Score("v", n, metadata={"pid": os.getpid()})
+"""
+
+
+def test_a_temporary_directory_too_long_for_the_fork_server_s_socket_still_has_workers(
+    pytester, monkeypatch
+):
+    """The fork server listens on a Unix socket in the temporary directory, whose path
+    has at most about 100 characters; under a longer ``TMPDIR`` (nox and tox set one
+    inside the project) the plugin still loads and the rows run in worker processes
+    (started as loky starts them where Python cannot shorten that path)."""
+    long_tmpdir = pytester.path / ("t" * 110)
+    long_tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmpdir))
+    pytester.makeconftest(PID_CONFTEST)
+    pytester.makepyfile(eval_long=LONG_TMPDIR_EVAL)
+    url = storage_url("json", pytester.path)
+
+    result = run_pytest(pytester, "--workers", "2", "--storage", url, "--experiment", "tmp")
+    result.assert_outcomes(passed=1)
+    records = get_storage(url).load_records("tmp", "eval_long.py::eval_long_tmpdir")
+    assert [r.result.scores[0].value for r in records] == list(range(40))
+    assert main_pid(pytester) not in pids(records)

@@ -10,7 +10,10 @@ without tearing its interpreter down (:mod:`.fork_server_exit`): it shares the
 run's output, which a caller reading it to its end would otherwise wait for.
 Outside pytest, workers start as loky starts them, a fresh interpreter each,
 which does not import the main module (a script need not guard its
-``dotevals.run``).
+``dotevals.run``). So do they when the server cannot start: it listens on a
+Unix socket in the temporary directory, whose path has at most about 100
+characters, and a long ``TMPDIR`` (nox and tox set one inside the project)
+makes it longer on Python before 3.13.4, which does not shorten it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ PRELOAD = [
 
 def start_method() -> Any:
     """The multiprocessing context workers start with: the fork server's when the
-    main module is pytest's, else None (loky's own)."""
+    main module is pytest's and the server runs, else None (loky's own)."""
     import multiprocessing
 
     main = sys.modules.get("__main__")
@@ -44,14 +47,28 @@ def start_method() -> Any:
         return None
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
-    return context
+    return context if _server_started() else None
 
 
 def warm() -> None:
     """Start the fork server now, if workers will fork from it, without waiting for it:
     it imports what it preloads while this process goes on."""
-    if start_method() is None:
-        return
-    from multiprocessing import forkserver
+    start_method()
 
-    forkserver.ensure_running()
+
+#: The server could not start in this process (see the module docstring).
+_failed = False
+
+
+def _server_started() -> bool:
+    """Start the fork server unless it runs (it is not waited for); False if it cannot
+    start, and from then on."""
+    global _failed
+    if not _failed:
+        from multiprocessing import forkserver
+
+        try:
+            forkserver.ensure_running()
+        except OSError:  # e.g. "AF_UNIX path too long": no socket in this TMPDIR
+            _failed = True
+    return not _failed
