@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -345,9 +347,13 @@ def as_in_a_terminal() -> None:
 
 
 @contextlib.contextmanager
-def spawned(command: list[str], cwd: Path, **kwargs) -> Iterator[subprocess.Popen]:
+def spawned(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, **kwargs
+) -> Iterator[subprocess.Popen]:
     """A process in a session of its own, with the signal handling of a terminal's
-    programs; whatever is left of its group is killed after."""
+    programs and a temporary directory of its own (``TMPDIR``: what a killed run
+    leaves there is removed after it); whatever is left of its group is killed after."""
+    temporary = tempfile.mkdtemp(prefix="spawned-")  # short: a fork server's socket is in it
     proc = subprocess.Popen(
         command,
         cwd=cwd,
@@ -355,18 +361,41 @@ def spawned(command: list[str], cwd: Path, **kwargs) -> Iterator[subprocess.Pope
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=as_in_a_terminal,
+        env={**(os.environ if env is None else env), "TMPDIR": temporary},
         **kwargs,
     )
     try:
         yield proc
     finally:
         kill_group(proc)
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    """Kill the process and everything left in its process group (pool workers)."""
+def kill_group(proc: subprocess.Popen, wind_down: float = 10.0) -> None:
+    """Kill the process and everything left in its process group (pool workers).
+
+    Once the process has ended (a test killed it), the rest of its group first has
+    up to ``wind_down`` seconds to end on its own: workers leave with their main
+    process, and the resource tracker it started then unlinks the semaphores the
+    pool left, which it cannot do once killed.
+    """
+    if proc.poll() is not None:
+        deadline = time.monotonic() + wind_down
+        while group_running(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     if proc.poll() is None:
         proc.kill()
     proc.communicate()
+
+
+def group_running(group: int) -> bool:
+    """Some process of process group ``group`` runs (a zombie does not)."""
+    for process in psutil.process_iter(["status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == group:
+                return True
+        except (OSError, psutil.Error):  # it ended meanwhile
+            continue
+    return False
