@@ -11,9 +11,9 @@ run's output, which a caller reading it to its end would otherwise wait for.
 Outside pytest, workers start as loky starts them, a fresh interpreter each,
 which does not import the main module (a script need not guard its
 ``dotevals.run``). So do they when the server cannot start: it listens on a
-Unix socket in the temporary directory, whose path has at most about 100
-characters, and a long ``TMPDIR`` (nox and tox set one inside the project)
-makes it longer on Python before 3.13.4, which does not shorten it.
+Unix socket in the temporary directory, a socket's path can have about 100
+characters at most, and a long ``TMPDIR`` (nox and tox set one inside the
+project) makes it longer on Python before 3.13.4, which does not shorten it.
 """
 
 from __future__ import annotations
