@@ -12,8 +12,9 @@ Outside pytest, workers start as loky starts them, a fresh interpreter each,
 which does not import the main module (a script need not guard its
 ``dotevals.run``). So do they when the server cannot start: it listens on a
 Unix socket in the temporary directory, a socket's path can have about 100
-characters at most, and a long ``TMPDIR`` (nox and tox set one inside the
-project) makes it longer on Python before 3.13.4, which does not shorten it.
+characters at most, and a long ``TMPDIR`` (one inside a project, as test
+runners and CI jobs may set) makes it longer on Python 3.12 and earlier, which
+do not shorten it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["start_method", "warm"]
+__all__ = ["failure", "start_method", "warm"]
 
 #: What the server imports before it forks any worker; the first module makes it leave
 #: without tearing its interpreter down once the run's main process has ended.
@@ -56,19 +57,31 @@ def warm() -> None:
     start_method()
 
 
-#: The server could not start in this process (see the module docstring).
-_failed = False
+#: Why the server could not start in this process (see the module docstring); None
+#: while it could.
+_failure: str | None = None
+
+
+def failure() -> str | None:
+    """Why workers do not fork from the server in this process, for the run to say;
+    None when they do (or no pool was asked for)."""
+    return _failure
 
 
 def _server_started() -> bool:
     """Start the fork server unless it runs (it is not waited for); False if it cannot
     start, and from then on."""
-    global _failed
-    if not _failed:
+    global _failure
+    if _failure is None:
         from multiprocessing import forkserver
 
         try:
             forkserver.ensure_running()
-        except OSError:  # e.g. "AF_UNIX path too long": no socket in this TMPDIR
-            _failed = True
-    return not _failed
+        except OSError as exc:  # e.g. "AF_UNIX path too long": no socket in this TMPDIR
+            _failure = (
+                "its socket's path in TMPDIR is too long; a shorter TMPDIR (TMPDIR=/tmp) "
+                "lets workers fork in milliseconds"
+                if "too long" in str(exc)
+                else f"{type(exc).__name__}: {exc}"
+            )
+    return _failure is None

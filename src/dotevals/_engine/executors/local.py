@@ -28,8 +28,8 @@ from typing import Any
 from loky import BrokenProcessPool, ProcessPoolExecutor, cpu_count
 from loky.process_executor import TerminatedWorkerError
 
+from dotevals._engine.executors import fork_server
 from dotevals._engine.executors.base import Executor
-from dotevals._engine.executors.fork_server import start_method
 from dotevals._engine.executors.sizing import WorkerCount
 from dotevals._engine.worker import process as worker
 from dotevals.errors import TransferError
@@ -58,7 +58,11 @@ class LocalPool(Executor):
         self._survivors: set[int] | None = None
 
     def describe(self) -> str:
-        return str(WorkerCount(self.slots, self.reason))
+        text = str(WorkerCount(self.slots, self.reason))
+        failed = fork_server.failure()
+        if failed is not None:
+            text += f"; they start as fresh interpreters, the fork server could not start: {failed}"
+        return text
 
     @property
     def executor(self) -> ProcessPoolExecutor:
@@ -73,7 +77,7 @@ class LocalPool(Executor):
                 max_workers=self.slots,
                 initializer=worker.initialize,
                 initargs=(list(sys.path), os.getcwd(), os.getpid(), self._teardowns, environ),
-                context=start_method(),
+                context=fork_server.start_method(),
             )
         return self._executor
 
