@@ -50,8 +50,6 @@ class Price:
 
     def cost(self, usage: Usage) -> float:
         """The cost of ``usage`` at this price, in USD."""
-        if not usage.cached_input_tokens:  # the usual case
-            return (usage.input_tokens * self.input + usage.output_tokens * self.output) / PER
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         cached_price = self.input if self.cached_input is None else self.cached_input
         return (
